@@ -1,0 +1,51 @@
+"""The `clearcurate` command line. Pipeline stages run through `dvc repro`; this holds the tools around it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+from clearcurate import __version__
+from clearcurate.noisy_data import SquadNConfig, build_squad_n
+from clearcurate.records import write_jsonl
+
+log = logging.getLogger("clearcurate")
+
+
+def _make_squad_n(args: argparse.Namespace) -> None:
+    cfg = SquadNConfig(**{f.name: getattr(args, f.name) for f in fields(SquadNConfig)})
+    train, test, labels = build_squad_n(args.source, cfg)
+    out = Path(args.out)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "test.jsonl", test)
+    write_jsonl(out / "noise_labels.jsonl", labels)
+    noisy = sum(label["noisy"] for label in labels)
+    log.info("wrote %d train rows (%d noisy), %d test rows to %s", len(train), noisy, len(test), out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clearcurate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"clearcurate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    squad = sub.add_parser(
+        "make-squad-n",
+        help="build SQuAD-N (noisy SQuAD, as in the CLEAR paper) with separate noise labels",
+    )
+    squad.add_argument("--source", default="../shared/data/squad-v1.1-dev/dev.jsonl", help="flat SQuAD v1.1 JSONL")
+    squad.add_argument("--out", default="data/raw", help="output folder")
+    for f in fields(SquadNConfig):
+        squad.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    squad.set_defaults(func=_make_squad_n)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

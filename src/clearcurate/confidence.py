@@ -1,0 +1,112 @@
+"""BSDetector scoring math (Chen & Mueller 2024, Sec. 3), free of any model I/O.
+
+Observed consistency O: o_j = alpha * sim(sample_j, response) + (1 - alpha) * exact_match, O = mean_j o_j.
+Self-reflection certainty S: A (correct) = 1, B (incorrect) = 0, C (not sure) = 0.5, averaged over
+the follow-up questions; with next-token probabilities this is the expected score.
+Confidence: a weighted mean of the components; the paper's is beta * O + (1 - beta) * S.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+CHOICE_SCORES = {"A": 1.0, "B": 0.0, "C": 0.5}
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ANSWER = re.compile(r"answer\s*:\s*", re.IGNORECASE)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's official normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(reference))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD token-overlap F1 between normalised strings (1.0 when both are empty)."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def extract_answer(text: str) -> str:
+    """The part after the last `answer:` of a chain-of-thought sample, else the whole text.
+
+    The paper's template asks for "explanation: ..., answer: ..."; only the answer is compared
+    with the dataset response.
+    """
+    matches = list(_ANSWER.finditer(text))
+    if not matches:
+        return text.strip()
+    return text[matches[-1].end() :].split("\n")[0].strip()
+
+
+def observed_consistency(similarities: Sequence[float], exact: Sequence[float], alpha: float) -> float:
+    """O = mean_j (alpha * sim_j + (1 - alpha) * em_j); 0.0 when there are no samples."""
+    if len(similarities) != len(exact):
+        raise ValueError("similarities and exact matches must have the same length")
+    if not similarities:
+        return 0.0
+    return sum(alpha * s + (1 - alpha) * e for s, e in zip(similarities, exact)) / len(similarities)
+
+
+def reflection_certainty(choice_probs: Sequence[float]) -> float:
+    """Expected score of one self-reflection answer from P(A), P(B), P(C)."""
+    if len(choice_probs) != 3:
+        raise ValueError("expected probabilities for the three choices A, B, C")
+    total = sum(choice_probs)
+    if total <= 0:
+        raise ValueError("choice probabilities sum to zero")
+    return sum(p * CHOICE_SCORES[c] for p, c in zip(choice_probs, "ABC")) / total
+
+
+def likelihood_ratio(response_logprob: float, best_logprob: float) -> float:
+    """exp(log p(response) - log p(model's best answer)), capped at 1.
+
+    1.0 when the response is at least as likely as anything the model produced itself; it
+    decays with how much less likely the given response is than the model's own answer.
+    """
+    return math.exp(min(0.0, response_logprob - best_logprob))
+
+
+def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """Weighted mean of the named components; weights need not sum to 1 but must not all be 0."""
+    active = {k: w for k, w in weights.items() if w}
+    if not active:
+        raise ValueError("all confidence weights are zero")
+    missing = [k for k in active if k not in components]
+    if missing:
+        raise ValueError(f"confidence weights name unknown components: {missing}")
+    if any(w < 0 for w in active.values()):
+        raise ValueError("confidence weights must be non-negative")
+    return sum(components[k] * w for k, w in active.items()) / sum(active.values())
+
+
+def paper_weights(beta: float) -> dict[str, float]:
+    """The paper's C = beta * O + (1 - beta) * S."""
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    return {"consistency": beta, "reflection": 1.0 - beta}
+
+
+def candidate_preference(letter_probs: Sequence[float], candidate_is_a: bool) -> float:
+    """P(candidate is better) from the judge's P(A), P(B), whichever slot the candidate was shown in."""
+    p_a, p_b = letter_probs[0], letter_probs[1]
+    total = p_a + p_b
+    if total <= 0:
+        raise ValueError("judge probabilities sum to zero")
+    return (p_a if candidate_is_a else p_b) / total

@@ -1,0 +1,78 @@
+"""Auto-Correct: the fine-tuned model proposes, the base model judges, eta decides.
+
+The judge sees the original and the candidate as (A) and (B) in a per-row random order, so a
+small model's preference for one slot cancels out over the dataset instead of biasing every
+verdict the same way. Confidence that the candidate is better uses the BSDetector machinery:
+the judge's probability of choosing the candidate (the expected agreement of sampled verdicts,
+i.e. observed consistency) combined with self-reflection on the candidate, weighted by beta.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from clearcurate import confidence as cf
+from clearcurate import prompts
+from clearcurate.curation import CORRECTED, REMOVED, correction_reason, should_replace
+from clearcurate.llm.hf import LocalLM
+from clearcurate.records import Record
+from clearcurate.scoring import reflect
+
+log = logging.getLogger(__name__)
+
+
+def candidate_first(row_id: str, seed: int) -> bool:
+    """Whether the candidate is shown as (A) for this row: random per row, stable across runs."""
+    digest = hashlib.sha256(f"{seed}:{row_id}".encode()).digest()
+    return random.Random(digest).random() < 0.5
+
+
+def correct_rows(
+    lm: LocalLM, rows: Sequence[Record], eta: float, beta: float, max_new_tokens: int, seed: int = 0
+) -> list[Record]:
+    """Decide every low-confidence row: corrected (with the new response) or removed, with a reason.
+
+    `lm.model` must be a peft model whose adapter is the fine-tuned model; the adapter is switched
+    off for judging so the base model, not the model that wrote the candidate, is the judge.
+    """
+    if not rows:
+        return []
+    gen = lm.sample([lm.chat(r["prompt"]) for r in rows], n=1, temperature=0.0, max_new_tokens=max_new_tokens, desc="propose")
+    candidates = [g[0].text for g in gen]
+    first = [candidate_first(r["id"], seed) for r in rows]
+    questions = [
+        lm.chat(
+            prompts.judge_question(r["prompt"], c if cand_a else r["response"], r["response"] if cand_a else c),
+            prompts.CHOICE_PREFIX,
+        )
+        for r, c, cand_a in zip(rows, candidates, first)
+    ]
+    with lm.model.disable_adapter():
+        verdicts = lm.choice_probs(questions, prompts.JUDGE_CHOICES, desc="judge")
+        reflections = reflect(lm, rows, responses=candidates)
+    weights = cf.paper_weights(beta)
+    out: list[Record] = []
+    for row, cand, cand_a, probs, refl in zip(rows, candidates, first, verdicts, reflections):
+        preference = cf.candidate_preference(list(probs), cand_a)
+        certainty = float(np.mean([cf.reflection_certainty(p) for p in refl]))
+        conf = cf.combine({"consistency": preference, "reflection": certainty}, weights)
+        replace = should_replace(conf, eta, cand, row["response"])
+        out.append(
+            {
+                "id": row["id"],
+                "outcome": CORRECTED if replace else REMOVED,
+                "reason": correction_reason(conf, eta, cand, row["response"]),
+                "confidence": conf,
+                "judge_preference": preference,
+                "candidate_reflection": certainty,
+                "candidate_shown_as": "A" if cand_a else "B",
+                "old": row["response"],
+                "new": cand,
+            }
+        )
+    return out

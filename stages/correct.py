@@ -1,0 +1,43 @@
+"""DVC stage `correct` (Auto-Correct): propose new responses for removed rows, keep only confident fixes."""
+
+from __future__ import annotations
+
+import logging
+
+from clearcurate.correction import correct_rows
+from clearcurate.curation import CORRECTED, KEPT, REMOVED
+from clearcurate.pipeline import load_lm, setup_logging, stage_params
+from clearcurate.records import read_jsonl, write_json, write_jsonl
+
+log = logging.getLogger("correct")
+
+
+def main() -> None:
+    setup_logging()
+    params = stage_params("correct")
+    kept = read_jsonl("data/filtered/kept.jsonl")
+    removed = read_jsonl("data/filtered/removed.jsonl")
+    lm = load_lm(params["model"], adapter_dir="models/filtered")
+    decisions = correct_rows(
+        lm,
+        removed,
+        eta=float(params["correct"]["eta"]),
+        beta=float(params["score"]["beta"]),
+        max_new_tokens=int(params["correct"]["max_new_tokens"]),
+        seed=int(params["correct"]["seed"]),
+    )
+    by_id = {d["id"]: d for d in decisions}
+    corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason")}, "response": by_id[r["id"]]["new"]}
+                 for r in removed if by_id[r["id"]]["outcome"] == CORRECTED]
+    write_jsonl("data/curated/train.jsonl", [*kept, *corrected])
+    write_jsonl("data/curated/changes.jsonl", (d for d in decisions if d["outcome"] == CORRECTED))
+    outcomes = [{"id": r["id"], "outcome": KEPT, "reason": "confidence >= gamma"} for r in kept]
+    outcomes += [{k: d[k] for k in ("id", "outcome", "reason", "confidence")} for d in decisions]
+    write_jsonl("data/curated/outcomes.jsonl", outcomes)
+    counts = {o: sum(x["outcome"] == o for x in outcomes) for o in (KEPT, CORRECTED, REMOVED)}
+    write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"])})
+    log.info("outcomes: %s", counts)
+
+
+if __name__ == "__main__":
+    main()

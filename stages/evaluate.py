@@ -1,0 +1,61 @@
+"""DVC stage `evaluate`: every model on the clean test set, plus the scorer's detection quality.
+
+The base model is loaded once; the three adapters are attached to it and switched in turn.
+Noise labels (known only for the bundled demo data) are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from clearcurate.evaluation import detection_scores, squad_scores
+from clearcurate.pipeline import load_lm, setup_logging, stage_params
+from clearcurate.records import read_jsonl, write_json, write_jsonl
+
+log = logging.getLogger("evaluate")
+ADAPTERS = {"baseline": "models/baseline", "filtered": "models/filtered", "corrected": "models/corrected"}
+
+
+def main() -> None:
+    setup_logging()
+    params = stage_params("evaluate")
+    test = read_jsonl("data/prepared/test.jsonl")
+    references = [r.get("answers") or [r["response"]] for r in test]
+    lm = load_lm(params["model"], adapter_dir=ADAPTERS["baseline"])
+    for name, path in ADAPTERS.items():
+        if name != "baseline":
+            lm.model.load_adapter(path, adapter_name=name)
+    prompts = [lm.chat(r["prompt"]) for r in test]
+    max_new = int(params["evaluate"]["max_new_tokens"])
+    metrics: dict[str, dict[str, float]] = {}
+    predictions: list[dict[str, str]] = []
+    for name in ("base", *ADAPTERS):
+        if name == "base":
+            with lm.model.disable_adapter():
+                outs = lm.sample(prompts, n=1, temperature=0.0, max_new_tokens=max_new, desc="eval base")
+        else:
+            lm.model.set_adapter(name if name != "baseline" else "default")
+            outs = lm.sample(prompts, n=1, temperature=0.0, max_new_tokens=max_new, desc=f"eval {name}")
+        texts = [o[0].text for o in outs]
+        metrics[name] = squad_scores(texts, references)
+        predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
+        log.info("%-9s EM %.1f  F1 %.1f", name, metrics[name]["exact_match"], metrics[name]["f1"])
+
+    labels_path = Path(params["evaluate"]["noise_labels"])
+    if labels_path.exists():
+        noisy = {r["id"]: bool(r["noisy"]) for r in read_jsonl(labels_path)}
+        confidence = {r["id"]: float(r["confidence"]) for r in read_jsonl("data/scored/train.jsonl")}
+        removed = {r["id"] for r in read_jsonl("data/filtered/removed.jsonl")}
+        metrics["detection"] = detection_scores(confidence, noisy, removed)
+        log.info("detection: %s", metrics["detection"])
+    write_json("metrics/evaluate.json", metrics)
+    write_json(
+        "metrics/test_scores.json",
+        [{"model": m, **metrics[m]} for m in ("base", *ADAPTERS)],
+    )
+    write_jsonl("reports/predictions.jsonl", predictions)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""DVC stage `filter` (Auto-Filter): keep rows with confidence >= gamma, write the rest as removed."""
+
+from __future__ import annotations
+
+import logging
+
+from clearcurate.curation import FilterConfig, split_by_threshold, threshold
+from clearcurate.pipeline import setup_logging, stage_params
+from clearcurate.records import read_jsonl, write_json, write_jsonl
+
+log = logging.getLogger("filter")
+
+
+def main() -> None:
+    setup_logging()
+    cfg = FilterConfig(**stage_params("filter")["filter"])
+    rows = read_jsonl("data/prepared/train.jsonl")
+    scores = {s["id"]: s for s in read_jsonl("data/scored/train.jsonl")}
+    missing = [r["id"] for r in rows if r["id"] not in scores]
+    if missing:
+        raise RuntimeError(f"data/scored/train.jsonl lacks {len(missing)} ids, e.g. {missing[:3]}: rerun score")
+    confidence = {r["id"]: float(scores[r["id"]]["confidence"]) for r in rows}
+    gamma = threshold(list(confidence.values()), cfg)
+    kept_ids, removed_ids = split_by_threshold(confidence, gamma)
+    kept, removed = set(kept_ids), set(removed_ids)
+    write_jsonl("data/filtered/kept.jsonl", (r for r in rows if r["id"] in kept))
+    write_jsonl(
+        "data/filtered/removed.jsonl",
+        ({**r, "confidence": confidence[r["id"]], "reason": f"confidence < gamma {gamma:.4f}"} for r in rows if r["id"] in removed),
+    )
+    write_json("metrics/filter.json", {"gamma": gamma, "kept": len(kept), "removed": len(removed)})
+    log.info("gamma %.4f: kept %d, removed %d of %d rows", gamma, len(kept), len(removed), len(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""DVC stage `score`: BSDetector confidence for every training row (see clearcurate.scoring)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from clearcurate.pipeline import load_lm, setup_logging, stage_params
+from clearcurate.records import read_jsonl, write_json, write_jsonl
+from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.similarity import get_similarity
+from clearcurate.training import LoraTrainConfig
+
+log = logging.getLogger("score")
+
+
+def main() -> None:
+    setup_logging()
+    params = stage_params("score")
+    cfg = ScoreConfig.from_params(params["score"])
+    rows = read_jsonl("data/prepared/train.jsonl")
+    lm = load_lm(params["model"])
+    start = time.perf_counter()
+    scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]))
+    seconds = time.perf_counter() - start
+    write_jsonl("data/scored/train.jsonl", scored)
+    conf = np.array([s["confidence"] for s in scored])
+    write_json(
+        "metrics/score.json",
+        {
+            "rows": len(scored),
+            "recipe": cfg.recipe,
+            "confidence_mean": float(conf.mean()),
+            "confidence_median": float(np.median(conf)),
+            "seconds": round(seconds, 1),
+            "rows_per_second": round(len(scored) / seconds, 3),
+        },
+    )
+    log.info("scored %d rows in %.0f s (median confidence %.3f)", len(scored), seconds, float(np.median(conf)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+import math
+
+import pytest
+
+from clearcurate import confidence as cf
+
+
+def test_normalize_and_exact_match_follow_squad():
+    assert cf.normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert cf.exact_match("the Denver Broncos.", "Denver Broncos") == 1.0
+    assert cf.exact_match("Broncos", "Denver Broncos") == 0.0
+
+
+def test_token_f1_partial_and_disjoint():
+    assert cf.token_f1("Denver Broncos", "Denver Broncos") == 1.0
+    assert cf.token_f1("Denver", "Denver Broncos") == pytest.approx(2 * 1 * 0.5 / 1.5)
+    assert cf.token_f1("Carolina Panthers", "Denver Broncos") == 0.0
+    assert cf.token_f1("", "") == 1.0
+    assert cf.token_f1("", "x") == 0.0
+
+
+def test_extract_answer_takes_last_answer_field():
+    text = "explanation: the text says so, answer: in 1802\nmore words"
+    assert cf.extract_answer(text) == "in 1802"
+    assert cf.extract_answer("Answer: A. answer: B") == "B"
+    assert cf.extract_answer("no template at all") == "no template at all"
+
+
+def test_observed_consistency_is_the_paper_formula():
+    sims, ems = [1.0, 0.5, 0.0], [1.0, 0.0, 0.0]
+    expected = ((0.8 * 1 + 0.2 * 1) + (0.8 * 0.5) + 0.0) / 3
+    assert cf.observed_consistency(sims, ems, alpha=0.8) == pytest.approx(expected)
+    assert cf.observed_consistency([], [], alpha=0.8) == 0.0
+    with pytest.raises(ValueError):
+        cf.observed_consistency([1.0], [], alpha=0.8)
+
+
+def test_reflection_certainty_maps_abc_to_1_0_half():
+    assert cf.reflection_certainty([1, 0, 0]) == 1.0
+    assert cf.reflection_certainty([0, 1, 0]) == 0.0
+    assert cf.reflection_certainty([0, 0, 1]) == 0.5
+    assert cf.reflection_certainty([0.2, 0.2, 0.6]) == pytest.approx(0.2 + 0.3)
+    assert cf.reflection_certainty([2, 0, 2]) == pytest.approx(0.75)  # renormalised
+    with pytest.raises(ValueError):
+        cf.reflection_certainty([0.5, 0.5])
+
+
+def test_combine_paper_weights_and_custom_weights():
+    comps = {"consistency": 0.4, "reflection": 1.0, "likelihood": 0.0}
+    assert cf.combine(comps, cf.paper_weights(0.7)) == pytest.approx(0.7 * 0.4 + 0.3 * 1.0)
+    assert cf.combine(comps, {"consistency": 1, "likelihood": 1}) == pytest.approx(0.2)
+    assert cf.combine(comps, {"consistency": 1, "reflection": 0}) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="unknown"):
+        cf.combine(comps, {"nope": 1})
+    with pytest.raises(ValueError, match="zero"):
+        cf.combine(comps, {"consistency": 0})
+    with pytest.raises(ValueError):
+        cf.paper_weights(1.5)
+
+
+def test_likelihood_ratio_is_capped_and_decays():
+    assert cf.likelihood_ratio(-3.0, -5.0) == 1.0
+    assert cf.likelihood_ratio(-5.0, -3.0) == pytest.approx(math.exp(-2.0))
+
+
+@pytest.mark.parametrize("candidate_is_a, expected", [(True, 0.8), (False, 0.2)])
+def test_candidate_preference_maps_ab_slots(candidate_is_a, expected):
+    assert cf.candidate_preference([0.8, 0.2], candidate_is_a) == pytest.approx(expected)
+
+
+def test_candidate_preference_renormalises_over_a_and_b():
+    assert cf.candidate_preference([0.3, 0.1, 0.6], True) == pytest.approx(0.75)
