@@ -1,0 +1,109 @@
+"""The real `dvc repro` of the whole pipeline, on a few rows, with the `tiny` model preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.pipeline
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CLEARCURATE_PROGRESS": "0"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("pipeline")
+    for name in ("dvc.yaml", "stages", "src"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    raw = work / "data" / "raw"
+    raw.mkdir(parents=True)
+    train = _lines(ROOT / "data/raw/train.jsonl")[:12]
+    for row in train[:3]:
+        del row["id"]  # rows without an id get a content-hash id
+    (raw / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train), encoding="utf-8")
+    (raw / "test.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in _lines(ROOT / "data/raw/test.jsonl")[:4]), encoding="utf-8"
+    )
+    shutil.copy(ROOT / "data/raw/noise_labels.jsonl", raw / "noise_labels.jsonl")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["model"].update(name="tiny", batch_size=4)
+    params["score"].update(k=2, max_new_tokens=4)
+    params["train"].update(batch_size=4, max_length=256)
+    params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
+    params["evaluate"].update(max_new_tokens=4)
+    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    _run(["git", "init", "-q"], work)
+    _run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work)
+    _run(["dvc", "init", "-q"], work)
+    _run(["dvc", "repro"], work)
+    return work
+
+
+def test_every_stage_produces_its_outputs(repo: Path):
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    for model in ("base", "baseline", "filtered", "corrected"):
+        assert 0.0 <= metrics[model]["exact_match"] <= 100.0 and 0.0 <= metrics[model]["f1"] <= 100.0
+    assert "auroc" in metrics["detection"] or metrics["detection"]["noisy_rows"] in (0, metrics["detection"]["rows"])
+    for adapter in ("baseline", "filtered", "corrected"):
+        assert (repo / "models" / adapter / "adapter_model.safetensors").exists()
+        assert (repo / "models" / adapter / "train_log.json").exists()
+    assert (repo / "models/base/model.safetensors").exists()
+
+
+def test_scores_carry_every_component(repo: Path):
+    scored = _lines(repo / "data/scored/train.jsonl")
+    assert len(scored) == 12
+    for row in scored:
+        for key in ("confidence", "consistency", "reflection", "likelihood"):
+            assert 0.0 <= row[key] <= 1.0
+        assert len(row["samples"]) == 2 and len(row["reflection_probs"]) == 2
+    assert sum(r["id"].startswith("h") for r in scored) == 3  # content-hash ids
+
+
+def test_every_row_has_exactly_one_outcome(repo: Path):
+    prepared = [r["id"] for r in _lines(repo / "data/prepared/train.jsonl")]
+    outcomes = _lines(repo / "data/curated/outcomes.jsonl")
+    assert sorted(o["id"] for o in outcomes) == sorted(prepared)
+    assert all(o["outcome"] in {"kept", "corrected", "removed"} and o["reason"] for o in outcomes)
+    curated = {r["id"] for r in _lines(repo / "data/curated/train.jsonl")}
+    assert curated == {o["id"] for o in outcomes if o["outcome"] != "removed"}
+    changes = _lines(repo / "data/curated/changes.jsonl")
+    assert {c["id"] for c in changes} == {o["id"] for o in outcomes if o["outcome"] == "corrected"}
+
+
+def test_metrics_show_prints_the_comparison(repo: Path):
+    out = _run(["dvc", "metrics", "show"], repo)
+    for token in ("baseline.f1", "filtered.exact_match", "corrected.f1", "base.f1"):
+        assert token in out
+
+
+def test_second_repro_does_nothing_and_gamma_reruns_from_filter(repo: Path):
+    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["filter"]["gamma"] = 0.25
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    status = _run(["dvc", "status", "--json"], repo)
+    changed = set(json.loads(status))
+    assert "filter" in changed
+    assert not changed & {"prepare", "score", "baseline"}
+    out = _run(["dvc", "repro"], repo)
+    assert "Running stage 'filter'" in out and "Running stage 'score'" not in out
+    assert json.loads((repo / "metrics/filter.json").read_text())["gamma"] == 0.25
