@@ -33,11 +33,10 @@ def main() -> None:
     for name in ("base", *ADAPTERS):
         if name == "base":
             with lm.model.disable_adapter():
-                outs = lm.sample(prompts, n=1, temperature=0.0, max_new_tokens=max_new, desc="eval base")
+                texts = lm.greedy(prompts, max_new, desc="eval base")
         else:
             lm.model.set_adapter(name if name != "baseline" else "default")
-            outs = lm.sample(prompts, n=1, temperature=0.0, max_new_tokens=max_new, desc=f"eval {name}")
-        texts = [o[0].text for o in outs]
+            texts = lm.greedy(prompts, max_new, desc=f"eval {name}")
         metrics[name] = squad_scores(texts, references)
         predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
         log.info("%-9s EM %.1f  F1 %.1f", name, metrics[name]["exact_match"], metrics[name]["f1"])

@@ -42,8 +42,7 @@ def correct_rows(
     """
     if not rows:
         return []
-    gen = lm.sample([lm.chat(r["prompt"]) for r in rows], n=1, temperature=0.0, max_new_tokens=max_new_tokens, desc="propose")
-    candidates = [g[0].text for g in gen]
+    candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], max_new_tokens, desc="propose")
     first = [candidate_first(r["id"], seed) for r in rows]
     questions = [
         lm.chat(
@@ -53,7 +52,7 @@ def correct_rows(
         for r, c, cand_a in zip(rows, candidates, first)
     ]
     with lm.model.disable_adapter():
-        verdicts = lm.choice_probs(questions, prompts.JUDGE_CHOICES, desc="judge")
+        (verdicts,) = lm.choice_probs(questions, prompts.JUDGE_CHOICES, desc="judge")
         reflections = reflect(lm, rows, responses=candidates)
     weights = cf.paper_weights(beta)
     out: list[Record] = []

@@ -77,22 +77,24 @@ def reflect(lm: LocalLM, rows: Sequence[Record], responses: Sequence[str] | None
     """A/B/C probabilities for the two self-reflection questions, per row.
 
     The second question follows the first in one conversation, with the model's own most
-    likely first answer in the history, as the paper asks it.
+    likely first answer in the history, as the paper asks it; it reuses the first one's KV cache.
     """
     responses = responses if responses is not None else [r["response"] for r in rows]
-    first = [prompts.reflection_question(0, r["prompt"], resp) for r, resp in zip(rows, responses)]
-    p1 = lm.choice_probs([lm.chat(q, prompts.CHOICE_PREFIX) for q in first], prompts.REFLECTION_CHOICES, "reflect 1/2")
-    history = [
-        (q, f"{prompts.CHOICE_PREFIX}{prompts.REFLECTION_CHOICES[int(np.argmax(p))]})") for q, p in zip(first, p1)
-    ]
-    second = [
-        lm.chat(prompts.reflection_question(1, "", ""), prompts.CHOICE_PREFIX, history=[h]) for h in history
-    ]
-    p2 = lm.choice_probs(second, prompts.REFLECTION_CHOICES, "reflect 2/2")
+    firsts = [prompts.reflection_question(0, r["prompt"], resp) for r, resp in zip(rows, responses)]
+    rendered = [lm.chat(q, prompts.CHOICE_PREFIX) for q in firsts]
+    second_q = prompts.reflection_question(1, "", "")
+
+    def followup(i: int, letter: str) -> str:
+        full = lm.chat(second_q, prompts.CHOICE_PREFIX, history=[(firsts[i], f"{prompts.CHOICE_PREFIX}{letter})")])
+        if not full.startswith(rendered[i]):
+            raise ValueError("the chat template does not extend a conversation by appending to it")
+        return full[len(rendered[i]) :]
+
+    p1, p2 = lm.choice_probs(rendered, prompts.REFLECTION_CHOICES, "reflect", followup=followup)
     return [[list(map(float, a)), list(map(float, b))] for a, b in zip(p1, p2)]
 
 
-def _fewshot_examples(rows: Sequence[Record], n: int, seed: int) -> list[list[tuple[str, str]]]:
+def fewshot_examples(rows: Sequence[Record], n: int, seed: int) -> list[list[tuple[str, str]]]:
     """For each row, n other rows of the same dataset as worked examples (never the row itself)."""
     rng = random.Random(seed)
     out = []
@@ -116,13 +118,19 @@ def _components(
     results: list[Record] = [{} for _ in rows]
     if cfg.k == 0:
         return results
-    samples = lm.sample(gen_prompts, n=cfg.k, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed, desc="sample")
-    answers = [[cf.extract_answer(g.text) for g in gs] for gs in samples]
+    sampled = lm.sample(
+        gen_prompts,
+        n=cfg.k,
+        temperature=cfg.temperature,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=seed,
+        desc="sample",
+        given=[r["response"] for r in rows] if with_likelihood else None,
+    )
+    answers = [[cf.extract_answer(g.text) for g in s.generations] for s in sampled]
     flat_a = [a for ans in answers for a in ans]
     flat_r = [r["response"] for r, ans in zip(rows, answers) for _ in ans]
     sims = similarity(flat_a, flat_r).reshape(len(rows), cfg.k)
-    if with_likelihood:
-        resp_lp = [float(x.sum()) for x in lm.continuation_logprobs(gen_prompts, [r["response"] for r in rows])]
     for i, row in enumerate(rows):
         ems = [cf.exact_match(a, row["response"]) for a in answers[i]]
         results[i] = {
@@ -130,10 +138,11 @@ def _components(
             "samples": answers[i],
             "sample_similarity": [round(float(s), 4) for s in sims[i]],
         }
-        if with_likelihood:
-            best = max(g.logprob for g in samples[i])
-            results[i]["likelihood"] = cf.likelihood_ratio(resp_lp[i], best)
-            results[i]["response_logprob"] = resp_lp[i]
+        given = sampled[i].given_logprob
+        if with_likelihood and given is not None:
+            best = max(g.logprob for g in sampled[i].generations)
+            results[i]["likelihood"] = cf.likelihood_ratio(given, best)
+            results[i]["response_logprob"] = given
             results[i]["best_sample_logprob"] = best
     return results
 
@@ -149,7 +158,7 @@ def score_rows(
     if not rows:
         return []
     if cfg.recipe == "paper":
-        shots = _fewshot_examples(rows, cfg.fewshot, cfg.seed)
+        shots = fewshot_examples(rows, cfg.fewshot, cfg.seed)
         gen_prompts = [lm.chat(prompts.cot_prompt(r["prompt"], s)) for r, s in zip(rows, shots)]
         parts = _components(lm, rows, gen_prompts, cfg, similarity, with_likelihood=False, seed=cfg.seed)
         folds = [None] * len(rows)
@@ -184,12 +193,14 @@ def _crossfit(
         log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(train), len(held))
         adapted = attach_lora(base, train_cfg)
         train_lora(adapted, lm.tokenizer, train, train_cfg, desc=f"fold {f + 1}/{cfg.folds}")
+        adapted.merge_adapter()  # merged weights: inference at base-model speed
         lm.model = adapted
         try:
             held_rows = [rows[i] for i in held]
             gen_prompts = [lm.chat(r["prompt"]) for r in held_rows]
             fold_parts = _components(lm, held_rows, gen_prompts, cfg, similarity, True, seed=cfg.seed + f)
         finally:
+            adapted.unmerge_adapter()
             base = adapted.unload()  # drop the adapter: the next fold starts from the base model
             lm.model = base
         for i, part in zip(held, fold_parts):

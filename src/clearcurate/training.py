@@ -158,7 +158,7 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="linear",
-        warmup_steps=max(1, int(cfg.warmup_ratio * steps)),
+        warmup_steps=int(cfg.warmup_ratio * steps),
         logging_steps=1,
         save_strategy="no",
         report_to=[],

@@ -1,17 +1,19 @@
 """Batched calls into a local transformers causal LM.
 
-The three primitives CLEAR needs, each written for throughput on a CPU:
+The primitives CLEAR needs, each written for throughput on a CPU:
 - `sample`: k continuations per prompt; the prompt is prefilled once and its KV cache is
-  repeated k times, so the k samples share one prompt forward pass; rows are batched.
+  repeated k times, so the k samples share one prompt forward pass; rows are batched, finished
+  rows leave the batch, and the log-probability of a given response can be read off the same
+  prefill (teacher forcing on the cached prompt) at almost no extra cost.
 - `choice_probs`: one forward pass reads the next-token probabilities of answer letters (A/B/C),
-  instead of generating and parsing free text a small model rarely formats correctly.
-- `continuation_logprobs`: per-token log-probabilities of given responses (teacher forcing).
+  instead of generating and parsing free text a small model rarely formats correctly; a
+  follow-up question in the same conversation reuses the first question's KV cache.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,14 @@ class Generation:
     n_tokens: int
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """The k generations for one prompt and, if asked, the log-probability of a given response."""
+
+    generations: list[Generation]
+    given_logprob: float | None = None
+
+
 class LocalLM:
     """A loaded model + tokenizer with batched, cache-sharing inference."""
 
@@ -41,7 +51,7 @@ class LocalLM:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
         self.show_progress = show_progress
-        self.eos_ids = {tid for tid in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|endoftext|>")) if isinstance(tid, int) and tid >= 0}
+        self.eos_id = tokenizer.eos_token_id
 
     def chat(self, user: str, assistant_prefix: str = "", history: Sequence[tuple[str, str]] = ()) -> str:
         """Render a prompt with the model's chat template, ending inside the assistant turn."""
@@ -57,8 +67,32 @@ class LocalLM:
         enc["position_ids"] = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         return enc
 
-    def _batches(self, n_items: int, desc: str):
-        return tqdm(range(0, n_items, self.batch_size), desc=desc, disable=not self.show_progress, unit="batch")
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _batches(self, order: list[int], desc: str):
+        """Batches of indices; callers pass them longest-first so similar lengths share a batch."""
+        starts = range(0, len(order), self.batch_size)
+        bar = tqdm(starts, desc=desc, disable=not self.show_progress, unit="batch", leave=False)
+        for start in bar:
+            yield order[start : start + self.batch_size]
+
+    def _by_length(self, texts: Sequence[str]) -> list[int]:
+        return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+    def _extend(self, cache, attention: torch.Tensor, suffixes: list[list[int]]):
+        """Run right-padded suffix tokens through a cached prefix; returns (logits, attention)."""
+        width = max(len(s) for s in suffixes)
+        ids = torch.full((len(suffixes), width), self.tokenizer.pad_token_id)
+        mask = torch.zeros((len(suffixes), width), dtype=attention.dtype)
+        for r, s in enumerate(suffixes):
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, : len(s)] = 1
+        start = attention.sum(dim=1, keepdim=True)
+        position = start + torch.arange(width)[None, :]
+        attention = torch.cat([attention, mask], dim=1)
+        out = self.model(input_ids=ids, attention_mask=attention, position_ids=position, cache=cache, use_cache=True)
+        return out.logits.float(), attention
 
     @torch.inference_mode()
     def sample(
@@ -69,27 +103,44 @@ class LocalLM:
         max_new_tokens: int = 32,
         seed: int = 0,
         desc: str = "generate",
-    ) -> list[list[Generation]]:
-        """k = `n` continuations per prompt; temperature 0 means greedy (then use n=1)."""
-        # Longest first: similar lengths share a batch (less padding), and memory peaks early.
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        out: list[list[Generation]] = [[] for _ in prompts]
+        given: Sequence[str] | None = None,
+    ) -> list[Sampled]:
+        """k = `n` continuations per prompt (temperature 0: greedy, use n=1).
+
+        With `given`, also returns log p(given[i] + end-of-turn | prompts[i]).
+        """
+        out: list[Sampled | None] = [None] * len(prompts)
         generator = torch.Generator().manual_seed(seed)
-        for start in self._batches(len(order), desc):
-            idx = order[start : start + self.batch_size]
-            gens = self._sample_batch([prompts[i] for i in idx], n, temperature, max_new_tokens, generator)
-            for j, i in enumerate(idx):
-                out[i] = gens[j * n : (j + 1) * n]
-        return out
+        for idx in self._batches(self._by_length(prompts), desc):
+            batch_given = [given[i] for i in idx] if given is not None else None
+            results = self._sample_batch([prompts[i] for i in idx], n, temperature, max_new_tokens, generator, batch_given)
+            for i, result in zip(idx, results):
+                out[i] = result
+        return out  # type: ignore[return-value]
 
     def _sample_batch(
-        self, prompts: list[str], n: int, temperature: float, max_new_tokens: int, generator: torch.Generator
-    ) -> list[Generation]:
+        self,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        max_new_tokens: int,
+        generator: torch.Generator,
+        given: list[str] | None,
+    ) -> list[Sampled]:
         enc = self._encode(prompts)
         result = self.model(**enc, use_cache=True, logits_to_keep=1)
         cache = result.cache
         logits = result.logits[:, -1, :].float()
         attention = enc["attention_mask"]
+        given_lp: list[float | None] = [None] * len(prompts)
+        if given is not None:  # teacher-force the given responses on the cached prompt, then undo
+            suffixes = [self._ids(g) + [self.eos_id] for g in given]
+            cont_logits, _ = self._extend(cache, attention, suffixes)
+            cache.crop(-cont_logits.shape[1])
+            all_logits = torch.cat([logits[:, None, :], cont_logits[:, :-1, :]], dim=1)
+            logprobs = torch.log_softmax(all_logits, dim=-1)
+            for r, s in enumerate(suffixes):
+                given_lp[r] = float(logprobs[r, torch.arange(len(s)), torch.tensor(s)].sum())
         position = enc["position_ids"][:, -1]
         if n > 1:  # prefill once, then share the prompt's KV cache across the n samples
             cache.batch_repeat_interleave(n)
@@ -98,8 +149,8 @@ class LocalLM:
             position = position.repeat_interleave(n, dim=0)
         rows = logits.shape[0]
         tokens: list[list[int]] = [[] for _ in range(rows)]
-        total_lp = torch.zeros(rows)
-        done = torch.zeros(rows, dtype=torch.bool)
+        total_lp = [0.0] * rows
+        alive = list(range(rows))  # rows still generating; finished ones leave the batch
         for _ in range(max_new_tokens):
             logprobs = torch.log_softmax(logits, dim=-1)
             if temperature > 0:
@@ -107,70 +158,67 @@ class LocalLM:
                 nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             else:
                 nxt = logits.argmax(dim=-1)
-            step_lp = logprobs.gather(-1, nxt[:, None]).squeeze(-1)
-            total_lp += torch.where(done, torch.zeros_like(step_lp), step_lp)
-            for r in range(rows):
-                if not done[r]:
-                    tok = int(nxt[r])
-                    if tok in self.eos_ids:
-                        done[r] = True
-                    else:
-                        tokens[r].append(tok)
-            if bool(done.all()):
+            step_lp = logprobs.gather(-1, nxt[:, None]).squeeze(-1).tolist()
+            keep: list[int] = []
+            for j, (row, tok) in enumerate(zip(alive, nxt.tolist())):
+                total_lp[row] += step_lp[j]
+                if tok != self.eos_id:
+                    tokens[row].append(tok)
+                    keep.append(j)
+            if not keep:
                 break
-            attention = torch.cat([attention, torch.ones(rows, 1, dtype=attention.dtype)], dim=1)
+            if len(keep) < len(alive):
+                keep_t = torch.tensor(keep)
+                cache.batch_select_indices(keep_t)
+                nxt, attention, position = nxt[keep_t], attention[keep_t], position[keep_t]
+                alive = [alive[j] for j in keep]
+            attention = torch.cat([attention, torch.ones(len(alive), 1, dtype=attention.dtype)], dim=1)
             position = position + 1
             step = self.model(
-                input_ids=nxt[:, None],
-                attention_mask=attention,
-                position_ids=position[:, None],
-                cache=cache,
-                use_cache=True,
+                input_ids=nxt[:, None], attention_mask=attention, position_ids=position[:, None], cache=cache, use_cache=True
             )
             cache = step.cache
             logits = step.logits[:, -1, :].float()
-        return [
-            Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), float(lp), len(t))
+        gens = [
+            Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), lp, len(t))
             for t, lp in zip(tokens, total_lp)
         ]
+        return [Sampled(gens[r * n : (r + 1) * n], given_lp[r]) for r in range(len(prompts))]
+
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int = 32, desc: str = "generate") -> list[str]:
+        """The most likely continuation of each prompt (greedy decoding)."""
+        return [s.generations[0].text for s in self.sample(prompts, 1, 0.0, max_new_tokens, desc=desc)]
 
     @torch.inference_mode()
-    def choice_probs(self, prompts: Sequence[str], choices: Sequence[str], desc: str = "reflect") -> np.ndarray:
-        """P(next token = each choice), renormalised over the choices; one forward pass per batch."""
-        ids = [self.tokenizer.encode(c, add_special_tokens=False) for c in choices]
+    def choice_probs(
+        self,
+        prompts: Sequence[str],
+        choices: Sequence[str],
+        desc: str = "choose",
+        followup: Callable[[int, str], str] | None = None,
+    ) -> list[np.ndarray]:
+        """P(next token = each choice), renormalised over the choices; one forward pass per batch.
+
+        With `followup(i, letter)` (the text that continues prompt i after its most likely letter,
+        up to where the next letter is read), a second question is asked in the same conversation
+        on top of the first one's KV cache. Returns one array per question, shape (rows, choices).
+        """
+        ids = [self._ids(c) for c in choices]
         if any(len(i) != 1 for i in ids):
             raise ValueError(f"each choice must be a single token, got {dict(zip(choices, ids))}")
         choice_ids = torch.tensor([i[0] for i in ids])
-        out = np.zeros((len(prompts), len(choices)))
-        for start in self._batches(len(prompts), desc):
-            enc = self._encode(prompts[start : start + self.batch_size])
-            logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
-            out[start : start + len(enc["input_ids"])] = torch.softmax(logits[:, choice_ids], dim=-1).numpy()
-        return out
-
-    @torch.inference_mode()
-    def continuation_logprobs(
-        self, prompts: Sequence[str], continuations: Sequence[str], desc: str = "likelihood"
-    ) -> list[np.ndarray]:
-        """Per-token log-probabilities of each continuation (ending with EOS) given its prompt."""
-        eos = self.tokenizer.eos_token or ""
-        out: list[np.ndarray] = []
-        for start in self._batches(len(prompts), desc):
-            ps = prompts[start : start + self.batch_size]
-            cs = continuations[start : start + self.batch_size]
-            p_ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in ps]
-            c_ids = [self.tokenizer.encode(c + eos, add_special_tokens=False) for c in cs]
-            width = max(len(a) + len(b) for a, b in zip(p_ids, c_ids))
-            pad = self.tokenizer.pad_token_id
-            input_ids = torch.full((len(ps), width), pad)
-            attention = torch.zeros((len(ps), width), dtype=torch.long)
-            for r, (a, b) in enumerate(zip(p_ids, c_ids)):
-                seq = a + b
-                input_ids[r, width - len(seq) :] = torch.tensor(seq)
-                attention[r, width - len(seq) :] = 1
-            position = (attention.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=input_ids, attention_mask=attention, position_ids=position).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-            for r, b in enumerate(c_ids):
-                out.append(logprobs[r, width - 1 - len(b) :].numpy().copy())
+        rounds = 2 if followup else 1
+        out = [np.zeros((len(prompts), len(choices))) for _ in range(rounds)]
+        for idx in self._batches(self._by_length(prompts), desc):
+            enc = self._encode([prompts[i] for i in idx])
+            res = self.model(**enc, use_cache=followup is not None, logits_to_keep=1)
+            first = torch.softmax(res.logits[:, -1, choice_ids].float(), dim=-1)
+            out[0][idx] = first.numpy()
+            if followup is None:
+                continue
+            suffixes = [self._ids(followup(i, choices[int(first[r].argmax())])) for r, i in enumerate(idx)]
+            logits, _ = self._extend(res.cache, enc["attention_mask"], suffixes)
+            last = torch.tensor([len(s) - 1 for s in suffixes])
+            second = logits[torch.arange(len(idx)), last][:, choice_ids]
+            out[1][idx] = torch.softmax(second, dim=-1).numpy()
         return out

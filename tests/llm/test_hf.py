@@ -1,0 +1,69 @@
+"""The batched, cache-sharing inference paths must give what plain one-at-a-time calls give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+PROMPTS = ["What is the capital of France?", "Name a colour.", "Count to three, please, slowly and clearly."]
+GIVEN = ["Paris", "Blue is a colour", "one two three"]
+
+
+def _direct_logprob(lm, prompt: str, response: str) -> float:
+    p = lm.tokenizer.encode(prompt, add_special_tokens=False)
+    c = lm.tokenizer.encode(response, add_special_tokens=False) + [lm.eos_id]
+    ids = torch.tensor([p + c])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+    return float(sum(logprobs[len(p) - 1 + j, tok] for j, tok in enumerate(c)))
+
+
+def _direct_greedy(lm, prompt: str, max_new_tokens: int) -> str:
+    ids = lm.tokenizer.encode(prompt, add_special_tokens=False)
+    out: list[int] = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            nxt = int(lm.model(input_ids=torch.tensor([ids + out])).logits[0, -1].argmax())
+            if nxt == lm.eos_id:
+                break
+            out.append(nxt)
+    return lm.tokenizer.decode(out, skip_special_tokens=True).strip()
+
+
+def test_given_logprob_from_shared_prefill_matches_teacher_forcing(tiny_lm):
+    prompts = [tiny_lm.chat(p) for p in PROMPTS]
+    sampled = tiny_lm.sample(prompts, n=3, temperature=1.0, max_new_tokens=4, given=GIVEN)
+    for prompt, response, s in zip(prompts, GIVEN, sampled):
+        assert s.given_logprob == pytest.approx(_direct_logprob(tiny_lm, prompt, response), abs=1e-3)
+        assert len(s.generations) == 3
+
+
+def test_batched_greedy_with_padding_matches_one_at_a_time(tiny_lm):
+    prompts = [tiny_lm.chat(p) for p in PROMPTS]
+    assert tiny_lm.greedy(prompts, max_new_tokens=6) == [_direct_greedy(tiny_lm, p, 6) for p in prompts]
+
+
+def test_sampling_is_seeded(tiny_lm):
+    prompts = [tiny_lm.chat(p) for p in PROMPTS]
+    first = tiny_lm.sample(prompts, n=2, temperature=1.0, max_new_tokens=5, seed=7)
+    again = tiny_lm.sample(prompts, n=2, temperature=1.0, max_new_tokens=5, seed=7)
+    assert [[g.text for g in s.generations] for s in first] == [[g.text for g in s.generations] for s in again]
+
+
+def test_followup_question_on_cache_matches_full_conversation(tiny_lm):
+    firsts = [tiny_lm.chat(p, "answer: (") for p in PROMPTS]
+
+    def followup(i: int, letter: str) -> str:
+        return f"{letter})" + tiny_lm.tokenizer.eos_token + "\nAre you sure? answer: ("
+
+    p1, p2 = tiny_lm.choice_probs(firsts, ["A", "B", "C"], followup=followup)
+    letters = ["ABC"[int(np.argmax(p))] for p in p1]
+    (direct,) = tiny_lm.choice_probs([f + followup(i, letters[i]) for i, f in enumerate(firsts)], ["A", "B", "C"])
+    np.testing.assert_allclose(p2, direct, atol=1e-4)
+    np.testing.assert_allclose(p1.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_multi_token_choices_are_rejected(tiny_lm):
+    with pytest.raises(ValueError, match="single token"):
+        tiny_lm.choice_probs(["x"], ["Correct", "Incorrect"])

@@ -1,0 +1,49 @@
+import pytest
+
+from clearcurate.scoring import ScoreConfig, fold_of, score_rows
+from clearcurate.similarity import get_similarity
+from clearcurate.training import LoraTrainConfig
+
+ROWS = [
+    {"id": f"r{i}", "prompt": f"Context: The sky is blue and grass is green. Question: colour {i}?", "response": r}
+    for i, r in enumerate(["blue", "green", "The sky is blue and grass is green.", "blue", "green", "red"])
+]
+
+
+def test_folds_are_stable_and_cover_all():
+    folds = [fold_of(f"id{i}", 3) for i in range(300)]
+    assert folds == [fold_of(f"id{i}", 3) for i in range(300)]
+    assert set(folds) == {0, 1, 2}
+
+
+def test_config_validation_and_weights():
+    with pytest.raises(ValueError):
+        ScoreConfig(recipe="magic")
+    with pytest.raises(ValueError):
+        ScoreConfig(folds=1)
+    assert ScoreConfig(weights={}, beta=0.7).component_weights() == pytest.approx({"consistency": 0.7, "reflection": 0.3})
+    assert ScoreConfig(k=0, weights={"consistency": 1, "reflection": 1}).component_weights() == {"reflection": 1}
+
+
+@pytest.mark.parametrize("recipe", ["paper", "crossfit"])
+def test_score_rows_writes_every_component(tiny_lm, recipe):
+    cfg = ScoreConfig(recipe=recipe, k=2, max_new_tokens=3, fewshot=2, weights={} if recipe == "paper" else {"consistency": 1, "reflection": 1, "likelihood": 1})
+    out = score_rows(tiny_lm, ROWS, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    assert [o["id"] for o in out] == [r["id"] for r in ROWS]
+    for o in out:
+        assert 0.0 <= o["confidence"] <= 1.0 and 0.0 <= o["consistency"] <= 1.0 and 0.0 <= o["reflection"] <= 1.0
+        assert len(o["samples"]) == 2 and len(o["reflection_probs"]) == 2
+        assert ("likelihood" in o) == (recipe == "crossfit")
+        if recipe == "paper":
+            assert o["confidence"] == pytest.approx(0.7 * o["consistency"] + 0.3 * o["reflection"])
+
+
+def test_crossfit_leaves_the_base_model_unchanged(tiny_lm):
+    import torch
+
+    before = {k: v.clone() for k, v in tiny_lm.model.state_dict().items()}
+    score_rows(tiny_lm, ROWS, ScoreConfig(k=1, max_new_tokens=2), get_similarity("token_f1"), LoraTrainConfig(epochs=1))
+    after = tiny_lm.model.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        torch.testing.assert_close(after[k], before[k], atol=1e-5, rtol=0)
