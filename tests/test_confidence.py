@@ -61,6 +61,9 @@ def test_combine_paper_weights_and_custom_weights():
 def test_likelihood_ratio_is_capped_and_decays():
     assert cf.likelihood_ratio(-3.0, -5.0) == 1.0
     assert cf.likelihood_ratio(-5.0, -3.0) == pytest.approx(math.exp(-2.0))
+    assert cf.likelihood_ratio(-13.0, -3.0, scale=5.0) == pytest.approx(math.exp(-2.0))
+    with pytest.raises(ValueError):
+        cf.likelihood_ratio(0.0, 0.0, scale=0.0)
 
 
 @pytest.mark.parametrize("candidate_is_a, expected", [(True, 0.8), (False, 0.2)])

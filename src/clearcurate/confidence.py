@@ -74,13 +74,17 @@ def reflection_certainty(choice_probs: Sequence[float]) -> float:
     return sum(p * CHOICE_SCORES[c] for p, c in zip(choice_probs, "ABC")) / total
 
 
-def likelihood_ratio(response_logprob: float, best_logprob: float) -> float:
-    """exp(log p(response) - log p(model's best answer)), capped at 1.
+def likelihood_ratio(response_logprob: float, best_logprob: float, scale: float = 1.0) -> float:
+    """exp(min(0, log p(response) - log p(model's best answer)) / scale), in (0, 1].
 
     1.0 when the response is at least as likely as anything the model produced itself; it
-    decays with how much less likely the given response is than the model's own answer.
+    decays with how many nats less likely the given response is. `scale` (nats) spreads the
+    values over [0, 1] so the component mixes with O and S on a comparable scale; it does not
+    change the ranking of rows by this component alone.
     """
-    return math.exp(min(0.0, response_logprob - best_logprob))
+    if scale <= 0:
+        raise ValueError("likelihood scale must be positive")
+    return math.exp(min(0.0, response_logprob - best_logprob) / scale)
 
 
 def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> float:

@@ -47,6 +47,7 @@ class ScoreConfig:
     similarity: str = "token_f1"
     fewshot: int = 3
     folds: int = 2
+    likelihood_scale: float = 5.0
     weights: dict[str, float] = field(default_factory=dict)
     seed: int = 0
 
@@ -141,7 +142,7 @@ def _components(
         given = sampled[i].given_logprob
         if with_likelihood and given is not None:
             best = max(g.logprob for g in sampled[i].generations)
-            results[i]["likelihood"] = cf.likelihood_ratio(given, best)
+            results[i]["likelihood"] = cf.likelihood_ratio(given, best, cfg.likelihood_scale)
             results[i]["response_logprob"] = given
             results[i]["best_sample_logprob"] = best
     return results
