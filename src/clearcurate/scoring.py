@@ -18,7 +18,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ class ScoreConfig:
     fewshot: int = 3
     folds: int = 2
     likelihood_scale: float = 5.0
+    fold_epochs: float = 1.0
     weights: dict[str, float] = field(default_factory=dict)
     seed: int = 0
 
@@ -184,6 +185,9 @@ def _crossfit(
     lm: LocalLM, rows: Sequence[Record], cfg: ScoreConfig, similarity: Similarity, train_cfg: LoraTrainConfig
 ) -> tuple[list[Record], list[int | None]]:
     folds = [fold_of(r["id"], cfg.folds) for r in rows]
+    # Fold models train for a fixed number of epochs: fitting longer lets them learn the noisy
+    # rows too, and detection drops (measured AUROC 0.85 after one epoch, 0.73 after two).
+    fold_cfg = replace(train_cfg, epochs=cfg.fold_epochs, max_steps=0)
     parts: list[Record] = [{} for _ in rows]
     base = lm.model
     for f in range(cfg.folds):
@@ -192,8 +196,8 @@ def _crossfit(
         if not held:
             continue
         log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(train), len(held))
-        adapted = attach_lora(base, train_cfg)
-        train_lora(adapted, lm.tokenizer, train, train_cfg, desc=f"fold {f + 1}/{cfg.folds}")
+        adapted = attach_lora(base, fold_cfg)
+        train_lora(adapted, lm.tokenizer, train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
         adapted.merge_adapter()  # merged weights: inference at base-model speed
         lm.model = adapted
         try:

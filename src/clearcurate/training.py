@@ -26,7 +26,8 @@ IGNORE_INDEX = -100
 class LoraTrainConfig:
     """Hyper-parameters of one LoRA run (the `train` block of params.yaml)."""
 
-    epochs: float = 2.0
+    epochs: float = 1.0
+    max_steps: int = 0  # > 0: a fixed number of optimizer steps, whatever the dataset size
     learning_rate: float = 1e-3
     batch_size: int = 8
     max_length: int = 320
@@ -151,11 +152,12 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
         raise ValueError(f"{desc}: no training rows")
     set_seed(cfg.seed)
     examples = [encode_example(tokenizer, r["prompt"], r["response"], cfg.max_length) for r in rows]
-    steps = math.ceil(len(examples) / cfg.batch_size) * math.ceil(cfg.epochs)
+    steps = cfg.max_steps or math.ceil(len(examples) / cfg.batch_size) * math.ceil(cfg.epochs)
     args = TrainingArguments(
         output_dir=str(Path("/tmp") / "clearcurate-trainer"),
         per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="linear",
         warmup_steps=int(cfg.warmup_ratio * steps),
