@@ -10,7 +10,6 @@ i.e. observed consistency) combined with self-reflection on the candidate, weigh
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 from collections.abc import Sequence
 
@@ -23,7 +22,6 @@ from clearcurate.llm.hf import LocalLM
 from clearcurate.records import Record
 from clearcurate.scoring import reflect
 
-log = logging.getLogger(__name__)
 
 
 def candidate_first(row_id: str, seed: int) -> bool:

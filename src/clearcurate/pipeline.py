@@ -10,7 +10,6 @@ from typing import Any
 from clearcurate.llm import models
 from clearcurate.llm.hf import LocalLM
 
-log = logging.getLogger(__name__)
 BASE_MODEL_DIR = Path("models/base")
 
 

@@ -12,7 +12,6 @@ The primitives CLEAR needs, each written for throughput on a CPU:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class LocalLM:
         return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
 
     def _extend(self, cache, attention: torch.Tensor, suffixes: list[list[int]]):
-        """Run right-padded suffix tokens through a cached prefix; returns (logits, attention)."""
+        """Run right-padded suffix tokens through a cached prefix; returns their logits."""
         width = max(len(s) for s in suffixes)
         ids = torch.full((len(suffixes), width), self.tokenizer.pad_token_id)
         mask = torch.zeros((len(suffixes), width), dtype=attention.dtype)
@@ -92,7 +90,7 @@ class LocalLM:
         position = start + torch.arange(width)[None, :]
         attention = torch.cat([attention, mask], dim=1)
         out = self.model(input_ids=ids, attention_mask=attention, position_ids=position, cache=cache, use_cache=True)
-        return out.logits.float(), attention
+        return out.logits.float()
 
     @torch.inference_mode()
     def sample(
@@ -135,7 +133,7 @@ class LocalLM:
         given_lp: list[float | None] = [None] * len(prompts)
         if given is not None:  # teacher-force the given responses on the cached prompt, then undo
             suffixes = [self._ids(g) + [self.eos_id] for g in given]
-            cont_logits, _ = self._extend(cache, attention, suffixes)
+            cont_logits = self._extend(cache, attention, suffixes)
             cache.crop(-cont_logits.shape[1])
             all_logits = torch.cat([logits[:, None, :], cont_logits[:, :-1, :]], dim=1)
             logprobs = torch.log_softmax(all_logits, dim=-1)
@@ -217,7 +215,7 @@ class LocalLM:
             if followup is None:
                 continue
             suffixes = [self._ids(followup(i, choices[int(first[r].argmax())])) for r, i in enumerate(idx)]
-            logits, _ = self._extend(res.cache, enc["attention_mask"], suffixes)
+            logits = self._extend(res.cache, enc["attention_mask"], suffixes)
             last = torch.tensor([len(s) - 1 for s in suffixes])
             second = logits[torch.arange(len(idx)), last][:, choice_ids]
             out[1][idx] = torch.softmax(second, dim=-1).numpy()
