@@ -1,6 +1,12 @@
 import pytest
 
-from clearcurate.curation import FilterConfig, correction_reason, should_replace, split_by_threshold, threshold
+from clearcurate.curation import (
+    FilterConfig,
+    correction_reason,
+    should_replace,
+    split_by_threshold,
+    threshold,
+)
 
 
 def test_fixed_gamma_and_quantile_threshold():

@@ -1,6 +1,11 @@
 import pytest
 
-from clearcurate.evaluation import detection_scores, squad_scores
+from clearcurate.evaluation import (
+    detection_scores,
+    final_number,
+    final_number_scores,
+    squad_scores,
+)
 
 
 def test_squad_scores_take_best_reference():
@@ -17,3 +22,18 @@ def test_detection_auroc_precision_recall():
     assert out["filter_precision"] == pytest.approx(0.5)
     assert out["filter_recall"] == pytest.approx(0.5)
     assert "auroc" not in detection_scores({"a": 0.1}, {"a": True}, set())
+
+
+def test_final_number_reads_the_committed_answer():
+    assert final_number("48/2 = 24 clips\n#### 1,200") == "1200"
+    assert final_number("so she pays 3.50 and then 7.") == "7"  # no ####: the last number
+    assert final_number("#### 72.0") == "72"
+    assert final_number("#### -5") == "-5"
+    assert final_number("no numbers here") is None
+
+
+def test_final_number_scores():
+    scores = final_number_scores(["x #### 72", "the answer is 5", "nothing"], [["72"], ["6"], ["1"]])
+    assert scores["exact_match"] == pytest.approx(100 / 3)
+    with pytest.raises(ValueError):
+        final_number_scores([], [])

@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from clearcurate.records import InputError, content_id, read_jsonl, validate_instruction_rows, write_jsonl
+from clearcurate.records import (
+    InputError,
+    content_id,
+    read_jsonl,
+    validate_instruction_rows,
+    write_jsonl,
+)
 
 
 def test_content_id_is_stable_and_content_sensitive():

@@ -21,6 +21,8 @@ def test_config_validation_and_weights():
         ScoreConfig(recipe="magic")
     with pytest.raises(ValueError):
         ScoreConfig(folds=1)
+    with pytest.raises(ValueError, match="needs score.recipe: crossfit"):
+        ScoreConfig(recipe="paper", weights={"consistency": 1, "likelihood": 1})
     assert ScoreConfig(weights={}, beta=0.7).component_weights() == pytest.approx({"consistency": 0.7, "reflection": 0.3})
     assert ScoreConfig(k=0, weights={"consistency": 1, "reflection": 1}).component_weights() == {"reflection": 1}
 

@@ -1,6 +1,14 @@
 import torch
 
-from clearcurate.training import IGNORE_INDEX, LoraTrainConfig, _Collator, attach_lora, encode_example, response_loss, train_lora
+from clearcurate.training import (
+    IGNORE_INDEX,
+    LoraTrainConfig,
+    _Collator,
+    attach_lora,
+    encode_example,
+    response_loss,
+    train_lora,
+)
 
 ROWS = [{"prompt": f"Question {i}: what colour is the sky?", "response": "blue" if i % 2 else "The sky is blue."} for i in range(6)]
 

@@ -8,21 +8,34 @@ from dataclasses import fields
 from pathlib import Path
 
 from clearcurate import __version__
-from clearcurate.noisy_data import SquadNConfig, build_squad_n
-from clearcurate.records import write_jsonl
+from clearcurate.noisy_data import (
+    Gsm8kNConfig,
+    SquadNConfig,
+    build_gsm8k_n,
+    build_squad_n,
+)
+from clearcurate.records import Record, write_jsonl
 
 log = logging.getLogger("clearcurate")
 
 
-def _make_squad_n(args: argparse.Namespace) -> None:
-    cfg = SquadNConfig(**{f.name: getattr(args, f.name) for f in fields(SquadNConfig)})
-    train, test, labels = build_squad_n(args.source, cfg)
-    out = Path(args.out)
+def _write_noisy(out: Path, train: list[Record], test: list[Record], labels: list[Record]) -> None:
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", test)
     write_jsonl(out / "noise_labels.jsonl", labels)
     noisy = sum(label["noisy"] for label in labels)
     log.info("wrote %d train rows (%d noisy), %d test rows to %s", len(train), noisy, len(test), out)
+
+
+def _make_squad_n(args: argparse.Namespace) -> None:
+    cfg = SquadNConfig(**{f.name: getattr(args, f.name) for f in fields(SquadNConfig)})
+    _write_noisy(Path(args.out), *build_squad_n(args.source, cfg))
+
+
+def _make_gsm8k_n(args: argparse.Namespace) -> None:
+    cfg = Gsm8kNConfig(**{f.name: getattr(args, f.name) for f in fields(Gsm8kNConfig)})
+    source = Path(args.source)
+    _write_noisy(Path(args.out), *build_gsm8k_n(source / "train.jsonl", source / "test.jsonl", cfg))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(SquadNConfig):
         squad.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     squad.set_defaults(func=_make_squad_n)
+    gsm = sub.add_parser(
+        "make-gsm8k-n",
+        help="build GSM8K-N (solutions swapped with another question's) with separate noise labels",
+    )
+    gsm.add_argument("--source", default="../shared/data/gsm8k", help="folder with GSM8K train.jsonl and test.jsonl")
+    gsm.add_argument("--out", required=True, help="output folder")
+    for f in fields(Gsm8kNConfig):
+        gsm.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    gsm.set_defaults(func=_make_gsm8k_n)
     return parser
 
 

@@ -22,6 +22,7 @@ from clearcurate.llm.hf import LocalLM
 from clearcurate.records import Record
 from clearcurate.scoring import reflect
 
+ORDERS = ("random", "candidate_a", "candidate_b")
 
 
 def candidate_first(row_id: str, seed: int) -> bool:
@@ -31,17 +32,29 @@ def candidate_first(row_id: str, seed: int) -> bool:
 
 
 def correct_rows(
-    lm: LocalLM, rows: Sequence[Record], eta: float, beta: float, max_new_tokens: int, seed: int = 0
+    lm: LocalLM,
+    rows: Sequence[Record],
+    eta: float,
+    beta: float,
+    max_new_tokens: int,
+    seed: int = 0,
+    order: str = "random",
 ) -> list[Record]:
     """Decide every low-confidence row: corrected (with the new response) or removed, with a reason.
 
     `lm.model` must be a peft model whose adapter is the fine-tuned model; the adapter is switched
     off for judging so the base model, not the model that wrote the candidate, is the judge.
+    `order` fixes the candidate's slot instead of randomising it (for measuring position bias).
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if not rows:
         return []
     candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], max_new_tokens, desc="propose")
-    first = [candidate_first(r["id"], seed) for r in rows]
+    if order == "random":
+        first = [candidate_first(r["id"], seed) for r in rows]
+    else:
+        first = [order == "candidate_a"] * len(rows)
     questions = [
         lm.chat(
             prompts.judge_question(r["prompt"], c if cand_a else r["response"], r["response"] if cand_a else c),

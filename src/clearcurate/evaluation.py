@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,6 +18,29 @@ def squad_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]
     em = [max(exact_match(p, r) for r in refs) for p, refs in zip(predictions, references)]
     f1 = [max(token_f1(p, r) for r in refs) for p, refs in zip(predictions, references)]
     return {"exact_match": 100.0 * float(np.mean(em)), "f1": 100.0 * float(np.mean(f1))}
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_number(text: str) -> str | None:
+    """The answer a math solution commits to: the number after the last ``####``, else its last number."""
+    tail = text.rsplit("####", 1)[1] if "####" in text else text
+    numbers = _NUMBER.findall(tail)
+    if not numbers:
+        return None
+    value = numbers[0] if "####" in text else numbers[-1]
+    value = value.replace(",", "")
+    return value.rstrip("0").rstrip(".") if "." in value else value
+
+
+def final_number_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """GSM8K accuracy in percent: exact match of the final number (an unambiguous check)."""
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError("need one non-empty list of references per prediction")
+    hits = [final_number(p) is not None and final_number(p) in {final_number(r) for r in refs}
+            for p, refs in zip(predictions, references)]
+    return {"exact_match": 100.0 * float(np.mean(hits))}
 
 
 def detection_scores(

@@ -2,7 +2,10 @@
 
 SQuAD-N (paper, Sec. 4): a fraction of training responses is replaced by a random *other*
 sentence of the same context; test responses stay clean; train and test are split by article
-so no paragraph is shared. Noise labels go to a separate file that curation never reads.
+so no paragraph is shared.
+GSM8K-N: a fraction of training solutions is replaced by another question's worked solution
+(fluent and plausible, but with the wrong final number); test questions come from GSM8K's own
+test split. Noise labels go to a separate file that curation never reads.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from pathlib import Path
 
 from clearcurate.records import Record, read_jsonl
 
+GSM8K_PROMPT = "Solve the math word problem step by step. End with the final number after ####.\n\n{question}"
+_CALCULATOR = re.compile(r"<<[^>]*>>")
 SQUAD_PROMPT = (
     "Answer the question with a short span copied from the context.\n\n"
     "Context: {context}\n\nQuestion: {question}"
@@ -106,5 +111,61 @@ def build_squad_n(source: str | Path, cfg: SquadNConfig) -> tuple[list[Record], 
     order = {r["id"]: i for i, r in enumerate(train)}
     labels.sort(key=lambda x: order[x["id"]])
     # The training file carries only what a user's real data would: no answers list, no labels.
+    train = [{k: v for k, v in r.items() if k != "answers"} for r in train]
+    return train, test, labels
+
+
+@dataclass(frozen=True)
+class Gsm8kNConfig:
+    """Size and noise of a GSM8K-N build; short solutions keep CPU training and decoding cheap."""
+
+    n_train: int = 100
+    n_test: int = 50
+    noise_rate: float = 0.2
+    seed: int = 0
+    max_solution_words: int = 60
+
+
+def gsm8k_final_answer(solution: str) -> str:
+    """The final number of a GSM8K solution (the text after ``####``)."""
+    if "####" not in solution:
+        raise ValueError(f"not a GSM8K solution (no '####'): {solution[:80]!r}")
+    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+
+
+def _gsm8k_record(row: Record, index: int, split: str) -> Record:
+    # The <<a*b=c>> calculator annotations are tooling for the original paper, not text to imitate.
+    solution = _CALCULATOR.sub("", row["answer"]).strip()
+    return {
+        "id": f"gsm8k-{split}-{index}",
+        "prompt": GSM8K_PROMPT.format(question=row["question"]),
+        "response": solution,
+        "answers": [gsm8k_final_answer(solution)],
+    }
+
+
+def build_gsm8k_n(
+    train_source: str | Path, test_source: str | Path, cfg: Gsm8kNConfig
+) -> tuple[list[Record], list[Record], list[Record]]:
+    """Return (train rows, test rows, noise labels) from GSM8K's train and test JSONL files."""
+    rng = random.Random(cfg.seed)
+
+    def pick(source: str | Path, split: str, n: int) -> list[Record]:
+        rows = [_gsm8k_record(r, i, split) for i, r in enumerate(read_jsonl(source))]
+        rows = [r for r in rows if len(r["response"].split()) <= cfg.max_solution_words]
+        if len(rows) < n:
+            raise ValueError(f"{source}: only {len(rows)} short enough solutions, {n} requested")
+        return rng.sample(rows, n)
+
+    train = pick(train_source, "train", cfg.n_train)
+    test = pick(test_source, "test", cfg.n_test)
+    noisy_idx = set(rng.sample(range(len(train)), round(cfg.noise_rate * len(train))))
+    clean = [r["response"] for r in train]
+    labels: list[Record] = []
+    for i, row in enumerate(train):
+        if i in noisy_idx:
+            donors = [j for j in range(len(train)) if train[j]["answers"] != row["answers"]]
+            row["response"] = clean[rng.choice(donors)]
+        labels.append({"id": row["id"], "noisy": i in noisy_idx, "clean_response": clean[i]})
     train = [{k: v for k, v in r.items() if k != "answers"} for r in train]
     return train, test, labels

@@ -37,9 +37,14 @@ def stage_params(stage: str) -> dict[str, Any]:
     return dvc.api.params_show(stages=stage)
 
 
-def load_lm(model_params: dict[str, Any], adapter_dir: str | Path | None = None) -> LocalLM:
-    """Load the prepared base model (once per stage), optionally with an adapter on top."""
-    model, tokenizer = models.load(BASE_MODEL_DIR, adapter_dir)
+def load_lm(
+    model_params: dict[str, Any], adapter_dir: str | Path | None = None, model_dir: str | Path = BASE_MODEL_DIR
+) -> LocalLM:
+    """Load the prepared base model (once per stage), optionally with an adapter on top.
+
+    Progress bars are on unless CLEARCURATE_PROGRESS=0 (e.g. for log files).
+    """
+    model, tokenizer = models.load(model_dir, adapter_dir)
     return LocalLM(
         model,
         tokenizer,

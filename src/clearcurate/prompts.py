@@ -38,6 +38,17 @@ JUDGE_CHOICES = ("A", "B")
 
 CHOICE_PREFIX = "answer: ("
 
+# Direct rating baseline (AlpaGasus, Chen et al. 2024), on a 1-5 scale; the digit is read from
+# next-token probabilities after RATING_PREFIX.
+RATING_TEMPLATE = (
+    "We would like to request your feedback on the performance of an AI assistant in response to "
+    "the instruction displayed below.\n\nInstruction: {prompt}\n\nResponse: {response}\n\n"
+    "Please rate the accuracy of the response to the instruction on a scale of 1 to 5, where a "
+    "higher score indicates a more accurate response. Answer with a single digit."
+)
+RATING_CHOICES = ("1", "2", "3", "4", "5")
+RATING_PREFIX = "Score: "
+
 
 def cot_prompt(prompt: str, examples: Sequence[tuple[str, str]] = ()) -> str:
     """The paper's chain-of-thought sampling prompt, optionally preceded by solved examples.
@@ -58,3 +69,7 @@ def reflection_question(index: int, prompt: str, response: str) -> str:
 
 def judge_question(prompt: str, a: str, b: str) -> str:
     return JUDGE_TEMPLATE.format(prompt=prompt, a=a, b=b)
+
+
+def rating_question(prompt: str, response: str) -> str:
+    return RATING_TEMPLATE.format(prompt=prompt, response=response)

@@ -57,6 +57,8 @@ class ScoreConfig:
             raise ValueError(f"score.recipe must be one of {RECIPES}, got {self.recipe!r}")
         if self.k < 0 or self.folds < 2 or not 0.0 <= self.alpha <= 1.0:
             raise ValueError("score: need k >= 0, folds >= 2 and alpha in [0, 1]")
+        if self.recipe == "paper" and self.weights.get("likelihood"):
+            raise ValueError("score.weights.likelihood needs score.recipe: crossfit (the paper recipe has no likelihood)")
 
     def component_weights(self) -> dict[str, float]:
         """Explicit `weights` if given, else the paper's beta * O + (1 - beta) * S."""
@@ -139,6 +141,7 @@ def _components(
             "consistency": cf.observed_consistency(list(sims[i]), ems, cfg.alpha),
             "samples": answers[i],
             "sample_similarity": [round(float(s), 4) for s in sims[i]],
+            "sample_logprobs": [round(g.logprob, 4) for g in sampled[i].generations],
         }
         given = sampled[i].given_logprob
         if with_likelihood and given is not None:

@@ -67,3 +67,11 @@ def test_followup_question_on_cache_matches_full_conversation(tiny_lm):
 def test_multi_token_choices_are_rejected(tiny_lm):
     with pytest.raises(ValueError, match="single token"):
         tiny_lm.choice_probs(["x"], ["Correct", "Incorrect"])
+
+
+def test_continuation_logprobs_batched_with_padding_match_teacher_forcing(tiny_lm):
+    prompts = [tiny_lm.chat(p) for p in PROMPTS]
+    got = tiny_lm.continuation_logprobs(prompts, GIVEN)
+    for prompt, response, (logprob, n_tokens) in zip(prompts, GIVEN, got):
+        assert logprob == pytest.approx(_direct_logprob(tiny_lm, prompt, response), abs=1e-3)
+        assert n_tokens == len(tiny_lm.tokenizer.encode(response, add_special_tokens=False)) + 1

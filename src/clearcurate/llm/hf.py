@@ -20,7 +20,6 @@ import torch
 from tqdm.auto import tqdm
 
 
-
 @dataclass(frozen=True)
 class Generation:
     """One generated continuation and its total log-probability under the model."""
@@ -186,6 +185,36 @@ class LocalLM:
     def greedy(self, prompts: Sequence[str], max_new_tokens: int = 32, desc: str = "generate") -> list[str]:
         """The most likely continuation of each prompt (greedy decoding)."""
         return [s.generations[0].text for s in self.sample(prompts, 1, 0.0, max_new_tokens, desc=desc)]
+
+    @torch.inference_mode()
+    def continuation_logprobs(
+        self, prompts: Sequence[str], continuations: Sequence[str], desc: str = "logprob"
+    ) -> list[tuple[float, int]]:
+        """(log p(continuation + end-of-turn | prompt), its token count) per pair, one forward pass per batch.
+
+        Left padding puts every continuation at the end of its row, so logits are computed only
+        for the last (longest continuation + 1) positions.
+        """
+        if len(prompts) != len(continuations):
+            raise ValueError("need one continuation per prompt")
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(prompts)
+        full = [p + c for p, c in zip(prompts, continuations)]
+        for idx in self._batches(self._by_length(full), desc):
+            suffixes = [self._ids(continuations[i]) + [self.eos_id] for i in idx]
+            seqs = [self._ids(prompts[i]) + s for i, s in zip(idx, suffixes)]
+            width, keep = max(map(len, seqs)), max(map(len, suffixes)) + 1
+            ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for r, seq in enumerate(seqs):
+                ids[r, width - len(seq) :] = torch.tensor(seq)
+                mask[r, width - len(seq) :] = 1
+            position = (mask.cumsum(-1) - 1).clamp(min=0)
+            res = self.model(input_ids=ids, attention_mask=mask, position_ids=position, logits_to_keep=keep)
+            logprobs = torch.log_softmax(res.logits[:, :-1, :].float(), dim=-1)  # predicts the last keep-1 tokens
+            for r, (i, s) in enumerate(zip(idx, suffixes)):
+                pos = torch.arange(keep - 1 - len(s), keep - 1)
+                out[i] = (float(logprobs[r, pos, torch.tensor(s)].sum()), len(s))
+        return out
 
     @torch.inference_mode()
     def choice_probs(
