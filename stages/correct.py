@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 from clearcurate.correction import correct_rows
 from clearcurate.curation import CORRECTED, KEPT, REMOVED
-from clearcurate.pipeline import load_lm, setup_logging, stage_params
+from clearcurate.expectations import ValidateConfig, outcome_frame, outcome_suite
+from clearcurate.pipeline import gate, load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("correct")
@@ -29,10 +32,16 @@ def main() -> None:
     by_id = {d["id"]: d for d in decisions}
     corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason")}, "response": by_id[r["id"]]["new"]}
                  for r in removed if by_id[r["id"]]["outcome"] == CORRECTED]
-    write_jsonl("data/curated/train.jsonl", [*kept, *corrected])
-    write_jsonl("data/curated/changes.jsonl", (d for d in decisions if d["outcome"] == CORRECTED))
     outcomes = [{"id": r["id"], "outcome": KEPT, "reason": "confidence >= gamma"} for r in kept]
     outcomes += [{k: d[k] for k in ("id", "outcome", "reason", "confidence")} for d in decisions]
+    # Gate before anything is written: every prepared row exactly once, corrections only below gamma.
+    gamma = float(json.loads(Path("metrics/filter.json").read_text(encoding="utf-8"))["gamma"])
+    upstream = [r["id"] for r in read_jsonl("data/prepared/train.jsonl")]
+    scores = {r["id"]: float(r["confidence"]) for r in removed}
+    suite = outcome_suite(upstream, gamma, ValidateConfig.from_params(params["validate"]))
+    gate("correct", "curated", outcome_frame(outcomes, scores, gamma), suite, params)
+    write_jsonl("data/curated/train.jsonl", [*kept, *corrected])
+    write_jsonl("data/curated/changes.jsonl", (d for d in decisions if d["outcome"] == CORRECTED))
     write_jsonl("data/curated/outcomes.jsonl", outcomes)
     counts = {o: sum(x["outcome"] == o for x in outcomes) for o in (KEPT, CORRECTED, REMOVED)}
     write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"])})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from clearcurate.curation import FilterConfig, split_by_threshold, threshold
-from clearcurate.pipeline import setup_logging, stage_params
+from clearcurate.curation import KEPT, REMOVED, FilterConfig, split_by_threshold, threshold
+from clearcurate.expectations import ValidateConfig, outcome_frame, outcome_suite
+from clearcurate.pipeline import gate, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("filter")
@@ -13,7 +14,8 @@ log = logging.getLogger("filter")
 
 def main() -> None:
     setup_logging()
-    cfg = FilterConfig(**stage_params("filter")["filter"])
+    params = stage_params("filter")
+    cfg = FilterConfig(**params["filter"])
     rows = read_jsonl("data/prepared/train.jsonl")
     scores = {s["id"]: s for s in read_jsonl("data/scored/train.jsonl")}
     missing = [r["id"] for r in rows if r["id"] not in scores]
@@ -23,6 +25,9 @@ def main() -> None:
     gamma = threshold(list(confidence.values()), cfg)
     kept_ids, removed_ids = split_by_threshold(confidence, gamma)
     kept, removed = set(kept_ids), set(removed_ids)
+    outcomes = [{"id": r["id"], "outcome": KEPT if r["id"] in kept else REMOVED} for r in rows]
+    suite = outcome_suite([r["id"] for r in rows], gamma, ValidateConfig.from_params(params["validate"]))
+    gate("filter", "filtered", outcome_frame(outcomes, confidence, gamma), suite, params)
     write_jsonl("data/filtered/kept.jsonl", (r for r in rows if r["id"] in kept))
     write_jsonl(
         "data/filtered/removed.jsonl",

@@ -6,8 +6,10 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 
-from clearcurate.pipeline import load_lm, setup_logging, stage_params
+from clearcurate.expectations import scored_suite
+from clearcurate.pipeline import gate, load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
@@ -25,6 +27,9 @@ def main() -> None:
     start = time.perf_counter()
     scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]))
     seconds = time.perf_counter() - start
+    components = [c for c in ("consistency", "reflection", "likelihood") if scored and c in scored[0]]
+    frame = pd.DataFrame({col: [s.get(col) for s in scored] for col in ("id", "confidence", *components)})
+    gate("score", "scored", frame, scored_suite([r["id"] for r in rows], components), params)
     write_jsonl("data/scored/train.jsonl", scored)
     conf = np.array([s["confidence"] for s in scored])
     write_json(

@@ -107,3 +107,32 @@ def test_second_repro_does_nothing_and_gamma_reruns_from_filter(repo: Path):
     out = _run(["dvc", "repro"], repo)
     assert "Running stage 'filter'" in out and "Running stage 'score'" not in out
     assert json.loads((repo / "metrics/filter.json").read_text())["gamma"] == 0.25
+
+
+def test_validation_reports_are_written_for_every_curating_stage(repo: Path):
+    for stage, names in {"prepare": ("prepared_train", "prepared_test"), "score": ("scored",),
+                         "filter": ("filtered",), "correct": ("curated",)}.items():
+        for name in names:
+            assert json.loads((repo / "reports/validation" / stage / f"{name}.json").read_text())["success"] is True
+        assert (repo / "reports/validation" / stage / "docs" / "index.html").exists()
+
+
+def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):
+    kept_before = (repo / "data/filtered/kept.jsonl").read_text()
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["filter"]["gamma"] = 1.0  # removes (almost) every row
+    params["validate"]["max_removed_share"] = 0.1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        proc = subprocess.run(["dvc", "repro", "filter"], cwd=repo, env=env, capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert "expectations 'filtered' failed" in proc.stderr + proc.stdout
+        assert "expect_column_values_to_be_in_set(outcome)" in proc.stderr + proc.stdout
+        assert json.loads((repo / "reports/validation/filter/filtered.json").read_text())["success"] is False
+    finally:
+        (repo / "params.yaml").write_text(original)
+    _run(["dvc", "checkout", "--force", "filter"], repo)  # the last good outputs come back from the DVC cache
+    assert (repo / "data/filtered/kept.jsonl").read_text() == kept_before
+    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], repo)

@@ -11,6 +11,7 @@ from clearcurate.llm import models
 from clearcurate.llm.hf import LocalLM
 
 BASE_MODEL_DIR = Path("models/base")
+VALIDATION_DIR = Path("reports/validation")
 
 
 def setup_logging() -> None:
@@ -24,6 +25,7 @@ def setup_logging() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 def stage_params(stage: str) -> dict[str, Any]:
@@ -51,3 +53,11 @@ def load_lm(
         batch_size=int(model_params.get("batch_size", 8)),
         show_progress=os.environ.get("CLEARCURATE_PROGRESS", "1") != "0",
     )
+
+
+def gate(stage: str, name: str, frame, expectations: list, params: dict[str, Any]) -> None:
+    """Run a Great Expectations suite on a stage's output before it is written (see clearcurate.expectations)."""
+    from clearcurate.expectations import ValidateConfig, validate
+
+    cfg = ValidateConfig.from_params(params.get("validate", {}))
+    validate(name, frame, expectations, cfg, VALIDATION_DIR / stage)
