@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from clearcurate.llm.hf import neutralize_special_tokens
 from clearcurate.records import Record, write_json
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class TrainResult:
 
 def encode_example(tokenizer, prompt: str, response: str, max_length: int) -> dict[str, list[int]]:
     """Token ids and labels for one pair: labels are IGNORE_INDEX on the prompt part."""
+    prompt, response = neutralize_special_tokens(tokenizer, prompt), neutralize_special_tokens(tokenizer, response)
     user = [{"role": "user", "content": prompt}]
     prompt_ids = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True)
     full_ids = tokenizer.apply_chat_template(
