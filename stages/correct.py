@@ -8,7 +8,7 @@ from pathlib import Path
 
 from clearcurate.correction import correct_rows
 from clearcurate.curation import CORRECTED, KEPT, REMOVED
-from clearcurate.expectations import ValidateConfig, outcome_frame, outcome_suite
+from clearcurate.expectations import QUARANTINED, ValidateConfig, outcome_frame, outcome_suite
 from clearcurate.pipeline import gate, load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
@@ -34,16 +34,24 @@ def main() -> None:
                  for r in removed if by_id[r["id"]]["outcome"] == CORRECTED]
     outcomes = [{"id": r["id"], "outcome": KEPT, "reason": "confidence >= gamma"} for r in kept]
     outcomes += [{k: d[k] for k in ("id", "outcome", "reason", "confidence")} for d in decisions]
-    # Gate before anything is written: every prepared row exactly once, corrections only below gamma.
+    # Rows that never got past prepare are accounted for too: one ledger for every source row.
+    # Their ledger id is file:line (a quarantined duplicate shares its id with a prepared row).
+    quarantined = [
+        {"id": f"{q['source']}:{q['line']}", "outcome": QUARANTINED, "reason": q["reason"], "row_id": q["id"]}
+        for q in read_jsonl("data/prepared/quarantine.jsonl")
+        if q["split"] == "train"
+    ]
+    outcomes += quarantined
+    # Gate before anything is written: every source row exactly once, corrections only below gamma.
     gamma = float(json.loads(Path("metrics/filter.json").read_text(encoding="utf-8"))["gamma"])
-    upstream = [r["id"] for r in read_jsonl("data/prepared/train.jsonl")]
+    upstream = [r["id"] for r in read_jsonl("data/prepared/train.jsonl")] + [q["id"] for q in quarantined]
     scores = {r["id"]: float(r["confidence"]) for r in removed}
     suite = outcome_suite(upstream, gamma, ValidateConfig.from_params(params["validate"]))
     gate("correct", "curated", outcome_frame(outcomes, scores, gamma), suite, params)
     write_jsonl("data/curated/train.jsonl", [*kept, *corrected])
     write_jsonl("data/curated/changes.jsonl", (d for d in decisions if d["outcome"] == CORRECTED))
     write_jsonl("data/curated/outcomes.jsonl", outcomes)
-    counts = {o: sum(x["outcome"] == o for x in outcomes) for o in (KEPT, CORRECTED, REMOVED)}
+    counts = {o: sum(x["outcome"] == o for x in outcomes) for o in (KEPT, CORRECTED, REMOVED, QUARANTINED)}
     write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"])})
     log.info("outcomes: %s", counts)
 

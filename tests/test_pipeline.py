@@ -16,8 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.pipeline
 
 
+# Planted credentials: the pipeline must never copy environment secrets into logs or artifacts.
+SECRETS = {
+    "OPENAI_API_KEY": "sk-planted-0123456789abcdef",
+    "AWS_SECRET_ACCESS_KEY": "planted/aws/SECRET+key0123456789",
+    "AWS_ACCESS_KEY_ID": "AKIAPLANTED0123456",
+}
+
+
 def _run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "CLEARCURATE_PROGRESS": "0"}
+    env = {
+        **os.environ,
+        **SECRETS,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "CLEARCURATE_PROGRESS": "0",
+    }
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout + proc.stderr
@@ -38,7 +51,8 @@ def repo(tmp_path_factory) -> Path:
     train = _lines(ROOT / "data/raw/train.jsonl")[:12]
     for row in train[:3]:
         del row["id"]  # rows without an id get a content-hash id
-    (raw / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train), encoding="utf-8")
+    bad_lines = ["{not json", json.dumps({**train[5], "response": "a different answer"})]  # line 13, 14
+    (raw / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train) + "\n".join(bad_lines) + "\n", encoding="utf-8")
     (raw / "test.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in _lines(ROOT / "data/raw/test.jsonl")[:4]), encoding="utf-8"
     )
@@ -49,12 +63,23 @@ def repo(tmp_path_factory) -> Path:
     params["train"].update(batch_size=4, max_length=256)
     params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
     params["evaluate"].update(max_new_tokens=4)
+    params["validate"].update(max_removed_share=0.9)  # the random tiny model's scores remove arbitrary rows
     (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     _run(["git", "init", "-q"], work)
     _run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work)
     _run(["dvc", "init", "-q"], work)
-    _run(["dvc", "repro"], work)
+    (work / "repro.log").write_text(_run(["dvc", "repro"], work), encoding="utf-8")
     return work
+
+
+def test_no_secret_from_the_environment_reaches_logs_or_artifacts(repo: Path):
+    leaks = []
+    for path in repo.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            data = path.read_bytes()
+            leaks += [f"{path.relative_to(repo)}: {name}" for name, value in SECRETS.items() if value.encode() in data]
+    assert not leaks, leaks
+    assert "Running stage 'evaluate'" in (repo / "repro.log").read_text()  # the log was captured and searched
 
 
 def test_every_stage_produces_its_outputs(repo: Path):
@@ -81,10 +106,17 @@ def test_scores_carry_every_component(repo: Path):
 def test_every_row_has_exactly_one_outcome(repo: Path):
     prepared = [r["id"] for r in _lines(repo / "data/prepared/train.jsonl")]
     outcomes = _lines(repo / "data/curated/outcomes.jsonl")
-    assert sorted(o["id"] for o in outcomes) == sorted(prepared)
-    assert all(o["outcome"] in {"kept", "corrected", "removed"} and o["reason"] for o in outcomes)
+    quarantined = {o["id"]: o["reason"] for o in outcomes if o["outcome"] == "quarantined"}
+    assert quarantined == {
+        "data/raw/train.jsonl:13": "invalid JSON (Expecting property name enclosed in double quotes)",
+        "data/raw/train.jsonl:14": f"duplicate id '{prepared[5]}' with different content (first on line 6)",
+    }
+    assert sorted(o["id"] for o in outcomes) == sorted(prepared + list(quarantined))
+    assert all(o["outcome"] in {"kept", "corrected", "removed", "quarantined"} and o["reason"] for o in outcomes)
+    metrics = json.loads((repo / "metrics/prepare.json").read_text())
+    assert metrics["train"] == {"rows": 12, "quarantined": 2} and metrics["test"] == {"rows": 4, "quarantined": 0}
     curated = {r["id"] for r in _lines(repo / "data/curated/train.jsonl")}
-    assert curated == {o["id"] for o in outcomes if o["outcome"] != "removed"}
+    assert curated == {o["id"] for o in outcomes if o["outcome"] in ("kept", "corrected")}
     changes = _lines(repo / "data/curated/changes.jsonl")
     assert {c["id"] for c in changes} == {o["id"] for o in outcomes if o["outcome"] == "corrected"}
 
@@ -135,4 +167,4 @@ def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):
         (repo / "params.yaml").write_text(original)
     _run(["dvc", "checkout", "--force", "filter"], repo)  # the last good outputs come back from the DVC cache
     assert (repo / "data/filtered/kept.jsonl").read_text() == kept_before
-    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], repo)
+    assert "Running stage" not in _run(["dvc", "repro"], repo)  # nothing needs recomputing

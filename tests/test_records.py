@@ -6,7 +6,6 @@ from clearcurate.records import (
     InputError,
     content_id,
     read_jsonl,
-    validate_instruction_rows,
     write_jsonl,
 )
 
@@ -15,19 +14,6 @@ def test_content_id_is_stable_and_content_sensitive():
     assert content_id("p", "r") == content_id("p", "r")
     assert content_id("p", "r") != content_id("p", "r2")
     assert content_id("p", "r") == "h" + __import__("hashlib").sha256(b'["p", "r"]').hexdigest()[:16]
-
-
-def test_missing_ids_get_content_hash_and_extra_fields_are_kept():
-    rows = validate_instruction_rows([{"prompt": "p", "response": "r", "meta": 1}, {"id": 7, "prompt": "q", "response": "s"}], "x")
-    assert rows[0]["id"] == content_id("p", "r") and rows[0]["meta"] == 1
-    assert rows[1]["id"] == "7"
-
-
-def test_duplicate_ids_and_empty_fields_are_named(tmp_path):
-    with pytest.raises(InputError, match="duplicate id 'a'"):
-        validate_instruction_rows([{"id": "a", "prompt": "p", "response": "r"}] * 2, "f.jsonl")
-    with pytest.raises(InputError, match="row 1: field 'response'"):
-        validate_instruction_rows([{"prompt": "p", "response": " "}], "f.jsonl")
 
 
 def test_read_jsonl_names_file_and_line(tmp_path):

@@ -160,7 +160,10 @@ def validate(
     import great_expectations as gx
 
     report_dir = Path(report_dir)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # a few checks; bars would be noise
     docs_dir = report_dir / "docs"
     context.add_data_docs_site(
         site_name="clearcurate",

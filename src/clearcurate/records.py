@@ -18,7 +18,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-REQUIRED_FIELDS = ("prompt", "response")
 
 
 class InputError(ValueError):
@@ -47,34 +46,6 @@ def read_jsonl(path: str | Path) -> list[Record]:
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
     return rows
-
-
-def validate_instruction_rows(rows: list[Record], source: str | Path) -> list[Record]:
-    """Check prompt/response fields and assign content-hash ids where missing.
-
-    Ids must be unique: two rows sharing one would make the kept/corrected/removed
-    bookkeeping ambiguous.
-    """
-    seen: dict[str, int] = {}
-    out: list[Record] = []
-    for index, row in enumerate(rows, start=1):
-        for field in REQUIRED_FIELDS:
-            value = row.get(field)
-            if not isinstance(value, str) or not value.strip():
-                raise InputError(f"{source}: row {index}: field {field!r} must be a non-empty string")
-        row = dict(row)
-        if row.get("id") in (None, ""):
-            row["id"] = content_id(row["prompt"], row["response"])
-        row["id"] = str(row["id"])
-        if row["id"] in seen:
-            raise InputError(
-                f"{source}: row {index}: duplicate id {row['id']!r} (first seen in row {seen[row['id']]})"
-            )
-        seen[row["id"]] = index
-        out.append(row)
-    if not out:
-        raise InputError(f"{source}: no rows")
-    return out
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Record]) -> int:
