@@ -7,7 +7,7 @@ import logging
 
 from clearcurate.pipeline import load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl
-from clearcurate.training import LoraTrainConfig, attach_lora, save_adapter, train_lora
+from clearcurate.training import LoraTrainConfig, attach_lora, reuse_adapter, save_adapter, train_lora
 
 log = logging.getLogger("train")
 
@@ -17,15 +17,19 @@ def main() -> None:
     parser.add_argument("--stage", required=True, help="the dvc.yaml stage name (for its params)")
     parser.add_argument("--data", required=True, help="JSONL with prompt/response rows")
     parser.add_argument("--out", required=True, help="adapter output directory")
+    parser.add_argument("--reuse", default=None, help="an adapter to copy instead of training if it was trained on the same rows and settings")
     args = parser.parse_args()
     setup_logging()
     params = stage_params(args.stage)
     cfg = LoraTrainConfig.from_params(params["train"])
     rows = read_jsonl(args.data)
+    if args.reuse and reuse_adapter(args.reuse, args.out, rows, cfg):
+        log.info("%s: %s holds the same %d rows and settings as %s: adapter reused, no training", args.stage, args.data, len(rows), args.reuse)
+        return
     lm = load_lm(params["model"])
     adapted = attach_lora(lm.model, cfg)
     result = train_lora(adapted, lm.tokenizer, rows, cfg, desc=args.stage)
-    save_adapter(adapted, args.out, result, cfg)
+    save_adapter(adapted, args.out, result, cfg, rows)
     log.info("%s: adapter written to %s", args.stage, args.out)
 
 

@@ -1,3 +1,5 @@
+import json
+
 import torch
 
 from clearcurate.training import (
@@ -51,3 +53,26 @@ def test_max_steps_fixes_the_budget_and_training_lowers_the_loss(tiny_model_dir)
     assert result.steps == 6
     losses = [h["loss"] for h in result.history if "loss" in h]
     assert losses[-1] < losses[0]
+
+
+def test_an_adapter_is_reused_only_for_the_same_rows_and_settings(tiny_model_dir, tmp_path):
+    from clearcurate.llm.models import load
+    from clearcurate.training import TrainResult, reuse_adapter, save_adapter
+
+    model, _ = load(tiny_model_dir)
+    cfg = LoraTrainConfig(max_steps=1, batch_size=2)
+    save_adapter(attach_lora(model, cfg), tmp_path / "filtered", TrainResult(rows=4, steps=1, seconds=0.0), cfg, ROWS[:4])
+
+    assert not reuse_adapter(tmp_path / "filtered", tmp_path / "a", ROWS[:5], cfg)  # one more row
+    assert not reuse_adapter(tmp_path / "filtered", tmp_path / "b", [*ROWS[1:4], ROWS[0]], cfg)  # other order
+    changed = [{**ROWS[0], "response": "green"}, *ROWS[1:4]]
+    assert not reuse_adapter(tmp_path / "filtered", tmp_path / "c", changed, cfg)  # a corrected response
+    assert not reuse_adapter(tmp_path / "filtered", tmp_path / "d", ROWS[:4], LoraTrainConfig(max_steps=2, batch_size=2))
+    assert not any((tmp_path / n).exists() for n in "abcd")
+
+    assert reuse_adapter(tmp_path / "filtered", tmp_path / "corrected", [dict(r) for r in ROWS[:4]], cfg)
+    src, dst = tmp_path / "filtered" / "adapter_model.safetensors", tmp_path / "corrected" / "adapter_model.safetensors"
+    assert dst.read_bytes() == src.read_bytes()
+    log = json.loads((tmp_path / "corrected" / "train_log.json").read_text())
+    assert log["reused_from"] == str(tmp_path / "filtered")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary directory left

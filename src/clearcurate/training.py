@@ -6,8 +6,12 @@ it would teach the model to reproduce questions and paragraphs instead of answer
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -192,8 +196,45 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
     return TrainResult(rows=len(examples), steps=trainer.state.global_step, seconds=seconds, history=history)
 
 
-def save_adapter(peft_model, out_dir: str | Path, result: TrainResult, cfg: LoraTrainConfig) -> None:
-    """Write the adapter (safetensors) and a JSON training log next to it."""
+def data_fingerprint(rows: Sequence[Record]) -> str:
+    """A hash of what a run trains on, in order: same fingerprint and config = the same training run."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([row["prompt"], row["response"]], ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def save_adapter(peft_model, out_dir: str | Path, result: TrainResult, cfg: LoraTrainConfig, rows: Sequence[Record]) -> None:
+    """Write the adapter (safetensors) and a JSON training log (with the data fingerprint) next to it."""
     out = Path(out_dir)
     peft_model.save_pretrained(out, safe_serialization=True)
-    write_json(out / "train_log.json", {"config": asdict(cfg), **asdict(result)})
+    write_json(out / "train_log.json", {"config": asdict(cfg), "data_sha256": data_fingerprint(rows), **asdict(result)})
+
+
+def reuse_adapter(source_dir: str | Path, out_dir: str | Path, rows: Sequence[Record], cfg: LoraTrainConfig) -> bool:
+    """Copy the adapter in `source_dir` to `out_dir` if it was trained on exactly `rows` with `cfg`.
+
+    Auto-Correct often changes nothing (no candidate clears eta); retraining on the identical rows
+    would only cost minutes and add run-to-run noise (CPU training is not bit-reproducible), so the
+    corrected model then *is* the filtered one. Returns False, copying nothing, otherwise.
+    """
+    log_path = Path(source_dir) / "train_log.json"
+    if not log_path.exists():
+        return False
+    previous = json.loads(log_path.read_text(encoding="utf-8"))
+    same_config = previous.get("config") == json.loads(json.dumps(asdict(cfg)))
+    if not same_config or previous.get("data_sha256") != data_fingerprint(rows):
+        return False
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:  # copy aside, then rename: a killed stage never leaves half an adapter
+        shutil.copytree(source_dir, tmp, dirs_exist_ok=True)
+        write_json(tmp / "train_log.json", {**previous, "reused_from": str(source_dir)})
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return True
