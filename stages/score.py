@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pandas as pd
 
+from clearcurate.cache import ScoreCache, cache_dir, model_fingerprint
 from clearcurate.expectations import scored_suite
-from clearcurate.pipeline import gate, load_lm, setup_logging, stage_params
+from clearcurate.pipeline import BASE_MODEL_DIR, gate, load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
@@ -24,8 +25,13 @@ def main() -> None:
     cfg = ScoreConfig.from_params(params["score"])
     rows = read_jsonl("data/prepared/train.jsonl")
     lm = load_lm(params["model"])
+    cache = ScoreCache(cache_dir())
+    log.info("per-row results are cached in %s (delete it to clear)", cache.root)
     start = time.perf_counter()
-    scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]))
+    scored = score_rows(
+        lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]),
+        cache=cache, model_id=model_fingerprint(BASE_MODEL_DIR),
+    )
     seconds = time.perf_counter() - start
     components = [c for c in ("consistency", "reflection", "likelihood") if scored and c in scored[0]]
     frame = pd.DataFrame({col: [s.get(col) for s in scored] for col in ("id", "confidence", *components)})
@@ -40,10 +46,15 @@ def main() -> None:
             "confidence_mean": float(conf.mean()),
             "confidence_median": float(np.median(conf)),
             "seconds": round(seconds, 1),
+            "cache_hits": cache.hits,
+            "cache_misses": cache.misses,
             "rows_per_second": round(len(scored) / seconds, 3),
         },
     )
-    log.info("scored %d rows in %.0f s (median confidence %.3f)", len(scored), seconds, float(np.median(conf)))
+    log.info(
+        "scored %d rows in %.0f s (median confidence %.3f); cache hits %s, misses %s",
+        len(scored), seconds, float(np.median(conf)), cache.hits, cache.misses,
+    )
 
 
 if __name__ == "__main__":

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from clearcurate import confidence as cf
 from clearcurate import prompts
+from clearcurate.cache import ScoreCache, digest
 from clearcurate.llm.hf import LocalLM
 from clearcurate.records import Record
 from clearcurate.similarity import Similarity
@@ -32,6 +33,9 @@ from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
 log = logging.getLogger(__name__)
 RECIPES = ("paper", "crossfit")
+# A cached fold adapter keeps scoring new rows while its training rows and the current other-fold
+# rows differ by at most this share; beyond it the fold model is retrained (and its rows rescored).
+FOLD_REUSE_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -99,57 +103,148 @@ def reflect(lm: LocalLM, rows: Sequence[Record], responses: Sequence[str] | None
 
 
 def fewshot_examples(rows: Sequence[Record], n: int, seed: int) -> list[list[tuple[str, str]]]:
-    """For each row, n other rows of the same dataset as worked examples (never the row itself)."""
-    rng = random.Random(seed)
+    """For each row, n other rows of the same dataset as worked examples (never the row itself).
+
+    Rows are put in a pseudo-random order fixed by a hash of (seed, id), and each row takes the n
+    rows after it (cyclically). Adding rows changes the examples of at most n rows per added row,
+    so cached scores of the others stay valid.
+    """
+    order = sorted(range(len(rows)), key=lambda i: hashlib.sha256(f"{seed}:{rows[i]['id']}".encode()).hexdigest())
+    position = {i: p for p, i in enumerate(order)}
+    picks = min(n, len(rows) - 1)
     out = []
     for i in range(len(rows)):
-        pool = [j for j in range(len(rows)) if j != i]
-        picks = rng.sample(pool, min(n, len(pool)))
-        out.append([(rows[j]["prompt"], rows[j]["response"]) for j in picks])
+        shots = [order[(position[i] + j) % len(order)] for j in range(1, picks + 1)]
+        out.append([(rows[j]["prompt"], rows[j]["response"]) for j in shots])
     return out
 
 
-def _components(
+def _cached(
+    keys: Sequence[str],
+    kind: str,
+    cache: ScoreCache | None,
+    compute: Callable[[list[int]], list[Record]],
+    chunk: int,
+    desc: str,
+    show_progress: bool,
+) -> list[Record]:
+    """Per-row results: cached ones are read, the rest computed a chunk at a time and stored as each finishes.
+
+    Storing per chunk is what makes a killed run resumable: at most one chunk of work is lost.
+    """
+    out: list[Record | None] = [cache.get(kind, k) if cache is not None else None for k in keys]
+    todo = [i for i, v in enumerate(out) if v is None]
+    if cache is not None and len(todo) < len(keys):
+        log.info("%s: %d of %d rows from the cache, %d to compute", desc, len(keys) - len(todo), len(keys), len(todo))
+    with tqdm(total=len(todo), desc=desc, unit="row", disable=not show_progress or not todo, leave=False) as bar:
+        for start in range(0, len(todo), chunk):
+            idx = todo[start : start + chunk]
+            for i, value in zip(idx, compute(idx)):
+                out[i] = value
+                if cache is not None:
+                    cache.put(kind, keys[i], value)
+            bar.update(len(idx))
+    return out  # type: ignore[return-value]
+
+
+def _chunked(lm: LocalLM) -> tuple[int, bool]:
+    """Chunk size and whether to show our per-row bar (the model's own per-call bars are then off)."""
+    return lm.batch_size * 2, lm.show_progress
+
+
+def _sample_keys(scope: str, cfg: ScoreConfig, with_likelihood: bool, gen_prompts: Sequence[str], rows: Sequence[Record]) -> list[str]:
+    """Cache keys of sampled answers: the sampling model, every sampling setting, the prompt and the response."""
+    settings = (cfg.k, cfg.temperature, cfg.max_new_tokens, cfg.seed, with_likelihood)
+    return [digest(scope, settings, gp, r["response"]) for gp, r in zip(gen_prompts, rows)]
+
+
+def _sample_raw(
     lm: LocalLM,
     rows: Sequence[Record],
     gen_prompts: Sequence[str],
     cfg: ScoreConfig,
-    similarity: Similarity,
     with_likelihood: bool,
-    seed: int,
+    scope: str,
+    cache: ScoreCache | None,
+    desc: str,
 ) -> list[Record]:
-    """Sample, compare and (optionally) measure likelihood for rows, with whatever model `lm` holds."""
-    results: list[Record] = [{} for _ in rows]
+    """The k sampled answers (and their log-probabilities, and that of the given response) per row.
+
+    `scope` names the model that samples (base weights, or a fold adapter) and enters every key.
+    """
+    keys = _sample_keys(scope, cfg, with_likelihood, gen_prompts, rows)
+    # Longest prompts first, so each chunk batches similar lengths, as one big call would.
+    order = sorted(range(len(rows)), key=lambda i: -len(gen_prompts[i]))
+    chunk, show = _chunked(lm)
+
+    def compute(idx: list[int]) -> list[Record]:
+        real = [order[i] for i in idx]
+        lm.show_progress = False
+        try:
+            sampled = lm.sample(
+                [gen_prompts[i] for i in real],
+                n=cfg.k,
+                temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens,
+                seed=int(keys[real[0]][:8], 16),  # fixed by the chunk's first row, not by what was cached
+                given=[rows[i]["response"] for i in real] if with_likelihood else None,
+            )
+        finally:
+            lm.show_progress = show
+        return [
+            {
+                "samples": [cf.extract_answer(g.text) for g in s.generations],
+                "sample_logprobs": [round(g.logprob, 4) for g in s.generations],
+                "response_logprob": s.given_logprob,
+            }
+            for s in sampled
+        ]
+
+    ordered = _cached([keys[i] for i in order], "samples", cache, compute, chunk, desc, show)
+    out: list[Record] = [{} for _ in rows]
+    for pos, i in enumerate(order):
+        out[i] = ordered[pos]
+    return out
+
+
+def _components(rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig, similarity: Similarity) -> list[Record]:
+    """Consistency (and likelihood, where the given response was scored) from the raw samples."""
     if cfg.k == 0:
-        return results
-    sampled = lm.sample(
-        gen_prompts,
-        n=cfg.k,
-        temperature=cfg.temperature,
-        max_new_tokens=cfg.max_new_tokens,
-        seed=seed,
-        desc="sample",
-        given=[r["response"] for r in rows] if with_likelihood else None,
-    )
-    answers = [[cf.extract_answer(g.text) for g in s.generations] for s in sampled]
-    flat_a = [a for ans in answers for a in ans]
-    flat_r = [r["response"] for r, ans in zip(rows, answers) for _ in ans]
+        return [{} for _ in rows]
+    flat_a = [a for r in raw for a in r["samples"]]
+    flat_r = [row["response"] for row, r in zip(rows, raw) for _ in r["samples"]]
     sims = similarity(flat_a, flat_r).reshape(len(rows), cfg.k)
-    for i, row in enumerate(rows):
-        ems = [cf.exact_match(a, row["response"]) for a in answers[i]]
-        results[i] = {
+    results = []
+    for i, (row, r) in enumerate(zip(rows, raw)):
+        ems = [cf.exact_match(a, row["response"]) for a in r["samples"]]
+        part = {
             "consistency": cf.observed_consistency(list(sims[i]), ems, cfg.alpha),
-            "samples": answers[i],
+            "samples": r["samples"],
             "sample_similarity": [round(float(s), 4) for s in sims[i]],
-            "sample_logprobs": [round(g.logprob, 4) for g in sampled[i].generations],
+            "sample_logprobs": r["sample_logprobs"],
         }
-        given = sampled[i].given_logprob
-        if with_likelihood and given is not None:
-            best = max(g.logprob for g in sampled[i].generations)
-            results[i]["likelihood"] = cf.likelihood_ratio(given, best, cfg.likelihood_scale)
-            results[i]["response_logprob"] = given
-            results[i]["best_sample_logprob"] = best
+        if r["response_logprob"] is not None:
+            best = max(r["sample_logprobs"])
+            part["likelihood"] = cf.likelihood_ratio(r["response_logprob"], best, cfg.likelihood_scale)
+            part["response_logprob"] = r["response_logprob"]
+            part["best_sample_logprob"] = best
+        results.append(part)
     return results
+
+
+def _reflect_cached(lm: LocalLM, rows: Sequence[Record], model_id: str, cache: ScoreCache | None) -> list[list[list[float]]]:
+    """`reflect` per row, through the cache (keyed by the base model and the row's first question)."""
+    keys = [digest(model_id, "reflect", prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
+    chunk, show = _chunked(lm)
+
+    def compute(idx: list[int]) -> list[Record]:
+        lm.show_progress = False
+        try:
+            return [{"reflection_probs": p} for p in reflect(lm, [rows[i] for i in idx])]
+        finally:
+            lm.show_progress = show
+
+    return [r["reflection_probs"] for r in _cached(keys, "reflection", cache, compute, chunk, "reflect", show)]
 
 
 def score_rows(
@@ -158,20 +253,27 @@ def score_rows(
     cfg: ScoreConfig,
     similarity: Similarity,
     train_cfg: LoraTrainConfig | None = None,
+    cache: ScoreCache | None = None,
+    model_id: str = "",
 ) -> list[Record]:
-    """Score every row; returns one record per row: id, confidence and every component."""
+    """Score every row; returns one record per row: id, confidence and every component.
+
+    With a `cache` (and `model_id`, the base model's fingerprint), finished rows are stored as
+    they complete and reused on the next call: see clearcurate.cache.
+    """
     if not rows:
         return []
     if cfg.recipe == "paper":
         shots = fewshot_examples(rows, cfg.fewshot, cfg.seed)
         gen_prompts = [lm.chat(prompts.cot_prompt(r["prompt"], s)) for r, s in zip(rows, shots)]
-        parts = _components(lm, rows, gen_prompts, cfg, similarity, with_likelihood=False, seed=cfg.seed)
-        folds = [None] * len(rows)
+        raw = _sample_raw(lm, rows, gen_prompts, cfg, False, digest(model_id, "base"), cache, "sample") if cfg.k else []
+        folds: list[int | None] = [None] * len(rows)
     else:
         if train_cfg is None:
             raise ValueError("the crossfit recipe needs the LoRA training config")
-        parts, folds = _crossfit(lm, rows, cfg, similarity, train_cfg)
-    reflections = reflect(lm, rows)
+        raw, folds = _crossfit(lm, rows, cfg, train_cfg, cache, model_id)
+    parts = _components(rows, raw, cfg, similarity)
+    reflections = _reflect_cached(lm, rows, model_id, cache)
     weights = cfg.component_weights()
     out = []
     for row, part, fold, refl in zip(rows, parts, folds, reflections):
@@ -185,32 +287,51 @@ def score_rows(
 
 
 def _crossfit(
-    lm: LocalLM, rows: Sequence[Record], cfg: ScoreConfig, similarity: Similarity, train_cfg: LoraTrainConfig
+    lm: LocalLM,
+    rows: Sequence[Record],
+    cfg: ScoreConfig,
+    train_cfg: LoraTrainConfig,
+    cache: ScoreCache | None,
+    model_id: str,
 ) -> tuple[list[Record], list[int | None]]:
     folds = [fold_of(r["id"], cfg.folds) for r in rows]
     # Fold models train for a fixed number of epochs: fitting longer lets them learn the noisy
     # rows too, and detection drops (measured AUROC 0.85 after one epoch, 0.73 after two).
     fold_cfg = replace(train_cfg, epochs=cfg.fold_epochs, max_steps=0)
-    parts: list[Record] = [{} for _ in rows]
+    raw: list[Record] = [{} for _ in rows]
     base = lm.model
     for f in range(cfg.folds):
         held = [i for i, x in enumerate(folds) if x == f]
         train = [rows[i] for i, x in enumerate(folds) if x != f]
-        if not held:
+        if not held or cfg.k == 0:
             continue
-        log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(train), len(held))
-        adapted = attach_lora(base, fold_cfg)
-        train_lora(adapted, lm.tokenizer, train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
-        adapted.merge_adapter()  # merged weights: inference at base-model speed
-        lm.model = adapted
+        held_rows = [rows[i] for i in held]
+        gen_prompts = [lm.chat(r["prompt"]) for r in held_rows]
+        slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, asdict(fold_cfg))[:16]}"
+        saved = cache.fold_adapter(slot, [r["id"] for r in train], FOLD_REUSE_TOLERANCE) if cache is not None else None
+        if saved is not None and cache.has_all("samples", _sample_keys(digest(model_id, saved.name), cfg, True, gen_prompts, held_rows)):
+            adapted, scope = None, saved.name  # every held row is cached: this fold needs no model
+        elif saved is not None:
+            from peft import PeftModel
+
+            log.info("cross-fit fold %d/%d: reusing the cached adapter %s", f + 1, cfg.folds, saved.name)
+            adapted, scope = PeftModel.from_pretrained(base, saved), saved.name
+        else:
+            log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(train), len(held))
+            adapted = attach_lora(base, fold_cfg)
+            train_lora(adapted, lm.tokenizer, train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
+            scope = cache.save_fold_adapter(slot, [r["id"] for r in train], adapted).name if cache is not None else "uncached"
+        if adapted is not None:
+            adapted.merge_adapter()  # merged weights: inference at base-model speed
+            lm.model = adapted
         try:
-            held_rows = [rows[i] for i in held]
-            gen_prompts = [lm.chat(r["prompt"]) for r in held_rows]
-            fold_parts = _components(lm, held_rows, gen_prompts, cfg, similarity, True, seed=cfg.seed + f)
+            fold_raw = _sample_raw(lm, held_rows, gen_prompts, cfg, True, digest(model_id, scope), cache, f"sample fold {f + 1}")
         finally:
-            adapted.unmerge_adapter()
-            base = adapted.unload()  # drop the adapter: the next fold starts from the base model
-            lm.model = base
-        for i, part in zip(held, fold_parts):
-            parts[i] = part
-    return parts, folds
+            if adapted is not None:
+                adapted.unmerge_adapter()
+                base = adapted.unload()  # drop the adapter: the next fold starts from the base model
+                lm.model = base
+        for i, r in zip(held, fold_raw):
+            raw[i] = r
+    return raw, folds
+

@@ -1,0 +1,108 @@
+"""An on-disk cache of per-row scoring results and fold adapters.
+
+Scoring is the pipeline's most expensive stage, so its work is kept row by row: an interrupted
+`dvc repro` resumes where it stopped, and rows added to a dataset cost only themselves. Every
+key is a hash of what determines the result (model weights, the row's prompt and response, the
+settings that affect it), so a changed setting misses the cache instead of reusing a stale result.
+
+Location: `.clearcurate/cache/` under the working directory (ignored by git and DVC), or the folder
+named by the environment variable `CLEARCURATE_CACHE`. Deleting the folder clears it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from clearcurate.records import Record, write_json
+
+DEFAULT_DIR = Path(".clearcurate/cache")
+ENV_VAR = "CLEARCURATE_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where the cache lives: $CLEARCURATE_CACHE, else .clearcurate/cache in the working directory."""
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
+
+
+def digest(*parts: Any) -> str:
+    """A stable hash of JSON-serialisable parts (dict keys sorted)."""
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """Hash of a model directory's weights and config, so results of other weights never match."""
+    model_dir = Path(model_dir)
+    h = hashlib.sha256()
+    for path in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.json")):
+        file_hash = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 24):
+                file_hash.update(chunk)
+        h.update(path.name.encode() + file_hash.digest())
+    return h.hexdigest()
+
+
+class ScoreCache:
+    """Per-row results (JSON files) and fold adapters under one root."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.hits: dict[str, int] = {}
+        self.misses: dict[str, int] = {}
+
+    def _path(self, kind: str, key: str) -> Path:
+        return self.root / kind / key[:2] / f"{key}.json"
+
+    def get(self, kind: str, key: str) -> Record | None:
+        path = self._path(kind, key)
+        value = None
+        if path.exists():
+            try:
+                value = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:  # unreadable entry (a disk fault): recompute it
+                value = None
+        counter = self.hits if value is not None else self.misses
+        counter[kind] = counter.get(kind, 0) + 1
+        return value
+
+    def has_all(self, kind: str, keys: Sequence[str]) -> bool:
+        """Whether every key has an entry (without counting hits)."""
+        return all(self._path(kind, k).exists() for k in keys)
+
+    def put(self, kind: str, key: str, value: Record) -> None:
+        write_json(self._path(kind, key), value)  # atomic: a kill never leaves half an entry
+
+    # ---- fold adapters ----------------------------------------------------------------------
+    def fold_adapter(self, slot: str, train_ids: Sequence[str], tolerance: float) -> Path | None:
+        """A saved fold adapter for `slot` trained on (nearly) these rows, or None.
+
+        A fold-f adapter never trained on a fold-f row (folds are fixed by id), so it stays a valid
+        out-of-fold scorer when rows are added; it is reused while the rows it trained on and the
+        current ones differ by at most `tolerance` in either direction, and retrained beyond that.
+        """
+        index = self.root / "folds" / f"{slot}.json"
+        if not index.exists():
+            return None
+        entry = json.loads(index.read_text(encoding="utf-8"))
+        adapter = self.root / "folds" / entry["adapter"]
+        old, new = set(entry["train_ids"]), set(train_ids)
+        if not new or not old or not (adapter / "adapter_config.json").exists():
+            return None
+        shared = len(old & new)
+        if shared / len(new) < 1 - tolerance or shared / len(old) < 1 - tolerance:
+            return None
+        return adapter
+
+    def save_fold_adapter(self, slot: str, train_ids: Sequence[str], peft_model) -> Path:
+        """Save a freshly trained fold adapter and make it the one `fold_adapter` finds for `slot`."""
+        name = f"{slot}-{digest(sorted(train_ids))[:16]}"
+        adapter = self.root / "folds" / name
+        peft_model.save_pretrained(adapter, safe_serialization=True)
+        write_json(self.root / "folds" / f"{slot}.json", {"adapter": name, "train_ids": sorted(train_ids)})
+        return adapter

@@ -1,0 +1,90 @@
+"""The scoring cache: resumable, incremental, and never reused across settings that change a result."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from clearcurate.cache import ScoreCache, digest, model_fingerprint
+from clearcurate.scoring import ScoreConfig, fewshot_examples, score_rows
+from clearcurate.similarity import get_similarity
+from clearcurate.training import LoraTrainConfig
+
+TRAIN = LoraTrainConfig(batch_size=4, max_length=128, lora_r=4, lora_alpha=8)
+
+
+def _rows(n: int, start: int = 0) -> list[dict]:
+    return [{"id": f"r{i}", "prompt": f"Question {i}: name a colour.", "response": ["red", "blue", "The sky."][i % 3]}
+            for i in range(start, start + n)]
+
+
+def _score(lm, rows, cache, **cfg):
+    recipe = cfg.pop("recipe", "crossfit")
+    weights = {"consistency": 1, "reflection": 1, "likelihood": 1} if recipe == "crossfit" else {}
+    config = ScoreConfig(recipe=recipe, k=2, max_new_tokens=3, fewshot=2, weights=weights, **cfg)
+    return score_rows(lm, rows, config, get_similarity("token_f1"), TRAIN, cache=cache, model_id="m")
+
+
+@pytest.mark.parametrize("recipe", ["crossfit", "paper"])
+def test_a_second_run_reads_every_row_from_the_cache(tiny_lm, tmp_path, caplog, recipe):
+    rows = _rows(8)
+    first = _score(tiny_lm, rows, ScoreCache(tmp_path), recipe=recipe)
+    cache = ScoreCache(tmp_path)
+    with caplog.at_level(logging.INFO):
+        again = _score(tiny_lm, rows, cache, recipe=recipe)
+    assert again == first
+    assert cache.misses == {} and cache.hits == {"samples": 8, "reflection": 8}
+    assert "train on" not in caplog.text  # no fold model was trained or even loaded
+
+
+def test_added_rows_cost_only_themselves_and_reuse_the_fold_adapters(tiny_lm, tmp_path, caplog):
+    rows = _rows(30)
+    first = {r["id"]: r for r in _score(tiny_lm, rows, ScoreCache(tmp_path))}
+    cache = ScoreCache(tmp_path)
+    with caplog.at_level(logging.INFO):
+        grown = _score(tiny_lm, rows + _rows(1, start=30), cache)
+    assert cache.misses == {"samples": 1, "reflection": 1} and cache.hits == {"samples": 30, "reflection": 30}
+    assert "train on" not in caplog.text and "reusing the cached adapter" in caplog.text
+    assert [r for r in grown if r["id"] != "r30"] == [first[r["id"]] for r in rows]
+
+
+def test_changing_a_setting_or_a_response_misses(tiny_lm, tmp_path):
+    rows = _rows(6)
+    _score(tiny_lm, rows, ScoreCache(tmp_path))
+    cache = ScoreCache(tmp_path)
+    _score(tiny_lm, rows, cache, temperature=0.7)
+    assert cache.misses == {"samples": 6} and cache.hits == {"reflection": 6}
+    cache = ScoreCache(tmp_path)
+    _score(tiny_lm, [{**rows[0], "response": "green"}, *rows[1:]], cache)
+    assert cache.misses == {"samples": 1, "reflection": 1}
+
+
+def test_fold_adapters_are_retrained_when_the_data_changed_a_lot(tiny_lm, tmp_path, caplog):
+    _score(tiny_lm, _rows(12), ScoreCache(tmp_path))
+    with caplog.at_level(logging.INFO):
+        _score(tiny_lm, _rows(12) + _rows(6, start=12), ScoreCache(tmp_path))
+    assert caplog.text.count("train on") == 2
+
+
+def test_fewshot_examples_barely_move_when_rows_are_added():
+    rows = _rows(40)
+    before = fewshot_examples(rows, 3, seed=0)
+    after = fewshot_examples(rows + _rows(1, start=40), 3, seed=0)
+    changed = sum(a != b for a, b in zip(before, after))
+    assert changed <= 3
+    assert all(len(s) == 3 and (r["prompt"], r["response"]) not in s for r, s in zip(rows, before))
+
+
+def test_keys_and_fingerprints_are_stable(tiny_model_dir, tmp_path):
+    assert digest({"b": 1, "a": [1, 2]}) == digest({"a": [1, 2], "b": 1}) != digest({"a": [2, 1], "b": 1})
+    assert model_fingerprint(tiny_model_dir) == model_fingerprint(tiny_model_dir)
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    assert model_fingerprint(tmp_path) != model_fingerprint(tiny_model_dir)
+
+
+def test_an_unreadable_entry_is_recomputed(tmp_path):
+    cache = ScoreCache(tmp_path)
+    cache.put("samples", "ab" * 32, {"x": 1})
+    (tmp_path / "samples" / "ab" / f"{'ab' * 32}.json").write_text("{truncated", encoding="utf-8")
+    assert cache.get("samples", "ab" * 32) is None and cache.misses == {"samples": 1}
