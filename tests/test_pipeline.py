@@ -130,7 +130,7 @@ def test_metrics_show_prints_the_comparison(repo: Path):
 def test_second_repro_does_nothing_and_gamma_reruns_from_filter(repo: Path):
     assert "Data and pipelines are up to date" in _run(["dvc", "repro"], repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["filter"]["gamma"] = 0.25
+    params["filter"].update(gamma=0.25, quantile=None)  # a fixed threshold instead of the default quantile
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     status = _run(["dvc", "status", "--json"], repo)
     changed = set(json.loads(status))
@@ -153,7 +153,7 @@ def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):
     kept_before = (repo / "data/filtered/kept.jsonl").read_text()
     original = (repo / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["filter"]["gamma"] = 1.0  # removes (almost) every row
+    params["filter"].update(gamma=1.0, quantile=None)  # removes (almost) every row
     params["validate"]["max_removed_share"] = 0.1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     try:

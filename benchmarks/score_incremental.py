@@ -1,0 +1,60 @@
+"""Incremental scoring: how much a rerun costs after adding rows, measured in one run.
+
+Scores N SQuAD-N rows with an empty cache (the full run), then the same N rows plus `--added`
+new ones with that cache (the incremental run), and prints both wall times, their ratio and the
+cache's hit/miss counts. The ratio is the point: absolute times depend on the machine.
+
+    .venv/bin/dvc repro prepare   # writes models/base
+    .venv/bin/python benchmarks/score_incremental.py --rows 100 --added 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.noisy_data import SquadNConfig, build_squad_n
+from clearcurate.pipeline import BASE_MODEL_DIR, load_lm, setup_logging
+from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.similarity import get_similarity
+from clearcurate.training import LoraTrainConfig
+
+log = logging.getLogger("score_incremental")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100, help="rows of the full run")
+    parser.add_argument("--added", type=int, default=10, help="rows added for the incremental run")
+    parser.add_argument("--source", default="../shared/data/squad-v1.1-dev/dev.jsonl")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    setup_logging()
+    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
+    rows, _, _ = build_squad_n(args.source, SquadNConfig(n_train=args.rows + args.added, n_test=1))
+    cfg = ScoreConfig.from_params(params["score"])
+    train_cfg = LoraTrainConfig.from_params(params["train"])
+    lm = load_lm(params["model"])
+    model_id = model_fingerprint(BASE_MODEL_DIR)
+    similarity = get_similarity(cfg.similarity)
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = {}
+        for name, subset in (("full", rows[: args.rows]), ("incremental", rows)):
+            cache = ScoreCache(tmp)
+            start = time.perf_counter()
+            score_rows(lm, subset, cfg, similarity, train_cfg, cache=cache, model_id=model_id)
+            timings[name] = {"rows": len(subset), "seconds": round(time.perf_counter() - start, 1),
+                             "hits": cache.hits, "misses": cache.misses}
+    timings["ratio_incremental_to_full"] = round(timings["incremental"]["seconds"] / timings["full"]["seconds"], 3)
+    print(json.dumps(timings, indent=2))
+
+
+if __name__ == "__main__":
+    main()
