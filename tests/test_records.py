@@ -36,3 +36,17 @@ def test_write_is_atomic_and_round_trips(tmp_path):
     assert read_jsonl(path) == [{"id": "1", "text": "é"}]  # the previous output is intact
     assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]  # no temp file left
     assert json.loads(path.read_text(encoding="utf-8")) == {"id": "1", "text": "é"}
+
+
+def test_atomic_dir_leaves_nothing_half_written(tmp_path):
+    from clearcurate.records import atomic_dir
+
+    target = tmp_path / "adapter"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights.bin").write_bytes(b"v1")
+    assert (target / "weights.bin").read_bytes() == b"v1"
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "weights.bin").write_bytes(b"v2, cut short")
+        raise RuntimeError("killed while writing")
+    assert (target / "weights.bin").read_bytes() == b"v1"  # the previous output, intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # no temporary left behind

@@ -53,12 +53,12 @@ def test_killed_scoring_resumes_with_only_the_rest(repo: Path):
     proc = subprocess.Popen(["dvc", "repro", "score"], cwd=repo, env=_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while _entries(repo, "samples") < 4 and proc.poll() is None and time.monotonic() < deadline:
+    while _entries(repo, "samples") < ROWS // 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)  # dvc and the stage's python, mid-run
     proc.wait()
     done = _entries(repo, "samples") + _entries(repo, "reflection")
-    assert 4 <= done < 2 * ROWS, f"the kill came too late to test resuming ({done} entries)"
+    assert ROWS // 2 <= done < 2 * ROWS, f"the kill came too late to test resuming ({done} entries)"
     assert not (repo / "data/scored/train.jsonl").exists()  # no partial output
 
     out = subprocess.run(["dvc", "repro", "score"], cwd=repo, env=_env(), capture_output=True, text=True)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clearcurate.records import Record, write_json
+from clearcurate.records import Record, atomic_dir, write_json
 
 DEFAULT_DIR = Path(".clearcurate/cache")
 ENV_VAR = "CLEARCURATE_CACHE"
@@ -103,6 +103,7 @@ class ScoreCache:
         """Save a freshly trained fold adapter and make it the one `fold_adapter` finds for `slot`."""
         name = f"{slot}-{digest(sorted(train_ids))[:16]}"
         adapter = self.root / "folds" / name
-        peft_model.save_pretrained(adapter, safe_serialization=True)
+        with atomic_dir(adapter) as tmp:
+            peft_model.save_pretrained(tmp, safe_serialization=True)
         write_json(self.root / "folds" / f"{slot}.json", {"adapter": name, "train_ids": sorted(train_ids)})
         return adapter

