@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--source", default="../shared/data/squad-v1.1-dev/dev.jsonl")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
+    for needed in (Path(args.source), args.params, BASE_MODEL_DIR / "config.json"):
+        if not needed.exists():
+            parser.error(f"{needed} not found (run from the repository root after `dvc repro prepare`, with ../shared beside it)")
     setup_logging()
     params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     rows, _, _ = build_squad_n(args.source, SquadNConfig(n_train=args.rows + args.added, n_test=1))
