@@ -32,8 +32,10 @@ def main() -> None:
     metrics: dict[str, dict[str, float]] = {}
     predictions: list[dict[str, str]] = []
     # Identical adapter weights (retrain reused the filtered adapter) give identical greedy answers.
-    weights = {name: hashlib.sha256((Path(path) / "adapter_model.safetensors").read_bytes()).hexdigest()
-               for name, path in ADAPTERS.items()}
+    weights = {
+        name: hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in ("adapter_config.json", "adapter_model.safetensors"))).hexdigest()
+        for name, path in ADAPTERS.items()
+    }
     decoded: dict[str, list[str]] = {}
     for name in ("base", *ADAPTERS):
         if name == "base":

@@ -35,7 +35,7 @@ def test_a_second_run_reads_every_row_from_the_cache(tiny_lm, tmp_path, caplog, 
         again = _score(tiny_lm, rows, cache, recipe=recipe)
     assert again == first
     assert cache.misses == {} and cache.hits == {"samples": 8, "reflection": 8}
-    assert "train on" not in caplog.text  # no fold model was trained or even loaded
+    assert "train on" not in caplog.text and "reusing the cached adapter" not in caplog.text  # no fold model needed
 
 
 def test_added_rows_cost_only_themselves_and_reuse_the_fold_adapters(tiny_lm, tmp_path, caplog):
@@ -50,21 +50,38 @@ def test_added_rows_cost_only_themselves_and_reuse_the_fold_adapters(tiny_lm, tm
 
 
 def test_changing_a_setting_or_a_response_misses(tiny_lm, tmp_path):
-    rows = _rows(6)
+    rows = _rows(24)
     _score(tiny_lm, rows, ScoreCache(tmp_path))
     cache = ScoreCache(tmp_path)
     _score(tiny_lm, rows, cache, temperature=0.7)
-    assert cache.misses == {"samples": 6} and cache.hits == {"reflection": 6}
-    cache = ScoreCache(tmp_path)
+    assert cache.misses == {"samples": 24} and cache.hits == {"reflection": 24}
+    cache = ScoreCache(tmp_path)  # one edited response: within the folds' tolerance, only that row
     _score(tiny_lm, [{**rows[0], "response": "green"}, *rows[1:]], cache)
     assert cache.misses == {"samples": 1, "reflection": 1}
 
 
 def test_fold_adapters_are_retrained_when_the_data_changed_a_lot(tiny_lm, tmp_path, caplog):
     _score(tiny_lm, _rows(12), ScoreCache(tmp_path))
+    cache = ScoreCache(tmp_path)
     with caplog.at_level(logging.INFO):
-        _score(tiny_lm, _rows(12) + _rows(6, start=12), ScoreCache(tmp_path))
+        _score(tiny_lm, _rows(12) + _rows(6, start=12), cache)
     assert caplog.text.count("train on") == 2
+    assert cache.misses["samples"] == 18  # new fold models: every row is sampled again
+
+
+def test_edited_responses_beyond_the_tolerance_retrain_the_folds(tiny_lm, tmp_path, caplog):
+    rows = _rows(12)
+    _score(tiny_lm, rows, ScoreCache(tmp_path))
+    relabelled = [{**r, "response": "green"} if i % 3 == 0 else r for i, r in enumerate(rows)]  # same ids
+    with caplog.at_level(logging.INFO):
+        _score(tiny_lm, relabelled, ScoreCache(tmp_path))
+    assert caplog.text.count("train on") == 2
+
+
+def test_a_cache_needs_the_model_fingerprint(tiny_lm, tmp_path):
+    cfg = ScoreConfig(recipe="paper", k=1, max_new_tokens=2)
+    with pytest.raises(ValueError, match="model_id"):
+        score_rows(tiny_lm, _rows(2), cfg, get_similarity("token_f1"), cache=ScoreCache(tmp_path))
 
 
 def test_fewshot_examples_barely_move_when_rows_are_added():

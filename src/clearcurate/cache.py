@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from clearcurate.records import Record, atomic_dir, write_json
 
 DEFAULT_DIR = Path(".clearcurate/cache")
 ENV_VAR = "CLEARCURATE_CACHE"
+# Part of every key: bump it when what is cached, or how it is computed, changes meaning.
+CACHE_VERSION = 1
 
 
 def cache_dir() -> Path:
@@ -31,7 +34,7 @@ def cache_dir() -> Path:
 
 def digest(*parts: Any) -> str:
     """A stable hash of JSON-serialisable parts (dict keys sorted)."""
-    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -59,28 +62,32 @@ class ScoreCache:
     def _path(self, kind: str, key: str) -> Path:
         return self.root / kind / key[:2] / f"{key}.json"
 
-    def get(self, kind: str, key: str) -> Record | None:
+    def _read(self, kind: str, key: str) -> Record | None:
         path = self._path(kind, key)
-        value = None
-        if path.exists():
-            try:
-                value = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:  # unreadable entry (a disk fault): recompute it
-                value = None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):  # missing or unreadable: recompute
+            return None
+
+    def get(self, kind: str, key: str) -> Record | None:
+        value = self._read(kind, key)
         counter = self.hits if value is not None else self.misses
         counter[kind] = counter.get(kind, 0) + 1
         return value
 
     def has_all(self, kind: str, keys: Sequence[str]) -> bool:
-        """Whether every key has an entry (without counting hits)."""
-        return all(self._path(kind, k).exists() for k in keys)
+        """Whether every key has a readable entry (without counting hits)."""
+        return all(self._read(kind, k) is not None for k in keys)
 
     def put(self, kind: str, key: str, value: Record) -> None:
         write_json(self._path(kind, key), value)  # atomic: a kill never leaves half an entry
 
     # ---- fold adapters ----------------------------------------------------------------------
-    def fold_adapter(self, slot: str, train_ids: Sequence[str], tolerance: float) -> Path | None:
+    def fold_adapter(self, slot: str, train_rows: Sequence[str], tolerance: float) -> Path | None:
         """A saved fold adapter for `slot` trained on (nearly) these rows, or None.
+
+        `train_rows` are per-row content hashes (id, prompt, response), so an edited response
+        counts as a changed row.
 
         A fold-f adapter never trained on a fold-f row (folds are fixed by id), so it stays a valid
         out-of-fold scorer when rows are added; it is reused while the rows it trained on and the
@@ -89,9 +96,11 @@ class ScoreCache:
         index = self.root / "folds" / f"{slot}.json"
         if not index.exists():
             return None
-        entry = json.loads(index.read_text(encoding="utf-8"))
+        entry = self._read_index(index)
+        if entry is None:
+            return None
         adapter = self.root / "folds" / entry["adapter"]
-        old, new = set(entry["train_ids"]), set(train_ids)
+        old, new = set(entry["train_rows"]), set(train_rows)
         if not new or not old or not (adapter / "adapter_config.json").exists():
             return None
         shared = len(old & new)
@@ -99,11 +108,23 @@ class ScoreCache:
             return None
         return adapter
 
-    def save_fold_adapter(self, slot: str, train_ids: Sequence[str], peft_model) -> Path:
-        """Save a freshly trained fold adapter and make it the one `fold_adapter` finds for `slot`."""
-        name = f"{slot}-{digest(sorted(train_ids))[:16]}"
+    @staticmethod
+    def _read_index(index: Path) -> Record | None:
+        try:
+            entry = json.loads(index.read_text(encoding="utf-8"))
+            return entry if {"adapter", "train_rows"} <= entry.keys() else None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return None
+
+    def save_fold_adapter(self, slot: str, train_rows: Sequence[str], peft_model) -> Path:
+        """Save a freshly trained fold adapter and make it the one `fold_adapter` finds for `slot`.
+
+        Every training run gets a new name (CPU training is not bit-reproducible), so samples
+        cached under one adapter are never mixed with another's.
+        """
+        name = f"{slot}-{uuid.uuid4().hex[:16]}"
         adapter = self.root / "folds" / name
         with atomic_dir(adapter) as tmp:
             peft_model.save_pretrained(tmp, safe_serialization=True)
-        write_json(self.root / "folds" / f"{slot}.json", {"adapter": name, "train_ids": sorted(train_ids)})
+        write_json(self.root / "folds" / f"{slot}.json", {"adapter": name, "train_rows": sorted(train_rows)})
         return adapter

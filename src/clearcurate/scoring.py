@@ -139,7 +139,7 @@ def _cached(
     with tqdm(total=len(todo), desc=desc, unit="row", disable=not show_progress or not todo, leave=False) as bar:
         for start in range(0, len(todo), chunk):
             idx = todo[start : start + chunk]
-            for i, value in zip(idx, compute(idx)):
+            for i, value in zip(idx, compute(idx), strict=True):
                 out[i] = value
                 if cache is not None:
                     cache.put(kind, keys[i], value)
@@ -193,7 +193,7 @@ def _sample_raw(
             lm.show_progress = show
         return [
             {
-                "samples": [cf.extract_answer(g.text) for g in s.generations],
+                "texts": [g.text for g in s.generations],
                 "sample_logprobs": [round(g.logprob, 4) for g in s.generations],
                 "response_logprob": s.given_logprob,
             }
@@ -211,15 +211,16 @@ def _components(rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig,
     """Consistency (and likelihood, where the given response was scored) from the raw samples."""
     if cfg.k == 0:
         return [{} for _ in rows]
-    flat_a = [a for r in raw for a in r["samples"]]
-    flat_r = [row["response"] for row, r in zip(rows, raw) for _ in r["samples"]]
+    answers = [[cf.extract_answer(t) for t in r["texts"]] for r in raw]
+    flat_a = [a for ans in answers for a in ans]
+    flat_r = [row["response"] for row, ans in zip(rows, answers) for _ in ans]
     sims = similarity(flat_a, flat_r).reshape(len(rows), cfg.k)
     results = []
     for i, (row, r) in enumerate(zip(rows, raw)):
-        ems = [cf.exact_match(a, row["response"]) for a in r["samples"]]
+        ems = [cf.exact_match(a, row["response"]) for a in answers[i]]
         part = {
             "consistency": cf.observed_consistency(list(sims[i]), ems, cfg.alpha),
-            "samples": r["samples"],
+            "samples": answers[i],
             "sample_similarity": [round(float(s), 4) for s in sims[i]],
             "sample_logprobs": r["sample_logprobs"],
         }
@@ -234,7 +235,8 @@ def _components(rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig,
 
 def _reflect_cached(lm: LocalLM, rows: Sequence[Record], model_id: str, cache: ScoreCache | None) -> list[list[list[float]]]:
     """`reflect` per row, through the cache (keyed by the base model and the row's first question)."""
-    keys = [digest(model_id, "reflect", prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
+    template = (prompts.reflection_question(1, "", ""), prompts.CHOICE_PREFIX, prompts.REFLECTION_CHOICES)
+    keys = [digest(model_id, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
     chunk, show = _chunked(lm)
 
     def compute(idx: list[int]) -> list[Record]:
@@ -263,6 +265,8 @@ def score_rows(
     """
     if not rows:
         return []
+    if cache is not None and not model_id:
+        raise ValueError("a scoring cache needs model_id (the base model's fingerprint), or results of other models would match")
     if cfg.recipe == "paper":
         shots = fewshot_examples(rows, cfg.fewshot, cfg.seed)
         gen_prompts = [lm.chat(prompts.cot_prompt(r["prompt"], s)) for r, s in zip(rows, shots)]
@@ -308,7 +312,8 @@ def _crossfit(
         held_rows = [rows[i] for i in held]
         gen_prompts = [lm.chat(r["prompt"]) for r in held_rows]
         slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, asdict(fold_cfg))[:16]}"
-        saved = cache.fold_adapter(slot, [r["id"] for r in train], FOLD_REUSE_TOLERANCE) if cache is not None else None
+        train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
+        saved = cache.fold_adapter(slot, train_rows, FOLD_REUSE_TOLERANCE) if cache is not None else None
         if saved is not None and cache.has_all("samples", _sample_keys(digest(model_id, saved.name), cfg, True, gen_prompts, held_rows)):
             adapted, scope = None, saved.name  # every held row is cached: this fold needs no model
         elif saved is not None:
@@ -320,7 +325,7 @@ def _crossfit(
             log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(train), len(held))
             adapted = attach_lora(base, fold_cfg)
             train_lora(adapted, lm.tokenizer, train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
-            scope = cache.save_fold_adapter(slot, [r["id"] for r in train], adapted).name if cache is not None else "uncached"
+            scope = cache.save_fold_adapter(slot, train_rows, adapted).name if cache is not None else "uncached"
         if adapted is not None:
             adapted.merge_adapter()  # merged weights: inference at base-model speed
             lm.model = adapted
