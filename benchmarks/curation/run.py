@@ -21,7 +21,6 @@ is written from them after every dataset.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import platform
@@ -39,6 +38,7 @@ import yaml
 
 from clearcurate import baselines
 from clearcurate import confidence as cf
+from clearcurate.cache import digest
 from clearcurate.correction import correct_rows
 from clearcurate.curation import CORRECTED, FilterConfig, split_by_threshold, threshold
 from clearcurate.evaluation import (
@@ -148,7 +148,7 @@ class Cache:
 
     @staticmethod
     def key(*parts: Any) -> str:
-        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        return digest(*parts)[:20]
 
     def get(self, name: str) -> Any:
         path = self.root / f"{name}.json"
