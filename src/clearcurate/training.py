@@ -171,7 +171,7 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
         report_to=[],
         seed=cfg.seed,
         data_seed=cfg.seed,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=next(peft_model.parameters()).device.type == "cpu",  # train where the model was loaded
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=False,

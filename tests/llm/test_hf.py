@@ -13,7 +13,7 @@ GIVEN = ["Paris", "Blue is a colour", "one two three"]
 def _direct_logprob(lm, prompt: str, response: str) -> float:
     p = lm.tokenizer.encode(prompt, add_special_tokens=False)
     c = lm.tokenizer.encode(response, add_special_tokens=False) + [lm.eos_id]
-    ids = torch.tensor([p + c])
+    ids = torch.tensor([p + c], device=lm.device)
     with torch.no_grad():
         logprobs = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
     return float(sum(logprobs[len(p) - 1 + j, tok] for j, tok in enumerate(c)))
@@ -24,7 +24,7 @@ def _direct_greedy(lm, prompt: str, max_new_tokens: int) -> str:
     out: list[int] = []
     with torch.no_grad():
         for _ in range(max_new_tokens):
-            nxt = int(lm.model(input_ids=torch.tensor([ids + out])).logits[0, -1].argmax())
+            nxt = int(lm.model(input_ids=torch.tensor([ids + out], device=lm.device)).logits[0, -1].argmax())
             if nxt == lm.eos_id:
                 break
             out.append(nxt)
@@ -99,3 +99,44 @@ def test_training_examples_neutralize_special_tokens_too(tiny_lm):
     ex = encode_example(tiny_lm.tokenizer, "Capital of France?", INJECTED, max_length=512)
     response_ids = [t for t, label in zip(ex["input_ids"], ex["labels"]) if label != IGNORE_INDEX]
     assert im_start not in response_ids
+
+
+def test_device_comes_from_the_environment(monkeypatch):
+    from clearcurate.llm.models import pick_device
+
+    monkeypatch.setenv("CLEARCURATE_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+    monkeypatch.delenv("CLEARCURATE_DEVICE")
+    assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("CLEARCURATE_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            pick_device()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_gives_what_the_cpu_gives(tiny_model_dir, monkeypatch):
+    """Every primitive on a GPU-resident model: same greedy text, log-probabilities and choice probabilities."""
+    from clearcurate.llm.hf import LocalLM
+    from clearcurate.llm.models import load
+
+    lms = {}
+    for device in ("cpu", "cuda"):
+        monkeypatch.setenv("CLEARCURATE_DEVICE", device)
+        lms[device] = LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False)
+    assert lms["cuda"].device.type == "cuda"
+    results = {}
+    for device, lm in lms.items():
+        sampled = lm.sample(PROMPTS, n=3, temperature=1.0, max_new_tokens=6, seed=1, given=GIVEN)
+        results[device] = {
+            "greedy": lm.greedy(PROMPTS, 8),
+            "given": [s.given_logprob for s in sampled],
+            "n": [len(s.generations) for s in sampled],
+            "cont": [lp for lp, _ in lm.continuation_logprobs(PROMPTS, GIVEN)],
+            "choice": lm.choice_probs(PROMPTS, ["A", "B"], followup=lambda i, letter: f"{letter}. Sure? ")[1],
+        }
+    cpu, gpu = results["cpu"], results["cuda"]
+    assert gpu["greedy"] == cpu["greedy"] and gpu["n"] == cpu["n"] == [3, 3, 3]
+    np.testing.assert_allclose(gpu["given"], cpu["given"], atol=1e-3)
+    np.testing.assert_allclose(gpu["cont"], cpu["cont"], atol=1e-3)
+    np.testing.assert_allclose(gpu["choice"], cpu["choice"], atol=1e-4)

@@ -65,6 +65,11 @@ class LocalLM:
         self.show_progress = show_progress
         self.eos_id = tokenizer.eos_token_id
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (CPU or a GPU); every input tensor is built there."""
+        return next(self.model.parameters()).device
+
     def chat(self, user: str, assistant_prefix: str = "", history: Sequence[tuple[str, str]] = ()) -> str:
         """Render a prompt with the model's chat template, ending inside the assistant turn."""
         clean = lambda text: neutralize_special_tokens(self.tokenizer, text)  # noqa: E731
@@ -78,7 +83,7 @@ class LocalLM:
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
         enc["position_ids"] = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        return enc
+        return {name: tensor.to(self.device) for name, tensor in enc.items()}
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -101,8 +106,9 @@ class LocalLM:
         for r, s in enumerate(suffixes):
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
         start = attention.sum(dim=1, keepdim=True)
-        position = start + torch.arange(width)[None, :]
+        position = start + torch.arange(width, device=self.device)[None, :]
         attention = torch.cat([attention, mask], dim=1)
         out = self.model(input_ids=ids, attention_mask=attention, position_ids=position, cache=cache, use_cache=True)
         return out.logits.float()
@@ -153,7 +159,7 @@ class LocalLM:
             all_logits = torch.cat([logits[:, None, :], cont_logits[:, :-1, :]], dim=1)
             logprobs = torch.log_softmax(all_logits, dim=-1)
             for r, s in enumerate(suffixes):
-                given_lp[r] = float(logprobs[r, torch.arange(len(s)), torch.tensor(s)].sum())
+                given_lp[r] = float(logprobs[r, torch.arange(len(s), device=self.device), torch.tensor(s, device=self.device)].sum())
         position = enc["position_ids"][:, -1]
         if n > 1:  # prefill once, then share the prompt's KV cache across the n samples
             cache.batch_repeat_interleave(n)
@@ -166,9 +172,9 @@ class LocalLM:
         alive = list(range(rows))  # rows still generating; finished ones leave the batch
         for _ in range(max_new_tokens):
             logprobs = torch.log_softmax(logits, dim=-1)
-            if temperature > 0:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            if temperature > 0:  # drawn on the CPU generator: the same seed gives the same draws on any device
+                probs = torch.softmax(logits / temperature, dim=-1).cpu()
+                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(self.device)
             else:
                 nxt = logits.argmax(dim=-1)
             step_lp = logprobs.gather(-1, nxt[:, None]).squeeze(-1).tolist()
@@ -181,11 +187,11 @@ class LocalLM:
             if not keep:
                 break
             if len(keep) < len(alive):
-                keep_t = torch.tensor(keep)
+                keep_t = torch.tensor(keep, device=self.device)
                 cache.batch_select_indices(keep_t)
                 nxt, attention, position = nxt[keep_t], attention[keep_t], position[keep_t]
                 alive = [alive[j] for j in keep]
-            attention = torch.cat([attention, torch.ones(len(alive), 1, dtype=attention.dtype)], dim=1)
+            attention = torch.cat([attention, torch.ones(len(alive), 1, dtype=attention.dtype, device=self.device)], dim=1)
             position = position + 1
             step = self.model(
                 input_ids=nxt[:, None], attention_mask=attention, position_ids=position[:, None], cache=cache, use_cache=True
@@ -224,12 +230,13 @@ class LocalLM:
             for r, seq in enumerate(seqs):
                 ids[r, width - len(seq) :] = torch.tensor(seq)
                 mask[r, width - len(seq) :] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
             position = (mask.cumsum(-1) - 1).clamp(min=0)
             res = self.model(input_ids=ids, attention_mask=mask, position_ids=position, logits_to_keep=keep)
             logprobs = torch.log_softmax(res.logits[:, :-1, :].float(), dim=-1)  # predicts the last keep-1 tokens
             for r, (i, s) in enumerate(zip(idx, suffixes)):
-                pos = torch.arange(keep - 1 - len(s), keep - 1)
-                out[i] = (float(logprobs[r, pos, torch.tensor(s)].sum()), len(s))
+                pos = torch.arange(keep - 1 - len(s), keep - 1, device=self.device)
+                out[i] = (float(logprobs[r, pos, torch.tensor(s, device=self.device)].sum()), len(s))
         return out
 
     @torch.inference_mode()
@@ -249,19 +256,19 @@ class LocalLM:
         ids = [self._ids(c) for c in choices]
         if any(len(i) != 1 for i in ids):
             raise ValueError(f"each choice must be a single token, got {dict(zip(choices, ids))}")
-        choice_ids = torch.tensor([i[0] for i in ids])
+        choice_ids = torch.tensor([i[0] for i in ids], device=self.device)
         rounds = 2 if followup else 1
         out = [np.zeros((len(prompts), len(choices))) for _ in range(rounds)]
         for idx in self._batches(self._by_length(prompts), desc):
             enc = self._encode([prompts[i] for i in idx])
             res = self.model(**enc, use_cache=followup is not None, logits_to_keep=1)
             first = torch.softmax(res.logits[:, -1, choice_ids].float(), dim=-1)
-            out[0][idx] = first.numpy()
+            out[0][idx] = first.cpu().numpy()
             if followup is None:
                 continue
             suffixes = [self._ids(followup(i, choices[int(first[r].argmax())])) for r, i in enumerate(idx)]
             logits = self._extend(res.cache, enc["attention_mask"], suffixes)
-            last = torch.tensor([len(s) - 1 for s in suffixes])
-            second = logits[torch.arange(len(idx)), last][:, choice_ids]
-            out[1][idx] = torch.softmax(second, dim=-1).numpy()
+            last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
+            second = logits[torch.arange(len(idx), device=self.device), last][:, choice_ids]
+            out[1][idx] = torch.softmax(second, dim=-1).cpu().numpy()
         return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -95,6 +96,21 @@ def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Pat
     return out
 
 
+def pick_device() -> torch.device:
+    """The device models run on: $CLEARCURATE_DEVICE (e.g. cpu, cuda, cuda:1), else a GPU when there is one.
+
+    An environment variable, not a param: where a stage runs does not change what it computes
+    beyond float rounding, so moving a run to a GPU must not invalidate DVC's cached results.
+    """
+    choice = os.environ.get("CLEARCURATE_DEVICE", "auto").strip() or "auto"
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"CLEARCURATE_DEVICE={choice}, but torch sees no CUDA GPU (torch {torch.__version__})")
+    return device
+
+
 def load(model_dir: str | Path, adapter_dir: str | Path | None = None):
     """Load (model, tokenizer) from a prepared directory, optionally with a LoRA adapter on top."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -111,5 +127,6 @@ def load(model_dir: str | Path, adapter_dir: str | Path | None = None):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir)
+    model.to(pick_device())
     model.eval()
     return model, tokenizer
