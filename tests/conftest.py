@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +29,79 @@ def tiny_lm(tiny_model_dir):
 
     model, tokenizer = load(tiny_model_dir)
     return LocalLM(model, tokenizer, batch_size=3, show_progress=False)
+
+
+# Planted credentials: the pipeline must never copy environment secrets into logs or artifacts.
+SECRETS = {
+    "OPENAI_API_KEY": "sk-planted-0123456789abcdef",
+    "AWS_SECRET_ACCESS_KEY": "planted/aws/SECRET+key0123456789",
+    "AWS_ACCESS_KEY_ID": "AKIAPLANTED0123456",
+}
+
+
+def run_cmd(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: str) -> str:
+    """Run a command with the planted secrets in its environment; fail the test with its output if it fails."""
+    env = {
+        **os.environ,
+        **SECRETS,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "CLEARCURATE_PROGRESS": "0",
+        **extra_env,
+    }
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout if stdout_only else proc.stdout + proc.stderr
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def build_pipeline_repo(work: Path, params_update: Callable[[dict], None] | None = None, **env: str) -> Path:
+    """A git + DVC repo of the real pipeline on 12 rows with the `tiny` model, after a full `dvc repro`.
+
+    The raw data includes rows without ids, a bad JSON line and a conflicting duplicate.
+    `params_update` edits the test params before the run (e.g. another backend).
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "stages", "src"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    raw = work / "data" / "raw"
+    raw.mkdir(parents=True)
+    train = read_lines(ROOT / "data/raw/train.jsonl")[:12]
+    for row in train[:3]:
+        del row["id"]  # rows without an id get a content-hash id
+    bad_lines = ["{not json", json.dumps({**train[5], "response": "a different answer"})]  # line 13, 14
+    (raw / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train) + "\n".join(bad_lines) + "\n", encoding="utf-8")
+    (raw / "test.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in read_lines(ROOT / "data/raw/test.jsonl")[:4]), encoding="utf-8"
+    )
+    shutil.copy(ROOT / "data/raw/noise_labels.jsonl", raw / "noise_labels.jsonl")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["model"].update(name="tiny", batch_size=4)
+    params["score"].update(k=2, max_new_tokens=4)
+    params["train"].update(batch_size=4, max_length=256)
+    params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
+    params["evaluate"].update(max_new_tokens=4)
+    params["validate"].update(max_removed_share=0.9)  # the random tiny model's scores remove arbitrary rows
+    if params_update is not None:
+        params_update(params)
+    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    run_cmd(["git", "init", "-q"], work)
+    run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work)
+    run_cmd(["dvc", "init", "-q"], work)
+    (work / "repro.log").write_text(run_cmd(["dvc", "repro"], work, **env), encoding="utf-8")
+    return work
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory) -> Path:
+    """One default-backend pipeline run per test session; modules that change it work on copies."""
+    return build_pipeline_repo(tmp_path_factory.mktemp("pipeline-template") / "repo")
+
+
+def copy_repo(source: Path, dest: Path) -> Path:
+    """A private copy of a pipeline repo (git history, DVC cache and outputs included)."""
+    shutil.copytree(source, dest, symlinks=True)
+    return dest

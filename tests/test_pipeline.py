@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,64 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import SECRETS, copy_repo, read_lines, run_cmd
+
 pytestmark = pytest.mark.pipeline
 
 
-# Planted credentials: the pipeline must never copy environment secrets into logs or artifacts.
-SECRETS = {
-    "OPENAI_API_KEY": "sk-planted-0123456789abcdef",
-    "AWS_SECRET_ACCESS_KEY": "planted/aws/SECRET+key0123456789",
-    "AWS_ACCESS_KEY_ID": "AKIAPLANTED0123456",
-}
-
-
-def _run(cmd: list[str], cwd: Path) -> str:
-    env = {
-        **os.environ,
-        **SECRETS,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "CLEARCURATE_PROGRESS": "0",
-    }
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout + proc.stderr
-
-
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("pipeline")
-    for name in ("dvc.yaml", "stages", "src"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    raw = work / "data" / "raw"
-    raw.mkdir(parents=True)
-    train = _lines(ROOT / "data/raw/train.jsonl")[:12]
-    for row in train[:3]:
-        del row["id"]  # rows without an id get a content-hash id
-    bad_lines = ["{not json", json.dumps({**train[5], "response": "a different answer"})]  # line 13, 14
-    (raw / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train) + "\n".join(bad_lines) + "\n", encoding="utf-8")
-    (raw / "test.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in _lines(ROOT / "data/raw/test.jsonl")[:4]), encoding="utf-8"
-    )
-    shutil.copy(ROOT / "data/raw/noise_labels.jsonl", raw / "noise_labels.jsonl")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["model"].update(name="tiny", batch_size=4)
-    params["score"].update(k=2, max_new_tokens=4)
-    params["train"].update(batch_size=4, max_length=256)
-    params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
-    params["evaluate"].update(max_new_tokens=4)
-    params["validate"].update(max_removed_share=0.9)  # the random tiny model's scores remove arbitrary rows
-    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    _run(["git", "init", "-q"], work)
-    _run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work)
-    _run(["dvc", "init", "-q"], work)
-    (work / "repro.log").write_text(_run(["dvc", "repro"], work), encoding="utf-8")
-    return work
+def repo(pipeline_run, tmp_path_factory) -> Path:
+    return copy_repo(pipeline_run, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def test_no_secret_from_the_environment_reaches_logs_or_artifacts(repo: Path):
@@ -94,7 +43,7 @@ def test_every_stage_produces_its_outputs(repo: Path):
 
 
 def test_scores_carry_every_component(repo: Path):
-    scored = _lines(repo / "data/scored/train.jsonl")
+    scored = read_lines(repo / "data/scored/train.jsonl")
     assert len(scored) == 12
     for row in scored:
         for key in ("confidence", "consistency", "reflection", "likelihood"):
@@ -104,8 +53,8 @@ def test_scores_carry_every_component(repo: Path):
 
 
 def test_every_row_has_exactly_one_outcome(repo: Path):
-    prepared = [r["id"] for r in _lines(repo / "data/prepared/train.jsonl")]
-    outcomes = _lines(repo / "data/curated/outcomes.jsonl")
+    prepared = [r["id"] for r in read_lines(repo / "data/prepared/train.jsonl")]
+    outcomes = read_lines(repo / "data/curated/outcomes.jsonl")
     quarantined = {o["id"]: o["reason"] for o in outcomes if o["outcome"] == "quarantined"}
     assert quarantined == {
         "data/raw/train.jsonl:13": "invalid JSON (Expecting property name enclosed in double quotes)",
@@ -115,28 +64,28 @@ def test_every_row_has_exactly_one_outcome(repo: Path):
     assert all(o["outcome"] in {"kept", "corrected", "removed", "quarantined"} and o["reason"] for o in outcomes)
     metrics = json.loads((repo / "metrics/prepare.json").read_text())
     assert metrics["train"] == {"rows": 12, "quarantined": 2} and metrics["test"] == {"rows": 4, "quarantined": 0}
-    curated = {r["id"] for r in _lines(repo / "data/curated/train.jsonl")}
+    curated = {r["id"] for r in read_lines(repo / "data/curated/train.jsonl")}
     assert curated == {o["id"] for o in outcomes if o["outcome"] in ("kept", "corrected")}
-    changes = _lines(repo / "data/curated/changes.jsonl")
+    changes = read_lines(repo / "data/curated/changes.jsonl")
     assert {c["id"] for c in changes} == {o["id"] for o in outcomes if o["outcome"] == "corrected"}
 
 
 def test_metrics_show_prints_the_comparison(repo: Path):
-    out = _run(["dvc", "metrics", "show"], repo)
+    out = run_cmd(["dvc", "metrics", "show"], repo)
     for token in ("baseline.f1", "filtered.exact_match", "corrected.f1", "base.f1"):
         assert token in out
 
 
 def test_second_repro_does_nothing_and_gamma_reruns_from_filter(repo: Path):
-    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], repo)
+    assert "Data and pipelines are up to date" in run_cmd(["dvc", "repro"], repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["filter"].update(gamma=0.25, quantile=None)  # a fixed threshold instead of the default quantile
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    status = _run(["dvc", "status", "--json"], repo)
+    status = run_cmd(["dvc", "status", "--json"], repo)
     changed = set(json.loads(status))
     assert "filter" in changed
     assert not changed & {"prepare", "score", "baseline"}
-    out = _run(["dvc", "repro"], repo)
+    out = run_cmd(["dvc", "repro"], repo)
     assert "Running stage 'filter'" in out and "Running stage 'score'" not in out
     assert json.loads((repo / "metrics/filter.json").read_text())["gamma"] == 0.25
 
@@ -165,6 +114,6 @@ def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):
         assert json.loads((repo / "reports/validation/filter/filtered.json").read_text())["success"] is False
     finally:
         (repo / "params.yaml").write_text(original)
-    _run(["dvc", "checkout", "--force", "filter"], repo)  # the last good outputs come back from the DVC cache
+    run_cmd(["dvc", "checkout", "--force", "filter"], repo)  # the last good outputs come back from the DVC cache
     assert (repo / "data/filtered/kept.jsonl").read_text() == kept_before
-    assert "Running stage" not in _run(["dvc", "repro"], repo)  # nothing needs recomputing
+    assert "Running stage" not in run_cmd(["dvc", "repro"], repo)  # nothing needs recomputing

@@ -14,7 +14,7 @@ from clearcurate.noisy_data import (
     build_gsm8k_n,
     build_squad_n,
 )
-from clearcurate.records import Record, write_jsonl
+from clearcurate.records import InputError, Record, write_jsonl
 
 log = logging.getLogger("clearcurate")
 
@@ -36,6 +36,23 @@ def _make_gsm8k_n(args: argparse.Namespace) -> None:
     cfg = Gsm8kNConfig(**{f.name: getattr(args, f.name) for f in fields(Gsm8kNConfig)})
     source = Path(args.source)
     _write_noisy(Path(args.out), *build_gsm8k_n(source / "train.jsonl", source / "test.jsonl", cfg))
+
+
+def _diff(args: argparse.Namespace) -> None:
+    from clearcurate import versioning as v
+
+    rev_a, rev_b = (None if r == "workspace" else r for r in (args.rev_a, args.rev_b))
+    title_revs = f"{args.rev_a} -> {args.rev_b}"
+    try:
+        if args.stage:
+            diff = v.diff_outcomes(args.stage, v.read_outcomes(args.stage, rev_a, args.repo), v.read_outcomes(args.stage, rev_b, args.repo))
+            text = v.render_outcomes(diff, f"{args.stage} decisions, {title_revs}", args.format, args.limit)
+        else:
+            diff = v.diff_revisions(rev_a, rev_b, args.path, args.repo)
+            text = v.render_rows(diff, f"{args.path}, {title_revs}", args.format, args.limit)
+    except InputError as err:
+        raise SystemExit(f"clearcurate diff: {err}") from None
+    print(text)  # the command's output is the report itself (stdout), logs stay on stderr
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,11 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(Gsm8kNConfig):
         gsm.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     gsm.set_defaults(func=_make_gsm8k_n)
+    diff = sub.add_parser(
+        "diff",
+        help="what changed inside a DVC-tracked dataset between two git revisions, row by row",
+        description="Reads both versions through dvc.api (DVC cache, else the default remote). "
+        "REV may be any git revision, or 'workspace' for the files on disk.",
+    )
+    diff.add_argument("rev_a", metavar="REV_A")
+    diff.add_argument("rev_b", metavar="REV_B")
+    diff.add_argument("path", metavar="PATH", nargs="?", default="data/curated/train.jsonl",
+                      help="JSONL dataset with an id per row (default: the curated training set)")
+    diff.add_argument("--stage", choices=["filter", "correct"], default=None,
+                      help="compare the decisions of two runs of a stage instead (rows that flipped)")
+    diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    diff.add_argument("--limit", type=int, default=50, help="rows shown per section in text/markdown (json: all)")
+    diff.add_argument("--repo", default=None, help="repository path or URL (default: the current one)")
+    diff.set_defaults(func=_diff)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # libraries (DVC, botocore): warnings only
+    logging.getLogger("clearcurate").setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     args.func(args)
 

@@ -32,22 +32,24 @@ def content_id(prompt: str, response: str) -> str:
     return "h" + digest.hexdigest()[:16]
 
 
+def parse_jsonl(lines: Iterable[str], where: str) -> Iterator[Record]:
+    """JSON objects from lines (blank lines skipped); anything else is an error naming `where` and the line."""
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}:{lineno}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise InputError(f"{where}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        yield row
+
+
 def read_jsonl(path: str | Path) -> list[Record]:
     """Read a JSONL file; blank lines are skipped, anything else that is not a JSON object is an error."""
-    path = Path(path)
-    rows: list[Record] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    with Path(path).open(encoding="utf-8") as fh:
+        return list(parse_jsonl(fh, str(path)))
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Record]) -> int:

@@ -1,0 +1,232 @@
+"""Row-level diffs of DVC-tracked datasets across git revisions.
+
+`dvc diff` says that a file's hash changed; a team reviewing a curation change wants to know
+which rows were added, dropped or rewritten, whose confidence moved, and which decisions
+flipped when a threshold changed. Both revisions are read through `dvc.api.open` (from the
+local DVC cache, else the default remote), so nothing has to be checked out. The comparison
+itself (`diff_rows`, `diff_outcomes`) is pure and works on dicts keyed by row id.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from clearcurate.records import InputError, Record, parse_jsonl
+
+CURATED = "data/curated/train.jsonl"
+SCORED = "data/scored/train.jsonl"
+# Where each stage's decisions live: (file, outcome) pairs, or the ledger with an `outcome` field.
+STAGE_DECISIONS: dict[str, list[tuple[str, str | None]]] = {
+    "filter": [("data/filtered/kept.jsonl", "kept"), ("data/filtered/removed.jsonl", "removed")],
+    "correct": [("data/curated/outcomes.jsonl", None)],
+}
+CONFIDENCE_TOLERANCE = 1e-6  # float noise below this is not a change
+
+
+def read_rows(path: str, rev: str | None, repo: str | None = None) -> dict[str, Record]:
+    """Rows of a JSONL file at a git revision, by id (streamed; a bad line names file, rev and line)."""
+    import dvc.api
+
+    rows: dict[str, Record] = {}
+    where = f"{path}@{rev or 'workspace'}"
+    try:
+        with dvc.api.open(path, repo=repo, rev=rev, mode="r", encoding="utf-8") as handle:
+            for number, row in enumerate(parse_jsonl(handle, where), start=1):
+                if "id" not in row:
+                    raise InputError(f"{where}: row {number} has no 'id'")
+                rows[str(row["id"])] = row
+    except InputError:
+        raise
+    except Exception as err:  # dvc/scmrepo raise many types: unknown revision, path missing, no remote...
+        raise InputError(
+            f"{where}: cannot read it ({type(err).__name__}: {err}). Is the revision right, and is the data "
+            "in the local DVC cache or the default remote (dvc fetch / dvc pull)?"
+        ) from None
+    return rows
+
+
+def word_diff(old: str, new: str, context: int = 3) -> str:
+    """A compact word-level diff, `[-removed-] {+added+}`, eliding unchanged runs beyond `context` words."""
+    a, b = old.split(), new.split()
+    parts: list[str] = []
+    opcodes = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    if all(op == "equal" for op, *_ in opcodes):
+        return "(whitespace only)"
+    for k, (op, i1, i2, j1, j2) in enumerate(opcodes):
+        if op == "equal":
+            words = a[i1:i2]
+            head = words[:context] if k > 0 else []  # context after the previous change
+            tail = words[-context:] if k < len(opcodes) - 1 else []  # context before the next change
+            parts.append(" ".join(words) if len(words) <= len(head) + len(tail) else " ".join([*head, "…", *tail]))
+            continue
+        if op in ("delete", "replace"):
+            parts.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if op in ("insert", "replace"):
+            parts.append("{+" + " ".join(b[j1:j2]) + "+}")
+    return " ".join(p for p in parts if p)
+
+
+@dataclass
+class RowDiff:
+    """What changed inside a dataset between two revisions, by row id."""
+
+    rows_a: int
+    rows_b: int
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    response_changed: dict[str, str] = field(default_factory=dict)  # id -> word diff
+    confidence_changed: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "rows_a": self.rows_a,
+            "rows_b": self.rows_b,
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "response_changed": len(self.response_changed),
+            "confidence_changed": len(self.confidence_changed),
+        }
+
+
+def diff_rows(
+    a: Mapping[str, Record],
+    b: Mapping[str, Record],
+    conf_a: Mapping[str, float] | None = None,
+    conf_b: Mapping[str, float] | None = None,
+) -> RowDiff:
+    """Added / removed ids, rewritten responses and moved confidences (ids in both versions only)."""
+    out = RowDiff(rows_a=len(a), rows_b=len(b))
+    out.added = [i for i in b if i not in a]
+    out.removed = [i for i in a if i not in b]
+    conf_a = conf_a or {i: r["confidence"] for i, r in a.items() if "confidence" in r}
+    conf_b = conf_b or {i: r["confidence"] for i, r in b.items() if "confidence" in r}
+    for i, row in b.items():
+        if i not in a:
+            continue
+        old, new = str(a[i].get("response", "")), str(row.get("response", ""))
+        if old != new:
+            out.response_changed[i] = word_diff(old, new)
+        if i in conf_a and i in conf_b and abs(float(conf_a[i]) - float(conf_b[i])) > CONFIDENCE_TOLERANCE:
+            out.confidence_changed[i] = (float(conf_a[i]), float(conf_b[i]))
+    return out
+
+
+@dataclass
+class OutcomeDiff:
+    """Rows whose curation decision differs between two runs of a stage."""
+
+    stage: str
+    counts_a: dict[str, int]
+    counts_b: dict[str, int]
+    flipped: dict[str, tuple[str, str]]  # id -> (outcome in a, outcome in b); "absent" if missing
+
+    def transitions(self) -> dict[str, int]:
+        return dict(Counter(f"{x} -> {y}" for x, y in self.flipped.values()).most_common())
+
+
+def diff_outcomes(stage: str, a: Mapping[str, str], b: Mapping[str, str]) -> OutcomeDiff:
+    ids = list(a) + [i for i in b if i not in a]
+    flipped = {i: (a.get(i, "absent"), b.get(i, "absent")) for i in ids if a.get(i) != b.get(i)}
+    return OutcomeDiff(stage, dict(Counter(a.values())), dict(Counter(b.values())), flipped)
+
+
+def read_outcomes(stage: str, rev: str | None, repo: str | None = None) -> dict[str, str]:
+    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger)."""
+    if stage not in STAGE_DECISIONS:
+        raise ValueError(f"unknown stage {stage!r}: use one of {sorted(STAGE_DECISIONS)}")
+    outcomes: dict[str, str] = {}
+    for path, label in STAGE_DECISIONS[stage]:
+        for i, row in read_rows(path, rev, repo).items():
+            outcomes[i] = label if label is not None else str(row["outcome"])
+    return outcomes
+
+
+def _confidences(rev: str | None, repo: str | None) -> dict[str, float] | None:
+    try:
+        return {i: float(r["confidence"]) for i, r in read_rows(SCORED, rev, repo).items() if "confidence" in r}
+    except InputError:
+        return None  # no scores in that revision: report response changes only
+
+
+def diff_revisions(rev_a: str, rev_b: str, path: str = CURATED, repo: str | None = None) -> RowDiff:
+    """Diff one dataset between two revisions; confidences come from the rows or else the scored set."""
+    a, b = read_rows(path, rev_a, repo), read_rows(path, rev_b, repo)
+    has_own = any("confidence" in r for r in a.values()) and any("confidence" in r for r in b.values())
+    conf_a = None if has_own else _confidences(rev_a, repo)
+    conf_b = None if has_own else _confidences(rev_b, repo)
+    return diff_rows(a, b, conf_a, conf_b)
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def _clip(items: list[Any], limit: int | None) -> tuple[list[Any], int]:
+    if limit is None or len(items) <= limit:
+        return items, 0
+    return items[:limit], len(items) - limit
+
+
+def render_rows(diff: RowDiff, title: str, fmt: str, limit: int | None = 50) -> str:
+    """Summary counts first, then the rows (at most `limit` per section in text and markdown)."""
+    if fmt == "json":
+        body = {
+            "title": title,
+            "summary": diff.summary(),
+            "added": diff.added,
+            "removed": diff.removed,
+            "response_changed": [{"id": i, "diff": d} for i, d in diff.response_changed.items()],
+            "confidence_changed": [{"id": i, "a": x, "b": y} for i, (x, y) in diff.confidence_changed.items()],
+        }
+        return json.dumps(body, indent=2, ensure_ascii=False)
+    s = diff.summary()
+    md = fmt == "markdown"
+    lines = [f"## {title}" if md else title, ""]
+    if md:
+        lines += ["| rows before | rows after | added | removed | response changed | confidence changed |",
+                  "|---|---|---|---|---|---|",
+                  f"| {s['rows_a']} | {s['rows_b']} | {s['added']} | {s['removed']} | {s['response_changed']} | {s['confidence_changed']} |"]
+    else:
+        lines.append(f"rows {s['rows_a']} -> {s['rows_b']}: {s['added']} added, {s['removed']} removed, "
+                     f"{s['response_changed']} response changed, {s['confidence_changed']} confidence changed")
+    sections: list[tuple[str, list[str]]] = [
+        ("added", [f"+ {i}" for i in diff.added]),
+        ("removed", [f"- {i}" for i in diff.removed]),
+        ("response changed", [f"~ {i}: {d}" for i, d in diff.response_changed.items()]),
+        ("confidence changed", [f"{i}: {x:.4f} -> {y:.4f} ({y - x:+.4f})" for i, (x, y) in diff.confidence_changed.items()]),
+    ]
+    for name, items in sections:
+        if not items:
+            continue
+        shown, more = _clip(items, limit)
+        lines += ["", f"### {name}" if md else f"{name}:"]
+        lines += [f"- `{item[2:]}`" if md and item[:2] in ("+ ", "- ", "~ ") else (f"- {item}" if md else f"  {item}") for item in shown]
+        if more:
+            lines.append(f"{'- ' if md else '  '}… and {more} more (--limit to show more)")
+    return "\n".join(lines)
+
+
+def render_outcomes(diff: OutcomeDiff, title: str, fmt: str, limit: int | None = 50) -> str:
+    if fmt == "json":
+        return json.dumps({"title": title, **asdict(diff), "transitions": diff.transitions()}, indent=2, ensure_ascii=False)
+    md = fmt == "markdown"
+    names = sorted(set(diff.counts_a) | set(diff.counts_b))
+    lines = [f"## {title}" if md else title, ""]
+    if md:
+        lines += ["| outcome | before | after |", "|---|---|---|"]
+        lines += [f"| {n} | {diff.counts_a.get(n, 0)} | {diff.counts_b.get(n, 0)} |" for n in names]
+    else:
+        lines += [f"{n}: {diff.counts_a.get(n, 0)} -> {diff.counts_b.get(n, 0)}" for n in names]
+    lines += ["", f"{len(diff.flipped)} rows changed decision" + (":" if diff.flipped else ".")]
+    lines += [f"{'- ' if md else '  '}{t}: {n}" for t, n in diff.transitions().items()]
+    shown, more = _clip(list(diff.flipped.items()), limit)
+    if shown:
+        lines += ["", "### rows" if md else "rows:"]
+        lines += [f"{'- ' if md else '  '}{i}: {x} -> {y}" for i, (x, y) in shown]
+        if more:
+            lines.append(f"{'- ' if md else '  '}… and {more} more (--limit to show more)")
+    return "\n".join(lines)
