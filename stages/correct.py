@@ -9,6 +9,7 @@ from pathlib import Path
 from clearcurate.correction import correct_rows
 from clearcurate.curation import CORRECTED, KEPT, REMOVED
 from clearcurate.expectations import QUARANTINED, ValidateConfig, outcome_frame, outcome_suite
+from clearcurate.llm.openai_api import OpenAIChatLM
 from clearcurate.pipeline import gate, load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
@@ -20,7 +21,7 @@ def main() -> None:
     params = stage_params("correct")
     kept = read_jsonl("data/filtered/kept.jsonl")
     removed = read_jsonl("data/filtered/removed.jsonl")
-    lm = load_lm(params["model"], adapter_dir="models/filtered")
+    lm = load_lm(params["model"], adapter_dir="models/filtered", openai_params=params.get("openai"))
     decisions = correct_rows(
         lm,
         removed,
@@ -52,7 +53,9 @@ def main() -> None:
     write_jsonl("data/curated/changes.jsonl", (d for d in decisions if d["outcome"] == CORRECTED))
     write_jsonl("data/curated/outcomes.jsonl", outcomes)
     counts = {o: sum(x["outcome"] == o for x in outcomes) for o in (KEPT, CORRECTED, REMOVED, QUARANTINED)}
-    write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"])})
+    api = {"api": lm.usage.summary(lm.cfg)} if isinstance(lm, OpenAIChatLM) else {}
+    unparsed = sum(bool(d.get("judge_unparsed")) for d in decisions)
+    write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"]), "judge_unparsed": unparsed, **api})
     log.info("outcomes: %s", counts)
 
 

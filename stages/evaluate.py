@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from clearcurate.evaluation import detection_scores, squad_scores
+from clearcurate.llm.openai_api import OpenAIChatLM, read_model_ref
 from clearcurate.pipeline import load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
@@ -23,30 +24,39 @@ def main() -> None:
     params = stage_params("evaluate")
     test = read_jsonl("data/prepared/test.jsonl")
     references = [r.get("answers") or [r["response"]] for r in test]
-    lm = load_lm(params["model"], adapter_dir=ADAPTERS["baseline"])
-    for name, path in ADAPTERS.items():
-        if name != "baseline":
-            lm.model.load_adapter(path, adapter_name=name)
+    lm = load_lm(params["model"], adapter_dir=ADAPTERS["baseline"], openai_params=params.get("openai"))
     prompts = [lm.chat(r["prompt"]) for r in test]
     max_new = int(params["evaluate"]["max_new_tokens"])
     metrics: dict[str, dict[str, float]] = {}
     predictions: list[dict[str, str]] = []
-    # Identical adapter weights (retrain reused the filtered adapter) give identical greedy answers.
-    weights = {
-        name: hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in ("adapter_config.json", "adapter_model.safetensors"))).hexdigest()
-        for name, path in ADAPTERS.items()
-    }
+    # The same model (retrain reused the filtered adapter or model id) gives the same greedy answers.
+    if isinstance(lm, OpenAIChatLM):
+        identity = {name: read_model_ref(path) for name, path in ADAPTERS.items()}
+
+        def select(name: str) -> None:
+            lm.model_name = identity[name]
+    else:
+        for name, path in ADAPTERS.items():
+            if name != "baseline":
+                lm.model.load_adapter(path, adapter_name=name)
+        identity = {
+            name: hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in ("adapter_config.json", "adapter_model.safetensors"))).hexdigest()
+            for name, path in ADAPTERS.items()
+        }
+
+        def select(name: str) -> None:
+            lm.model.set_adapter(name if name != "baseline" else "default")
     decoded: dict[str, list[str]] = {}
     for name in ("base", *ADAPTERS):
         if name == "base":
-            with lm.model.disable_adapter():
+            with lm.base_model():
                 texts = lm.greedy(prompts, max_new, desc="eval base")
-        elif weights[name] in decoded:
-            log.info("%s has the same adapter weights as an earlier model: its answers are reused", name)
-            texts = decoded[weights[name]]
+        elif identity[name] in decoded:
+            log.info("%s is the same model as an earlier one: its answers are reused", name)
+            texts = decoded[identity[name]]
         else:
-            lm.model.set_adapter(name if name != "baseline" else "default")
-            texts = decoded[weights[name]] = lm.greedy(prompts, max_new, desc=f"eval {name}")
+            select(name)
+            texts = decoded[identity[name]] = lm.greedy(prompts, max_new, desc=f"eval {name}")
         metrics[name] = squad_scores(texts, references)
         predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
         log.info("%-9s EM %.1f  F1 %.1f", name, metrics[name]["exact_match"], metrics[name]["f1"])
@@ -58,6 +68,8 @@ def main() -> None:
         removed = {r["id"] for r in read_jsonl("data/filtered/removed.jsonl")}
         metrics["detection"] = detection_scores(confidence, noisy, removed)
         log.info("detection: %s", metrics["detection"])
+    if isinstance(lm, OpenAIChatLM):
+        metrics["api"] = lm.usage.summary(lm.cfg)
     write_json("metrics/evaluate.json", metrics)
     write_json(
         "metrics/test_scores.json",

@@ -14,7 +14,8 @@ import pandas as pd
 from clearcurate.expectations import ValidateConfig, instruction_suite
 from clearcurate.ingest import IngestConfig, load_rows
 from clearcurate.llm.models import convert_to_safetensors
-from clearcurate.pipeline import BASE_MODEL_DIR, gate, setup_logging, stage_params
+from clearcurate.llm.openai_api import OpenAIConfig, write_model_ref
+from clearcurate.pipeline import BASE_MODEL_DIR, backend, gate, setup_logging, stage_params
 from clearcurate.records import write_json, write_jsonl
 from clearcurate.training import encode_example
 
@@ -25,14 +26,22 @@ NO_LIMIT = 10**9
 def main() -> None:
     setup_logging()
     params = stage_params("prepare")
-    convert_to_safetensors(params["model"]["name"], BASE_MODEL_DIR, seed=int(params["model"].get("seed", 0)))
-    from transformers import AutoConfig, AutoTokenizer
+    if backend(params["model"]) == "openai":  # the model lives on the server: record which one
+        api = OpenAIConfig.from_params(params.get("openai"))
+        write_model_ref(BASE_MODEL_DIR, api.model, base_url=api.base_url)
+        context = api.context_tokens
 
-    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
-    context = int(AutoConfig.from_pretrained(BASE_MODEL_DIR).max_position_embeddings)
+        def token_count(prompt: str, response: str) -> int:  # no tokenizer here: about 4 characters a token
+            return (len(prompt) + len(response)) // 4 + 1
+    else:
+        convert_to_safetensors(params["model"]["name"], BASE_MODEL_DIR, seed=int(params["model"].get("seed", 0)))
+        from transformers import AutoConfig, AutoTokenizer
 
-    def token_count(prompt: str, response: str) -> int:  # as the model will see the pair, chat template included
-        return len(encode_example(tokenizer, prompt, response, NO_LIMIT)["input_ids"])
+        tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
+        context = int(AutoConfig.from_pretrained(BASE_MODEL_DIR).max_position_embeddings)
+
+        def token_count(prompt: str, response: str) -> int:  # as the model will see the pair, chat template included
+            return len(encode_example(tokenizer, prompt, response, NO_LIMIT)["input_ids"])
 
     cfg = IngestConfig(
         format=params["data"].get("format", "auto"),

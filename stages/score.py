@@ -10,7 +10,8 @@ import pandas as pd
 
 from clearcurate.cache import ScoreCache, cache_dir, model_fingerprint
 from clearcurate.expectations import scored_suite
-from clearcurate.pipeline import BASE_MODEL_DIR, gate, load_lm, setup_logging, stage_params
+from clearcurate.llm.openai_api import BudgetExceeded, OpenAIChatLM
+from clearcurate.pipeline import BASE_MODEL_DIR, backend, gate, load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
@@ -24,18 +25,28 @@ def main() -> None:
     params = stage_params("score")
     cfg = ScoreConfig.from_params(params["score"])
     rows = read_jsonl("data/prepared/train.jsonl")
-    lm = load_lm(params["model"])
+    if backend(params["model"]) == "openai" and cfg.recipe != "paper":
+        raise SystemExit("score: recipe crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
+    lm = load_lm(params["model"], openai_params=params.get("openai"))
     cache = ScoreCache(cache_dir())
     log.info("per-row results are cached in %s (delete it to clear)", cache.root)
     start = time.perf_counter()
-    scored = score_rows(
-        lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]),
-        cache=cache, model_id=model_fingerprint(BASE_MODEL_DIR),
-    )
+    try:
+        scored = score_rows(
+            lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]),
+            cache=cache, model_id=model_fingerprint(BASE_MODEL_DIR),
+        )
+    except BudgetExceeded as err:
+        raise SystemExit(
+            f"score: {err}. The {cache.misses} results finished so far are cached in {cache.root}: "
+            "raise the budget (or leave it) and rerun `dvc repro` to resume; finished rows are not requested again."
+        ) from None
     seconds = time.perf_counter() - start
-    components = [c for c in ("consistency", "reflection", "likelihood") if scored and c in scored[0]]
-    frame = pd.DataFrame({col: [s.get(col) for s in scored] for col in ("id", "confidence", *components)})
-    gate("score", "scored", frame, scored_suite([r["id"] for r in rows], components), params)
+    names = ("consistency", "reflection", "likelihood")
+    components = [c for c in names if scored and all(c in s for s in scored)]
+    optional = [c for c in names if c not in components and any(c in s for s in scored)]
+    frame = pd.DataFrame({col: [s.get(col) for s in scored] for col in ("id", "confidence", *components, *optional)})
+    gate("score", "scored", frame, scored_suite([r["id"] for r in rows], components, optional), params)
     write_jsonl("data/scored/train.jsonl", scored)
     conf = np.array([s["confidence"] for s in scored])
     write_json(
@@ -49,6 +60,8 @@ def main() -> None:
             "cache_hits": cache.hits,
             "cache_misses": cache.misses,
             "rows_per_second": round(len(scored) / seconds, 3),
+            "reflection_unparsed": sum(int(s.get("reflection_unparsed", 0)) for s in scored),
+            **({"api": lm.usage.summary(lm.cfg)} if isinstance(lm, OpenAIChatLM) else {}),
         },
     )
     log.info(

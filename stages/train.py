@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from clearcurate.pipeline import load_lm, setup_logging, stage_params
+from dataclasses import asdict
+
+from accelerate import PartialState
+
+from clearcurate.llm.openai_api import OpenAIConfig, fine_tune, read_model_ref, write_model_ref
+from clearcurate.pipeline import BASE_MODEL_DIR, backend, load_lm, setup_logging, stage_params
 from clearcurate.records import read_jsonl
-from clearcurate.training import LoraTrainConfig, attach_lora, reuse_adapter, save_adapter, train_lora
+from clearcurate.training import LoraTrainConfig, attach_lora, data_fingerprint, reuse_adapter, save_adapter, train_lora
 
 log = logging.getLogger("train")
 
@@ -26,11 +31,18 @@ def main() -> None:
     if args.reuse and reuse_adapter(args.reuse, args.out, rows, cfg):
         log.info("%s: %s holds the same %d rows and settings as %s: adapter reused, no training", args.stage, args.data, len(rows), args.reuse)
         return
+    if backend(params["model"]) == "openai":  # a fine-tuning job on the server; the output records its model id
+        api = OpenAIConfig.from_params(params.get("openai"))
+        job = fine_tune(api, rows, base_model=read_model_ref(BASE_MODEL_DIR), suffix=args.stage)
+        write_model_ref(args.out, job.pop("model"), train_log={"config": asdict(cfg), "data_sha256": data_fingerprint(rows), **job}, **job)
+        log.info("%s: fine-tuned model recorded in %s", args.stage, args.out)
+        return
     lm = load_lm(params["model"])
     adapted = attach_lora(lm.model, cfg)
     result = train_lora(adapted, lm.tokenizer, rows, cfg, desc=args.stage)
-    save_adapter(adapted, args.out, result, cfg, rows)
-    log.info("%s: adapter written to %s", args.stage, args.out)
+    if PartialState().is_main_process:  # under `accelerate launch` (DDP) every process trains; one writes
+        save_adapter(adapted, args.out, result, cfg, rows)
+        log.info("%s: adapter written to %s", args.stage, args.out)
 
 
 if __name__ == "__main__":

@@ -62,15 +62,23 @@ def correct_rows(
         )
         for r, c, cand_a in zip(rows, candidates, first)
     ]
-    with lm.model.disable_adapter():
+    with lm.base_model():
         (verdicts,) = lm.choice_probs(questions, prompts.JUDGE_CHOICES, desc="judge")
         reflections = reflect(lm, rows, responses=candidates)
     weights = cf.paper_weights(beta)
     out: list[Record] = []
     for row, cand, cand_a, probs, refl in zip(rows, candidates, first, verdicts, reflections):
+        if not np.all(np.isfinite(probs)):  # an API judge whose answer had no readable letter
+            out.append({"id": row["id"], "outcome": REMOVED, "reason": "the judge's answer could not be parsed",
+                        "confidence": 0.0, "judge_unparsed": True, "old": row["response"], "new": cand})
+            continue
         preference = cf.candidate_preference(list(probs), cand_a)
-        certainty = float(np.mean([cf.reflection_certainty(p) for p in refl]))
-        conf = cf.combine({"consistency": preference, "reflection": certainty}, weights)
+        parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
+        certainty = float(np.mean(parsed)) if parsed else None
+        if certainty is None:  # no readable self-reflection: the judge's preference alone
+            conf = preference
+        else:
+            conf = cf.combine({"consistency": preference, "reflection": certainty}, weights)
         replace = should_replace(conf, eta, cand, row["response"])
         out.append(
             {

@@ -66,8 +66,12 @@ def instruction_suite(cfg: ValidateConfig) -> list:
     return out
 
 
-def scored_suite(input_ids: Sequence[str], components: Iterable[str]) -> list:
-    """Scored rows: the same ids as the input, confidence and every component in [0, 1], no nulls."""
+def scored_suite(input_ids: Sequence[str], components: Iterable[str], optional: Iterable[str] = ()) -> list:
+    """Scored rows: the same ids as the input, confidence and every component in [0, 1], no nulls.
+
+    `optional` components may be missing on some rows (an API model's unparsed self-reflection)
+    and are range-checked where present.
+    """
     import great_expectations.expectations as gxe
 
     out: list = [
@@ -80,6 +84,7 @@ def scored_suite(input_ids: Sequence[str], components: Iterable[str]) -> list:
             gxe.ExpectColumnValuesToNotBeNull(column=col),
             gxe.ExpectColumnValuesToBeBetween(column=col, min_value=0.0, max_value=1.0),
         ]
+    out += [gxe.ExpectColumnValuesToBeBetween(column=col, min_value=0.0, max_value=1.0) for col in optional]
     return out
 
 

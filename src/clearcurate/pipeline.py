@@ -9,6 +9,7 @@ from typing import Any
 
 from clearcurate.llm import models
 from clearcurate.llm.hf import LocalLM
+from clearcurate.llm.openai_api import OpenAIChatLM, OpenAIConfig, read_model_ref
 
 BASE_MODEL_DIR = Path("models/base")
 VALIDATION_DIR = Path("reports/validation")
@@ -39,20 +40,34 @@ def stage_params(stage: str) -> dict[str, Any]:
     return dvc.api.params_show(stages=stage)
 
 
-def load_lm(
-    model_params: dict[str, Any], adapter_dir: str | Path | None = None, model_dir: str | Path = BASE_MODEL_DIR
-) -> LocalLM:
-    """Load the prepared base model (once per stage), optionally with an adapter on top.
+def backend(model_params: dict[str, Any]) -> str:
+    """`model.backend`: hf (a local transformers model) or openai (any OpenAI-compatible endpoint)."""
+    name = str(model_params.get("backend", "hf"))
+    if name not in ("hf", "openai"):
+        raise ValueError(f"model.backend must be hf or openai, got {name!r}")
+    return name
 
+
+def load_lm(
+    model_params: dict[str, Any],
+    adapter_dir: str | Path | None = None,
+    model_dir: str | Path = BASE_MODEL_DIR,
+    openai_params: dict[str, Any] | None = None,
+) -> LocalLM | OpenAIChatLM:
+    """The stage's model, loaded once: the prepared base model, optionally with an adapter on top.
+
+    With `model.backend: openai` the "model" is a client of the endpoint in `openai_params`,
+    calling the model ids that `prepare` and `train` recorded in `model_dir` / `adapter_dir`.
     Progress bars are on unless CLEARCURATE_PROGRESS=0 (e.g. for log files).
     """
+    show = os.environ.get("CLEARCURATE_PROGRESS", "1") != "0"
+    batch_size = int(model_params.get("batch_size", 8))
+    if backend(model_params) == "openai":
+        base = read_model_ref(model_dir)
+        tuned = read_model_ref(adapter_dir) if adapter_dir is not None else None
+        return OpenAIChatLM(OpenAIConfig.from_params(openai_params), model=tuned, base=base, batch_size=batch_size, show_progress=show)
     model, tokenizer = models.load(model_dir, adapter_dir)
-    return LocalLM(
-        model,
-        tokenizer,
-        batch_size=int(model_params.get("batch_size", 8)),
-        show_progress=os.environ.get("CLEARCURATE_PROGRESS", "1") != "0",
-    )
+    return LocalLM(model, tokenizer, batch_size=batch_size, show_progress=show)
 
 
 def gate(stage: str, name: str, frame, expectations: list, params: dict[str, Any]) -> None:

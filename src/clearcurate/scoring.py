@@ -99,7 +99,8 @@ def reflect(lm: LocalLM, rows: Sequence[Record], responses: Sequence[str] | None
         return full[len(rendered[i]) :]
 
     p1, p2 = lm.choice_probs(rendered, prompts.REFLECTION_CHOICES, "reflect", followup=followup)
-    return [[list(map(float, a)), list(map(float, b))] for a, b in zip(p1, p2)]
+    # An API model's answer with no readable letter is None (unparsed), never a made-up 0.5.
+    return [[list(map(float, p)) if np.all(np.isfinite(p)) else None for p in (a, b)] for a, b in zip(p1, p2)]
 
 
 def fewshot_examples(rows: Sequence[Record], n: int, seed: int) -> list[list[tuple[str, str]]]:
@@ -281,9 +282,15 @@ def score_rows(
     weights = cfg.component_weights()
     out = []
     for row, part, fold, refl in zip(rows, parts, folds, reflections):
-        comps = {"reflection": float(np.mean([cf.reflection_certainty(p) for p in refl])), **part}
+        parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
+        comps = {**({"reflection": float(np.mean(parsed))} if parsed else {}), **part}
         numeric = {k: v for k, v in comps.items() if isinstance(v, float)}
-        record = {"id": row["id"], "confidence": cf.combine(numeric, weights), **comps, "reflection_probs": refl}
+        active = {k: w for k, w in weights.items() if k in numeric}  # an unparsed reflection drops out
+        if not any(active.values()):
+            raise ValueError(f"row {row['id']}: no component to score it with (reflection unparsed, k = 0)")
+        record = {"id": row["id"], "confidence": cf.combine(numeric, active), **comps, "reflection_probs": refl}
+        if len(parsed) < len(refl):
+            record["reflection_unparsed"] = len(refl) - len(parsed)
         if fold is not None:
             record["fold"] = fold
         out.append(record)

@@ -12,7 +12,8 @@ The primitives CLEAR needs, each written for throughput on a CPU:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,15 @@ class LocalLM:
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.eos_id = tokenizer.eos_token_id
+
+    @contextmanager
+    def base_model(self) -> Iterator[None]:
+        """Run the enclosed calls on the base model with the adapter switched off (e.g. the judge)."""
+        if hasattr(self.model, "disable_adapter"):
+            with self.model.disable_adapter():
+                yield
+        else:
+            yield
 
     @property
     def device(self) -> torch.device:

@@ -104,7 +104,9 @@ def pick_device() -> torch.device:
     """
     choice = os.environ.get("CLEARCURATE_DEVICE", "auto").strip() or "auto"
     if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process under accelerate/torchrun
     device = torch.device(choice)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"CLEARCURATE_DEVICE={choice}, but torch sees no CUDA GPU (torch {torch.__version__})")

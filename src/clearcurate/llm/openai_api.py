@@ -1,0 +1,428 @@
+"""The same primitives as `LocalLM`, against any OpenAI-compatible chat completions endpoint.
+
+Hosted models (OpenAI), and inference servers that speak the same API (vLLM, TGI, llama.cpp
+server, Ollama), score, correct and evaluate through the official `openai` client:
+- requests run concurrently (asyncio, at most `max_concurrency` in flight), with retries,
+  exponential backoff and jitter on 429 / 5xx / timeouts / malformed replies, honouring
+  `Retry-After`;
+- a per-run request and token budget stops the run cleanly (`BudgetExceeded`); rows finished
+  before that are already in the scoring cache, so a rerun resumes and pays only for the rest;
+- k samples come from one request (`n=k`) where the server supports it, else k requests;
+- a multiple-choice answer is read from the `top_logprobs` of the answer letter when the
+  server returns them, else parsed from the text by a strict parser; an answer that is neither
+  is recorded as unparsed (None), never silently 0.5, and counted in `usage.unparsed`.
+
+Prompts stay opaque strings, as with `LocalLM`: `chat()` renders a conversation with record
+separators, and the same object parses it back into messages. Rendering extends a conversation
+by appending, which the reflection follow-up relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from clearcurate.llm.hf import Generation, Sampled
+
+log = logging.getLogger(__name__)
+
+ROLE_MARK, BODY_MARK = "\x1e", "\x1f"  # ASCII record / unit separators: never meaningful in data
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """The `openai:` block of params.yaml. The API key is read from the environment variable
+    named by `api_key_env` (never from params), so it cannot reach params, logs or artifacts."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini-2024-07-18"
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = 8
+    max_retries: int = 6
+    timeout_s: float = 60.0
+    backoff_s: float = 0.5  # first retry waits about this long, doubling up to backoff_max_s
+    backoff_max_s: float = 30.0
+    n_per_request: bool = True  # the server honours n > 1 (vLLM, OpenAI); false: k requests
+    top_logprobs: int = 10  # 0: the server gives no logprobs; read letters from text only
+    max_requests: int = 0  # per run; 0 = no limit
+    max_tokens: int = 0  # prompt + completion tokens per run; 0 = no limit
+    price_input_per_mtok: float = 0.0  # USD per million tokens, for the cost estimate in metrics
+    price_output_per_mtok: float = 0.0
+    context_tokens: int = 128000  # prepare quarantines longer rows (estimated at 4 characters per token)
+    poll_s: float = 10.0  # fine-tuning job polling interval
+    n_epochs: int = 0  # fine-tuning epochs; 0 = the server's default
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> OpenAIConfig:
+        params = dict(params or {})
+        unknown = set(params) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown openai params: {sorted(unknown)}")
+        if "api_key" in params:
+            raise ValueError("openai.api_key must not be in params: put the key in the environment (api_key_env)")
+        return cls(**params)
+
+    def api_key(self) -> str:
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise RuntimeError(f"model.backend openai needs an API key in the environment variable {self.api_key_env}")
+        return key
+
+
+class BudgetExceeded(RuntimeError):
+    """The run's request or token budget is spent; finished rows are cached, rerun to resume."""
+
+
+@dataclass
+class Usage:
+    """What a run asked of the server, for the stage's metrics."""
+
+    requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    unparsed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def cost_usd(self, cfg: OpenAIConfig) -> float:
+        return (self.prompt_tokens * cfg.price_input_per_mtok + self.completion_tokens * cfg.price_output_per_mtok) / 1e6
+
+    def summary(self, cfg: OpenAIConfig) -> dict[str, Any]:
+        return {**asdict(self), "estimated_cost_usd": round(self.cost_usd(cfg), 6)}
+
+
+RETRYABLE = ("RateLimitError", "InternalServerError", "APITimeoutError", "APIConnectionError", "APIResponseValidationError")
+
+
+def _retry_after(err: Exception) -> float | None:
+    """Seconds the server asked us to wait (Retry-After / retry-after-ms), if it said."""
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        if headers.get("retry-after"):
+            return float(headers["retry-after"])
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+    return None
+
+
+def _is_retryable(err: Exception) -> bool:
+    if isinstance(err, json.JSONDecodeError):  # a malformed reply body
+        return True
+    status = getattr(err, "status_code", None)
+    return type(err).__name__ in RETRYABLE or (isinstance(status, int) and (status == 429 or status >= 500))
+
+
+def parse_letter(text: str, choices: Sequence[str]) -> str | None:
+    """The chosen letter of a free-text answer, strictly: `A`, `(A)`, `answer: (A)`, `answer: A.`.
+
+    Anything else (two letters, a sentence starting with "A ...") is None: a wrong parse is worse
+    than a missing one.
+    """
+    alternatives = "|".join(re.escape(c) for c in choices)
+    pattern = rf"^\s*(?:answer\s*:\s*)?\(?\s*({alternatives})\s*\)?\s*[.!]?\s*$"
+    match = re.match(pattern, text.strip().splitlines()[0] if text.strip() else "", flags=re.IGNORECASE)
+    if not match:
+        found = re.findall(rf"answer\s*:\s*\(?\s*({alternatives})\b", text, flags=re.IGNORECASE)
+        return found[-1].upper() if len(set(f.upper() for f in found)) == 1 else None
+    return match.group(1).upper()
+
+
+def letter_probs(logprobs: Any, choices: Sequence[str]) -> np.ndarray | None:
+    """P(choice) from the top_logprobs at the first answer-letter position, renormalised over the choices."""
+    content = getattr(logprobs, "content", None) or []
+    normal = {c.upper() for c in choices}
+    for position in content:
+        token = position.token.strip().strip("()").strip().upper()
+        if token not in normal:
+            continue
+        mass = dict.fromkeys(choices, 0.0)
+        for alt in position.top_logprobs or []:
+            name = alt.token.strip().strip("()").strip().upper()
+            for c in choices:
+                if name == c.upper():
+                    mass[c] += float(np.exp(alt.logprob))
+        total = sum(mass.values())
+        if total <= 0:
+            return None
+        return np.array([mass[c] / total for c in choices])
+    return None
+
+
+class OpenAIChatLM:
+    """Chat-completions client with the `LocalLM` interface that scoring, correction and evaluation use."""
+
+    def __init__(
+        self, cfg: OpenAIConfig, model: str | None = None, base: str | None = None, batch_size: int = 8, show_progress: bool = True
+    ) -> None:
+        self.cfg = cfg
+        self.base = base or model or cfg.model
+        self.model_name = model or self.base
+        self.batch_size = max(batch_size, cfg.max_concurrency)  # a scoring chunk fills the pipe
+        self.show_progress = show_progress
+        self.usage = Usage()
+
+    # ---- conversations as opaque strings ------------------------------------------------------
+    @staticmethod
+    def _clean(text: str) -> str:
+        return text.replace(ROLE_MARK, " ").replace(BODY_MARK, " ")
+
+    def chat(self, user: str, assistant_prefix: str = "", history: Sequence[tuple[str, str]] = ()) -> str:
+        """A conversation ending in an (open) assistant turn; extends earlier renderings by appending."""
+        parts = []
+        for question, answer in history:
+            parts += [f"{ROLE_MARK}user{BODY_MARK}{self._clean(question)}", f"{ROLE_MARK}assistant{BODY_MARK}{self._clean(answer)}"]
+        parts += [f"{ROLE_MARK}user{BODY_MARK}{self._clean(user)}", f"{ROLE_MARK}assistant{BODY_MARK}{self._clean(assistant_prefix)}"]
+        return "".join(parts)
+
+    @staticmethod
+    def messages(prompt: str) -> list[dict[str, str]]:
+        """Parse a rendering back into chat messages; the open assistant turn (a prefix) is dropped,
+        since chat APIs cannot continue one: the questions themselves ask for the answer format."""
+        out = []
+        for part in prompt.split(ROLE_MARK)[1:]:
+            role, _, content = part.partition(BODY_MARK)
+            if role not in ("user", "assistant", "system"):
+                raise ValueError(f"not a rendered conversation (role {role!r})")
+            out.append({"role": role, "content": content})
+        if not out or out[-1]["role"] != "assistant":
+            raise ValueError("a rendered conversation ends in an open assistant turn")
+        return out[:-1]
+
+    @contextmanager
+    def base_model(self) -> Iterator[None]:
+        """Run the enclosed calls on the base model (e.g. the judge), whatever model is selected."""
+        previous, self.model_name = self.model_name, self.base
+        try:
+            yield
+        finally:
+            self.model_name = previous
+
+    # ---- requests -------------------------------------------------------------------------------
+    def _check_budget(self) -> None:
+        u, cfg = self.usage, self.cfg
+        if cfg.max_requests and u.requests >= cfg.max_requests:
+            raise BudgetExceeded(f"request budget spent ({u.requests} of openai.max_requests {cfg.max_requests})")
+        if cfg.max_tokens and u.prompt_tokens + u.completion_tokens >= cfg.max_tokens:
+            raise BudgetExceeded(
+                f"token budget spent ({u.prompt_tokens + u.completion_tokens} of openai.max_tokens {cfg.max_tokens})"
+            )
+
+    async def _one(self, client: Any, request: dict[str, Any], gate: asyncio.Semaphore) -> Any:
+        async with gate:
+            for attempt in range(self.cfg.max_retries + 1):
+                self._check_budget()
+                self.usage.requests += 1
+                try:
+                    reply = await client.chat.completions.create(**request)
+                    if not getattr(reply, "choices", None):
+                        raise json.JSONDecodeError("reply has no choices", str(reply)[:200], 0)
+                except Exception as err:  # noqa: BLE001 - classified below; anything else propagates
+                    name = type(err).__name__
+                    self.usage.errors[name] = self.usage.errors.get(name, 0) + 1
+                    if not _is_retryable(err) or attempt == self.cfg.max_retries:
+                        raise
+                    self.usage.retries += 1
+                    wait = _retry_after(err)
+                    if wait is None:  # exponential backoff with jitter
+                        wait = min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+                    log.debug("retrying after %s in %.2f s", name, wait)
+                    await asyncio.sleep(wait)
+                    continue
+                usage = getattr(reply, "usage", None)
+                if usage is not None:
+                    self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+                    self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+                return reply
+        raise AssertionError("unreachable")
+
+    def _run(self, requests: list[dict[str, Any]], desc: str) -> list[Any]:
+        """All requests concurrently (bounded), in order; the first hard error or budget stop propagates."""
+        from openai import AsyncOpenAI
+
+        async def main() -> list[Any]:
+            client = AsyncOpenAI(
+                base_url=self.cfg.base_url, api_key=self.cfg.api_key(), max_retries=0, timeout=self.cfg.timeout_s
+            )
+            gate = asyncio.Semaphore(self.cfg.max_concurrency)
+            bar = tqdm(total=len(requests), desc=desc, disable=not self.show_progress, unit="req", leave=False)
+
+            async def tracked(req: dict[str, Any]) -> Any:
+                reply = await self._one(client, req, gate)
+                bar.update(1)
+                return reply
+
+            tasks = [asyncio.ensure_future(tracked(r)) for r in requests]
+            try:
+                return await asyncio.gather(*tasks)
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+            finally:
+                bar.close()
+                await client.close()
+
+        return asyncio.run(main())
+
+    def _request(self, prompt: str, **extra: Any) -> dict[str, Any]:
+        return {"model": self.model_name, "messages": self.messages(prompt), **extra}
+
+    # ---- the LocalLM primitives -------------------------------------------------------------
+    def sample(
+        self,
+        prompts: Sequence[str],
+        n: int = 1,
+        temperature: float = 1.0,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+        desc: str = "generate",
+        given: Sequence[str] | None = None,
+    ) -> list[Sampled]:
+        """k = `n` answers per prompt: one request with n=k, or k requests (different seeds)."""
+        if given is not None:
+            raise ValueError(
+                "log p(given response) is not available through a chat API: use score.recipe: paper with model.backend: openai"
+            )
+        want_lp = self.cfg.top_logprobs > 0
+        extra = {"temperature": temperature, "max_tokens": max_new_tokens, "logprobs": want_lp}
+        if self.cfg.n_per_request or n == 1:
+            requests = [self._request(p, n=n, seed=seed, **extra) for p in prompts]
+        else:
+            requests = [self._request(p, n=1, seed=seed + j, **extra) for p in prompts for j in range(n)]
+        replies = self._run(requests, desc)
+        choices = [c for reply in replies for c in reply.choices] if not (self.cfg.n_per_request or n == 1) else None
+        out = []
+        for i in range(len(prompts)):
+            picked = replies[i].choices if choices is None else choices[i * n : (i + 1) * n]
+            gens = []
+            for choice in picked[:n]:
+                tokens = getattr(getattr(choice, "logprobs", None), "content", None) or []
+                logprob = float(sum(t.logprob for t in tokens)) if tokens else float("nan")
+                gens.append(Generation((choice.message.content or "").strip(), logprob, len(tokens)))
+            if len(gens) != n:
+                raise RuntimeError(f"the server returned {len(gens)} answers for n={n}: set openai.n_per_request: false")
+            out.append(Sampled(gens))
+        return out
+
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int = 32, desc: str = "generate") -> list[str]:
+        return [s.generations[0].text for s in self.sample(prompts, 1, 0.0, max_new_tokens, desc=desc)]
+
+    def _choices(self, prompts: Sequence[str], choices: Sequence[str], desc: str) -> list[np.ndarray]:
+        """One request per question; an unparsed answer is a row of NaN (counted in usage.unparsed)."""
+        extra: dict[str, Any] = {"temperature": 0.0, "max_tokens": 8}
+        if self.cfg.top_logprobs > 0:
+            extra.update(logprobs=True, top_logprobs=self.cfg.top_logprobs)
+        replies = self._run([self._request(p, **extra) for p in prompts], desc)
+        out = []
+        for reply in replies:
+            choice = reply.choices[0]
+            probs = letter_probs(getattr(choice, "logprobs", None), choices)
+            if probs is None:
+                letter = parse_letter(choice.message.content or "", choices)
+                probs = None if letter is None else np.array([float(c == letter) for c in choices])
+            if probs is None:
+                self.usage.unparsed += 1
+                probs = np.full(len(choices), np.nan)
+            out.append(probs)
+        return out
+
+    def choice_probs(
+        self,
+        prompts: Sequence[str],
+        choices: Sequence[str],
+        desc: str = "choose",
+        followup: Callable[[int, str], str] | None = None,
+    ) -> list[np.ndarray]:
+        """P(each choice) per question; with `followup`, a second question in the same conversation."""
+        first = np.array(self._choices(prompts, choices, desc)).reshape(len(prompts), len(choices))
+        if followup is None:
+            return [first]
+        second = np.full_like(first, np.nan)
+        asked = [i for i in range(len(prompts)) if np.all(np.isfinite(first[i]))]
+        seconds = [prompts[i] + followup(i, choices[int(np.argmax(first[i]))]) for i in asked]
+        for i, probs in zip(asked, self._choices(seconds, choices, f"{desc} (follow-up)")):
+            second[i] = probs
+        self.usage.unparsed += len(prompts) - len(asked)  # never asked: the first answer was unparsed
+        return [first, second]
+
+
+# ---- fine-tuning jobs -------------------------------------------------------------------------
+
+MODEL_FILE = "openai_model.json"  # what a model directory holds with backend openai: the model id
+
+
+def write_model_ref(out_dir: Any, model: str, train_log: dict[str, Any] | None = None, **extra: Any) -> None:
+    """A model 'artifact' for the openai backend: the id later stages call, atomically written.
+
+    `train_log` (config and data fingerprint) lets `training.reuse_adapter` reuse a fine-tuned
+    model id exactly as it reuses a local adapter.
+    """
+    from clearcurate.records import atomic_dir, write_json
+
+    with atomic_dir(out_dir) as tmp:
+        write_json(tmp / MODEL_FILE, {"model": model, **extra})
+        if train_log is not None:
+            write_json(tmp / "train_log.json", train_log)
+
+
+def read_model_ref(model_dir: Any) -> str:
+    from pathlib import Path
+
+    path = Path(model_dir) / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: this model directory was not made with model.backend: openai")
+    return str(json.loads(path.read_text(encoding="utf-8"))["model"])
+
+
+def chat_training_file(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Rows in the OpenAI chat fine-tuning format: one {"messages": [user, assistant]} per line."""
+    lines = [
+        json.dumps({"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]}, ensure_ascii=False)
+        for r in rows
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def fine_tune(cfg: OpenAIConfig, rows: Sequence[dict[str, Any]], base_model: str, suffix: str) -> dict[str, Any]:
+    """Upload the rows, create a fine-tuning job, poll it to the end; returns the job's final record.
+
+    A failed or cancelled job raises with the server's own message.
+    """
+    from openai import OpenAI
+
+    if not rows:
+        raise ValueError(f"{suffix}: no training rows")
+    client = OpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+    start = time.perf_counter()
+    upload = client.files.create(file=(f"{suffix}.jsonl", chat_training_file(rows)), purpose="fine-tune")
+    hyper = {"n_epochs": cfg.n_epochs} if cfg.n_epochs else {}
+    job = client.fine_tuning.jobs.create(
+        model=base_model, training_file=upload.id, suffix=suffix[:18], **({"hyperparameters": hyper} if hyper else {})
+    )
+    log.info("%s: fine-tuning job %s on %s (%d rows, file %s)", suffix, job.id, base_model, len(rows), upload.id)
+    while job.status not in ("succeeded", "failed", "cancelled"):
+        time.sleep(cfg.poll_s)
+        job = client.fine_tuning.jobs.retrieve(job.id)
+        log.info("%s: job %s %s (%.0f s)", suffix, job.id, job.status, time.perf_counter() - start)
+    if job.status != "succeeded":
+        error = getattr(job, "error", None)
+        message = getattr(error, "message", None) or "no message from the server"
+        raise RuntimeError(f"{suffix}: fine-tuning job {job.id} {job.status}: {message}")
+    return {"model": job.fine_tuned_model, "job": job.id, "training_file": upload.id, "base_model": base_model,
+            "rows": len(rows), "seconds": round(time.perf_counter() - start, 1)}
