@@ -66,7 +66,7 @@ def main() -> None:
     setup_logging()
     params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     rows, _, _ = build_squad_n(args.source, SquadNConfig(n_train=args.rows, n_test=1))
-    cfg = ScoreConfig.from_params({**params["score"], "recipe": "paper", "k": 3, "max_new_tokens": 16, "fewshot": 1})
+    cfg = ScoreConfig.from_params({**params["score"], "recipe": "paper", "weights": {}, "k": 3, "max_new_tokens": 16, "fewshot": 1})
     similarity = get_similarity(cfg.similarity)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir
