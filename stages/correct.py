@@ -10,7 +10,7 @@ from clearcurate.correction import correct_rows
 from clearcurate.curation import CORRECTED, KEPT, REMOVED
 from clearcurate.expectations import QUARANTINED, ValidateConfig, outcome_frame, outcome_suite
 from clearcurate.llm.openai_api import OpenAIChatLM
-from clearcurate.pipeline import gate, load_lm, setup_logging, stage_params
+from clearcurate.pipeline import api_budget, gate, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("correct")
@@ -21,15 +21,16 @@ def main() -> None:
     params = stage_params("correct")
     kept = read_jsonl("data/filtered/kept.jsonl")
     removed = read_jsonl("data/filtered/removed.jsonl")
-    lm = load_lm(params["model"], adapter_dir="models/filtered", openai_params=params.get("openai"))
-    decisions = correct_rows(
-        lm,
-        removed,
-        eta=float(params["correct"]["eta"]),
-        beta=float(params["score"]["beta"]),
-        max_new_tokens=int(params["correct"]["max_new_tokens"]),
-        seed=int(params["correct"]["seed"]),
-    )
+    lm = load_lm(params["model"], adapter_dir="models/filtered", openai_params=openai_params(params))
+    with api_budget("correct"):
+        decisions = correct_rows(
+            lm,
+            removed,
+            eta=float(params["correct"]["eta"]),
+            beta=float(params["score"]["beta"]),
+            max_new_tokens=int(params["correct"]["max_new_tokens"]),
+            seed=int(params["correct"]["seed"]),
+        )
     by_id = {d["id"]: d for d in decisions}
     corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason")}, "response": by_id[r["id"]]["new"]}
                  for r in removed if by_id[r["id"]]["outcome"] == CORRECTED]

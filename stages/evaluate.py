@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clearcurate.evaluation import detection_scores, squad_scores
 from clearcurate.llm.openai_api import OpenAIChatLM, read_model_ref
-from clearcurate.pipeline import load_lm, setup_logging, stage_params
+from clearcurate.pipeline import api_budget, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("evaluate")
@@ -24,7 +24,7 @@ def main() -> None:
     params = stage_params("evaluate")
     test = read_jsonl("data/prepared/test.jsonl")
     references = [r.get("answers") or [r["response"]] for r in test]
-    lm = load_lm(params["model"], adapter_dir=ADAPTERS["baseline"], openai_params=params.get("openai"))
+    lm = load_lm(params["model"], adapter_dir=ADAPTERS["baseline"], openai_params=openai_params(params))
     prompts = [lm.chat(r["prompt"]) for r in test]
     max_new = int(params["evaluate"]["max_new_tokens"])
     metrics: dict[str, dict[str, float]] = {}
@@ -47,19 +47,20 @@ def main() -> None:
         def select(name: str) -> None:
             lm.model.set_adapter(name if name != "baseline" else "default")
     decoded: dict[str, list[str]] = {}
-    for name in ("base", *ADAPTERS):
-        if name == "base":
-            with lm.base_model():
-                texts = lm.greedy(prompts, max_new, desc="eval base")
-        elif identity[name] in decoded:
-            log.info("%s is the same model as an earlier one: its answers are reused", name)
-            texts = decoded[identity[name]]
-        else:
-            select(name)
-            texts = decoded[identity[name]] = lm.greedy(prompts, max_new, desc=f"eval {name}")
-        metrics[name] = squad_scores(texts, references)
-        predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
-        log.info("%-9s EM %.1f  F1 %.1f", name, metrics[name]["exact_match"], metrics[name]["f1"])
+    with api_budget("evaluate"):  # a spent API budget stops cleanly
+        for name in ("base", *ADAPTERS):
+            if name == "base":
+                with lm.base_model():
+                    texts = lm.greedy(prompts, max_new, desc="eval base")
+            elif identity[name] in decoded:
+                log.info("%s is the same model as an earlier one: its answers are reused", name)
+                texts = decoded[identity[name]]
+            else:
+                select(name)
+                texts = decoded[identity[name]] = lm.greedy(prompts, max_new, desc=f"eval {name}")
+            metrics[name] = squad_scores(texts, references)
+            predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
+            log.info("%-9s EM %.1f  F1 %.1f", name, metrics[name]["exact_match"], metrics[name]["f1"])
 
     labels_path = Path(params["evaluate"]["noise_labels"])
     if labels_path.exists():

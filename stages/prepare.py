@@ -15,7 +15,7 @@ from clearcurate.expectations import ValidateConfig, instruction_suite
 from clearcurate.ingest import IngestConfig, load_rows
 from clearcurate.llm.models import convert_to_safetensors
 from clearcurate.llm.openai_api import OpenAIConfig, write_model_ref
-from clearcurate.pipeline import BASE_MODEL_DIR, backend, gate, setup_logging, stage_params
+from clearcurate.pipeline import BASE_MODEL_DIR, backend, gate, openai_params, setup_logging, stage_params
 from clearcurate.records import write_json, write_jsonl
 from clearcurate.training import encode_example
 
@@ -27,7 +27,7 @@ def main() -> None:
     setup_logging()
     params = stage_params("prepare")
     if backend(params["model"]) == "openai":  # the model lives on the server: record which one
-        api = OpenAIConfig.from_params(params.get("openai"))
+        api = OpenAIConfig.from_params(openai_params(params))
         write_model_ref(BASE_MODEL_DIR, api.model, base_url=api.base_url)
         context = api.context_tokens
 

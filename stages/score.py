@@ -10,8 +10,8 @@ import pandas as pd
 
 from clearcurate.cache import ScoreCache, cache_dir, model_fingerprint
 from clearcurate.expectations import scored_suite
-from clearcurate.llm.openai_api import BudgetExceeded, OpenAIChatLM
-from clearcurate.pipeline import BASE_MODEL_DIR, backend, gate, load_lm, setup_logging, stage_params
+from clearcurate.llm.openai_api import OpenAIChatLM
+from clearcurate.pipeline import BASE_MODEL_DIR, api_budget, backend, gate, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
@@ -27,20 +27,15 @@ def main() -> None:
     rows = read_jsonl("data/prepared/train.jsonl")
     if backend(params["model"]) == "openai" and cfg.recipe != "paper":
         raise SystemExit("score: recipe crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
-    lm = load_lm(params["model"], openai_params=params.get("openai"))
+    lm = load_lm(params["model"], openai_params=openai_params(params))
     cache = ScoreCache(cache_dir())
     log.info("per-row results are cached in %s (delete it to clear)", cache.root)
     start = time.perf_counter()
-    try:
+    with api_budget("score"):
         scored = score_rows(
             lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]),
             cache=cache, model_id=model_fingerprint(BASE_MODEL_DIR),
         )
-    except BudgetExceeded as err:
-        raise SystemExit(
-            f"score: {err}. The {cache.misses} results finished so far are cached in {cache.root}: "
-            "raise the budget (or leave it) and rerun `dvc repro` to resume; finished rows are not requested again."
-        ) from None
     seconds = time.perf_counter() - start
     names = ("consistency", "reflection", "likelihood")
     components = [c for c in names if scored and all(c in s for s in scored)]

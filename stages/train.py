@@ -10,7 +10,7 @@ from dataclasses import asdict
 from accelerate import PartialState
 
 from clearcurate.llm.openai_api import OpenAIConfig, fine_tune, read_model_ref, write_model_ref
-from clearcurate.pipeline import BASE_MODEL_DIR, backend, load_lm, setup_logging, stage_params
+from clearcurate.pipeline import BASE_MODEL_DIR, backend, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl
 from clearcurate.training import LoraTrainConfig, attach_lora, data_fingerprint, reuse_adapter, save_adapter, train_lora
 
@@ -32,7 +32,7 @@ def main() -> None:
         log.info("%s: %s holds the same %d rows and settings as %s: adapter reused, no training", args.stage, args.data, len(rows), args.reuse)
         return
     if backend(params["model"]) == "openai":  # a fine-tuning job on the server; the output records its model id
-        api = OpenAIConfig.from_params(params.get("openai"))
+        api = OpenAIConfig.from_params(openai_params(params))
         job = fine_tune(api, rows, base_model=read_model_ref(BASE_MODEL_DIR), suffix=args.stage)
         write_model_ref(args.out, job.pop("model"), train_log={"config": asdict(cfg), "data_sha256": data_fingerprint(rows), **job}, **job)
         log.info("%s: fine-tuned model recorded in %s", args.stage, args.out)

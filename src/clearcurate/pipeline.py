@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from clearcurate.llm import models
 from clearcurate.llm.hf import LocalLM
-from clearcurate.llm.openai_api import OpenAIChatLM, OpenAIConfig, read_model_ref
+from clearcurate.llm.openai_api import BudgetExceeded, OpenAIChatLM, OpenAIConfig, read_model_ref
 
 BASE_MODEL_DIR = Path("models/base")
 VALIDATION_DIR = Path("reports/validation")
@@ -40,6 +42,22 @@ def stage_params(stage: str) -> dict[str, Any]:
     return dvc.api.params_show(stages=stage)
 
 
+OPENAI_RUN_SETTINGS = (  # how a run talks to the server, not what it computes: not DVC params
+    "api_key_env", "max_concurrency", "max_retries", "timeout_s", "backoff_s", "backoff_max_s",
+    "max_requests", "max_tokens", "price_input_per_mtok", "price_output_per_mtok", "poll_s",
+)
+
+
+def openai_params(stage_view: dict[str, Any]) -> dict[str, Any]:
+    """The `openai` block for a stage: its declared keys (DVC params: changing them reruns it), plus
+    the run settings above, read from params.yaml directly, so raising a budget or the concurrency
+    never invalidates results."""
+    import dvc.api
+
+    every = dvc.api.params_show().get("openai", {}) or {}
+    return {**{k: v for k, v in every.items() if k in OPENAI_RUN_SETTINGS}, **(stage_view.get("openai") or {})}
+
+
 def backend(model_params: dict[str, Any]) -> str:
     """`model.backend`: hf (a local transformers model) or openai (any OpenAI-compatible endpoint)."""
     name = str(model_params.get("backend", "hf"))
@@ -68,6 +86,18 @@ def load_lm(
         return OpenAIChatLM(OpenAIConfig.from_params(openai_params), model=tuned, base=base, batch_size=batch_size, show_progress=show)
     model, tokenizer = models.load(model_dir, adapter_dir)
     return LocalLM(model, tokenizer, batch_size=batch_size, show_progress=show)
+
+
+@contextmanager
+def api_budget(stage: str) -> Iterator[None]:
+    """Turn a spent API budget into a clean stage failure that says how to resume."""
+    try:
+        yield
+    except BudgetExceeded as err:
+        raise SystemExit(
+            f"{stage}: {err}. Stopped cleanly; scoring results finished so far are cached (clearcurate.cache). "
+            "Raise openai.max_requests / openai.max_tokens (0 = no limit) and rerun `dvc repro` to resume."
+        ) from None
 
 
 def gate(stage: str, name: str, frame, expectations: list, params: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -142,8 +143,8 @@ def _cached(
             idx = todo[start : start + chunk]
             for i, value in zip(idx, compute(idx), strict=True):
                 out[i] = value
-                if cache is not None:
-                    cache.put(kind, keys[i], value)
+                if cache is not None and None not in value.get("reflection_probs", ()):
+                    cache.put(kind, keys[i], value)  # an unparsed API answer is asked again next run
             bar.update(len(idx))
     return out  # type: ignore[return-value]
 
@@ -195,7 +196,7 @@ def _sample_raw(
         return [
             {
                 "texts": [g.text for g in s.generations],
-                "sample_logprobs": [round(g.logprob, 4) for g in s.generations],
+                "sample_logprobs": [round(g.logprob, 4) if math.isfinite(g.logprob) else None for g in s.generations],
                 "response_logprob": s.given_logprob,
             }
             for s in sampled
@@ -285,7 +286,7 @@ def score_rows(
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
         comps = {**({"reflection": float(np.mean(parsed))} if parsed else {}), **part}
         numeric = {k: v for k, v in comps.items() if isinstance(v, float)}
-        active = {k: w for k, w in weights.items() if k in numeric}  # an unparsed reflection drops out
+        active = {k: w for k, w in weights.items() if k != "reflection" or parsed}  # an unparsed reflection drops out
         if not any(active.values()):
             raise ValueError(f"row {row['id']}: no component to score it with (reflection unparsed, k = 0)")
         record = {"id": row["id"], "confidence": cf.combine(numeric, active), **comps, "reflection_probs": refl}

@@ -63,8 +63,11 @@ def test_letter_probabilities_come_from_top_logprobs_at_the_letter():
 
     logprobs = SimpleNamespace(content=[tok("answer", [("answer", 1.0)]), tok(" (", [(" (", 1.0)]),
                                         tok("A", [("A", 0.6), (" B", 0.2), ("C", 0.1), ("D", 0.1)])])
-    np.testing.assert_allclose(letter_probs(logprobs, "ABC"), [0.6 / 0.9, 0.2 / 0.9, 0.1 / 0.9])
-    assert letter_probs(SimpleNamespace(content=[tok("Yes", [("Yes", 1.0)])]), "ABC") is None
+    np.testing.assert_allclose(letter_probs(logprobs, "A", "ABC"), [0.6 / 0.9, 0.2 / 0.9, 0.1 / 0.9])
+    assert letter_probs(SimpleNamespace(content=[tok("Yes", [("Yes", 1.0)])]), "A", "ABC") is None
+    # "a" inside prose is not an answer: only the strictly parsed letter's position is read
+    prose = SimpleNamespace(content=[tok("I", [("I", 1.0)]), tok(" think", [(" think", 1.0)]), tok(" a", [(" a", 0.9), (" B", 0.1)])])
+    assert parse_letter("I think a", "ABC") is None and letter_probs(prose, "B", "ABC") is None
 
 
 def test_conversations_render_and_parse_and_extend_by_appending(lm):

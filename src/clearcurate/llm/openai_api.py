@@ -124,7 +124,7 @@ def _is_retryable(err: Exception) -> bool:
     if isinstance(err, json.JSONDecodeError):  # a malformed reply body
         return True
     status = getattr(err, "status_code", None)
-    return type(err).__name__ in RETRYABLE or (isinstance(status, int) and (status == 429 or status >= 500))
+    return type(err).__name__ in RETRYABLE or (isinstance(status, int) and (status in (408, 409, 429) or status >= 500))
 
 
 def parse_letter(text: str, choices: Sequence[str]) -> str | None:
@@ -142,13 +142,14 @@ def parse_letter(text: str, choices: Sequence[str]) -> str | None:
     return match.group(1).upper()
 
 
-def letter_probs(logprobs: Any, choices: Sequence[str]) -> np.ndarray | None:
-    """P(choice) from the top_logprobs at the first answer-letter position, renormalised over the choices."""
+def letter_probs(logprobs: Any, letter: str, choices: Sequence[str]) -> np.ndarray | None:
+    """P(choice) from the top_logprobs where the answer's (strictly parsed) `letter` was generated.
+
+    Renormalised over the choices; None when no token of the reply is that letter.
+    """
     content = getattr(logprobs, "content", None) or []
-    normal = {c.upper() for c in choices}
     for position in content:
-        token = position.token.strip().strip("()").strip().upper()
-        if token not in normal:
+        if position.token.strip().strip("()").strip().upper() != letter.upper():
             continue
         mass = dict.fromkeys(choices, 0.0)
         for alt in position.top_logprobs or []:
@@ -240,6 +241,7 @@ class OpenAIChatLM:
                     wait = _retry_after(err)
                     if wait is None:  # exponential backoff with jitter
                         wait = min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+                    wait = min(wait, self.cfg.backoff_max_s)
                     log.debug("retrying after %s in %.2f s", name, wait)
                     await asyncio.sleep(wait)
                     continue
@@ -332,10 +334,10 @@ class OpenAIChatLM:
         out = []
         for reply in replies:
             choice = reply.choices[0]
-            probs = letter_probs(getattr(choice, "logprobs", None), choices)
-            if probs is None:
-                letter = parse_letter(choice.message.content or "", choices)
-                probs = None if letter is None else np.array([float(c == letter) for c in choices])
+            letter = parse_letter(choice.message.content or "", choices)  # the answer must parse strictly
+            probs = None if letter is None else letter_probs(getattr(choice, "logprobs", None), letter, choices)
+            if probs is None and letter is not None:  # no logprobs from the server: the parsed letter alone
+                probs = np.array([float(c == letter) for c in choices])
             if probs is None:
                 self.usage.unparsed += 1
                 probs = np.full(len(choices), np.nan)
@@ -408,7 +410,11 @@ def fine_tune(cfg: OpenAIConfig, rows: Sequence[dict[str, Any]], base_model: str
 
     if not rows:
         raise ValueError(f"{suffix}: no training rows")
-    client = OpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+    with OpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=cfg.max_retries) as client:
+        return _run_job(client, cfg, rows, base_model, suffix)
+
+
+def _run_job(client: Any, cfg: OpenAIConfig, rows: Sequence[dict[str, Any]], base_model: str, suffix: str) -> dict[str, Any]:
     start = time.perf_counter()
     upload = client.files.create(file=(f"{suffix}.jsonl", chat_training_file(rows)), purpose="fine-tune")
     hyper = {"n_epochs": cfg.n_epochs} if cfg.n_epochs else {}
