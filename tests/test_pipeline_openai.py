@@ -87,10 +87,10 @@ def test_a_spent_budget_stops_score_and_a_rerun_resumes_from_the_cache(repo: Pat
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     run_cmd(["dvc", "repro", "score"], repo, CLEARCURATE_CACHE=str(repo.parent / "cache"))
     metrics = json.loads((repo / "metrics/score.json").read_text())
-    # 4 rows were sampled (2 chunks of 2) before the budget stop and are not requested again; the
-    # 12 reflections do not depend on k and come from the first run.
-    assert metrics["cache_hits"] == {"samples": 4, "reflection": 12}
-    assert metrics["cache_misses"].get("samples") == 8 and not metrics["cache_misses"].get("reflection")
+    # 4 rows were sampled (2 chunks of 2) before the budget stop and are not requested again. The
+    # tiny model's reflections were unparsed, which are never cached: all 12 are asked again.
+    assert metrics["cache_hits"] == {"samples": 4}
+    assert metrics["cache_misses"] == {"samples": 8, "reflection": 12}
 
 
 def test_no_crossfit_through_an_api(repo: Path):
