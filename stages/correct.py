@@ -9,7 +9,7 @@ from pathlib import Path
 from clearcurate.correction import correct_rows
 from clearcurate.curation import CORRECTED, KEPT, REMOVED
 from clearcurate.expectations import QUARANTINED, ValidateConfig, outcome_frame, outcome_suite
-from clearcurate.llm.openai_api import OpenAIChatLM
+from clearcurate.llm.openai_api import api_metrics
 from clearcurate.pipeline import api_budget, gate, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
@@ -54,9 +54,8 @@ def main() -> None:
     write_jsonl("data/curated/changes.jsonl", (d for d in decisions if d["outcome"] == CORRECTED))
     write_jsonl("data/curated/outcomes.jsonl", outcomes)
     counts = {o: sum(x["outcome"] == o for x in outcomes) for o in (KEPT, CORRECTED, REMOVED, QUARANTINED)}
-    api = {"api": lm.usage.summary(lm.cfg)} if isinstance(lm, OpenAIChatLM) else {}
     unparsed = sum(bool(d.get("judge_unparsed")) for d in decisions)
-    write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"]), "judge_unparsed": unparsed, **api})
+    write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"]), "judge_unparsed": unparsed, **api_metrics(lm)})
     log.info("outcomes: %s", counts)
 
 

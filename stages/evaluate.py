@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from clearcurate.evaluation import detection_scores, squad_scores
-from clearcurate.llm.openai_api import OpenAIChatLM, read_model_ref
+from clearcurate.llm.openai_api import OpenAIChatLM, api_metrics, read_model_ref
 from clearcurate.pipeline import api_budget, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
@@ -69,9 +69,7 @@ def main() -> None:
         removed = {r["id"] for r in read_jsonl("data/filtered/removed.jsonl")}
         metrics["detection"] = detection_scores(confidence, noisy, removed)
         log.info("detection: %s", metrics["detection"])
-    if isinstance(lm, OpenAIChatLM):
-        metrics["api"] = lm.usage.summary(lm.cfg)
-    write_json("metrics/evaluate.json", metrics)
+    write_json("metrics/evaluate.json", {**metrics, **api_metrics(lm)})
     write_json(
         "metrics/test_scores.json",
         [{"model": m, **metrics[m]} for m in ("base", *ADAPTERS)],

@@ -10,7 +10,7 @@ import pandas as pd
 
 from clearcurate.cache import ScoreCache, cache_dir, model_fingerprint
 from clearcurate.expectations import scored_suite
-from clearcurate.llm.openai_api import OpenAIChatLM
+from clearcurate.llm.openai_api import api_metrics
 from clearcurate.pipeline import BASE_MODEL_DIR, api_budget, backend, gate, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 from clearcurate.scoring import ScoreConfig, score_rows
@@ -56,7 +56,7 @@ def main() -> None:
             "cache_misses": cache.misses,
             "rows_per_second": round(len(scored) / seconds, 3),
             "reflection_unparsed": sum(int(s.get("reflection_unparsed", 0)) for s in scored),
-            **({"api": lm.usage.summary(lm.cfg)} if isinstance(lm, OpenAIChatLM) else {}),
+            **api_metrics(lm),
         },
     )
     log.info(

@@ -39,16 +39,20 @@ SECRETS = {
 }
 
 
-def run_cmd(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: str) -> str:
-    """Run a command with the planted secrets in its environment; fail the test with its output if it fails."""
-    env = {
+def command_env(**extra_env: str) -> dict[str, str]:
+    """The environment tests run commands in: the venv first on PATH, and the planted secrets."""
+    return {
         **os.environ,
         **SECRETS,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "CLEARCURATE_PROGRESS": "0",
         **extra_env,
     }
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def run_cmd(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: str) -> str:
+    """Run a command with the planted secrets in its environment; fail the test with its output if it fails."""
+    proc = subprocess.run(cmd, cwd=cwd, env=command_env(**extra_env), capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout if stdout_only else proc.stdout + proc.stderr
 
@@ -105,3 +109,15 @@ def copy_repo(source: Path, dest: Path) -> Path:
     """A private copy of a pipeline repo (git history, DVC cache and outputs included)."""
     shutil.copytree(source, dest, symlinks=True)
     return dest
+
+
+def local_openai_server(model_dir: Path, model_name: str, api_key: str, **settings):
+    """The loopback OpenAI-compatible server over a prepared model: yields (state, base_url), then stops."""
+    from clearcurate.llm.hf import LocalLM
+    from clearcurate.llm.local_server import ServerState, serve
+    from clearcurate.llm.models import load
+
+    state = ServerState(LocalLM(*load(model_dir), batch_size=4, show_progress=False), model_name, api_key=api_key, **settings)
+    http, _ = serve(state)
+    yield state, f"http://127.0.0.1:{http.server_address[1]}/v1"
+    http.shutdown()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import SECRETS, copy_repo, read_lines, run_cmd
+from conftest import SECRETS, command_env, copy_repo, read_lines, run_cmd
 
 pytestmark = pytest.mark.pipeline
 
@@ -106,8 +104,7 @@ def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):
     params["validate"]["max_removed_share"] = 0.1
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     try:
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        proc = subprocess.run(["dvc", "repro", "filter"], cwd=repo, env=env, capture_output=True, text=True)
+        proc = subprocess.run(["dvc", "repro", "filter"], cwd=repo, env=command_env(), capture_output=True, text=True)
         assert proc.returncode != 0
         assert "expectations 'filtered' failed" in proc.stderr + proc.stdout
         assert "expect_column_values_to_be_in_set(outcome)" in proc.stderr + proc.stdout

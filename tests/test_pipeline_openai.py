@@ -4,15 +4,13 @@ OpenAI-compatible HTTP server on 127.0.0.1 (the local server over the tiny model
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import SECRETS, build_pipeline_repo, run_cmd
+from conftest import SECRETS, build_pipeline_repo, command_env, local_openai_server, run_cmd
 
 pytestmark = pytest.mark.pipeline
 KEY = SECRETS["OPENAI_API_KEY"]  # the server accepts only the planted key, which must never reach an output
@@ -20,15 +18,7 @@ KEY = SECRETS["OPENAI_API_KEY"]  # the server accepts only the planted key, whic
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    from clearcurate.llm.hf import LocalLM
-    from clearcurate.llm.local_server import ServerState, serve
-    from clearcurate.llm.models import load
-
-    state = ServerState(LocalLM(*load(tiny_model_dir), batch_size=4, show_progress=False), "tiny-chat", api_key=KEY,
-                        timeout_sleep_s=2.0)
-    http, _ = serve(state)
-    yield state, f"http://127.0.0.1:{http.server_address[1]}/v1"
-    http.shutdown()
+    yield from local_openai_server(tiny_model_dir, "tiny-chat", KEY, timeout_sleep_s=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +68,7 @@ def test_a_spent_budget_stops_score_and_a_rerun_resumes_from_the_cache(repo: Pat
     params["model"]["batch_size"] = 1
     params["openai"].update(max_requests=5, max_concurrency=1)  # chunks of 2 rows, one request per row
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, **SECRETS, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "CLEARCURATE_CACHE": str(repo.parent / "cache"), "CLEARCURATE_PROGRESS": "0"}
+    env = command_env(CLEARCURATE_CACHE=str(repo.parent / "cache"))
     proc = subprocess.run(["dvc", "repro", "score"], cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "request budget spent (5 of openai.max_requests 5)" in proc.stderr and "rerun `dvc repro` to resume" in proc.stderr
@@ -97,6 +86,5 @@ def test_no_crossfit_through_an_api(repo: Path):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["score"]["recipe"] = "crossfit"
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["dvc", "repro", "score"], cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run(["dvc", "repro", "score"], cwd=repo, env=command_env(), capture_output=True, text=True)
     assert proc.returncode != 0 and "use score.recipe: paper" in proc.stderr

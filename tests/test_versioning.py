@@ -7,11 +7,9 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
 import socket
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 import yaml
 
 from clearcurate.versioning import diff_outcomes, diff_rows, render_outcomes, render_rows, word_diff
-from conftest import copy_repo, read_lines, run_cmd
+from conftest import command_env, copy_repo, read_lines, run_cmd
 
 
 def test_word_diff_marks_changes_and_elides_long_unchanged_runs():
@@ -176,7 +174,7 @@ def test_stage_diff_lists_rows_that_flipped_between_two_filter_runs(history):
 @pytest.mark.pipeline
 def test_unknown_revision_is_a_clear_error(history):
     proc = subprocess.run(["clearcurate", "diff", "no-such-rev", history["b"]], cwd=history["repo"], capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+                          env=command_env())
     assert proc.returncode != 0
     assert "data/curated/train.jsonl@no-such-rev: cannot read it (RevError" in proc.stderr
 

@@ -20,19 +20,14 @@ from clearcurate.llm.openai_api import (
     parse_letter,
 )
 
+from conftest import local_openai_server
+
 KEY = "sk-local-test-0123456789"
 
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    from clearcurate.llm.hf import LocalLM
-    from clearcurate.llm.local_server import ServerState, serve
-    from clearcurate.llm.models import load
-
-    state = ServerState(LocalLM(*load(tiny_model_dir), batch_size=4, show_progress=False), "tiny", api_key=KEY, timeout_sleep_s=2.0)
-    http, _ = serve(state)
-    yield state, f"http://127.0.0.1:{http.server_address[1]}/v1"
-    http.shutdown()
+    yield from local_openai_server(tiny_model_dir, "tiny", KEY, timeout_sleep_s=2.0)
 
 
 @pytest.fixture()

@@ -29,12 +29,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from clearcurate.llm.hf import Generation, Sampled
+from clearcurate.records import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,11 @@ class Usage:
 
     def summary(self, cfg: OpenAIConfig) -> dict[str, Any]:
         return {**asdict(self), "estimated_cost_usd": round(self.cost_usd(cfg), 6)}
+
+
+def api_metrics(lm: Any) -> dict[str, Any]:
+    """{"api": usage and cost} for a stage's metrics when `lm` is an API client, else {}."""
+    return {"api": lm.usage.summary(lm.cfg)} if isinstance(lm, OpenAIChatLM) else {}
 
 
 RETRYABLE = ("RateLimitError", "InternalServerError", "APITimeoutError", "APIConnectionError", "APIResponseValidationError")
@@ -307,13 +314,12 @@ class OpenAIChatLM:
             requests = [self._request(p, n=n, seed=seed, **extra) for p in prompts]
         else:
             requests = [self._request(p, n=1, seed=seed + j, **extra) for p in prompts for j in range(n)]
-        replies = self._run(requests, desc)
-        choices = [c for reply in replies for c in reply.choices] if not (self.cfg.n_per_request or n == 1) else None
+        choices = [c for reply in self._run(requests, desc) for c in reply.choices]  # n per prompt, in order
         out = []
         for i in range(len(prompts)):
-            picked = replies[i].choices if choices is None else choices[i * n : (i + 1) * n]
+            picked = choices[i * n : (i + 1) * n]
             gens = []
-            for choice in picked[:n]:
+            for choice in picked:
                 tokens = getattr(getattr(choice, "logprobs", None), "content", None) or []
                 logprob = float(sum(t.logprob for t in tokens)) if tokens else float("nan")
                 gens.append(Generation((choice.message.content or "").strip(), logprob, len(tokens)))
@@ -369,23 +375,19 @@ class OpenAIChatLM:
 MODEL_FILE = "openai_model.json"  # what a model directory holds with backend openai: the model id
 
 
-def write_model_ref(out_dir: Any, model: str, train_log: dict[str, Any] | None = None, **extra: Any) -> None:
+def write_model_ref(out_dir: str | Path, model: str, train_log: dict[str, Any] | None = None, **extra: Any) -> None:
     """A model 'artifact' for the openai backend: the id later stages call, atomically written.
 
     `train_log` (config and data fingerprint) lets `training.reuse_adapter` reuse a fine-tuned
     model id exactly as it reuses a local adapter.
     """
-    from clearcurate.records import atomic_dir, write_json
-
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / MODEL_FILE, {"model": model, **extra})
         if train_log is not None:
             write_json(tmp / "train_log.json", train_log)
 
 
-def read_model_ref(model_dir: Any) -> str:
-    from pathlib import Path
-
+def read_model_ref(model_dir: str | Path) -> str:
     path = Path(model_dir) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: this model directory was not made with model.backend: openai")
