@@ -6,6 +6,7 @@ and so a user can open any intermediate result with a text editor or pandas.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -47,8 +48,11 @@ def parse_jsonl(lines: Iterable[str], where: str) -> Iterator[Record]:
 
 
 def read_jsonl(path: str | Path) -> list[Record]:
-    """Read a JSONL file; blank lines are skipped, anything else that is not a JSON object is an error."""
-    with Path(path).open(encoding="utf-8") as fh:
+    """Read a JSONL file (gzip-compressed if it ends in .gz); blank lines are skipped, anything else
+    that is not a JSON object is an error."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         return list(parse_jsonl(fh, str(path)))
 
 
