@@ -1,4 +1,8 @@
-"""DVC stage `correct` (Auto-Correct): propose new responses for removed rows, keep only confident fixes."""
+"""DVC stage `correct` (Auto-Correct): propose new responses for removed rows, keep only confident fixes.
+
+The judge (`correct.judge`) is described in clearcurate.correction; every decision keeps its
+evidence in data/curated/changes.jsonl (replacements) and decisions.jsonl (all of them).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from clearcurate.correction import correct_rows
+from clearcurate.correction import CorrectConfig, correct_rows
 from clearcurate.curation import CORRECTED, KEPT, REMOVED
 from clearcurate.expectations import QUARANTINED, ValidateConfig, outcome_frame, outcome_suite
 from clearcurate.llm.openai_api import api_metrics
@@ -22,15 +26,9 @@ def main() -> None:
     kept = read_jsonl("data/filtered/kept.jsonl")
     removed = read_jsonl("data/filtered/removed.jsonl")
     lm = load_lm(params["model"], adapter_dir="models/filtered", openai_params=openai_params(params))
+    cfg = CorrectConfig(**params["correct"], beta=float(params["score"]["beta"]))
     with api_budget("correct"):
-        decisions = correct_rows(
-            lm,
-            removed,
-            eta=float(params["correct"]["eta"]),
-            beta=float(params["score"]["beta"]),
-            max_new_tokens=int(params["correct"]["max_new_tokens"]),
-            seed=int(params["correct"]["seed"]),
-        )
+        decisions = correct_rows(lm, removed, cfg)
     by_id = {d["id"]: d for d in decisions}
     corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason")}, "response": by_id[r["id"]]["new"]}
                  for r in removed if by_id[r["id"]]["outcome"] == CORRECTED]
@@ -52,11 +50,18 @@ def main() -> None:
     gate("correct", "curated", outcome_frame(outcomes, scores, gamma), suite, params)
     write_jsonl("data/curated/train.jsonl", [*kept, *corrected])
     write_jsonl("data/curated/changes.jsonl", (d for d in decisions if d["outcome"] == CORRECTED))
+    write_jsonl("data/curated/decisions.jsonl", decisions)
     write_jsonl("data/curated/outcomes.jsonl", outcomes)
     counts = {o: sum(x["outcome"] == o for x in outcomes) for o in (KEPT, CORRECTED, REMOVED, QUARANTINED)}
     unparsed = sum(bool(d.get("judge_unparsed")) for d in decisions)
-    write_json("metrics/correct.json", {**counts, "eta": float(params["correct"]["eta"]), "judge_unparsed": unparsed, **api_metrics(lm)})
-    log.info("outcomes: %s", counts)
+    replaced = counts[CORRECTED]
+    write_json("metrics/correct.json", {
+        **counts, "judge": cfg.judge, "eta": cfg.eta, "given": len(decisions),
+        "replaced_share": replaced / len(decisions) if decisions else None,
+        "max_confidence": max((d["confidence"] for d in decisions), default=None),
+        "judge_unparsed": unparsed, **api_metrics(lm),
+    })
+    log.info("outcomes: %s; Auto-Correct (%s judge) replaced %d of %d removed rows", counts, cfg.judge, replaced, len(decisions))
 
 
 if __name__ == "__main__":

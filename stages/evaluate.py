@@ -10,7 +10,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from clearcurate.evaluation import detection_scores, squad_scores
+from clearcurate.evaluation import correction_scores, detection_scores, squad_scores
 from clearcurate.llm.openai_api import OpenAIChatLM, api_metrics, read_model_ref
 from clearcurate.pipeline import api_budget, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
@@ -69,6 +69,9 @@ def main() -> None:
         removed = {r["id"] for r in read_jsonl("data/filtered/removed.jsonl")}
         metrics["detection"] = detection_scores(confidence, noisy, removed)
         log.info("detection: %s", metrics["detection"])
+        labels = {r["id"]: r for r in read_jsonl(labels_path)}
+        metrics["correction"] = correction_scores(read_jsonl("data/curated/decisions.jsonl"), labels)
+        log.info("Auto-Correct against the noise labels: %s", metrics["correction"])
     write_json("metrics/evaluate.json", {**metrics, **api_metrics(lm)})
     write_json(
         "metrics/test_scores.json",

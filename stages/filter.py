@@ -1,4 +1,8 @@
-"""DVC stage `filter` (Auto-Filter): keep rows with confidence >= gamma, write the rest as removed."""
+"""DVC stage `filter` (Auto-Filter): keep rows with confidence >= gamma, write the rest as removed.
+
+gamma is fixed, a quantile of the scores, or (quantile: auto) the quantile at the noisy share
+estimated from the scores themselves; the estimate goes to metrics/filter.json.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ def main() -> None:
     if missing:
         raise RuntimeError(f"data/scored/train.jsonl lacks {len(missing)} ids, e.g. {missing[:3]}: rerun score")
     confidence = {r["id"]: float(scores[r["id"]]["confidence"]) for r in rows}
-    gamma = threshold(list(confidence.values()), cfg)
+    cut = threshold(list(confidence.values()), cfg)
+    gamma = cut.gamma
+    if cut.estimated_noise_share is not None:
+        log.info("estimated noisy share %.3f (quantile: auto): removing the lowest-scored rows up to it", cut.estimated_noise_share)
     kept_ids, removed_ids = split_by_threshold(confidence, gamma)
     kept, removed = set(kept_ids), set(removed_ids)
     outcomes = [{"id": r["id"], "outcome": KEPT if r["id"] in kept else REMOVED} for r in rows]
@@ -33,7 +40,8 @@ def main() -> None:
         "data/filtered/removed.jsonl",
         ({**r, "confidence": confidence[r["id"]], "reason": f"confidence < gamma {gamma:.4f}"} for r in rows if r["id"] in removed),
     )
-    write_json("metrics/filter.json", {"gamma": gamma, "kept": len(kept), "removed": len(removed)})
+    estimate = {} if cut.estimated_noise_share is None else {"estimated_noise_share": cut.estimated_noise_share}
+    write_json("metrics/filter.json", {"gamma": gamma, "threshold": cut.method, **estimate, "kept": len(kept), "removed": len(removed)})
     log.info("gamma %.4f: kept %d, removed %d of %d rows", gamma, len(kept), len(removed), len(rows))
 
 

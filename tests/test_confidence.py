@@ -73,3 +73,14 @@ def test_candidate_preference_maps_ab_slots(candidate_is_a, expected):
 
 def test_candidate_preference_renormalises_over_a_and_b():
     assert cf.candidate_preference([0.3, 0.1, 0.6], True) == pytest.approx(0.75)
+
+
+def test_relevance_is_zero_when_the_prompt_does_not_help():
+    from clearcurate.confidence import relevance
+
+    assert relevance(-20.0, -20.0, 10) == 0.0
+    assert relevance(-25.0, -20.0, 10) == 0.0  # the prompt makes it less likely: clipped
+    assert relevance(-10.0, -20.0, 10) == pytest.approx(1 - math.exp(-1.0))
+    assert relevance(-1.0, -20.0, 10) > relevance(-10.0, -20.0, 10)
+    with pytest.raises(ValueError):
+        relevance(-1.0, -2.0, 0)

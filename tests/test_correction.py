@@ -1,6 +1,10 @@
 import pytest
 
-from clearcurate.correction import ORDERS, candidate_first
+from clearcurate.correction import ORDERS, CorrectConfig, candidate_first, correct_rows
+from clearcurate.curation import CORRECTED, REMOVED
+from clearcurate.training import LoraTrainConfig, attach_lora
+
+ROWS = [{"id": f"r{i}", "prompt": f"Question {i}?", "response": f"answer {i}"} for i in range(4)]
 
 
 def test_candidate_order_is_random_per_row_but_stable():
@@ -11,24 +15,49 @@ def test_candidate_order_is_random_per_row_but_stable():
     assert order != [candidate_first(i, seed=1) for i in ids]
 
 
-def test_judge_order_can_be_fixed_for_position_bias_studies(tiny_lm):
-    from clearcurate.correction import correct_rows
-    from clearcurate.curation import CORRECTED, REMOVED
-    from clearcurate.training import LoraTrainConfig, attach_lora
+def test_correct_config_rejects_bad_settings():
+    with pytest.raises(ValueError, match="correct.judge"):
+        CorrectConfig(judge="gpt")
+    with pytest.raises(ValueError, match="order must be one of"):
+        CorrectConfig(order="left")
+    with pytest.raises(ValueError, match="correct.k"):
+        CorrectConfig(k=1)
+    with pytest.raises(ValueError, match="correct.eta"):
+        CorrectConfig(eta=1.5)
 
-    rows = [{"id": f"r{i}", "prompt": f"Question {i}?", "response": f"answer {i}"} for i in range(4)]
+
+@pytest.fixture
+def filtered_lm(tiny_lm):
     adapted = attach_lora(tiny_lm.model, LoraTrainConfig(lora_r=2))
     tiny_lm.model = adapted
-    try:
-        shown = {}
-        for order in ORDERS:
-            out = correct_rows(tiny_lm, rows, eta=0.8, beta=0.7, max_new_tokens=3, order=order)
-            assert [d["id"] for d in out] == [r["id"] for r in rows]
-            assert all(d["outcome"] in (CORRECTED, REMOVED) and d["reason"] for d in out)
-            shown[order] = [d["candidate_shown_as"] for d in out]
-        assert set(shown["candidate_a"]) == {"A"} and set(shown["candidate_b"]) == {"B"}
-        assert shown["random"] == ["A" if candidate_first(r["id"], 0) else "B" for r in rows]
-        with pytest.raises(ValueError, match="order must be one of"):
-            correct_rows(tiny_lm, rows, eta=0.8, beta=0.7, max_new_tokens=3, order="left")
-    finally:
-        tiny_lm.model = adapted.unload()
+    yield tiny_lm
+    tiny_lm.model = adapted.unload()
+
+
+def test_pairwise_judge_asks_both_orders_or_a_fixed_slot(filtered_lm):
+    shown = {}
+    for order in ORDERS:
+        out = correct_rows(filtered_lm, ROWS, CorrectConfig(judge="pairwise", order=order, max_new_tokens=3))
+        assert [d["id"] for d in out] == [r["id"] for r in ROWS]
+        assert all(d["outcome"] in (CORRECTED, REMOVED) and d["reason"] for d in out)
+        shown[order] = out
+    assert {d["candidate_shown_as"] for d in shown["candidate_a"]} == {"A"}
+    assert {d["candidate_shown_as"] for d in shown["candidate_b"]} == {"B"}
+    assert [d["candidate_shown_as"] for d in shown["random"]] == ["A" if candidate_first(r["id"], 0) else "B" for r in ROWS]
+    # Both orders: the preference is the mean of the two single-slot preferences.
+    for both, a, b in zip(shown["both"], shown["candidate_a"], shown["candidate_b"]):
+        assert both["judge_preference"] == pytest.approx((a["judge_preference"] + b["judge_preference"]) / 2, abs=1e-5)
+
+
+def test_agreement_judge_decides_from_the_filtered_models_samples(filtered_lm):
+    cfg = CorrectConfig(judge="agreement", k=4, max_new_tokens=4, eta=0.0)
+    out = correct_rows(filtered_lm, ROWS, cfg)
+    assert out == correct_rows(filtered_lm, ROWS, cfg)  # per-row seeds: reproducible
+    assert out[1:] == correct_rows(filtered_lm, ROWS[1:], cfg)  # and independent of the other rows
+    for d, row in zip(out, ROWS):
+        assert len(d["samples"]) == 4 and 0.0 <= d["agreement"] <= 1.0
+        assert d["confidence"] == pytest.approx(d["agreement"] * d["likelihood_preference"])
+        if d["outcome"] == CORRECTED:  # eta 0: any differing agreed answer replaces
+            assert d["new"] in d["samples"] and d["new"] != row["response"]
+        else:
+            assert d["reason"]

@@ -1,8 +1,13 @@
 import pytest
 
+import numpy as np
+
 from clearcurate.curation import (
     FilterConfig,
+    agreement_verdict,
     correction_reason,
+    estimate_noise_share,
+    pairwise_preference,
     should_replace,
     split_by_threshold,
     threshold,
@@ -11,8 +16,90 @@ from clearcurate.curation import (
 
 def test_fixed_gamma_and_quantile_threshold():
     scores = [0.1, 0.2, 0.3, 0.9]
-    assert threshold(scores, FilterConfig(gamma=0.6)) == 0.6
-    assert threshold(scores, FilterConfig(quantile=0.5)) == pytest.approx(0.25)
+    assert threshold(scores, FilterConfig(gamma=0.6)).gamma == 0.6
+    assert threshold(scores, FilterConfig(quantile=0.5)).gamma == pytest.approx(0.25)
+    assert threshold(scores, FilterConfig(quantile=0.5)).estimated_noise_share is None
+
+
+def _scores(n_clean: int, n_noisy: int, seed: int = 0) -> np.ndarray:
+    """Confidences like CLEAR's: clean rows high, noisy rows low, both spread, clipped to (0, 1)."""
+    rng = np.random.default_rng(seed)
+    clean = rng.beta(8, 2, n_clean)
+    noisy = rng.beta(2, 8, n_noisy)
+    return np.concatenate([clean, noisy])
+
+
+@pytest.mark.parametrize("n_noisy", [20, 40])
+def test_auto_threshold_estimates_the_noisy_share_of_a_two_group_mixture(n_noisy):
+    scores = _scores(100 - n_noisy, n_noisy)
+    share = estimate_noise_share(scores)
+    assert abs(share - n_noisy / 100) <= 0.05
+    cut = threshold(list(scores), FilterConfig(quantile="auto"))
+    removed = sum(s < cut.gamma for s in scores)
+    assert cut.method == "auto" and cut.estimated_noise_share == share
+    assert removed == round(share * 100)
+
+
+def test_auto_threshold_removes_nothing_from_one_clean_population():
+    for seed in range(5):
+        scores = np.random.default_rng(seed).beta(8, 2, 100)
+        assert estimate_noise_share(scores) == 0.0
+        cut = threshold(list(scores), FilterConfig(quantile="auto"))
+        assert sum(s < cut.gamma for s in scores) == 0
+
+
+def test_auto_threshold_is_capped_and_needs_enough_rows():
+    scores = _scores(30, 70)  # a "noisy" majority is taken as at most max_share
+    assert estimate_noise_share(scores, max_share=0.5) == 0.5
+    with pytest.raises(ValueError, match="at least 10"):
+        estimate_noise_share([0.1, 0.9])
+    assert estimate_noise_share([0.5] * 20) == 0.0
+
+
+def test_filter_config_accepts_auto_and_rejects_other_words():
+    assert FilterConfig(quantile="auto").quantile == "auto"
+    with pytest.raises(ValueError, match="'auto'"):
+        FilterConfig(quantile="abc")
+    with pytest.raises(ValueError, match="max_share"):
+        FilterConfig(max_share=0)
+
+
+def test_agreement_verdict_takes_the_agreed_answer_and_weighs_it_against_the_original():
+    samples = ["Paris", "paris.", "Lyon", "Paris", "The Paris"]
+    lps = [-1.0, -1.5, -2.0, -1.2, -3.0]
+    v = agreement_verdict(samples, lps, [True] * 5, "Marseille", original_logprob=-6.0)
+    assert v.candidate == "Paris"  # the most likely sample of the majority answer
+    assert v.agreement == pytest.approx(4 / 5)
+    assert v.preference == pytest.approx(1 / (1 + np.exp(-6.0 + 1.0)))
+    assert v.confidence == pytest.approx(v.agreement * v.preference)
+    # The original is far more likely than the candidate: low confidence, whatever the agreement.
+    assert agreement_verdict(samples, lps, [True] * 5, "Marseille", original_logprob=0.0).confidence < 0.3
+
+
+def test_agreement_verdict_confirms_the_original_and_ignores_cut_off_samples():
+    confirmed = agreement_verdict(["Paris"] * 5, [-1.0] * 5, [True] * 5, "paris", original_logprob=-1.0)
+    assert confirmed.candidate is None and confirmed.confidence == 0.0
+    assert not should_replace(confirmed.confidence, 0.0, confirmed.candidate, "paris")
+    assert correction_reason(0.0, 0.5, None, "paris") == "the held-out model agrees with the original answer"
+    cut = agreement_verdict(["x = 4 and so", "5", "5", "x = 4 and so", "x = 4 and so"], [-0.1, -2, -2, -0.1, -0.1],
+                            [False, True, True, False, False], "7", original_logprob=-9.0)
+    assert cut.candidate == "5" and cut.agreement == pytest.approx(2 / 5)
+    nothing = agreement_verdict(["", ""], [None, -1.0], [True, False], "7", original_logprob=-1.0)
+    assert nothing.candidate is None and nothing.confidence == 0.0
+    with pytest.raises(ValueError):
+        agreement_verdict(["a"], [], [True], "b", -1.0)
+
+
+def test_agreement_verdict_groups_math_solutions_by_final_number():
+    samples = ["3*4 = 12\n#### 12", "4*3=12 so\n#### 12", "3+4=7\n#### 7"]
+    v = agreement_verdict(samples, [-5.0, -4.0, -3.0], [True] * 3, "3*4 = 13\n#### 13", original_logprob=-20.0)
+    assert v.candidate == "4*3=12 so\n#### 12" and v.agreement == pytest.approx(2 / 3)
+
+
+def test_pairwise_preference_cancels_a_slot_bias():
+    # A judge that always prefers slot B: P(cand)=0.2 when shown as A, 0.8 when shown as B.
+    assert pairwise_preference(0.2, 0.8) == pytest.approx(0.5)
+    assert pairwise_preference(0.9, 0.7) == pytest.approx(0.8)
 
 
 def test_split_keeps_at_threshold_and_preserves_order():

@@ -37,3 +37,55 @@ def test_final_number_scores():
     assert scores["exact_match"] == pytest.approx(100 / 3)
     with pytest.raises(ValueError):
         final_number_scores([], [])
+
+
+def test_answer_key_and_same_answer():
+    from clearcurate.evaluation import answer_key, same_answer
+
+    assert answer_key("The Denver Broncos.") == "denver broncos"
+    assert answer_key("2*6=12\n#### 12") == "#12"
+    assert same_answer("step one\n#### 1,200", "other steps\n#### 1200")
+    assert not same_answer("#### 12", "#### 13")
+
+
+def test_correction_scores_count_repairs_and_damage():
+    from clearcurate.evaluation import correction_scores
+
+    labels = {
+        "n1": {"noisy": True, "clean_response": "Paris"},
+        "n2": {"noisy": True, "clean_response": "Rome"},
+        "c1": {"noisy": False, "clean_response": "Oslo"},
+        "c2": {"noisy": False, "clean_response": "Bern"},
+    }
+    decisions = [
+        {"id": "n1", "outcome": "corrected", "new": "paris"},  # repaired
+        {"id": "n2", "outcome": "corrected", "new": "Milan"},  # replaced, still wrong
+        {"id": "c1", "outcome": "corrected", "new": "Bergen"},  # a clean row damaged
+        {"id": "c2", "outcome": "removed", "new": "Zurich"},
+    ]
+    out = correction_scores(decisions, labels)
+    assert out["given"] == 4 and out["given_noisy"] == 2 and out["replaced"] == 3
+    assert out["correction_precision"] == pytest.approx(1 / 3)
+    assert out["noisy_repaired"] == 1 and out["noisy_repaired_share"] == pytest.approx(0.5)
+    assert out["clean_damaged"] == 1 and out["clean_damaged_share"] == pytest.approx(0.5)
+    assert correction_scores([], labels)["correction_precision"] is None
+
+
+def test_paired_bootstrap_sees_a_real_gain_and_not_noise():
+    import numpy as np
+
+    from clearcurate.evaluation import paired_bootstrap, verdict
+
+    rng = np.random.default_rng(0)
+    base = (rng.random((5, 500)) < 0.3).astype(float)
+    better = base.copy()
+    flip = rng.random((5, 500)) < 0.1  # 10% of questions go from wrong to right
+    better[flip] = 1.0
+    diff, lo, hi = paired_bootstrap(better, base)
+    assert diff > 0 and lo > 0 and lo <= diff <= hi and verdict(lo, hi) == "better"
+    same = (rng.random((5, 500)) < 0.3).astype(float)
+    _, lo, hi = paired_bootstrap(same, base)
+    assert lo < 0 < hi and verdict(lo, hi) == "no detectable change"
+    assert verdict(*paired_bootstrap(base, better)[1:]) == "worse"
+    with pytest.raises(ValueError):
+        paired_bootstrap(np.zeros((2, 3)), np.zeros((3, 3)))

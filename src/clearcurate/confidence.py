@@ -87,6 +87,19 @@ def likelihood_ratio(response_logprob: float, best_logprob: float, scale: float 
     return math.exp(min(0.0, response_logprob - best_logprob) / scale)
 
 
+def relevance(conditional_logprob: float, alone_logprob: float, n_tokens: int) -> float:
+    """How much the prompt explains the response: 1 - exp(-PMI per token), clipped to [0, 1).
+
+    PMI per token = (log p(response | prompt) - log p(response)) / tokens, the log of IFD's
+    inverse (Superfiltering). 0 when the prompt does not help predict the response at all (a
+    response written for another prompt), approaching 1 as the prompt makes it ever more likely.
+    Per token, so long and short responses are on one scale.
+    """
+    if n_tokens <= 0:
+        raise ValueError("relevance needs at least one response token")
+    return max(0.0, 1.0 - math.exp(-(conditional_logprob - alone_logprob) / n_tokens))
+
+
 def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> float:
     """Weighted mean of the named components; weights need not sum to 1 but must not all be 0."""
     active = {k: w for k, w in weights.items() if w}

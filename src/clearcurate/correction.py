@@ -1,10 +1,15 @@
-"""Auto-Correct: the fine-tuned model proposes, the base model judges, eta decides.
+"""Auto-Correct: propose a new response for each removed row, and replace only when confident.
 
-The judge sees the original and the candidate as (A) and (B) in a per-row random order, so a
-small model's preference for one slot cancels out over the dataset instead of biasing every
-verdict the same way. Confidence that the candidate is better uses the BSDetector machinery:
-the judge's probability of choosing the candidate (the expected agreement of sampled verdicts,
-i.e. observed consistency) combined with self-reflection on the candidate, weighted by beta.
+Two judges, one decision rule (`curation.should_replace`: confidence > eta):
+- `agreement` (default): the filtered model, which never trained on the removed rows, samples k
+  answers; the candidate is the answer they agree on, and confidence is their agreement times
+  the model's likelihood preference for the candidate over the original (confident learning's
+  out-of-sample relabelling; RobustFT's agreement rule). No judge prompt is involved, so there
+  is no position bias to remove, and it needs no model stronger than the one being tuned.
+- `pairwise` (the CLEAR paper's): the filtered model proposes its greedy answer; the base model
+  judges original against candidate, asked in both orders and averaged to remove its preference
+  for a slot (arXiv 2305.17926), combined with self-reflection on the candidate, weighted by beta.
+The pure decision math lives in `clearcurate.curation`; this module only calls the model.
 """
 
 from __future__ import annotations
@@ -12,17 +17,52 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from clearcurate import confidence as cf
 from clearcurate import prompts
-from clearcurate.curation import CORRECTED, REMOVED, correction_reason, should_replace
+from clearcurate.curation import (
+    CORRECTED,
+    REMOVED,
+    agreement_verdict,
+    correction_reason,
+    pairwise_preference,
+    should_replace,
+)
 from clearcurate.llm.hf import LocalLM
 from clearcurate.records import Record
 from clearcurate.scoring import reflect
 
-ORDERS = ("random", "candidate_a", "candidate_b")
+JUDGES = ("agreement", "pairwise")
+ORDERS = ("both", "random", "candidate_a", "candidate_b")
+
+
+@dataclass(frozen=True)
+class CorrectConfig:
+    """The `correct` block of params.yaml (plus score.beta for the pairwise judge)."""
+
+    judge: str = "agreement"
+    eta: float = 0.8
+    k: int = 5  # agreement: answers sampled per row
+    temperature: float = 1.0  # agreement: sampling temperature
+    max_new_tokens: int = 32
+    order: str = "both"  # pairwise: both orders averaged (debiased), or one slot (for position-bias studies)
+    beta: float = 0.7  # pairwise: preference weight against self-reflection on the candidate
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.judge not in JUDGES:
+            raise ValueError(f"correct.judge must be one of {JUDGES}, got {self.judge!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"correct.eta must be in [0, 1], got {self.eta}")
+        if self.k < 2 and self.judge == "agreement":
+            raise ValueError(f"correct.k must be >= 2 for the agreement judge (agreement of one sample is meaningless), got {self.k}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"correct.max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 def candidate_first(row_id: str, seed: int) -> bool:
@@ -31,66 +71,100 @@ def candidate_first(row_id: str, seed: int) -> bool:
     return random.Random(digest).random() < 0.5
 
 
-def correct_rows(
-    lm: LocalLM,
-    rows: Sequence[Record],
-    eta: float,
-    beta: float,
-    max_new_tokens: int,
-    seed: int = 0,
-    order: str = "random",
-) -> list[Record]:
-    """Decide every low-confidence row: corrected (with the new response) or removed, with a reason.
+def correct_rows(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+    """Decide every removed row: corrected (with the new response) or removed, with a reason and the evidence.
 
-    `lm.model` must be a peft model whose adapter is the fine-tuned model; the adapter is switched
-    off for judging so the base model, not the model that wrote the candidate, is the judge.
-    `order` fixes the candidate's slot instead of randomising it (for measuring position bias).
+    `lm.model` must be a peft model whose adapter is the filtered model (it never saw these rows).
     """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if not rows:
         return []
-    candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], max_new_tokens, desc="propose")
-    if order == "random":
-        first = [candidate_first(r["id"], seed) for r in rows]
-    else:
-        first = [order == "candidate_a"] * len(rows)
-    questions = [
-        lm.chat(
-            prompts.judge_question(r["prompt"], c if cand_a else r["response"], r["response"] if cand_a else c),
-            prompts.CHOICE_PREFIX,
+    if cfg.judge == "agreement":
+        return _agreement(lm, rows, cfg)
+    return _pairwise(lm, rows, cfg)
+
+
+def _agreement(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+    if not isinstance(lm, LocalLM):
+        raise ValueError(
+            "correct.judge: agreement compares log-probabilities of the original and the candidate, which a chat API "
+            "does not return: set correct.judge: pairwise with model.backend: openai"
         )
-        for r, c, cand_a in zip(rows, candidates, first)
-    ]
-    with lm.base_model():
-        (verdicts,) = lm.choice_probs(questions, prompts.JUDGE_CHOICES, desc="judge")
-        reflections = reflect(lm, rows, responses=candidates)
-    weights = cf.paper_weights(beta)
+    # One seed per row from its id: a row's samples do not depend on which other rows are corrected.
     out: list[Record] = []
-    for row, cand, cand_a, probs, refl in zip(rows, candidates, first, verdicts, reflections):
-        if not np.all(np.isfinite(probs)):  # an API judge whose answer had no readable letter
+    for row in rows:
+        seed = int(hashlib.sha256(f"{cfg.seed}:{row['id']}".encode()).hexdigest()[:8], 16)
+        (sampled,) = lm.sample([lm.chat(row["prompt"])], n=cfg.k, temperature=cfg.temperature,
+                               max_new_tokens=cfg.max_new_tokens, seed=seed, given=[row["response"]], desc="propose")
+        gens = sampled.generations
+        verdict = agreement_verdict(
+            [g.text for g in gens],
+            [g.logprob for g in gens],
+            [g.n_tokens < cfg.max_new_tokens for g in gens],
+            row["response"],
+            float(sampled.given_logprob),
+        )
+        replace = should_replace(verdict.confidence, cfg.eta, verdict.candidate, row["response"])
+        out.append({
+            "id": row["id"],
+            "outcome": CORRECTED if replace else REMOVED,
+            "reason": correction_reason(verdict.confidence, cfg.eta, verdict.candidate, row["response"]),
+            "confidence": verdict.confidence,
+            "agreement": verdict.agreement,
+            "likelihood_preference": verdict.preference,
+            "samples": [g.text for g in gens],
+            "old": row["response"],
+            "new": verdict.candidate if verdict.candidate is not None else row["response"],
+        })
+    return out
+
+
+def _judge(lm: LocalLM, rows: Sequence[Record], candidates: Sequence[str], cand_a: Sequence[bool]) -> list[float | None]:
+    """The base model's P(candidate better) per row, with the candidate in the given slot (None: unparsed)."""
+    questions = [
+        lm.chat(prompts.judge_question(r["prompt"], c if a else r["response"], r["response"] if a else c), prompts.CHOICE_PREFIX)
+        for r, c, a in zip(rows, candidates, cand_a)
+    ]
+    (verdicts,) = lm.choice_probs(questions, prompts.JUDGE_CHOICES, desc="judge")
+    return [cf.candidate_preference(list(p), a) if np.all(np.isfinite(p)) else None for p, a in zip(verdicts, cand_a)]
+
+
+def _pairwise(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+    candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], cfg.max_new_tokens, desc="propose")
+    with lm.base_model():  # the base model judges, not the model that wrote the candidate
+        if cfg.order == "both":
+            first = _judge(lm, rows, candidates, [True] * len(rows))
+            second = _judge(lm, rows, candidates, [False] * len(rows))
+            prefs = [None if a is None or b is None else pairwise_preference(a, b) for a, b in zip(first, second)]
+            shown = ["both"] * len(rows)
+        else:
+            slots = [candidate_first(r["id"], cfg.seed) if cfg.order == "random" else cfg.order == "candidate_a" for r in rows]
+            prefs = _judge(lm, rows, candidates, slots)
+            first = [p if a else None for p, a in zip(prefs, slots)]
+            second = [None if a else p for p, a in zip(prefs, slots)]
+            shown = ["A" if a else "B" for a in slots]
+        reflections = reflect(lm, rows, responses=candidates)
+    weights = cf.paper_weights(cfg.beta)
+    out: list[Record] = []
+    for row, cand, pref, p_a, p_b, slot, refl in zip(rows, candidates, prefs, first, second, shown, reflections):
+        if pref is None:  # an API judge whose answer had no readable letter
             out.append({"id": row["id"], "outcome": REMOVED, "reason": "the judge's answer could not be parsed",
                         "confidence": 0.0, "judge_unparsed": True, "old": row["response"], "new": cand})
             continue
-        preference = cf.candidate_preference(list(probs), cand_a)
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
         certainty = float(np.mean(parsed)) if parsed else None
-        if certainty is None:  # no readable self-reflection: the judge's preference alone
-            conf = preference
-        else:
-            conf = cf.combine({"consistency": preference, "reflection": certainty}, weights)
-        replace = should_replace(conf, eta, cand, row["response"])
-        out.append(
-            {
-                "id": row["id"],
-                "outcome": CORRECTED if replace else REMOVED,
-                "reason": correction_reason(conf, eta, cand, row["response"]),
-                "confidence": conf,
-                "judge_preference": preference,
-                "candidate_reflection": certainty,
-                "candidate_shown_as": "A" if cand_a else "B",
-                "old": row["response"],
-                "new": cand,
-            }
-        )
+        conf = pref if certainty is None else cf.combine({"consistency": pref, "reflection": certainty}, weights)
+        replace = should_replace(conf, cfg.eta, cand, row["response"])
+        out.append({
+            "id": row["id"],
+            "outcome": CORRECTED if replace else REMOVED,
+            "reason": correction_reason(conf, cfg.eta, cand, row["response"]),
+            "confidence": conf,
+            "judge_preference": pref,
+            "judge_preference_candidate_a": p_a,
+            "judge_preference_candidate_b": p_b,
+            "candidate_reflection": certainty,
+            "candidate_shown_as": slot,
+            "old": row["response"],
+            "new": cand,
+        })
     return out

@@ -13,27 +13,88 @@ import numpy as np
 KEPT, CORRECTED, REMOVED = "kept", "corrected", "removed"
 
 
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class FilterConfig:
-    """`filter` in params.yaml: keep confidence >= gamma, or >= the given quantile of all scores."""
+    """`filter` in params.yaml: keep confidence >= gamma, or >= a quantile of all scores.
+
+    `quantile: auto` estimates the noisy share from the scores themselves (`estimate_noise_share`)
+    and removes that share, lowest scores first.
+    """
 
     gamma: float = 0.5
-    quantile: float | None = None
+    quantile: float | str | None = None
+    max_share: float = 0.5  # auto: never estimate more than this share as noisy
 
     def __post_init__(self) -> None:
-        if self.quantile is not None and not 0.0 <= self.quantile <= 1.0:
-            raise ValueError(f"filter.quantile must be in [0, 1] or null, got {self.quantile}")
+        if isinstance(self.quantile, str):
+            if self.quantile != AUTO:
+                raise ValueError(f"filter.quantile must be a number in [0, 1], 'auto' or null, got {self.quantile!r}")
+        elif self.quantile is not None and not 0.0 <= self.quantile <= 1.0:
+            raise ValueError(f"filter.quantile must be in [0, 1], 'auto' or null, got {self.quantile}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"filter.gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 < self.max_share <= 1.0:
+            raise ValueError(f"filter.max_share must be in (0, 1], got {self.max_share}")
 
 
-def threshold(confidences: Sequence[float], cfg: FilterConfig) -> float:
-    """The effective gamma: fixed, or a quantile of this dataset's confidences (the paper uses the median)."""
+@dataclass(frozen=True)
+class Threshold:
+    """The effective gamma and how it was chosen (the noisy-share estimate, when automatic)."""
+
+    gamma: float
+    method: str
+    estimated_noise_share: float | None = None
+
+
+def estimate_noise_share(confidences: Sequence[float], max_share: float = 0.5) -> float:
+    """The share of noisy rows, estimated from the confidences alone (no labels).
+
+    A two-component Gaussian mixture on the logit of the scores, against one component: if
+    the data are not better explained by two groups (BIC), or the low group is not clearly
+    below the high one, the estimate is 0 (nothing looks noisy, nothing is removed). Otherwise
+    it is the weight of the low component, capped at `max_share` (noise is the minority).
+    """
+    from sklearn.mixture import GaussianMixture
+
+    x = np.asarray(confidences, dtype=float)
+    if x.size < 10:
+        raise ValueError(f"filter.quantile: auto needs at least 10 scored rows, got {x.size}")
+    eps = 1e-3
+    z = np.log(np.clip(x, eps, 1 - eps) / (1 - np.clip(x, eps, 1 - eps)))[:, None]
+    if np.ptp(z) < 1e-9:
+        return 0.0
+    one = GaussianMixture(1, random_state=0).fit(z)
+    two = GaussianMixture(2, random_state=0, n_init=5).fit(z)
+    if two.bic(z) >= one.bic(z):
+        return 0.0
+    means = two.means_.ravel()
+    sds = np.sqrt(two.covariances_.ravel())
+    low = int(np.argmin(means))
+    if means[1 - low] - means[low] < sds.max():  # overlapping groups: one population with a long tail
+        return 0.0
+    return float(min(two.weights_[low], max_share))
+
+
+def threshold(confidences: Sequence[float], cfg: FilterConfig) -> Threshold:
+    """The effective gamma: fixed, a quantile of this dataset's confidences (the paper uses the
+    median), or the quantile at the estimated noisy share (`quantile: auto`)."""
     if cfg.quantile is None:
-        return cfg.gamma
+        return Threshold(cfg.gamma, "fixed gamma")
     if not confidences:
         raise ValueError("cannot take a quantile of no scores")
-    return float(np.quantile(np.asarray(confidences, dtype=float), cfg.quantile))
+    scores = np.asarray(confidences, dtype=float)
+    if cfg.quantile == AUTO:
+        share = estimate_noise_share(scores, cfg.max_share)
+        # Removing the estimated share: gamma is the next score above the lowest `share` of rows.
+        n_remove = int(round(share * scores.size))
+        gamma = float(np.sort(scores)[n_remove]) if n_remove < scores.size else float(np.inf)
+        if n_remove == 0:
+            gamma = float(scores.min())
+        return Threshold(gamma, "auto", share)
+    return Threshold(float(np.quantile(scores, cfg.quantile)), f"quantile {cfg.quantile}")
 
 
 def split_by_threshold(confidences: Mapping[str, float], gamma: float) -> tuple[list[str], list[str]]:
@@ -43,13 +104,74 @@ def split_by_threshold(confidences: Mapping[str, float], gamma: float) -> tuple[
     return kept, removed
 
 
-def should_replace(candidate_confidence: float, eta: float, candidate: str, original: str) -> bool:
+@dataclass(frozen=True)
+class AgreementVerdict:
+    """Auto-Correct evidence from k answers of a model that never trained on the row."""
+
+    candidate: str | None  # the agreed answer, or None when it is the original's answer (nothing to fix)
+    agreement: float  # share of the k samples that give the candidate's answer
+    preference: float  # p(candidate) / (p(candidate) + p(original)) under the same model
+    confidence: float  # agreement * preference: compared with eta
+
+
+def agreement_verdict(
+    samples: Sequence[str],
+    sample_logprobs: Sequence[float | None],
+    complete: Sequence[bool],
+    original: str,
+    original_logprob: float,
+) -> AgreementVerdict:
+    """Confident-learning style correction: replace a row with the answer a held-out model agrees on.
+
+    The candidate is the most likely sample among those giving the most common answer
+    (`evaluation.answer_key`: final number for math, normalised text otherwise). Samples that
+    were cut off (`complete` False) or are empty count against agreement but never become the
+    candidate. The model's own likelihood then compares candidate and original head to head,
+    with no prompt and so no position bias. Confidence is 0 when the agreed answer is the
+    original's: the model confirms the row.
+    """
+    from clearcurate.evaluation import answer_key
+
+    if not (len(samples) == len(sample_logprobs) == len(complete)) or not samples:
+        raise ValueError("need the same non-zero number of samples, log-probabilities and completeness flags")
+    valid = [
+        (answer_key(t), lp, t)
+        for t, lp, done in zip(samples, sample_logprobs, complete)
+        if done and t.strip() and lp is not None and np.isfinite(lp)
+    ]
+    if not valid:
+        return AgreementVerdict(None, 0.0, 0.0, 0.0)
+    counts: dict[str, int] = {}
+    for key, _, _ in valid:
+        counts[key] = counts.get(key, 0) + 1
+    best_lp = {key: max(lp for k, lp, _ in valid if k == key) for key in counts}
+    top = max(counts, key=lambda key: (counts[key], best_lp[key]))
+    candidate = max((v for v in valid if v[0] == top), key=lambda v: v[1])[2]
+    agreement = counts[top] / len(samples)
+    if top == answer_key(original):
+        return AgreementVerdict(None, agreement, 0.0, 0.0)
+    preference = float(1.0 / (1.0 + np.exp(original_logprob - best_lp[top])))
+    return AgreementVerdict(candidate, agreement, preference, agreement * preference)
+
+
+def pairwise_preference(p_first: float, p_second: float) -> float:
+    """P(candidate better) with position bias removed: the mean over both presentation orders.
+
+    `p_first` is the judge's P(candidate) with the candidate shown as (A), `p_second` with it
+    shown as (B) (LLM-as-judge calibration, Wang et al. 2023, arXiv 2305.17926).
+    """
+    return (p_first + p_second) / 2.0
+
+
+def should_replace(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> bool:
     """Auto-Correct: replace only when confident (> eta) that the candidate is better and it differs."""
-    return candidate_confidence > eta and candidate.strip() != "" and candidate.strip() != original.strip()
+    return candidate is not None and candidate_confidence > eta and candidate.strip() != "" and candidate.strip() != original.strip()
 
 
-def correction_reason(candidate_confidence: float, eta: float, candidate: str, original: str) -> str:
+def correction_reason(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> str:
     """Why a low-confidence row was or was not corrected (written next to every outcome)."""
+    if candidate is None:
+        return "the held-out model agrees with the original answer"
     if not candidate.strip():
         return "candidate empty"
     if candidate.strip() == original.strip():

@@ -8,16 +8,22 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from clearcurate.confidence import exact_match, token_f1
+from clearcurate.confidence import exact_match, normalize_answer, token_f1
+
+
+def squad_per_question(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, list[float]]:
+    """Per question: SQuAD exact match and F1 (0-1), each the max over the question's reference answers."""
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError("need one non-empty list of references per prediction")
+    return {
+        "exact_match": [max(exact_match(p, r) for r in refs) for p, refs in zip(predictions, references)],
+        "f1": [max(token_f1(p, r) for r in refs) for p, refs in zip(predictions, references)],
+    }
 
 
 def squad_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     """SQuAD exact match and F1 in percent, each the max over a question's reference answers."""
-    if len(predictions) != len(references) or not predictions:
-        raise ValueError("need one non-empty list of references per prediction")
-    em = [max(exact_match(p, r) for r in refs) for p, refs in zip(predictions, references)]
-    f1 = [max(token_f1(p, r) for r in refs) for p, refs in zip(predictions, references)]
-    return {"exact_match": 100.0 * float(np.mean(em)), "f1": 100.0 * float(np.mean(f1))}
+    return {k: 100.0 * float(np.mean(v)) for k, v in squad_per_question(predictions, references).items()}
 
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -34,13 +40,51 @@ def final_number(text: str) -> str | None:
     return value.rstrip("0").rstrip(".") if "." in value else value
 
 
-def final_number_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    """GSM8K accuracy in percent: exact match of the final number (an unambiguous check)."""
+def final_number_per_question(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, list[float]]:
+    """Per question: 1.0 when the final number matches a reference's (an unambiguous check), else 0.0."""
     if len(predictions) != len(references) or not predictions:
         raise ValueError("need one non-empty list of references per prediction")
-    hits = [final_number(p) is not None and final_number(p) in {final_number(r) for r in refs}
-            for p, refs in zip(predictions, references)]
-    return {"exact_match": 100.0 * float(np.mean(hits))}
+    return {"exact_match": [float(final_number(p) is not None and final_number(p) in {final_number(r) for r in refs})
+                            for p, refs in zip(predictions, references)]}
+
+
+def final_number_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """GSM8K accuracy in percent: exact match of the final number."""
+    return {k: 100.0 * float(np.mean(v)) for k, v in final_number_per_question(predictions, references).items()}
+
+
+def paired_bootstrap(
+    method: np.ndarray, reference: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean difference (method - reference) and its bootstrap CI, resampling seeds and test questions.
+
+    Both arrays are (seeds, questions) of per-question scores from models trained with the same
+    seeds and evaluated on the same questions, so the difference is paired: question difficulty
+    and seed luck cancel. Each resample draws seeds and questions with replacement (a two-way
+    bootstrap), so the interval reflects both training noise and the finite test set.
+    """
+    a, b = np.asarray(method, dtype=float), np.asarray(reference, dtype=float)
+    if a.shape != b.shape or a.ndim != 2 or a.size == 0:
+        raise ValueError(f"need two (seeds, questions) arrays of the same shape, got {a.shape} and {b.shape}")
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    n_seeds, n_questions = diff.shape
+    stats = np.empty(n_boot)
+    for i in range(n_boot):
+        s = rng.integers(0, n_seeds, n_seeds)
+        q = rng.integers(0, n_questions, n_questions)
+        stats[i] = diff[np.ix_(s, q)].mean()
+    tail = (1 - level) / 2
+    return float(diff.mean()), float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
+
+
+def verdict(low: float, high: float) -> str:
+    """Plain words for a confidence interval of a difference."""
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "no detectable change"
 
 
 def detection_scores(
@@ -62,3 +106,47 @@ def detection_scores(
     out["filter_precision"] = len(flagged & bad) / len(flagged) if flagged else 0.0
     out["filter_recall"] = len(flagged & bad) / len(bad) if bad else 0.0
     return out
+
+
+def answer_key(text: str) -> str:
+    """What an answer commits to, for telling whether two answers agree.
+
+    A worked math solution (one with ``####``) commits to its final number, whatever the
+    wording of its steps; any other answer to its SQuAD-normalised text.
+    """
+    if "####" in text:
+        number = final_number(text)
+        return f"#{number}" if number is not None else normalize_answer(text)
+    return normalize_answer(text)
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Whether two answers agree (see `answer_key`): the check for correction precision."""
+    return answer_key(a) == answer_key(b)
+
+
+def correction_scores(decisions: Sequence[Mapping], labels: Mapping[str, Mapping]) -> dict[str, float | None]:
+    """How good Auto-Correct's replacements were, against known clean responses.
+
+    `decisions`: one per row given to Auto-Correct, with `id`, `outcome` and `new`; `labels`:
+    `noisy` and `clean_response` by id. A replacement is right when it gives the clean
+    response's answer (`same_answer`); it damages a clean row when it changes that row's answer.
+    """
+    given = [d for d in decisions if d["id"] in labels]
+    replaced = [d for d in given if d["outcome"] == "corrected"]
+    right = [d for d in replaced if same_answer(d["new"], labels[d["id"]]["clean_response"])]
+    noisy_given = sum(bool(labels[d["id"]]["noisy"]) for d in given)
+    clean_given = len(given) - noisy_given
+    right_ids = {d["id"] for d in right}
+    damaged = sum(not labels[d["id"]]["noisy"] and d["id"] not in right_ids for d in replaced)
+    return {
+        "given": len(given),
+        "given_noisy": noisy_given,
+        "replaced": len(replaced),
+        "replaced_matching_clean": len(right),
+        "correction_precision": len(right) / len(replaced) if replaced else None,
+        "noisy_repaired": sum(bool(labels[d["id"]]["noisy"]) for d in right),
+        "noisy_repaired_share": sum(bool(labels[d["id"]]["noisy"]) for d in right) / noisy_given if noisy_given else None,
+        "clean_damaged": damaged,
+        "clean_damaged_share": damaged / clean_given if clean_given else None,
+    }

@@ -7,8 +7,10 @@ produces the samples:
 - `crossfit`: the rows are split into K folds; a LoRA adapter trained on the other folds samples
   answers for each held-out fold (as in confident learning, no row is scored by a model that saw
   it). The samples then follow the dataset's own answer format, which a 135M base model does not
-  pick up from a few examples. It also adds a likelihood component: how much less likely the
-  given response is than the adapted model's best own answer.
+  pick up from a few examples. It also adds a likelihood component (how much less likely the
+  given response is than the adapted model's best own answer) and a relevance component (how
+  much the prompt raises the response's likelihood: a response written for another prompt
+  gains nothing).
 Self-reflection is always asked of the base model, the same judge for every row.
 """
 
@@ -62,8 +64,9 @@ class ScoreConfig:
             raise ValueError(f"score.recipe must be one of {RECIPES}, got {self.recipe!r}")
         if self.k < 0 or self.folds < 2 or not 0.0 <= self.alpha <= 1.0:
             raise ValueError("score: need k >= 0, folds >= 2 and alpha in [0, 1]")
-        if self.recipe == "paper" and self.weights.get("likelihood"):
-            raise ValueError("score.weights.likelihood needs score.recipe: crossfit (the paper recipe has no likelihood)")
+        for name in ("likelihood", "relevance"):
+            if self.recipe == "paper" and self.weights.get(name):
+                raise ValueError(f"score.weights.{name} needs score.recipe: crossfit (the paper recipe has no {name})")
 
     def component_weights(self) -> dict[str, float]:
         """Explicit `weights` if given, else the paper's beta * O + (1 - beta) * S."""
@@ -156,7 +159,8 @@ def _chunked(lm: LocalLM) -> tuple[int, bool]:
 
 def _sample_keys(scope: str, cfg: ScoreConfig, with_likelihood: bool, gen_prompts: Sequence[str], rows: Sequence[Record]) -> list[str]:
     """Cache keys of sampled answers: the sampling model, every sampling setting, the prompt and the response."""
-    settings = (cfg.k, cfg.temperature, cfg.max_new_tokens, cfg.seed, with_likelihood)
+    # "alone": crossfit raw results also hold log p(response) without the prompt (relevance).
+    settings = (cfg.k, cfg.temperature, cfg.max_new_tokens, cfg.seed, with_likelihood, "alone" if with_likelihood else "")
     return [digest(scope, settings, gp, r["response"]) for gp, r in zip(gen_prompts, rows)]
 
 
@@ -191,6 +195,9 @@ def _sample_raw(
                 seed=int(keys[real[0]][:8], 16),  # fixed by the chunk's first row, not by what was cached
                 given=[rows[i]["response"] for i in real] if with_likelihood else None,
             )
+            # Without the prompt: how much the prompt explains the response (relevance, as in IFD/PMI).
+            alone = (lm.continuation_logprobs([lm.chat("")] * len(real), [rows[i]["response"] for i in real])
+                     if with_likelihood else [(None, None)] * len(real))
         finally:
             lm.show_progress = show
         return [
@@ -198,8 +205,9 @@ def _sample_raw(
                 "texts": [g.text for g in s.generations],
                 "sample_logprobs": [round(g.logprob, 4) if math.isfinite(g.logprob) else None for g in s.generations],
                 "response_logprob": s.given_logprob,
+                **({"response_logprob_alone": lp, "response_tokens": n} if lp is not None else {}),
             }
-            for s in sampled
+            for s, (lp, n) in zip(sampled, alone)
         ]
 
     ordered = _cached([keys[i] for i in order], "samples", cache, compute, chunk, desc, show)
@@ -231,6 +239,9 @@ def _components(rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig,
             part["likelihood"] = cf.likelihood_ratio(r["response_logprob"], best, cfg.likelihood_scale)
             part["response_logprob"] = r["response_logprob"]
             part["best_sample_logprob"] = best
+        if r.get("response_logprob_alone") is not None:
+            part["relevance"] = cf.relevance(r["response_logprob"], r["response_logprob_alone"], r["response_tokens"])
+            part["response_logprob_alone"] = r["response_logprob_alone"]
         results.append(part)
     return results
 
