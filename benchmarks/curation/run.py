@@ -1,21 +1,26 @@
 """Does curation work? CLEAR against the alternatives a user would try, on data with known noise.
 
-Reproduces the CLEAR paper's setup at CPU scale: SQuAD-N and GSM8K-N (20% noise, plus a 0% and
-a 40% control), one base model for everything, and every curated set fine-tuned with the same
-LoRA budget (`train` in params.yaml) over several seeds. Detection scores: CLEAR (the pipeline's
-default crossfit recipe), the paper's base-model recipe, direct 1-5 rating (AlpaGasus),
-perplexity and IFD (Superfiltering). Downstream: no curation, a random filter, rating, IFD,
-CLEAR Auto-Filter, CLEAR Auto-Filter + Auto-Correct, and the oracle filter; the non-CLEAR filters
-remove as many rows as CLEAR's filter, so only *which* rows are removed differs.
+Reproduces the CLEAR paper's setup at CPU scale: SQuAD-N and GSM8K-N (0%, 20% and 40% noise),
+plus plausible errors (another answer span of the paragraph; a worked solution with one step
+altered), one base model for everything, and every curated set fine-tuned with the same LoRA
+budget over several seeds. Detection scores: CLEAR (the pipeline's default crossfit recipe), the
+paper's base-model recipe, direct 1-5 rating (AlpaGasus), perplexity and IFD (Superfiltering).
+Downstream: no curation, a random filter, rating, IFD, CLEAR Auto-Filter (fixed quantile and
+quantile: auto), CLEAR Filter + Correct with each judge, the oracle filter and the oracle
+correction (clean targets restored). Every method is compared with No curation by a paired
+bootstrap over seeds and test questions. Two powered sets (1,000 training rows, 500 test
+questions, 5 seeds) can resolve a 3-point EM difference.
 
 Every result (a scorer on a dataset, a model trained on a curated set with a seed) is stored
 under raw/results/ as JSON, so an interrupted run resumes where it stopped, and the committed raw
 results are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
-is written from them after every dataset.
+is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
+one sitting: `small` (every 100-row set), `powered-n` and `powered-plausible`.
 
-    .venv/bin/python benchmarks/curation/run.py            # full run (about 2 hours on 2 cores)
-    .venv/bin/python benchmarks/curation/run.py --quick    # small version, minutes
-    .venv/bin/python benchmarks/curation/run.py --report-only   # rebuild the report from raw/
+    .venv/bin/python benchmarks/curation/run.py                      # the small part
+    .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
+    .venv/bin/python benchmarks/curation/run.py --quick              # small version, minutes
+    .venv/bin/python benchmarks/curation/run.py --report-only        # rebuild the report from raw/
 """
 
 from __future__ import annotations
@@ -39,17 +44,23 @@ import yaml
 from clearcurate import baselines
 from clearcurate import confidence as cf
 from clearcurate.cache import digest
-from clearcurate.correction import correct_rows
+from clearcurate.correction import CorrectConfig, correct_rows
 from clearcurate.curation import CORRECTED, FilterConfig, split_by_threshold, threshold
 from clearcurate.evaluation import (
+    correction_scores,
     detection_scores,
-    final_number,
-    final_number_scores,
-    squad_scores,
+    final_number_per_question,
+    paired_bootstrap,
+    squad_per_question,
+    verdict,
 )
 from clearcurate.llm import models
 from clearcurate.llm.hf import LocalLM
 from clearcurate.noisy_data import (
+    GSM8K_TEST_SOURCE,
+    GSM8K_TRAIN_SOURCE,
+    SOURCES,
+    SQUAD_SOURCE,
     Gsm8kNConfig,
     SquadNConfig,
     build_gsm8k_n,
@@ -64,15 +75,19 @@ from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 log = logging.getLogger("benchmark")
 HERE = Path(__file__).resolve().parent
 SCORERS = ("clear", "paper", "rating", "perplexity", "ifd")
-METHODS = ("none", "random", "rating", "ifd", "clear_filter", "clear_correct", "oracle")
+METHODS = ("none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "clear_correct_pairwise",
+           "oracle", "oracle_correct")
 METHOD_LABELS = {
     "none": "No curation",
     "random": "Random filter (same count)",
     "rating": "Direct rating 1-5 (AlpaGasus)",
     "ifd": "IFD (Superfiltering)",
-    "clear_filter": "CLEAR Auto-Filter",
-    "clear_correct": "CLEAR Auto-Filter + Auto-Correct",
+    "clear_filter": "CLEAR Auto-Filter (fixed quantile)",
+    "clear_filter_auto": "CLEAR Auto-Filter (quantile: auto)",
+    "clear_correct": "CLEAR Filter + Correct (agreement judge)",
+    "clear_correct_pairwise": "CLEAR Filter + Correct (paper judge, both orders)",
     "oracle": "Oracle filter",
+    "oracle_correct": "Oracle correct (clean targets restored)",
 }
 SCORER_LABELS = {
     "clear": "CLEAR (crossfit, pipeline default)",
@@ -95,6 +110,13 @@ class DatasetSpec:
     max_new_tokens: int  # for sampling while scoring and for decoding test answers
     methods: tuple[str, ...]
     ablations: bool = False
+    noise: str = ""  # the builder's noise type ("" = its default: squad sentence, gsm8k swap)
+    max_context_words: int = 80  # squad: paragraph length limit (larger sets need longer paragraphs)
+    max_questions_per_paragraph: int = 2
+    max_steps: int = 0  # > 0: this set's step budget instead of params.yaml's (larger sets need more steps)
+    seeds: int = 0  # > 0: training seeds for this set instead of --seeds
+    scorers: tuple[str, ...] = SCORERS
+    part: str = "small"  # powered sets run as their own part (--part), so each part fits a time budget
 
 
 def plan(quick: bool) -> list[DatasetSpec]:
@@ -106,32 +128,48 @@ def plan(quick: bool) -> list[DatasetSpec]:
         ]
     return [
         DatasetSpec("squad-n-20", "squad", 0.2, 100, 90, 32, METHODS, ablations=True),
-        DatasetSpec("squad-n-0", "squad", 0.0, 100, 90, 32, ("none", "clear_filter", "clear_correct")),
-        DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 100, 50, 128, ("none", "clear_filter", "clear_correct", "oracle"), ablations=True),
-        DatasetSpec("squad-n-40", "squad", 0.4, 100, 90, 32, ("none", "clear_filter", "clear_correct", "oracle")),
+        DatasetSpec("squad-n-0", "squad", 0.0, 100, 90, 32, ("none", "clear_filter", "clear_filter_auto", "clear_correct")),
+        DatasetSpec("squad-n-40", "squad", 0.4, 100, 90, 32, ("none", "clear_filter", "clear_filter_auto", "clear_correct", "oracle")),
+        DatasetSpec("squad-plausible-20", "squad", 0.2, 100, 90, 32, METHODS, noise="plausible"),
+        DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 100, 50, 128, ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct"), ablations=True),
+        DatasetSpec("gsm8k-plausible-20", "gsm8k", 0.2, 100, 50, 128, ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct"), noise="plausible"),
+        *POWERED,
     ]
+
+
+# Enough power to see a 3-point EM difference (issue 11): 1,000 training rows, 500 test questions,
+# 5 seeds, one epoch of steps for every model. Each is its own part: on 2 CPU cores one takes many hours.
+POWERED = [
+    DatasetSpec(f"squad-{noise_name}-20-1k", "squad", 0.2, 1000, 500, 32, ("none", "clear_filter", "clear_correct", "oracle"),
+                noise=noise, max_context_words=150, max_questions_per_paragraph=3, max_steps=125, seeds=5,
+                scorers=("clear", "ifd"), part=f"powered-{noise_name}")
+    for noise_name, noise in (("n", "sentence"), ("plausible", "plausible"))
+]
 
 
 def build(spec: DatasetSpec, data_root: Path) -> tuple[list[Record], list[Record], dict[str, Record]]:
     """Train rows, clean test rows and noise labels (by id), built by the library's seeded builders."""
     if spec.kind == "squad":
-        cfg = SquadNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate)
-        train, test, labels = build_squad_n(data_root / "squad-v1.1-dev" / "dev.jsonl", cfg)
+        cfg = squad_config(spec)
+        train, test, labels = build_squad_n(data_root / SQUAD_SOURCE.name, cfg)
     else:
-        cfg_g = Gsm8kNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate)
-        train, test, labels = build_gsm8k_n(data_root / "gsm8k" / "train.jsonl", data_root / "gsm8k" / "test.jsonl", cfg_g)
+        cfg_g = gsm8k_config(spec)
+        train, test, labels = build_gsm8k_n(data_root / GSM8K_TRAIN_SOURCE.name, data_root / GSM8K_TEST_SOURCE.name, cfg_g)
     return train, test, {label["id"]: label for label in labels}
 
 
-def task_metric(spec: DatasetSpec) -> Callable[[Sequence[str], Sequence[Sequence[str]]], dict[str, float]]:
-    return squad_scores if spec.kind == "squad" else final_number_scores
+def squad_config(spec: DatasetSpec) -> SquadNConfig:
+    return SquadNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate, noise=spec.noise or "sentence",
+                        max_context_words=spec.max_context_words, max_questions_per_paragraph=spec.max_questions_per_paragraph)
 
 
-def same_answer(spec: DatasetSpec, new: str, clean: str) -> bool:
-    """Whether a corrected response matches the clean target (SQuAD: exact match; GSM8K: final number)."""
-    if spec.kind == "squad":
-        return bool(cf.exact_match(new, clean))
-    return final_number(new) is not None and final_number(new) == final_number(clean)
+def gsm8k_config(spec: DatasetSpec) -> Gsm8kNConfig:
+    return Gsm8kNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate, noise=spec.noise or "swap")
+
+
+def task_metric(spec: DatasetSpec) -> Callable[[Sequence[str], Sequence[Sequence[str]]], dict[str, list[float]]]:
+    """Per-question scores (0-1) of the set's task metric."""
+    return squad_per_question if spec.kind == "squad" else final_number_per_question
 
 
 class Cache:
@@ -165,6 +203,11 @@ class Cache:
         return self.put(name, compute())
 
 
+# Auto-Correct variants: the judge each correct method uses; the order variants are the position-bias ablation.
+JUDGE_OF = {"clear_correct": "agreement", "clear_correct_pairwise": "pairwise"}
+ORDER_ABLATION = ("candidate_a", "candidate_b")
+
+
 class Bench:
     """Holds the one loaded base model and runs scorers and fine-tunings against the cache."""
 
@@ -176,7 +219,10 @@ class Bench:
         self.train_cfg = LoraTrainConfig.from_params(params["train"])
         self.score_params = params["score"]
         self.filter_cfg = FilterConfig(**params["filter"])
-        self.eta = float(params["correct"]["eta"])
+        self.correct_cfg = CorrectConfig(**params["correct"], beta=float(params["score"]["beta"]))
+
+    def seeds_for(self, spec: DatasetSpec) -> int:
+        return spec.seeds or self.seeds
 
     # ---- scoring -------------------------------------------------------------------------
     def score_config(self, spec: DatasetSpec, recipe: str) -> ScoreConfig:
@@ -206,23 +252,28 @@ class Bench:
         return {"scores": scores, "records": records, "seconds": time.perf_counter() - start}
 
     # ---- fine-tuning and evaluation ------------------------------------------------------
-    def evaluate(self, spec: DatasetSpec, test: list[Record]) -> dict[str, float]:
+    def evaluate(self, spec: DatasetSpec, test: list[Record]) -> dict[str, Any]:
+        """Aggregate scores in percent, and the per-question scores the paired bootstrap needs."""
         texts = self.lm.greedy([self.lm.chat(r["prompt"]) for r in test], spec.max_new_tokens, desc="eval")
-        return task_metric(spec)(texts, [r["answers"] for r in test])
+        per_question = task_metric(spec)(texts, [r["answers"] for r in test])
+        return {**{k: 100.0 * float(np.mean(v)) for k, v in per_question.items()}, "per_question": per_question}
 
-    def base_scores(self, spec: DatasetSpec, test: list[Record]) -> dict[str, float] | None:
+    def base_scores(self, spec: DatasetSpec, test: list[Record]) -> dict[str, Any] | None:
         name = f"{spec.name}/base-{self.cache.key(self.model_name, test, spec.max_new_tokens)}"
         return self.cache.fetch(name, lambda: self.evaluate(spec, test))
 
+    def train_cfg_for(self, spec: DatasetSpec, seed: int) -> LoraTrainConfig:
+        return replace(self.train_cfg, seed=seed, **({"max_steps": spec.max_steps} if spec.max_steps else {}))
+
     def train_key(self, rows: list[Record], test: list[Record], seed: int, spec: DatasetSpec) -> str:
         content = [(r["id"], r["prompt"], r["response"]) for r in rows]
-        return self.cache.key(self.model_name, content, test, asdict(self.train_cfg), seed, spec.max_new_tokens)
+        return self.cache.key(self.model_name, content, test, asdict(self.train_cfg_for(spec, seed)), spec.max_new_tokens)
 
     def finetune(
         self, spec: DatasetSpec, rows: list[Record], test: list[Record], seed: int, then: Callable[[], Any] | None = None
     ) -> dict[str, Any]:
         """Train a fresh adapter on `rows` with the shared budget, evaluate it, optionally run `then` with it attached."""
-        cfg = replace(self.train_cfg, seed=seed)
+        cfg = self.train_cfg_for(spec, seed)
         adapted = attach_lora(self.lm.model, cfg)
         result = train_lora(adapted, self.lm.tokenizer, rows, cfg, desc=f"{spec.name} seed {seed}")
         self.lm.model = adapted
@@ -238,52 +289,60 @@ class Bench:
         return self.cache.fetch(name, lambda: self.finetune(spec, rows, test, seed))
 
     def filter_and_correct(
-        self, spec: DatasetSpec, kept: list[Record], removed: list[Record], test: list[Record], seed: int, orders: Sequence[str]
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """CLEAR Auto-Filter model, Auto-Correct with it (one decision set per judge order), then retrain."""
-        fname = f"{spec.name}/train-{self.train_key(kept, test, seed, spec)}"
-        cname = f"{spec.name}/correct-{self.cache.key(self.train_key(kept, test, seed, spec), removed, self.eta, list(orders))}"
+        self, spec: DatasetSpec, kept: list[Record], removed: list[Record], test: list[Record], seed: int, variants: Sequence[str]
+    ) -> tuple[dict[str, Any] | None, dict[str, list[Record]] | None]:
+        """The CLEAR Auto-Filter model, and Auto-Correct's decisions with it for each judge variant.
+
+        A variant is a judge (agreement, pairwise: both orders) or a fixed-slot pairwise judge
+        (candidate_a, candidate_b: the position-bias ablation). The filtered model proposes and,
+        for the agreement judge, samples: it never trained on the removed rows.
+        """
+        key = self.train_key(kept, test, seed, spec)
+        fname = f"{spec.name}/train-{key}"
+        cname = f"{spec.name}/correct-{self.cache.key(key, removed, asdict(self.correct_cfg), list(variants))}"
         filtered, corrections = self.cache.get(fname), self.cache.get(cname)
         if (filtered is None or corrections is None) and self.cache.read_only:
             return filtered, None
         if filtered is None or corrections is None:
             def correct() -> dict[str, list[Record]]:
-                return {
-                    order: correct_rows(
-                        self.lm, removed, self.eta, float(self.score_params["beta"]), spec.max_new_tokens, seed=seed, order=order
-                    )
-                    for order in orders
-                }
+                out = {}
+                for variant in variants:
+                    judge = "agreement" if variant == "agreement" else "pairwise"
+                    order = variant if variant in ORDER_ABLATION else "both"
+                    cfg = replace(self.correct_cfg, judge=judge, order=order, max_new_tokens=spec.max_new_tokens, seed=seed)
+                    out[variant] = correct_rows(self.lm, removed, cfg)
+                return out
 
             filtered = self.finetune(spec, kept, test, seed, then=correct)
             corrections = filtered.pop("extra")
             self.cache.put(fname, filtered)
             self.cache.put(cname, corrections)
-        decisions = {d["id"]: d for d in corrections["random"]}
-        curated = kept + [{**r, "response": decisions[r["id"]]["new"]} for r in removed if decisions[r["id"]]["outcome"] == CORRECTED]
-        corrected = self.cell(spec, curated, test, seed)
-        return filtered, None if corrected is None else {**corrected, "corrections": corrections}
+        return filtered, corrections
 
 
 def removal_sets(
-    spec: DatasetSpec, train: list[Record], labels: dict[str, Record], scores: dict[str, list[float]], gamma: float, seed: int
+    train: list[Record], labels: dict[str, Record], scores: dict[str, list[float]], gammas: dict[str, float], seed: int
 ) -> dict[str, set[str]]:
-    """Ids each filter method removes: CLEAR by its threshold, the others the same number of lowest-scored rows."""
+    """Ids each filter method removes: CLEAR by its thresholds, the others the same number of lowest-scored rows
+    as CLEAR's fixed-quantile filter, the oracles exactly the noisy rows."""
     ids = [r["id"] for r in train]
     clear = dict(zip(ids, scores["clear"]))
-    _, clear_removed = split_by_threshold(clear, gamma)
+    _, clear_removed = split_by_threshold(clear, gammas["clear_filter"])
+    _, auto_removed = split_by_threshold(clear, gammas["clear_filter_auto"])
     n = len(clear_removed)
 
     def lowest(values: list[float]) -> set[str]:
         return {ids[i] for i in np.argsort(values, kind="stable")[:n]}
 
+    oracle = {i for i in ids if labels[i]["noisy"]}
     return {
         "none": set(),
         "random": set(random.Random(f"random-filter-{seed}").sample(ids, n)),
-        "rating": lowest(scores["rating"]),
-        "ifd": lowest(scores["ifd"]),
+        **{name: lowest(scores[name]) for name in ("rating", "ifd") if name in scores},
         "clear_filter": set(clear_removed),
-        "oracle": {i for i in ids if labels[i]["noisy"]},
+        "clear_filter_auto": set(auto_removed),
+        "oracle": oracle,
+        "oracle_correct": oracle,
     }
 
 
@@ -299,7 +358,7 @@ def calls_per_row(scorer: str, score_cfg: ScoreConfig) -> str:
     }[scorer]
 
 
-def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], clear: dict[str, Any], paper: dict[str, Any], score_cfg: ScoreConfig) -> list[dict[str, Any]]:
+def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], clear: dict[str, Any], paper: dict[str, Any] | None, score_cfg: ScoreConfig) -> list[dict[str, Any]]:
     """Detection AUROC of CLEAR variants recomputed from the stored samples (no new model calls except embeddings)."""
     from sklearn.metrics import roc_auc_score
 
@@ -316,7 +375,7 @@ def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], cl
     def variant(k: int, alpha: float, sims: list[list[float]] | None = None) -> list[float]:
         out = []
         for i, (row, rec) in enumerate(zip(train, records)):
-            comps = {"reflection": rec["reflection"]}
+            comps = {"reflection": rec["reflection"], **({"relevance": rec["relevance"]} if "relevance" in rec else {})}
             if k > 0:
                 s = (sims[i] if sims is not None else rec["sample_similarity"])[:k]
                 ems = [cf.exact_match(a, row["response"]) for a in rec["samples"][:k]]
@@ -340,33 +399,38 @@ def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], cl
         flat = embed([a for rec in records for a in rec["samples"]], [row["response"] for row, rec in zip(train, records) for _ in rec["samples"]])
         sims = flat.reshape(len(train), -1).tolist()
         rows_out.append({"ablation": "similarity", "setting": "embedding (MiniLM)", "auroc": auc(variant(score_cfg.k, score_cfg.alpha, sims))})
-    for label, recs in (("crossfit components", records), ("paper recipe", paper["records"])):
+    for label, recs in (("crossfit components", records), *((("paper recipe", paper["records"]),) if paper else ())):
         for beta in (0.0, 0.3, 0.5, 0.7, 1.0):
             vals = [beta * r["consistency"] + (1 - beta) * r["reflection"] for r in recs]
             rows_out.append({"ablation": f"beta, O and S only ({label})", "setting": f"beta={beta:g}", "auroc": auc(vals)})
-    components = ("consistency", "reflection", "likelihood")
-    for comp in components:
+    components = ("consistency", "reflection", "likelihood", "relevance")
+    for comp in (c for c in components if c in records[0]):
         rows_out.append({"ablation": "single component (crossfit)", "setting": comp, "auroc": auc([r[comp] for r in records])})
     return rows_out
+
+
+FIXED_QUANTILE = 0.2  # the fixed-quantile filter the benchmark compares with quantile: auto
 
 
 def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, Any] | None:
     """All scorers, filters, fine-tunings and ablations for one dataset (None: not scored yet, report-only)."""
     train, test, labels = build(spec, data_root)
     noisy = {i: bool(label["noisy"]) for i, label in labels.items()}
-    scored = {s: bench.score(spec, s, train) for s in SCORERS}
+    scored = {s: bench.score(spec, s, train) for s in spec.scorers}
     if any(v is None for v in scored.values()):
         log.info("%s: not scored yet, left out of the report", spec.name)
         return None
     scores = {s: v["scores"] for s, v in scored.items()}
     ids = [r["id"] for r in train]
-    gamma = threshold(scores["clear"], bench.filter_cfg)
+    auto = threshold(scores["clear"], FilterConfig(quantile="auto", max_share=bench.filter_cfg.max_share))
+    gammas = {"clear_filter": threshold(scores["clear"], FilterConfig(quantile=FIXED_QUANTILE)).gamma, "clear_filter_auto": auto.gamma}
     clear_cfg = bench.score_config(spec, "crossfit")
+    seeds = bench.seeds_for(spec)
 
     detection = []
-    removed_by_seed = {seed: removal_sets(spec, train, labels, scores, gamma, seed) for seed in range(bench.seeds)}
+    removed_by_seed = {seed: removal_sets(train, labels, scores, gammas, seed) for seed in range(seeds)}
     cut = removed_by_seed[0]
-    for s in SCORERS:
+    for s in spec.scorers:
         removed = cut["clear_filter"] if s == "clear" else {ids[i] for i in np.argsort(scores[s], kind="stable")[: len(cut["clear_filter"])]}
         det = detection_scores(dict(zip(ids, scores[s])), noisy, removed)
         detection.append({
@@ -376,47 +440,79 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
         })
 
     downstream: dict[str, list[dict[str, Any]]] = {m: [] for m in spec.methods}
-    correction: list[dict[str, Any]] = []
+    correction: dict[str, list[dict[str, Any]]] = {}
     by_id = {r["id"]: r for r in train}
-    for seed in range(bench.seeds):
+    correct_methods = [m for m in spec.methods if m in JUDGE_OF]
+    for seed in range(seeds):
         sets = removed_by_seed[seed]
         for method in spec.methods:
-            if method == "clear_correct":
+            if method in JUDGE_OF:
                 continue
             removed = sets[method]
             kept = [r for r in train if r["id"] not in removed]
-            if method == "clear_filter" and "clear_correct" in spec.methods:
-                orders = ("random", "candidate_a", "candidate_b") if spec.ablations and seed == 0 else ("random",)
-                filtered, corrected = bench.filter_and_correct(spec, kept, [by_id[i] for i in ids if i in removed], test, seed, orders)
-                if filtered is not None:
-                    downstream[method].append({**filtered, "removed": len(removed), "removed_noisy": sum(noisy[i] for i in removed)})
-                if corrected is None:
-                    continue
-                corrections = corrected.pop("corrections")
-                downstream["clear_correct"].append({**corrected, "removed": len(removed), "removed_noisy": sum(noisy[i] for i in removed)})
-                for order, decisions in corrections.items():
-                    replaced = [d for d in decisions if d["outcome"] == CORRECTED]
-                    correction.append({
-                        "seed": seed, "order": order, "candidates": len(decisions), "replaced": len(replaced),
-                        "replaced_noisy": sum(noisy[d["id"]] for d in replaced),
-                        "replaced_matching_clean": sum(same_answer(spec, d["new"], labels[d["id"]]["clean_response"]) for d in replaced),
-                        "candidates_matching_clean": sum(same_answer(spec, d["new"], labels[d["id"]]["clean_response"]) for d in decisions),
-                        "mean_preference": float(np.mean([d["judge_preference"] for d in decisions])) if decisions else None,
-                        "max_confidence": max((d["confidence"] for d in decisions), default=None),
-                    })
-            else:
-                result = bench.cell(spec, kept, test, seed)
-                if result is not None:
-                    downstream[method].append({**result, "removed": len(removed), "removed_noisy": sum(noisy[i] for i in removed)})
+            base = {"removed": len(removed), "removed_noisy": sum(noisy[i] for i in removed)}
+            if method == "oracle_correct":  # the ceiling for Auto-Correct: every noisy row gets its clean response back
+                rows = [{**r, "response": labels[r["id"]]["clean_response"]} if noisy[r["id"]] else r for r in train]
+                if (result := bench.cell(spec, rows, test, seed)) is not None:
+                    downstream[method].append({**result, **base, "removed": 0, "seed": seed})
+                continue
+            if method != "clear_filter" or not correct_methods:
+                if (result := bench.cell(spec, kept, test, seed)) is not None:
+                    downstream[method].append({**result, **base, "seed": seed})
+                continue
+            variants = [JUDGE_OF[m] for m in correct_methods]
+            if spec.ablations and seed == 0 and "clear_correct_pairwise" in correct_methods:
+                variants += list(ORDER_ABLATION)
+            removed_rows = [by_id[i] for i in ids if i in removed]
+            filtered, corrections = bench.filter_and_correct(spec, kept, removed_rows, test, seed, variants)
+            if filtered is not None:
+                downstream[method].append({**filtered, **base, "seed": seed})
+            if corrections is None:
+                continue
+            for variant, decisions in corrections.items():
+                correction.setdefault(variant, []).append({"seed": seed, **correction_scores(decisions, labels), **_judge_stats(decisions)})
+            for m in correct_methods:
+                decisions = {d["id"]: d for d in corrections[JUDGE_OF[m]]}
+                curated = kept + [{**r, "response": decisions[r["id"]]["new"]} for r in removed_rows if decisions[r["id"]]["outcome"] == CORRECTED]
+                if (result := bench.cell(spec, curated, test, seed)) is not None:
+                    downstream[m].append({**result, **base, "seed": seed})
     return {
         "spec": asdict(spec),
-        "gamma": gamma,
+        "gammas": gammas,
+        "auto_estimated_noise_share": auto.estimated_noise_share,
         "base": bench.base_scores(spec, test),
         "detection": detection,
         "downstream": downstream,
+        "paired": paired_differences(downstream),
         "correction": correction,
-        "ablations": ablations(spec.name, train, labels, scored["clear"], scored["paper"], clear_cfg) if spec.ablations else [],
+        "ablations": ablations(spec.name, train, labels, scored["clear"], scored.get("paper"), clear_cfg) if spec.ablations else [],
     }
+
+
+def _judge_stats(decisions: list[Record]) -> dict[str, Any]:
+    """What the judge saw: its mean preference and largest confidence (is eta ever reachable?)."""
+    prefs = [d.get("judge_preference", d.get("likelihood_preference")) for d in decisions]
+    prefs = [p for p in prefs if p is not None]
+    return {"mean_preference": float(np.mean(prefs)) if prefs else None,
+            "max_confidence": max((d["confidence"] for d in decisions), default=None)}
+
+
+def paired_differences(downstream: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Every method against No curation, paired by seed and test question, with a 95% bootstrap CI."""
+    out: dict[str, dict[str, Any]] = {}
+    none = {c["seed"]: c for c in downstream.get("none", [])}
+    for method, cells in downstream.items():
+        pairs = [(c, none[c["seed"]]) for c in cells if method != "none" and c["seed"] in none]
+        if not pairs:
+            continue
+        res = {"seeds": len(pairs)}
+        for metric in pairs[0][0]["per_question"]:
+            a = np.array([c["per_question"][metric] for c, _ in pairs])
+            b = np.array([n["per_question"][metric] for _, n in pairs])
+            diff, lo, hi = paired_bootstrap(a, b)
+            res[metric] = {"diff": 100 * diff, "low": 100 * lo, "high": 100 * hi, "verdict": verdict(lo, hi)}
+        out[method] = res
+    return out
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -426,34 +522,58 @@ def _stat(values: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def _sum_correction(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Correction counts summed over seeds, with the shares recomputed from the sums."""
+    total = {k: sum(r[k] for r in rows) for k in ("given", "given_noisy", "replaced", "noisy_repaired", "clean_damaged")}
+    right = sum(r["replaced_matching_clean"] for r in rows)
+    clean_given = total["given"] - total["given_noisy"]
+    return {
+        **total,
+        "correction_precision": right / total["replaced"] if total["replaced"] else None,
+        "replaced_noisy_share": total["noisy_repaired"] / total["given_noisy"] if total["given_noisy"] else None,
+        "clean_damaged_share": total["clean_damaged"] / clean_given if clean_given else None,
+        "max_confidence": max((r["max_confidence"] for r in rows if r["max_confidence"] is not None), default=None),
+        "mean_preference": float(np.mean([r["mean_preference"] for r in rows if r["mean_preference"] is not None]))
+        if any(r["mean_preference"] is not None for r in rows) else None,
+    }
+
+
 def verdicts(results: dict[str, Any]) -> list[str]:
-    """The issue's targets, checked mechanically against the numbers in this report."""
+    """Issue 11's targets, checked mechanically against the numbers in this report."""
     out = []
     for name, res in results["datasets"].items():
         det = {d["scorer"]: d["auroc"] for d in res["detection"] if d["auroc"] is not None}
-        if "clear" in det and len(det) > 1:
-            others = {s: a for s, a in det.items() if s != "clear"}
-            best = max(others, key=others.get)
-            ok = det["clear"] > others[best]
-            out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'beats' if ok else 'does NOT beat'} "
-                       f"every other score (best other: {SCORER_LABELS[best]}, {others[best]:.3f}).")
+        if "clear" in det and "ifd" in det:
+            ok = det["clear"] >= det["ifd"]
+            out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'≥' if ok else '<'} IFD's {det['ifd']:.3f} -> "
+                       f"{'holds' if ok else 'does NOT hold'}.")
+        paired = res.get("paired", {})
+        for method in ("clear_filter", "clear_filter_auto", "clear_correct", "clear_correct_pairwise"):
+            if method in paired:
+                p = paired[method]["exact_match"]
+                out.append(f"{name}: {METHOD_LABELS[method]} vs No curation: {p['diff']:+.1f} EM "
+                           f"[95% CI {p['low']:+.1f}, {p['high']:+.1f}] over {paired[method]['seeds']} seeds -> {p['verdict']}.")
         ds = res["downstream"]
-        metric = "exact_match"
-        stats = {m: _stat([c[metric] for c in cells]) for m, cells in ds.items() if cells}
-        if {"none", "clear_filter"} <= stats.keys():
-            (mn, sn), (mf, sf) = stats["none"], stats["clear_filter"]
-            noise = res["spec"]["noise_rate"]
-            if noise == 0:
-                ok = abs(mf - mn) <= max(sn, sf) or mf >= mn
-                out.append(f"{name}: no harm at 0% noise: filter {mf:.1f} ± {sf:.1f} vs none {mn:.1f} ± {sn:.1f} "
+        if ds.get("clear_correct") and ds.get("clear_filter"):
+            mc, _ = _stat([c["exact_match"] for c in ds["clear_correct"]])
+            mf, _ = _stat([c["exact_match"] for c in ds["clear_filter"]])
+            out.append(f"{name}: Filter+Correct ≥ Filter: {mc:.1f} vs {mf:.1f} -> {'holds' if mc >= mf else 'does NOT hold'}.")
+        if "agreement" in res.get("correction", {}):
+            c = _sum_correction(res["correction"]["agreement"])
+            if c["given_noisy"]:
+                rep = c["replaced_noisy_share"] or 0.0
+                prec = c["correction_precision"]
+                dmg = c["clean_damaged_share"] or 0.0
+                ok = rep >= 0.25 and prec is not None and prec >= 0.7 and dmg < 0.05
+                out.append(f"{name}: Auto-Correct (agreement) repaired {rep:.0%} of the noisy rows given (target ≥ 25%), "
+                           f"precision {'n/a' if prec is None else f'{prec:.2f}'} (≥ 0.70), damaged {dmg:.0%} of clean rows given (< 5%) "
                            f"-> {'holds' if ok else 'does NOT hold'}.")
-            else:
-                ok = mf - sf > mn + sn
-                out.append(f"{name}: Filter > No curation outside the seed spread: {mf:.1f} ± {sf:.1f} vs "
-                           f"{mn:.1f} ± {sn:.1f} -> {'holds' if ok else 'does NOT hold'}.")
-            if "clear_correct" in stats:
-                mc, _ = stats["clear_correct"]
-                out.append(f"{name}: Filter+Correct ≥ Filter: {mc:.1f} vs {mf:.1f} -> {'holds' if mc >= mf else 'does NOT hold'}.")
+        est = res.get("auto_estimated_noise_share")
+        if est is not None:
+            true = res["spec"]["noise_rate"]
+            ok = abs(est - true) <= 0.10
+            out.append(f"{name}: auto threshold estimated {est:.0%} noisy against the true {true:.0%} -> "
+                       f"{'within' if ok else 'NOT within'} ±10 points.")
     return out
 
 
@@ -488,6 +608,14 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+JUDGE_LABELS = {
+    "agreement": "agreement (filtered model's samples)",
+    "pairwise": "paper judge, both orders averaged",
+    "candidate_a": "paper judge, candidate always (A)",
+    "candidate_b": "paper judge, candidate always (B)",
+}
+
+
 def report(results: dict[str, Any], out: Path) -> None:
     """RESULTS.md, results.json and results.png, generated from the numbers only."""
     write_json(out / "results.json", results)
@@ -497,24 +625,27 @@ def report(results: dict[str, Any], out: Path) -> None:
         "# Curation benchmark results",
         "",
         (
-            f"Generated by `{meta['command']}` on {meta['date']} ({meta['machine']}); "
-            f"total wall time {meta['wall_minutes']:.0f} min. Model: `{meta['model']}`. Seeds per cell: {meta['seeds']}. "
-            "Do not edit by hand: rerun the command."
+            f"Generated by `{meta['command']}` ({meta['wall_minutes']:.0f} min of recorded work in all). Model: `{meta['model']}`. "
+            "Each dataset's section names the machine and date of its work. Do not edit by hand: rerun the command."
         ),
         "",
         (
-            "Data (built by the seeded builders in `clearcurate.noisy_data` from `../shared/data`): SQuAD v1.1 dev "
-            "(CC BY-SA 4.0; SQuAD-N replaces a response with another sentence of its paragraph, train and test split "
-            "by article) and GSM8K (MIT; GSM8K-N swaps in another question's worked solution, test from GSM8K's test "
-            "split)."
+            "Data (built by the seeded builders in `clearcurate.noisy_data` from the sources bundled in `data/sources/`): "
+            "SQuAD v1.1 dev (CC BY-SA 4.0) and GSM8K (MIT). SQuAD-N replaces a response with another sentence of its "
+            "paragraph; SQuAD plausible puts another question's answer span of the same paragraph, of the same kind and "
+            "similar length; train and test are split by article. GSM8K-N swaps in another question's worked solution; "
+            "GSM8K plausible alters one arithmetic step of the row's own solution and carries the slip to a wrong final "
+            "number; test questions come from GSM8K's test split."
         ),
         "",
         (
-            "Every curated set is fine-tuned with the same LoRA budget (`train` in params.yaml: "
-            f"{meta['train']['max_steps']} steps of batch {meta['train']['batch_size']}), so curation changes what a "
-            "model sees, not how long it trains. Non-CLEAR filters remove as many rows as CLEAR's filter (γ = "
-            f"{meta['gamma_setting']}). Spread is the sample standard deviation over seeds (training seed; the random "
-            "filter also redraws its rows). Scores are computed once per dataset (seed from params.yaml)."
+            "Within a dataset every curated set is fine-tuned with the same LoRA budget (params.yaml's `train`, or the "
+            "set's own step count where named), so curation changes what a model sees, not how long it trains. Non-CLEAR "
+            f"filters remove as many rows as CLEAR's fixed filter (the lowest {FIXED_QUANTILE:.0%}); `quantile: auto` "
+            "removes the noisy share it estimates from the scores. Δ vs No curation is the paired difference (same "
+            "seeds, same questions) with a 95% bootstrap CI that resamples seeds and test questions; the verdict is "
+            "'better' or 'worse' only when the CI excludes 0. Settings were chosen on development sets "
+            "(`benchmarks/curation/dev.py`), never on these."
         ),
         "",
         "![results](results.png)",
@@ -528,13 +659,20 @@ def report(results: dict[str, Any], out: Path) -> None:
     for name, res in results["datasets"].items():
         spec = res["spec"]
         metric = "SQuAD exact match / F1" if spec["kind"] == "squad" else "final-number exact match"
+        where = res.get("machine", "n/a")
+        steps = spec["max_steps"] or meta["train"]["max_steps"]
+        est = res.get("auto_estimated_noise_share")
         lines += [
             "",
             f"## {name}",
             "",
-            f"{spec['n_train']} training rows ({spec['noise_rate']:.0%} noisy), {spec['n_test']} clean test rows; "
-            f"CLEAR threshold γ = {res['gamma']:.3f}. Base model without fine-tuning: {metric} "
-            + (" / ".join(f"{v:.1f}" for v in res["base"].values()) if res["base"] else "not run yet") + ".",
+            f"{spec['n_train']} training rows ({spec['noise_rate']:.0%} noisy, {spec['noise'] or 'default'} noise), "
+            f"{spec['n_test']} clean test rows, {steps} training steps of batch {meta['train']['batch_size']}, "
+            f"{spec['seeds'] or meta['seeds']} seeds. Work done on: {where}. "
+            f"γ fixed = {res['gammas']['clear_filter']:.3f}; auto: estimated noisy share "
+            f"{'n/a' if est is None else f'{est:.0%}'}, γ = {res['gammas']['clear_filter_auto']:.3f}. "
+            f"Base model without fine-tuning: {metric} "
+            + (" / ".join(f"{v:.1f}" for k, v in res["base"].items() if k != "per_question") if res["base"] else "not run yet") + ".",
             "",
             "Detection of the injected rows (precision/recall of the rows each score would remove):",
             "",
@@ -545,29 +683,42 @@ def report(results: dict[str, Any], out: Path) -> None:
             auroc = "n/a" if d["auroc"] is None else f"{d['auroc']:.3f}"
             lines.append(f"| {SCORER_LABELS[d['scorer']]} | {auroc} | {d['precision']:.2f} | {d['recall']:.2f} | "
                          f"{d['seconds']:.0f} | {d['seconds_per_row']:.2f} | {d['calls_per_row']} |")
+        squad = spec["kind"] == "squad"
         lines += ["", f"Downstream ({metric} on the clean test set):", "",
-                  "| method | rows trained | removed (noisy) | test EM mean ± sd | per seed |" + (" test F1 mean ± sd |" if spec["kind"] == "squad" else ""),
-                  "|---|---|---|---|---|" + ("---|" if spec["kind"] == "squad" else "")]
+                  "| method | rows trained | removed (noisy) | test EM mean ± sd | Δ EM vs none [95% CI] | verdict |"
+                  + (" test F1 mean ± sd | Δ F1 [95% CI] |" if squad else ""),
+                  "|---|---|---|---|---|---|" + ("---|---|" if squad else "")]
         for method, cells in res["downstream"].items():
             if not cells:
                 continue
             em, em_sd = _stat([c["exact_match"] for c in cells])
-            per_seed = ", ".join(f"{c['exact_match']:.0f}" for c in cells)
+            paired = res["paired"].get(method)
+
+            def delta(metric: str) -> str:
+                if paired is None or metric not in paired:
+                    return "-"
+                p = paired[metric]
+                return f"{p['diff']:+.1f} [{p['low']:+.1f}, {p['high']:+.1f}]"
+
             row = (f"| {METHOD_LABELS[method]} | {cells[0]['rows']} | {cells[0]['removed']} ({cells[0]['removed_noisy']}) | "
-                   f"{em:.1f} ± {em_sd:.1f} | {per_seed} |")
-            if spec["kind"] == "squad":
+                   f"{em:.1f} ± {em_sd:.1f} | {delta('exact_match')} | {paired['exact_match']['verdict'] if paired else '-'} |")
+            if squad:
                 f1, f1_sd = _stat([c["f1"] for c in cells])
-                row += f" {f1:.1f} ± {f1_sd:.1f} |"
+                row += f" {f1:.1f} ± {f1_sd:.1f} | {delta('f1')} |"
             lines.append(row)
         if res["correction"]:
-            lines += ["", "Auto-Correct (η = " + f"{meta['eta']}): candidates from the filtered model, judged by the base model:", "",
-                      "| seed | judge order | candidates | replaced | replaced that were noisy | replaced matching the clean target | candidates matching the clean target | mean P(candidate better) | max confidence |",
-                      "|---|---|---|---|---|---|---|---|---|"]
-            for c in res["correction"]:
+            lines += ["", f"Auto-Correct on the rows the fixed filter removed (η = {meta['eta']}; counts summed over seeds; "
+                      "a replacement is right when it gives the clean response's answer):", "",
+                      "| judge | rows given (noisy) | replaced | correction precision | noisy rows repaired | clean rows damaged | mean preference | max confidence |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for variant, rows in res["correction"].items():
+                c = _sum_correction(rows)
+                prec = "n/a" if c["correction_precision"] is None else f"{c['correction_precision']:.2f}"
+                rep = "n/a" if c["replaced_noisy_share"] is None else f"{c['noisy_repaired']} ({c['replaced_noisy_share']:.0%})"
+                dmg = "n/a" if c["clean_damaged_share"] is None else f"{c['clean_damaged']} ({c['clean_damaged_share']:.0%})"
                 pref = "n/a" if c["mean_preference"] is None else f"{c['mean_preference']:.3f}"
                 mx = "n/a" if c["max_confidence"] is None else f"{c['max_confidence']:.3f}"
-                lines.append(f"| {c['seed']} | {c['order']} | {c['candidates']} | {c['replaced']} | {c['replaced_noisy']} | "
-                             f"{c['replaced_matching_clean']} | {c['candidates_matching_clean']} | {pref} | {mx} |")
+                lines.append(f"| {JUDGE_LABELS[variant]} | {c['given']} ({c['given_noisy']}) | {c['replaced']} | {prec} | {rep} | {dmg} | {pref} | {mx} |")
         if res["ablations"]:
             lines += ["", "Ablations (detection AUROC, recomputed from the stored CLEAR samples; defaults from params.yaml):", "",
                       "| ablation | setting | AUROC |", "|---|---|---|"]
@@ -589,18 +740,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="training seeds per cell (default 3; 1 with --quick)")
     parser.add_argument("--only", nargs="*", default=None, help="dataset names to run (default: all in the plan)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="pipeline params: the settings benchmarked")
-    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="folder with squad-v1.1-dev/ and gsm8k/")
+    parser.add_argument("--data-root", type=Path, default=SOURCES, help="folder with the bundled sources (default: data/sources)")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.json and results.png go")
     parser.add_argument("--cache", type=Path, default=HERE / "raw",
                         help="raw results of finished work (results/, committed for the full run) and the converted model (models/)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); changes speed, not results")
+    parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in POWERED}), "all"),
+                        help="which part to run (each fits a budget; the others are reported from finished work): "
+                             "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds (default: small)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished work; run nothing")
     args = parser.parse_args(argv)
     setup_logging()
-    for needed in (args.params, args.data_root / "squad-v1.1-dev" / "dev.jsonl", args.data_root / "gsm8k" / "train.jsonl"):
+    for needed in (args.params, args.data_root / SQUAD_SOURCE.name, args.data_root / GSM8K_TRAIN_SOURCE.name):
         if not needed.exists():
-            parser.error(f"{needed} not found (run from the repository root with ../shared beside it, or pass --data-root)")
+            parser.error(f"{needed} not found (run from the repository root, or pass --data-root)")
     params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     if args.batch_size:
         params["model"]["batch_size"] = args.batch_size
@@ -616,31 +770,37 @@ def main(argv: list[str] | None = None) -> int:
             models.convert_to_safetensors(model_name, model_dir, seed=int(params["model"].get("seed", 0)))
         lm = load_lm(params["model"], model_dir=model_dir)
     bench = Bench(lm, params, cache, model_name, seeds)
+    # Parts not selected still appear in the report, from whatever of their work has finished.
+    reader = Bench(None, params, Cache(cache.root, read_only=True), model_name, seeds)
     command = " ".join(["python benchmarks/curation/run.py", *[a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report-only"]])
-    started = time.perf_counter()
-    previous = cache.get("run_meta") or {"wall_seconds": 0.0}
     results: dict[str, Any] = {"datasets": {}}
     for spec in specs:
-        outcome = run_dataset(bench, spec, args.data_root)
-        if outcome is not None:
-            results["datasets"][spec.name] = outcome
-        if not args.report_only:  # where and when the work was done, kept with the raw results
+        selected = not args.report_only and args.part in ("all", spec.part)
+        started = time.perf_counter()
+        outcome = run_dataset(bench if selected else reader, spec, args.data_root)
+        meta_name = f"{spec.name}/run_meta"
+        if selected:  # where and when this dataset's work was done, kept with its raw results
             import torch
 
-            previous = cache.put("run_meta", {
+            previous = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": []}
+            machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+                       f"Python {platform.python_version()}, model on {_device_name(lm)}")
+            cache.put(meta_name, {
                 "wall_seconds": previous["wall_seconds"] + time.perf_counter() - started,
                 "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-                           f"Python {platform.python_version()}, model on {_device_name(lm)}",
+                "machines": sorted({*previous["machines"], machine}),
             })
-            started = time.perf_counter()
+        if outcome is not None:
+            run_meta = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": [], "date": "n/a"}
+            outcome["machine"] = f"{'; '.join(run_meta['machines']) or 'n/a'} (last work {run_meta['date']}, {run_meta['wall_seconds'] / 60:.0f} min)"
+            outcome["wall_seconds"] = run_meta["wall_seconds"]
+            results["datasets"][spec.name] = outcome
         if not results["datasets"]:
             continue
         results["meta"] = {
-            "command": command, "date": previous.get("date", "n/a"), "machine": previous.get("machine", "n/a"),
-            "wall_minutes": previous["wall_seconds"] / 60, "model": model_name, "seeds": seeds, "train": params["train"],
-            "gamma_setting": params["filter"]["gamma"] if params["filter"].get("quantile") is None else f"quantile {params['filter']['quantile']}",
-            "eta": bench.eta, "missing": [s.name for s in specs if s.name not in results["datasets"]],
+            "command": command, "wall_minutes": sum(d["wall_seconds"] for d in results["datasets"].values()) / 60,
+            "model": model_name, "seeds": seeds, "train": params["train"], "eta": bench.correct_cfg.eta,
+            "judge": bench.correct_cfg.judge, "missing": [s.name for s in specs if s.name not in results["datasets"]],
         }
         args.out.mkdir(parents=True, exist_ok=True)
         report(results, args.out)

@@ -1,0 +1,200 @@
+"""Development measurements: where clearcurate's defaults are chosen, never on benchmark test questions.
+
+Builds development sets like the demo (100 rows) from rows no benchmark uses: SQuAD articles
+that no benchmark set tests on and questions no benchmark set trains on; GSM8K training
+questions no benchmark set trains on (GSM8K's test split is never touched). On each it records,
+per row: every CLEAR component (crossfit), and for the rows the filter removes, what both
+Auto-Correct judges see and decide. `--report` then prints, as JSON: the AUROC of every
+component and of candidate weightings, the auto-threshold's estimate against the true noise
+share, and each judge's replacements, correction precision and damage over a range of eta.
+
+    .venv/bin/python benchmarks/curation/dev.py             # score and correct every dev set (resumable)
+    .venv/bin/python benchmarks/curation/dev.py --report    # the numbers, from the stored results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+from run import HERE, Cache, DatasetSpec, gsm8k_config, plan, squad_config
+from sklearn.metrics import roc_auc_score
+
+from clearcurate import confidence as cf
+from clearcurate.correction import CorrectConfig, correct_rows
+from clearcurate.curation import CORRECTED, REMOVED, FilterConfig, should_replace, split_by_threshold, threshold
+from clearcurate.evaluation import correction_scores, same_answer
+from clearcurate.llm import models
+from clearcurate.noisy_data import (
+    GSM8K_TEST_SOURCE,
+    GSM8K_TRAIN_SOURCE,
+    SQUAD_SOURCE,
+    build_gsm8k_dev,
+    build_gsm8k_n,
+    build_squad_dev,
+    squad_split,
+)
+from clearcurate.pipeline import load_lm, setup_logging
+from clearcurate.records import Record
+from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.similarity import get_similarity
+from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
+
+log = logging.getLogger("dev")
+
+DEV_SETS = [
+    DatasetSpec("dev-squad-n-0", "squad", 0.0, 100, 0, 32, ()),
+    DatasetSpec("dev-squad-n-20", "squad", 0.2, 100, 0, 32, ()),
+    DatasetSpec("dev-squad-n-40", "squad", 0.4, 100, 0, 32, ()),
+    DatasetSpec("dev-squad-plausible-20", "squad", 0.2, 100, 0, 32, (), noise="plausible"),
+    DatasetSpec("dev-gsm8k-n-20", "gsm8k", 0.2, 100, 0, 128, ()),
+    DatasetSpec("dev-gsm8k-plausible-20", "gsm8k", 0.2, 100, 0, 128, (), noise="plausible"),
+]
+# Candidate confidence weightings compared on development data (the first is params.yaml's before issue 11).
+WEIGHTINGS = {
+    "c.3 r.2 l.5 (old default)": {"consistency": 0.3, "reflection": 0.2, "likelihood": 0.5},
+    "consistency only": {"consistency": 1.0},
+    "c.5 l.5": {"consistency": 0.5, "likelihood": 0.5},
+    "c.5 v.5": {"consistency": 0.5, "relevance": 0.5},
+    "c.4 l.3 v.3": {"consistency": 0.4, "likelihood": 0.3, "relevance": 0.3},
+    "c.5 l.25 v.25": {"consistency": 0.5, "likelihood": 0.25, "relevance": 0.25},
+    "c.6 l.2 v.2": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2},
+    "c.4 r.2 l.2 v.2": {"consistency": 0.4, "reflection": 0.2, "likelihood": 0.2, "relevance": 0.2},
+}
+ETAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def dev_rows(spec: DatasetSpec) -> tuple[list[Record], dict[str, Record]]:
+    """A development set: rows that no benchmark set trains or tests on."""
+    benchmark = [s for s in plan(quick=False) if s.kind == spec.kind]
+    if spec.kind == "squad":
+        titles: set[str] = set()
+        ids: set[str] = set()
+        for s in benchmark:
+            t, i = squad_split(SQUAD_SOURCE, squad_config(s))
+            titles |= t
+            ids |= i
+        rows, labels = build_squad_dev(SQUAD_SOURCE, squad_config(spec), titles, ids)
+    else:
+        ids = set()
+        for s in benchmark:
+            train, _, _ = build_gsm8k_n(GSM8K_TRAIN_SOURCE, GSM8K_TEST_SOURCE, gsm8k_config(s))
+            ids |= {r["id"] for r in train}
+        rows, labels = build_gsm8k_dev(GSM8K_TRAIN_SOURCE, gsm8k_config(spec), ids)
+    return rows, {label["id"]: label for label in labels}
+
+
+def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> None:
+    rows, labels = dev_rows(spec)
+    train_cfg = LoraTrainConfig.from_params(params["train"])
+    score_cfg = ScoreConfig.from_params({**params["score"], "max_new_tokens": spec.max_new_tokens})
+    key = cache.key(rows, asdict(score_cfg), asdict(train_cfg))
+    scored = cache.fetch(f"{spec.name}/score-{key}", lambda: score_rows(lm, rows, score_cfg, get_similarity(score_cfg.similarity), train_cfg))
+    if spec.noise_rate == 0:
+        return
+    # Auto-Correct sees what the pipeline's filter removes: the lowest-scored 20% under the stored scores.
+    conf = {r["id"]: r["confidence"] for r in scored}
+    _, removed_ids = split_by_threshold(conf, threshold(list(conf.values()), FilterConfig(quantile=0.2)).gamma)
+    removed = [r for r in rows if r["id"] in set(removed_ids)]
+    kept = [r for r in rows if r["id"] not in set(removed_ids)]
+    ckey = cache.key(key, [r["id"] for r in removed], asdict(train_cfg), spec.max_new_tokens)
+
+    def correct() -> dict[str, Any]:
+        adapted = attach_lora(lm.model, train_cfg)
+        train_lora(adapted, lm.tokenizer, kept, train_cfg, desc=f"{spec.name} filtered")
+        lm.model = adapted
+        try:
+            base = {"max_new_tokens": spec.max_new_tokens, "eta": 1.0}  # eta 1: record the evidence, decide in --report
+            return {
+                "agreement": correct_rows(lm, removed, CorrectConfig(judge="agreement", **base)),
+                "pairwise": correct_rows(lm, removed, CorrectConfig(judge="pairwise", order="both", beta=float(params["score"]["beta"]), **base)),
+            }
+        finally:
+            lm.model = adapted.unload()
+
+    cache.fetch(f"{spec.name}/correct-{ckey}", correct)
+
+
+def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    train_cfg = LoraTrainConfig.from_params(params["train"])
+    for spec in DEV_SETS:
+        rows, labels = dev_rows(spec)
+        score_cfg = ScoreConfig.from_params({**params["score"], "max_new_tokens": spec.max_new_tokens})
+        key = cache.key(rows, asdict(score_cfg), asdict(train_cfg))
+        scored = cache.get(f"{spec.name}/score-{key}")
+        if scored is None:
+            continue
+        res: dict[str, Any] = {"rows": len(rows), "noisy": sum(label["noisy"] for label in labels.values())}
+        y = [0 if labels[r["id"]]["noisy"] else 1 for r in rows]
+        scores = [r["confidence"] for r in scored]
+        res["auto_share"] = round(threshold(scores, FilterConfig(quantile="auto")).estimated_noise_share, 3)
+        if 0 < sum(y) < len(y):
+            res["auroc_components"] = {c: round(float(roc_auc_score(y, [r[c] for r in scored])), 3)
+                                       for c in ("consistency", "reflection", "likelihood", "relevance") if c in scored[0]}
+            res["auroc_weightings"] = {
+                name: round(float(roc_auc_score(y, [cf.combine(r, w) for r in scored])), 3) for name, w in WEIGHTINGS.items()
+            }
+            res["auto_share_by_weighting"] = {
+                name: round(threshold([cf.combine(r, w) for r in scored], FilterConfig(quantile="auto")).estimated_noise_share, 3)
+                for name, w in WEIGHTINGS.items()
+            }
+        conf = {r["id"]: r["confidence"] for r in scored}
+        _, removed_ids = split_by_threshold(conf, threshold(list(conf.values()), FilterConfig(quantile=0.2)).gamma)
+        ckey = cache.key(key, [r["id"] for r in rows if r["id"] in set(removed_ids)], asdict(train_cfg), spec.max_new_tokens)
+        corrections = cache.get(f"{spec.name}/correct-{ckey}")
+        if corrections:
+            res["correction"] = {judge: judge_table(decisions, labels) for judge, decisions in corrections.items()}
+        out[spec.name] = res
+    return out
+
+
+def judge_table(decisions: list[Record], labels: dict[str, Record]) -> dict[str, Any]:
+    """Per eta: each judge's decisions redone from its stored evidence, scored against the clean responses."""
+    noisy = [d for d in decisions if labels[d["id"]]["noisy"]]
+    table: dict[str, Any] = {
+        "candidates_right_on_noisy": sum(same_answer(d["new"], labels[d["id"]]["clean_response"]) for d in noisy),
+    }
+    for eta in ETAS:
+        redone = [{**d, "outcome": CORRECTED if should_replace(d["confidence"], eta, d["new"], d["old"]) else REMOVED} for d in decisions]
+        table[f"eta={eta}"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in correction_scores(redone, labels).items()}
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", action="store_true", help="print the measurements from stored results; run nothing")
+    parser.add_argument("--only", nargs="*", default=None, help="dev set names (default: all)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--batch-size", type=int, default=None, help="rows per forward pass; changes speed, not results")
+    args = parser.parse_args(argv)
+    setup_logging()
+    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
+    # The components are stored per row, so weightings are compared without rescoring: score once
+    # with the weights that were the default when these sets were first scored.
+    params["score"] = {**params["score"], "weights": WEIGHTINGS["c.3 r.2 l.5 (old default)"]}
+    cache = Cache(HERE / "raw" / "dev", read_only=args.report)
+    if args.report:
+        print(json.dumps(report(params, cache), indent=1))
+        return 0
+    if args.batch_size:
+        params["model"]["batch_size"] = args.batch_size
+    model_dir = HERE / "raw" / "models" / params["model"]["name"]
+    if not (model_dir / "config.json").exists():
+        models.convert_to_safetensors(params["model"]["name"], model_dir, seed=int(params["model"].get("seed", 0)))
+    lm = load_lm(params["model"], model_dir=model_dir)
+    for spec in DEV_SETS:
+        if args.only is None or spec.name in args.only:
+            log.info("dev set %s", spec.name)
+            run(spec, lm, params, cache)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
