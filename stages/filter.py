@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from clearcurate.curation import KEPT, REMOVED, FilterConfig, split_by_threshold, threshold
+from clearcurate.curation import KEPT, REMOVED, FilterConfig, auto_statistic, split_by_threshold, threshold
 from clearcurate.expectations import ValidateConfig, outcome_frame, outcome_suite
 from clearcurate.pipeline import gate, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
@@ -26,7 +26,7 @@ def main() -> None:
     if missing:
         raise RuntimeError(f"data/scored/train.jsonl lacks {len(missing)} ids, e.g. {missing[:3]}: rerun score")
     confidence = {r["id"]: float(scores[r["id"]]["confidence"]) for r in rows}
-    cut = threshold(list(confidence.values()), cfg)
+    cut = threshold(list(confidence.values()), cfg, auto_statistic([scores[r["id"]] for r in rows]))
     gamma = cut.gamma
     if cut.estimated_noise_share is not None:
         log.info("estimated noisy share %.3f (quantile: auto): removing the lowest-scored rows up to it", cut.estimated_noise_share)

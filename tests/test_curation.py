@@ -5,6 +5,7 @@ import numpy as np
 from clearcurate.curation import (
     FilterConfig,
     agreement_verdict,
+    auto_statistic,
     correction_reason,
     estimate_noise_share,
     pairwise_preference,
@@ -34,18 +35,25 @@ def test_auto_threshold_estimates_the_noisy_share_of_a_two_group_mixture(n_noisy
     scores = _scores(100 - n_noisy, n_noisy)
     share = estimate_noise_share(scores)
     assert abs(share - n_noisy / 100) <= 0.05
-    cut = threshold(list(scores), FilterConfig(quantile="auto"))
+    cut = threshold(list(scores), FilterConfig(quantile="auto"), statistic=scores)
     removed = sum(s < cut.gamma for s in scores)
     assert cut.method == "auto" and cut.estimated_noise_share == share
     assert removed == round(share * 100)
 
 
 def test_auto_threshold_removes_nothing_from_one_clean_population():
-    for seed in range(5):
-        scores = np.random.default_rng(seed).beta(8, 2, 100)
-        assert estimate_noise_share(scores) == 0.0
-        cut = threshold(list(scores), FilterConfig(quantile="auto"))
-        assert sum(s < cut.gamma for s in scores) == 0
+    for seed in range(5):  # one group in the statistic (the likelihood log-ratio of clean rows)
+        statistic = np.random.default_rng(seed).normal(-3.0, 3.0, 100)
+        assert estimate_noise_share(statistic) == 0.0
+        confidences = list(np.random.default_rng(seed).random(100))
+        cut = threshold(confidences, FilterConfig(quantile="auto"), statistic=statistic)
+        assert sum(s < cut.gamma for s in confidences) == 0
+
+
+def test_auto_statistic_is_the_likelihood_log_ratio_when_every_row_has_it():
+    rows = [{"response_logprob": -5.0, "best_sample_logprob": -2.0}, {"response_logprob": -1.0, "best_sample_logprob": -1.5}]
+    assert auto_statistic(rows) == [-3.0, 0.5]
+    assert auto_statistic([*rows, {"confidence": 0.3}]) is None  # the paper recipe: the confidence is used
 
 
 def test_auto_threshold_is_capped_and_needs_enough_rows():

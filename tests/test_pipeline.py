@@ -44,7 +44,7 @@ def test_scores_carry_every_component(repo: Path):
     scored = read_lines(repo / "data/scored/train.jsonl")
     assert len(scored) == 12
     for row in scored:
-        for key in ("confidence", "consistency", "reflection", "likelihood"):
+        for key in ("confidence", "consistency", "reflection", "likelihood", "relevance"):
             assert 0.0 <= row[key] <= 1.0
         assert len(row["samples"]) == 2 and len(row["reflection_probs"]) == 2
     assert sum(r["id"].startswith("h") for r in scored) == 3  # content-hash ids
@@ -66,6 +66,16 @@ def test_every_row_has_exactly_one_outcome(repo: Path):
     assert curated == {o["id"] for o in outcomes if o["outcome"] in ("kept", "corrected")}
     changes = read_lines(repo / "data/curated/changes.jsonl")
     assert {c["id"] for c in changes} == {o["id"] for o in outcomes if o["outcome"] == "corrected"}
+    # Every row Auto-Correct saw has its decision and evidence; the metrics count them.
+    decisions = read_lines(repo / "data/curated/decisions.jsonl")
+    removed = {r["id"] for r in read_lines(repo / "data/filtered/removed.jsonl")}
+    assert {d["id"] for d in decisions} == removed
+    assert all(len(d["samples"]) == 5 and 0.0 <= d["agreement"] <= 1.0 for d in decisions)
+    correct = json.loads((repo / "metrics/correct.json").read_text())
+    assert correct["judge"] == "agreement" and correct["given"] == len(removed) and correct["corrected"] == len(changes)
+    labelled = json.loads((repo / "metrics/evaluate.json").read_text())["correction"]
+    known = {r["id"] for r in read_lines(repo / "data/raw/noise_labels.jsonl")}  # rows given content-hash ids have none
+    assert labelled["given"] == len(removed & known) and labelled["replaced"] == len({c["id"] for c in changes} & known)
 
 
 def test_metrics_show_prints_the_comparison(repo: Path):

@@ -30,6 +30,7 @@ def repo(server, tmp_path_factory) -> Path:
         params["openai"].update(base_url=url, model="tiny-chat", timeout_s=1.0, poll_s=0.2, max_concurrency=4,
                                 price_input_per_mtok=1.0, price_output_per_mtok=2.0)
         params["score"].update(recipe="paper", fewshot=1, weights={})
+        params["correct"]["judge"] = "pairwise"  # the agreement judge needs log p(original), which chat APIs do not return
 
     # Every kind of failure, served to the first requests (score's): the run must recover from all.
     state.faults.extend(["429", "500", "timeout", "malformed"])

@@ -87,17 +87,20 @@ def likelihood_ratio(response_logprob: float, best_logprob: float, scale: float 
     return math.exp(min(0.0, response_logprob - best_logprob) / scale)
 
 
-def relevance(conditional_logprob: float, alone_logprob: float, n_tokens: int) -> float:
-    """How much the prompt explains the response: 1 - exp(-PMI per token), clipped to [0, 1).
+def relevance(conditional_logprob: float, alone_logprob: float, n_tokens: int, scale: float = 1.0) -> float:
+    """How much the prompt explains the response: 1 - exp(-PMI per token / scale), in [0, 1).
 
     PMI per token = (log p(response | prompt) - log p(response)) / tokens, the log of IFD's
     inverse (Superfiltering). 0 when the prompt does not help predict the response at all (a
     response written for another prompt), approaching 1 as the prompt makes it ever more likely.
-    Per token, so long and short responses are on one scale.
+    Per token, so long and short responses are on one scale; `scale` (nats per token) spreads the
+    values over [0, 1] so the component mixes with the others; it does not change its ranking.
     """
     if n_tokens <= 0:
         raise ValueError("relevance needs at least one response token")
-    return max(0.0, 1.0 - math.exp(-(conditional_logprob - alone_logprob) / n_tokens))
+    if scale <= 0:
+        raise ValueError("relevance scale must be positive")
+    return max(0.0, 1.0 - math.exp(-(conditional_logprob - alone_logprob) / n_tokens / scale))
 
 
 def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> float:

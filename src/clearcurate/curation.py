@@ -49,52 +49,64 @@ class Threshold:
     estimated_noise_share: float | None = None
 
 
-def estimate_noise_share(confidences: Sequence[float], max_share: float = 0.5) -> float:
-    """The share of noisy rows, estimated from the confidences alone (no labels).
+def estimate_noise_share(statistic: Sequence[float], max_share: float = 0.5) -> float:
+    """The share of noisy rows, estimated from a per-row statistic alone (no labels).
 
-    A two-component Gaussian mixture on the logit of the scores, against one component: if
-    the data are not better explained by two groups (BIC), or the low group is not clearly
-    below the high one, the estimate is 0 (nothing looks noisy, nothing is removed). Otherwise
-    it is the weight of the low component, capped at `max_share` (noise is the minority).
+    A two-component Gaussian mixture on the statistic (higher = cleaner) against one component:
+    if one component explains the rows as well (BIC), or the two overlap into one skewed
+    population (Ashman's D < 1), nothing looks noisy and the estimate is 0. Otherwise it is the
+    weight of the low component, capped at `max_share` (noise is the minority). The pipeline
+    passes the likelihood log-ratio (log p(response) - log p(best sample)), not the confidence,
+    whose capped components make even clean data two-humped (docs/curation.md).
     """
     from sklearn.mixture import GaussianMixture
 
-    x = np.asarray(confidences, dtype=float)
-    if x.size < 10:
-        raise ValueError(f"filter.quantile: auto needs at least 10 scored rows, got {x.size}")
-    eps = 1e-3
-    z = np.log(np.clip(x, eps, 1 - eps) / (1 - np.clip(x, eps, 1 - eps)))[:, None]
+    z = np.asarray(statistic, dtype=float)
+    if z.size < 10:
+        raise ValueError(f"filter.quantile: auto needs at least 10 scored rows, got {z.size}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("filter.quantile: auto needs finite scores")
     if np.ptp(z) < 1e-9:
         return 0.0
-    one = GaussianMixture(1, random_state=0).fit(z)
-    two = GaussianMixture(2, random_state=0, n_init=5).fit(z)
-    if two.bic(z) >= one.bic(z):
-        return 0.0
+    one = GaussianMixture(1, random_state=0).fit(z[:, None])
+    two = GaussianMixture(2, random_state=0, n_init=5).fit(z[:, None])
     means = two.means_.ravel()
-    sds = np.sqrt(two.covariances_.ravel())
-    low = int(np.argmin(means))
-    if means[1 - low] - means[low] < sds.max():  # overlapping groups: one population with a long tail
+    separation = np.sqrt(2.0) * abs(means[0] - means[1]) / np.sqrt(two.covariances_.ravel().sum())
+    if two.bic(z[:, None]) >= one.bic(z[:, None]) or separation < 1.0:
         return 0.0
-    return float(min(two.weights_[low], max_share))
+    return float(min(two.weights_[int(np.argmin(means))], max_share))
 
 
-def threshold(confidences: Sequence[float], cfg: FilterConfig) -> Threshold:
+def threshold(confidences: Sequence[float], cfg: FilterConfig, statistic: Sequence[float] | None = None) -> Threshold:
     """The effective gamma: fixed, a quantile of this dataset's confidences (the paper uses the
-    median), or the quantile at the estimated noisy share (`quantile: auto`)."""
+    median), or (`quantile: auto`) the quantile at the noisy share estimated from `statistic`
+    (default: the logit of the confidences)."""
     if cfg.quantile is None:
         return Threshold(cfg.gamma, "fixed gamma")
     if not confidences:
         raise ValueError("cannot take a quantile of no scores")
     scores = np.asarray(confidences, dtype=float)
     if cfg.quantile == AUTO:
-        share = estimate_noise_share(scores, cfg.max_share)
-        # Removing the estimated share: gamma is the next score above the lowest `share` of rows.
+        if statistic is None:
+            clipped = np.clip(scores, 1e-3, 1 - 1e-3)
+            statistic = np.log(clipped / (1 - clipped))
+        share = estimate_noise_share(statistic, cfg.max_share)
+        # Remove the estimated share, lowest confidence first: gamma is the next score above them.
         n_remove = int(round(share * scores.size))
-        gamma = float(np.sort(scores)[n_remove]) if n_remove < scores.size else float(np.inf)
         if n_remove == 0:
             gamma = float(scores.min())
+        else:
+            gamma = float(np.sort(scores)[n_remove]) if n_remove < scores.size else float("inf")
         return Threshold(gamma, "auto", share)
     return Threshold(float(np.quantile(scores, cfg.quantile)), f"quantile {cfg.quantile}")
+
+
+def auto_statistic(scored: Sequence[dict]) -> list[float] | None:
+    """What `quantile: auto` estimates the noisy share from: the likelihood log-ratio of every row
+    (crossfit), or None (then the confidence) when a row lacks it."""
+    if not scored or not all("response_logprob" in r and "best_sample_logprob" in r for r in scored):
+        return None
+    return [float(r["response_logprob"]) - float(r["best_sample_logprob"]) for r in scored]
 
 
 def split_by_threshold(confidences: Mapping[str, float], gamma: float) -> tuple[list[str], list[str]]:

@@ -55,6 +55,7 @@ class ScoreConfig:
     fewshot: int = 3
     folds: int = 2
     likelihood_scale: float = 5.0
+    relevance_scale: float = 5.0
     fold_epochs: float = 1.0
     weights: dict[str, float] = field(default_factory=dict)
     seed: int = 0
@@ -240,8 +241,9 @@ def _components(rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig,
             part["response_logprob"] = r["response_logprob"]
             part["best_sample_logprob"] = best
         if r.get("response_logprob_alone") is not None:
-            part["relevance"] = cf.relevance(r["response_logprob"], r["response_logprob_alone"], r["response_tokens"])
+            part["relevance"] = cf.relevance(r["response_logprob"], r["response_logprob_alone"], r["response_tokens"], cfg.relevance_scale)
             part["response_logprob_alone"] = r["response_logprob_alone"]
+            part["response_tokens"] = r["response_tokens"]
         results.append(part)
     return results
 
