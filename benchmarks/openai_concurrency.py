@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from clearcurate.llm.openai_api import OpenAIChatLM, OpenAIConfig
-from clearcurate.noisy_data import SquadNConfig, build_squad_n
+from clearcurate.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--latency", type=float, default=0.25, help="seconds per request outside the model lock")
     parser.add_argument("--model-dir", type=Path, default=None, help="a prepared model (default: the tiny test model)")
-    parser.add_argument("--source", default="../shared/data/squad-v1.1-dev/dev.jsonl")
+    parser.add_argument("--source", default=str(SQUAD_SOURCE), help="flat SQuAD v1.1 JSONL (default: the bundled copy)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     setup_logging()

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from clearcurate.cache import ScoreCache, model_fingerprint
-from clearcurate.noisy_data import SquadNConfig, build_squad_n
+from clearcurate.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.pipeline import BASE_MODEL_DIR, load_lm, setup_logging
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
@@ -33,12 +33,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100, help="rows of the full run")
     parser.add_argument("--added", type=int, default=10, help="rows added for the incremental run")
-    parser.add_argument("--source", default="../shared/data/squad-v1.1-dev/dev.jsonl")
+    parser.add_argument("--source", default=str(SQUAD_SOURCE), help="flat SQuAD v1.1 JSONL (default: the bundled copy)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     for needed in (Path(args.source), args.params, BASE_MODEL_DIR / "config.json"):
         if not needed.exists():
-            parser.error(f"{needed} not found (run from the repository root after `dvc repro prepare`, with ../shared beside it)")
+            parser.error(f"{needed} not found (run from the repository root after `dvc repro prepare`)")
     setup_logging()
     params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     rows, _, _ = build_squad_n(args.source, SquadNConfig(n_train=args.rows + args.added, n_test=1))

@@ -182,6 +182,7 @@ class Cache:
     def __init__(self, root: Path, read_only: bool = False) -> None:
         self.root = root
         self.read_only = read_only
+        self.writes = 0  # results stored by this process: a run that stores none did no work
         root.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
@@ -194,6 +195,7 @@ class Cache:
 
     def put(self, name: str, value: Any) -> Any:
         write_json(self.root / f"{name}.json", value)
+        self.writes += 1
         return value
 
     def fetch(self, name: str, compute: Callable[[], Any]) -> Any:
@@ -776,10 +778,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"datasets": {}}
     for spec in specs:
         selected = not args.report_only and args.part in ("all", spec.part)
-        started = time.perf_counter()
+        started, writes = time.perf_counter(), cache.writes
         outcome = run_dataset(bench if selected else reader, spec, args.data_root)
         meta_name = f"{spec.name}/run_meta"
-        if selected:  # where and when this dataset's work was done, kept with its raw results
+        if selected and cache.writes > writes:  # where and when this dataset's work was done, kept with its raw results
             import torch
 
             previous = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": []}

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from clearcurate import __version__
 from clearcurate.noisy_data import (
+    GSM8K_TEST_SOURCE,
+    GSM8K_TRAIN_SOURCE,
+    SOURCES,
+    SQUAD_SOURCE,
     Gsm8kNConfig,
     SquadNConfig,
     build_gsm8k_n,
@@ -35,7 +39,7 @@ def _make_squad_n(args: argparse.Namespace) -> None:
 def _make_gsm8k_n(args: argparse.Namespace) -> None:
     cfg = Gsm8kNConfig(**{f.name: getattr(args, f.name) for f in fields(Gsm8kNConfig)})
     source = Path(args.source)
-    _write_noisy(Path(args.out), *build_gsm8k_n(source / "train.jsonl", source / "test.jsonl", cfg))
+    _write_noisy(Path(args.out), *build_gsm8k_n(source / GSM8K_TRAIN_SOURCE.name, source / GSM8K_TEST_SOURCE.name, cfg))
 
 
 def _diff(args: argparse.Namespace) -> None:
@@ -63,16 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
         "make-squad-n",
         help="build SQuAD-N (noisy SQuAD, as in the CLEAR paper) with separate noise labels",
     )
-    squad.add_argument("--source", default="../shared/data/squad-v1.1-dev/dev.jsonl", help="flat SQuAD v1.1 JSONL")
+    squad.add_argument("--source", default=str(SQUAD_SOURCE), help="flat SQuAD v1.1 JSONL, optionally .gz (default: the bundled copy)")
     squad.add_argument("--out", default="data/raw", help="output folder")
     for f in fields(SquadNConfig):
         squad.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     squad.set_defaults(func=_make_squad_n)
     gsm = sub.add_parser(
         "make-gsm8k-n",
-        help="build GSM8K-N (solutions swapped with another question's) with separate noise labels",
+        help="build GSM8K-N (another question's solution, or --noise plausible: one step altered) with separate noise labels",
     )
-    gsm.add_argument("--source", default="../shared/data/gsm8k", help="folder with GSM8K train.jsonl and test.jsonl")
+    gsm.add_argument("--source", default=str(SOURCES), help="folder with gsm8k-train.jsonl.gz and gsm8k-test.jsonl.gz (default: the bundled copies)")
     gsm.add_argument("--out", required=True, help="output folder")
     for f in fields(Gsm8kNConfig):
         gsm.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)

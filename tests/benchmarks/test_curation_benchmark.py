@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
 SCRIPT = ROOT / "benchmarks" / "curation" / "run.py"
 
 
@@ -19,14 +18,13 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data")
 def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["max_steps"] = 2  # the tiny model learns nothing anyway; this tests the plumbing
     params["score"]["k"] = 3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = ["--quick", "--model", "tiny", "--params", str(tmp_path / "params.yaml"),
-            "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--data-root", str(DATA)]
+            "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
     first = _run(args)
     assert first.returncode == 0, first.stderr[-3000:]
 
@@ -35,16 +33,26 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     assert [d["scorer"] for d in squad["detection"]] == ["clear", "paper", "rating", "perplexity", "ifd"]
     assert all(d["auroc"] is None or 0.0 <= d["auroc"] <= 1.0 for d in squad["detection"])
     cells = {m: c[0] for m, c in squad["downstream"].items()}
-    assert set(cells) == {"none", "random", "rating", "ifd", "clear_filter", "clear_correct", "oracle"}
+    assert set(cells) == {"none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "clear_correct",
+                          "clear_correct_pairwise", "oracle", "oracle_correct"}
     n_removed = cells["clear_filter"]["removed"]
     for method in ("random", "rating", "ifd"):  # same number of rows removed as CLEAR's filter
         assert cells[method]["removed"] == n_removed and cells[method]["rows"] == 20 - n_removed
     assert cells["none"]["rows"] == 20 and cells["oracle"]["removed"] == cells["oracle"]["removed_noisy"] == 4
+    assert cells["oracle_correct"]["rows"] == 20 and cells["oracle_correct"]["removed"] == 0
     assert all(c["steps"] == 2 for c in cells.values())  # same training budget for every curated set
-    assert {c["order"] for c in squad["correction"]} == {"random", "candidate_a", "candidate_b"}
+    assert set(squad["correction"]) == {"agreement", "pairwise", "candidate_a", "candidate_b"}
+    for rows in squad["correction"].values():  # what each judge did with the rows the filter removed
+        assert rows[0]["given"] == n_removed and 0 <= rows[0]["replaced"] <= n_removed
+    # Every method against No curation: a paired difference with a CI around it, in percent.
+    for method, paired in squad["paired"].items():
+        em = paired["exact_match"]
+        assert em["low"] <= em["diff"] <= em["high"] and em["verdict"] in ("better", "worse", "no detectable change")
+    assert set(squad["paired"]) == set(cells) - {"none"}
+    assert all(len(c["per_question"]["exact_match"]) == 8 for c in cells.values())
     assert {a["ablation"] for a in squad["ablations"]} >= {"samples k", "similarity"}
     report = (tmp_path / "out" / "RESULTS.md").read_text()
-    assert "## Targets" in report and "## gsm8k-n-20" in report and "Oracle filter" in report
+    assert "## Targets" in report and "## gsm8k-n-20" in report and "Oracle filter" in report and "95% CI" in report
     assert (tmp_path / "out" / "results.png").stat().st_size > 10_000
 
     again = _run(args)  # everything is cached: no scoring, no training, same numbers
@@ -53,7 +61,6 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     rerun = json.loads((tmp_path / "out" / "results.json").read_text())
     assert rerun["datasets"] == results["datasets"]
 
-    rebuilt = _run([*args[:-6], "--out", str(tmp_path / "rebuilt"), "--cache", str(tmp_path / "cache"),
-                    "--data-root", str(DATA), "--report-only"])
+    rebuilt = _run([*args[:-4], "--out", str(tmp_path / "rebuilt"), "--cache", str(tmp_path / "cache"), "--report-only"])
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert json.loads((tmp_path / "rebuilt" / "results.json").read_text())["datasets"] == results["datasets"]
