@@ -9,9 +9,11 @@ from pathlib import Path
 
 from clearcurate import __version__
 from clearcurate.noisy_data import (
+    GSM8K_NOISE,
     GSM8K_TEST_SOURCE,
     GSM8K_TRAIN_SOURCE,
     SOURCES,
+    SQUAD_NOISE,
     SQUAD_SOURCE,
     Gsm8kNConfig,
     SquadNConfig,
@@ -70,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     squad.add_argument("--source", default=str(SQUAD_SOURCE), help="flat SQuAD v1.1 JSONL, optionally .gz (default: the bundled copy)")
     squad.add_argument("--out", default="data/raw", help="output folder")
     for f in fields(SquadNConfig):
-        squad.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        squad.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                           **({"choices": SQUAD_NOISE} if f.name == "noise" else {}))
     squad.set_defaults(func=_make_squad_n)
     gsm = sub.add_parser(
         "make-gsm8k-n",
@@ -79,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     gsm.add_argument("--source", default=str(SOURCES), help="folder with gsm8k-train.jsonl.gz and gsm8k-test.jsonl.gz (default: the bundled copies)")
     gsm.add_argument("--out", required=True, help="output folder")
     for f in fields(Gsm8kNConfig):
-        gsm.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        gsm.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                         **({"choices": GSM8K_NOISE} if f.name == "noise" else {}))
     gsm.set_defaults(func=_make_gsm8k_n)
     diff = sub.add_parser(
         "diff",
