@@ -1,0 +1,51 @@
+"""The rules that pick params.yaml's defaults from development data (benchmarks/curation/dev.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "curation"))
+dev = pytest.importorskip("dev")
+
+
+def _decisions(kind: str, n: int, conf: float, new: str, old: str) -> list[dict]:
+    return [{"id": f"{kind}{i}", "confidence": conf, "new": new, "old": old} for i in range(n)]
+
+
+def test_eta_is_the_lowest_that_meets_the_bar_else_the_lowest_that_damages_nothing():
+    labels = {f"n{i}": {"noisy": True, "clean_response": "right"} for i in range(10)}
+    labels |= {f"c{i}": {"noisy": False, "clean_response": "kept"} for i in range(10)}
+    # Confident, right replacements of noisy rows (0.85); unsure, damaging ones of clean rows (0.55).
+    good = _decisions("n", 10, 0.85, "right", "wrong") + _decisions("c", 10, 0.55, "other", "kept")
+    table = {"set": {"agreement": dev.judge_table(good, labels)}}
+    chosen = dev.select_eta(table)["agreement"]
+    assert chosen["meets_the_bar"] and chosen["chosen_eta"] == 0.6
+    # Nothing is ever right: the lowest eta that replaces no clean row is chosen instead.
+    bad = _decisions("n", 10, 0.85, "still wrong", "wrong") + _decisions("c", 10, 0.65, "other", "kept")
+    chosen = dev.select_eta({"set": {"agreement": dev.judge_table(bad, labels)}})["agreement"]
+    assert not chosen["meets_the_bar"] and chosen["chosen_eta"] == 0.7
+
+
+def test_weights_maximise_the_worst_informative_set_and_skip_sets_without_signal():
+    rng = np.random.default_rng(0)
+
+    def scored(signal: str, n: int = 60) -> tuple[list[int], list[dict]]:
+        y = [1] * (n // 2) + [0] * (n // 2)
+        rows = []
+        for clean in y:
+            comps = {c: float(rng.random()) for c in ("consistency", "likelihood", "relevance", "reflection")}
+            if signal:
+                comps[signal] = float(0.5 + 0.5 * rng.random()) if clean else float(0.5 * rng.random())
+            rows.append(comps)
+        return y, rows
+
+    chosen = dev.select_weights({"a": scored("consistency"), "b": scored("likelihood"), "noise": scored("")})
+    assert chosen["skipped (no component above 0.6)"] == ["noise"] and chosen["sets"] == ["a", "b"]
+    best = chosen["chosen (best worst-case)"]
+    # Each set is separated by one component only: the worst case needs both.
+    assert best["weights"]["consistency"] > 0 and best["weights"]["likelihood"] > 0
+    assert best["min_auroc"] == min(best["auroc"]["a"], best["auroc"]["b"]) > 0.75
