@@ -30,6 +30,7 @@ import json
 import logging
 import platform
 import random
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -735,6 +736,20 @@ def _device_name(lm: LocalLM) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
 
+def record_work(cache: Cache, meta_name: str, seconds: float, lm: LocalLM) -> None:
+    """Add this process's work on a dataset (time, date, machine) to what its raw results record."""
+    import torch
+
+    previous = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": []}
+    machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+               f"Python {platform.python_version()}, model on {_device_name(lm)}")
+    cache.put(meta_name, {
+        "wall_seconds": previous["wall_seconds"] + seconds,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machines": sorted({*previous["machines"], machine}),
+    })
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small datasets, one seed: minutes instead of hours")
@@ -754,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished work; run nothing")
     args = parser.parse_args(argv)
     setup_logging()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a time limit's SIGTERM unwinds like Ctrl-C
     for needed in (args.params, args.data_root / SQUAD_SOURCE.name, args.data_root / GSM8K_TRAIN_SOURCE.name):
         if not needed.exists():
             parser.error(f"{needed} not found (run from the repository root, or pass --data-root)")
@@ -779,19 +795,12 @@ def main(argv: list[str] | None = None) -> int:
     for spec in specs:
         selected = not args.report_only and args.part in ("all", spec.part)
         started, writes = time.perf_counter(), cache.writes
-        outcome = run_dataset(bench if selected else reader, spec, args.data_root)
         meta_name = f"{spec.name}/run_meta"
-        if selected and cache.writes > writes:  # where and when this dataset's work was done, kept with its raw results
-            import torch
-
-            previous = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": []}
-            machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-                       f"Python {platform.python_version()}, model on {_device_name(lm)}")
-            cache.put(meta_name, {
-                "wall_seconds": previous["wall_seconds"] + time.perf_counter() - started,
-                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "machines": sorted({*previous["machines"], machine}),
-            })
+        try:
+            outcome = run_dataset(bench if selected else reader, spec, args.data_root)
+        finally:  # an interrupted part (Ctrl-C, a time limit's SIGTERM) still records where its finished work ran
+            if selected and cache.writes > writes:
+                record_work(cache, meta_name, time.perf_counter() - started, lm)
         if outcome is not None:
             run_meta = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": [], "date": "n/a"}
             outcome["machine"] = f"{'; '.join(run_meta['machines']) or 'n/a'} (last work {run_meta['date']}, {run_meta['wall_seconds'] / 60:.0f} min)"
