@@ -44,7 +44,7 @@ import yaml
 
 from clearcurate import baselines
 from clearcurate import confidence as cf
-from clearcurate.cache import digest
+from clearcurate.cache import ScoreCache, digest, model_fingerprint
 from clearcurate.correction import CorrectConfig, correct_rows
 from clearcurate.curation import CORRECTED, FilterConfig, split_by_threshold, threshold
 from clearcurate.evaluation import (
@@ -214,9 +214,14 @@ ORDER_ABLATION = ("candidate_a", "candidate_b")
 class Bench:
     """Holds the one loaded base model and runs scorers and fine-tunings against the cache."""
 
-    def __init__(self, lm: LocalLM | None, params: dict[str, Any], cache: Cache, model_name: str, seeds: int) -> None:
+    def __init__(
+        self, lm: LocalLM | None, params: dict[str, Any], cache: Cache, model_name: str, seeds: int,
+        rows_cache: ScoreCache | None = None, model_id: str = "",
+    ) -> None:
         self.lm = lm
         self.cache = cache
+        self.rows_cache = rows_cache  # per-row samples and fold adapters: a long scoring run resumes mid-way
+        self.model_id = model_id
         self.model_name = model_name
         self.seeds = seeds
         self.train_cfg = LoraTrainConfig.from_params(params["train"])
@@ -244,7 +249,8 @@ class Bench:
         start = time.perf_counter()
         if scorer in ("clear", "paper"):
             cfg = self.score_config(spec, "crossfit" if scorer == "clear" else "paper")
-            records = score_rows(self.lm, train, cfg, get_similarity(cfg.similarity), self.train_cfg)
+            records = score_rows(self.lm, train, cfg, get_similarity(cfg.similarity), self.train_cfg,
+                                 cache=self.rows_cache, model_id=self.model_id)
             scores = [r["confidence"] for r in records]
         elif scorer == "rating":
             scores = baselines.direct_rating(self.lm, train)
@@ -760,7 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=SOURCES, help="folder with the bundled sources (default: data/sources)")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.json and results.png go")
     parser.add_argument("--cache", type=Path, default=HERE / "raw",
-                        help="raw results of finished work (results/, committed for the full run) and the converted model (models/)")
+                        help="raw results of finished work (results/, committed for the full run), the converted model (models/) "
+                             "and per-row scoring work (score-cache/, not committed: an interrupted scoring run resumes from it)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); changes speed, not results")
     parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in POWERED}), "all"),
@@ -787,7 +794,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (model_dir / "config.json").exists():
             models.convert_to_safetensors(model_name, model_dir, seed=int(params["model"].get("seed", 0)))
         lm = load_lm(params["model"], model_dir=model_dir)
-    bench = Bench(lm, params, cache, model_name, seeds)
+    rows_cache = None if args.report_only else ScoreCache(args.cache / "score-cache" / safe_name)
+    model_id = "" if args.report_only else model_fingerprint(args.cache / "models" / safe_name)
+    bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id)
     # Parts not selected still appear in the report, from whatever of their work has finished.
     reader = Bench(None, params, Cache(cache.root, read_only=True), model_name, seeds)
     command = " ".join(["python benchmarks/curation/run.py", *[a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report-only"]])
