@@ -1,7 +1,11 @@
 """DVC stage `evaluate`: every model on the clean test set, plus the scorer's detection quality.
 
 The base model is loaded once; the three adapters are attached to it and switched in turn.
-Noise labels (known only for the bundled demo data) are read here and nowhere else.
+Test rows with `answers` (short-answer QA) get SQuAD exact match and F1; otherwise (free-form
+data) the greedy answer's token F1 with the reference response. Every model also gets held-out
+loss: the reference responses' per-token negative log-likelihood (local models only).
+Noise labels (`evaluate.noise_labels`, under data/labels/) are read here and nowhere else; without
+them (null or absent) there are no detection metrics at all, not zeros.
 """
 
 from __future__ import annotations
@@ -10,23 +14,57 @@ import hashlib
 import logging
 from pathlib import Path
 
-from clearcurate.evaluation import correction_scores, detection_scores, squad_scores
+import numpy as np
+
+from clearcurate.budget import token_budget
+from clearcurate.evaluation import (
+    correction_scores,
+    detection_scores,
+    freeform_per_question,
+    heldout_nll,
+    heldout_scores,
+    squad_scores,
+)
 from clearcurate.llm.openai_api import OpenAIChatLM, api_metrics, read_model_ref
 from clearcurate.pipeline import api_budget, load_lm, openai_params, setup_logging, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("evaluate")
 ADAPTERS = {"baseline": "models/baseline", "filtered": "models/filtered", "corrected": "models/corrected"}
+LABELS_DIR = Path("data/labels")  # dvc.yaml: evaluate depends on this folder, so labels must live in it
+
+
+def labels_path(value: str | None) -> Path | None:
+    """`evaluate.noise_labels`: None (no labels), or a file inside data/labels/ (what DVC tracks for this stage)."""
+    if value is None or value == "":
+        return None
+    path = Path(value)
+    if LABELS_DIR.resolve() not in path.resolve().parents:
+        raise SystemExit(f"evaluate.noise_labels: {value} is outside {LABELS_DIR}/, the folder dvc.yaml tracks for "
+                         f"evaluate; move the file there (or set noise_labels: null to run without labels)")
+    if not path.is_file():
+        raise SystemExit(f"evaluate.noise_labels: {value} not found (set noise_labels: null to run without labels)")
+    return path
 
 
 def main() -> None:
     setup_logging()
     params = stage_params("evaluate")
+    cfg = params["evaluate"]
+    labels_file = labels_path(cfg.get("noise_labels"))
     test = read_jsonl("data/prepared/test.jsonl")
+    short_answer = all(r.get("answers") for r in test)
     references = [r.get("answers") or [r["response"]] for r in test]
     lm = load_lm(params["model"], adapter_dir=ADAPTERS["baseline"], openai_params=openai_params(params))
     prompts = [lm.chat(r["prompt"]) for r in test]
-    max_new = int(params["evaluate"]["max_new_tokens"])
+    # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
+    longest = [max(lm.token_counts(refs)) for refs in references]
+    max_new = [token_budget(n, int(cfg["max_new_tokens"]), int(cfg["max_new_tokens_cap"])) for n in longest]
+    if not short_answer:
+        log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")
+    with_loss = not isinstance(lm, OpenAIChatLM)
+    if not with_loss:
+        log.info("held-out loss needs the reference's log-likelihood, which a chat API does not give: left out")
     metrics: dict[str, dict[str, float]] = {}
     predictions: list[dict[str, str]] = []
     # The same model (retrain reused the filtered adapter or model id) gives the same greedy answers.
@@ -46,36 +84,50 @@ def main() -> None:
 
         def select(name: str) -> None:
             lm.model.set_adapter(name if name != "baseline" else "default")
-    decoded: dict[str, list[str]] = {}
+    reference_texts = [r["response"] for r in test]
+
+    def run(name: str) -> tuple[list[str], list[float] | None]:
+        texts = lm.greedy(prompts, max_new, desc=f"eval {name}")
+        return texts, heldout_nll(lm.continuation_logprobs(prompts, reference_texts, desc=f"loss {name}")) if with_loss else None
+
+    done: dict[str, tuple[list[str], list[float] | None]] = {}
     with api_budget("evaluate"):  # a spent API budget stops cleanly
         for name in ("base", *ADAPTERS):
             if name == "base":
                 with lm.base_model():
-                    texts = lm.greedy(prompts, max_new, desc="eval base")
-            elif identity[name] in decoded:
+                    texts, nll = run(name)
+            elif identity[name] in done:
                 log.info("%s is the same model as an earlier one: its answers are reused", name)
-                texts = decoded[identity[name]]
+                texts, nll = done[identity[name]]
             else:
                 select(name)
-                texts = decoded[identity[name]] = lm.greedy(prompts, max_new, desc=f"eval {name}")
-            metrics[name] = squad_scores(texts, references)
+                texts, nll = done[identity[name]] = run(name)
+            if short_answer:
+                metrics[name] = squad_scores(texts, references)
+            else:
+                metrics[name] = {k: 100.0 * float(np.mean(v)) for k, v in freeform_per_question(texts, reference_texts).items()}
+            if nll is not None:
+                metrics[name].update(heldout_scores(nll))
             predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
-            log.info("%-9s EM %.1f  F1 %.1f", name, metrics[name]["exact_match"], metrics[name]["f1"])
+            log.info("%-9s %s", name, "  ".join(f"{k} {v:.3f}" for k, v in metrics[name].items()))
 
-    labels_path = Path(params["evaluate"]["noise_labels"])
-    if labels_path.exists():
-        noisy = {r["id"]: bool(r["noisy"]) for r in read_jsonl(labels_path)}
+    if labels_file is None:
+        log.info("no noise labels (evaluate.noise_labels is null): no detection or correction metrics")
+    elif not (labels := {r["id"]: r for r in read_jsonl(labels_file)}):
+        log.info("%s is empty: no detection or correction metrics", labels_file)
+    else:
+        noisy = {i: bool(r["noisy"]) for i, r in labels.items()}
         confidence = {r["id"]: float(r["confidence"]) for r in read_jsonl("data/scored/train.jsonl")}
         removed = {r["id"] for r in read_jsonl("data/filtered/removed.jsonl")}
         metrics["detection"] = detection_scores(confidence, noisy, removed)
         log.info("detection: %s", metrics["detection"])
-        labels = {r["id"]: r for r in read_jsonl(labels_path)}
         metrics["correction"] = correction_scores(read_jsonl("data/curated/decisions.jsonl"), labels)
         log.info("Auto-Correct against the noise labels: %s", metrics["correction"])
     write_json("metrics/evaluate.json", {**metrics, **api_metrics(lm)})
+    headline = "f1" if short_answer else "token_f1_vs_reference"  # what the plot draws, named in every row
     write_json(
         "metrics/test_scores.json",
-        [{"model": m, **metrics[m]} for m in ("base", *ADAPTERS)],
+        [{"model": m, "metric": headline, "score": metrics[m][headline], **metrics[m]} for m in ("base", *ADAPTERS)],
     )
     write_jsonl("reports/predictions.jsonl", predictions)
 

@@ -37,7 +37,7 @@ def main() -> None:
             cache=cache, model_id=model_fingerprint(BASE_MODEL_DIR),
         )
     seconds = time.perf_counter() - start
-    names = ("consistency", "reflection", "likelihood", "relevance")
+    names = ("consistency", "reflection", "likelihood", "relevance", "length")
     components = [c for c in names if scored and all(c in s for s in scored)]
     optional = [c for c in names if c not in components and any(c in s for s in scored)]
     frame = pd.DataFrame({col: [s.get(col) for s in scored] for col in ("id", "confidence", *components, *optional)})

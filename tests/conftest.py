@@ -61,16 +61,47 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def build_pipeline_repo(work: Path, params_update: Callable[[dict], None] | None = None, **env: str) -> Path:
+def build_pipeline_repo(
+    work: Path,
+    params_update: Callable[[dict], None] | None = None,
+    write_data: Callable[[Path], None] | None = None,
+    **env: str,
+) -> Path:
     """A git + DVC repo of the real pipeline on 12 rows with the `tiny` model, after a full `dvc repro`.
 
     The raw data includes rows without ids, a bad JSON line and a conflicting duplicate.
-    `params_update` edits the test params before the run (e.g. another backend).
+    `params_update` edits the test params before the run (e.g. another backend); `write_data`
+    writes other data into the repo instead (its params then say where).
     """
     work.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "stages", "src"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    (work / "data" / "labels").mkdir(parents=True)
+    shutil.copy(ROOT / "data/labels/README.md", work / "data" / "labels" / "README.md")
+    if write_data is not None:
+        write_data(work)
+    else:
+        _write_demo_rows(work)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["model"].update(name="tiny", batch_size=4)
+    params["score"].update(k=2, max_new_tokens=4, max_new_tokens_cap=8)
+    params["train"].update(batch_size=4, max_length=256)
+    params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
+    params["evaluate"].update(max_new_tokens=4, max_new_tokens_cap=8)
+    params["validate"].update(max_removed_share=0.9)  # the random tiny model's scores remove arbitrary rows
+    if params_update is not None:
+        params_update(params)
+    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    run_cmd(["git", "init", "-q"], work)
+    run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work)
+    run_cmd(["dvc", "init", "-q"], work)
+    (work / "repro.log").write_text(run_cmd(["dvc", "repro"], work, **env), encoding="utf-8")
+    return work
+
+
+def _write_demo_rows(work: Path) -> None:
+    """12 demo rows (with the faults above), 4 test rows and the demo's noise labels."""
     raw = work / "data" / "raw"
     raw.mkdir(parents=True)
     train = read_lines(ROOT / "data/raw/train.jsonl")[:12]
@@ -81,22 +112,7 @@ def build_pipeline_repo(work: Path, params_update: Callable[[dict], None] | None
     (raw / "test.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in read_lines(ROOT / "data/raw/test.jsonl")[:4]), encoding="utf-8"
     )
-    shutil.copy(ROOT / "data/raw/noise_labels.jsonl", raw / "noise_labels.jsonl")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["model"].update(name="tiny", batch_size=4)
-    params["score"].update(k=2, max_new_tokens=4)
-    params["train"].update(batch_size=4, max_length=256)
-    params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
-    params["evaluate"].update(max_new_tokens=4)
-    params["validate"].update(max_removed_share=0.9)  # the random tiny model's scores remove arbitrary rows
-    if params_update is not None:
-        params_update(params)
-    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    run_cmd(["git", "init", "-q"], work)
-    run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work)
-    run_cmd(["dvc", "init", "-q"], work)
-    (work / "repro.log").write_text(run_cmd(["dvc", "repro"], work, **env), encoding="utf-8")
-    return work
+    shutil.copy(ROOT / "data/labels/noise_labels.jsonl", work / "data" / "labels" / "noise_labels.jsonl")
 
 
 @pytest.fixture(scope="session")

@@ -84,3 +84,20 @@ def test_relevance_is_zero_when_the_prompt_does_not_help():
     assert relevance(-1.0, -20.0, 10) > relevance(-10.0, -20.0, 10)
     with pytest.raises(ValueError):
         relevance(-1.0, -2.0, 0)
+
+
+def test_length_agreement_compares_with_the_samples_not_with_a_fixed_length():
+    assert cf.length_agreement(40, [38, 40, 45]) == 1.0  # a long answer where the model answers long
+    assert cf.length_agreement(4, [3, 4, 6]) == 1.0  # a short one where it answers short
+    assert cf.length_agreement(40, [4, 5, 4]) == pytest.approx(math.exp(-math.log(10)))  # a sentence for a span
+    assert cf.length_agreement(10, [40, 40, 40]) == pytest.approx(0.25)  # cut off at a quarter
+    assert cf.length_agreement(10, [40, 40, 40], scale=2.0) == pytest.approx(0.5)
+    for bad in ((0, [3]), (3, []), (3, [0, 2])):
+        with pytest.raises(ValueError):
+            cf.length_agreement(*bad)
+
+
+def test_token_rate_puts_long_and_short_texts_on_one_scale():
+    assert cf.token_rate(-30.0, 60) == cf.token_rate(-2.5, 5) == -0.5
+    with pytest.raises(ValueError):
+        cf.token_rate(-1.0, 0)

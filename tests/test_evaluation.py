@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from clearcurate.evaluation import (
@@ -21,7 +23,9 @@ def test_detection_auroc_precision_recall():
     assert out["auroc"] == pytest.approx(1.0)
     assert out["filter_precision"] == pytest.approx(0.5)
     assert out["filter_recall"] == pytest.approx(0.5)
-    assert "auroc" not in detection_scores({"a": 0.1}, {"a": True}, set())
+    undefined = detection_scores({"a": 0.1}, {"a": True}, set())  # one class, nothing removed: absent, never 0
+    assert undefined["auroc"] is None and undefined["filter_precision"] is None and undefined["filter_recall"] == 0.0
+    assert detection_scores({"a": 0.1}, {"a": False}, {"a"})["filter_recall"] is None
 
 
 def test_final_number_reads_the_committed_answer():
@@ -89,3 +93,19 @@ def test_paired_bootstrap_sees_a_real_gain_and_not_noise():
     assert verdict(*paired_bootstrap(base, better)[1:]) == "worse"
     with pytest.raises(ValueError):
         paired_bootstrap(np.zeros((2, 3)), np.zeros((3, 3)))
+
+
+def test_freeform_metrics_are_overlap_and_heldout_loss_by_name():
+    from clearcurate.evaluation import freeform_per_question, heldout_nll, heldout_scores
+
+    per_q = freeform_per_question(["the cat sat on the mat", "nothing alike"], ["A cat sat on a mat.", "dogs bark"])
+    assert per_q == {"token_f1_vs_reference": [pytest.approx(1.0), 0.0]}  # SQuAD-normalised: articles and case ignored
+    nll = heldout_nll([(-4.0, 2), (-9.0, 3)])
+    assert nll == [pytest.approx(2.0), pytest.approx(3.0)]  # per token, so long and short references weigh alike
+    scores = heldout_scores(nll)
+    assert scores["heldout_nll_per_token"] == pytest.approx(2.5)
+    assert scores["heldout_perplexity"] == pytest.approx(math.exp(2.5))
+    with pytest.raises(ValueError):
+        heldout_nll([(-1.0, 0)])
+    with pytest.raises(ValueError):
+        freeform_per_question(["a"], [])

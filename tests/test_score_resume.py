@@ -37,7 +37,8 @@ def repo(tmp_path) -> Path:
     train = [json.loads(line) for line in (ROOT / "data/raw/train.jsonl").read_text().splitlines()][:ROWS]
     (raw / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
     shutil.copy(ROOT / "data/raw/test.jsonl", raw / "test.jsonl")
-    shutil.copy(ROOT / "data/raw/noise_labels.jsonl", raw / "noise_labels.jsonl")
+    (tmp_path / "data" / "labels").mkdir()
+    shutil.copy(ROOT / "data/labels/noise_labels.jsonl", tmp_path / "data" / "labels" / "noise_labels.jsonl")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["model"].update(name="tiny", batch_size=1)  # one row per chunk: many chances to be killed
     params["score"].update(k=2, max_new_tokens=8)

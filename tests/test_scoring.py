@@ -1,6 +1,7 @@
 import pytest
 
-from clearcurate.scoring import ScoreConfig, fold_of, score_rows
+from clearcurate import confidence as cf
+from clearcurate.scoring import ScoreConfig, fold_of, sample_budgets, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig
 
@@ -35,7 +36,12 @@ def test_score_rows_writes_every_component(tiny_lm, recipe):
     for o in out:
         assert 0.0 <= o["confidence"] <= 1.0 and 0.0 <= o["consistency"] <= 1.0 and 0.0 <= o["reflection"] <= 1.0
         assert len(o["samples"]) == 2 and len(o["reflection_probs"]) == 2
-        assert ("likelihood" in o) == (recipe == "crossfit")
+        assert ("likelihood" in o) == ("length" in o) == (recipe == "crossfit")
+        if recipe == "crossfit":  # per token: the response's rate against the best sample's rate
+            rates = [lp / n for lp, n in zip(o["sample_logprobs"], o["sample_tokens"])]
+            expected = cf.likelihood_ratio(o["response_logprob"] / o["response_tokens"], max(rates), cfg.likelihood_scale)
+            assert o["likelihood"] == pytest.approx(expected)
+            assert o["length"] == pytest.approx(cf.length_agreement(o["response_tokens"], o["sample_tokens"]))
         if recipe == "paper":
             assert o["confidence"] == pytest.approx(0.7 * o["consistency"] + 0.3 * o["reflection"])
 
@@ -49,3 +55,14 @@ def test_crossfit_leaves_the_base_model_unchanged(tiny_lm):
     assert before.keys() == after.keys()
     for k in before:
         torch.testing.assert_close(after[k], before[k], atol=1e-5, rtol=0)
+
+
+def test_samples_get_a_budget_that_grows_with_the_response(tiny_lm):
+    long_row = {"id": "long", "prompt": "Describe the sea.", "response": " ".join(["waves and salt and wind"] * 6)}
+    rows = [ROWS[0], ROWS[1], ROWS[3], long_row]
+    cfg = ScoreConfig(k=2, max_new_tokens=12, max_new_tokens_cap=30, weights={"consistency": 1})
+    budgets = sample_budgets(tiny_lm, rows, cfg)
+    assert budgets == [12, 12, 12, 30]  # one-word responses keep the floor; the long one gets the cap
+    out = score_rows(tiny_lm, rows, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    assert all(n <= b + 1 for o, b in zip(out, budgets) for n in o["sample_tokens"])  # + the end of turn
+    assert max(out[3]["sample_tokens"]) > 13  # the random tiny model talks on: the long row's samples ran past the floor

@@ -25,23 +25,26 @@ from clearcurate.records import InputError, Record, write_jsonl
 log = logging.getLogger("clearcurate")
 
 
-def _write_noisy(out: Path, train: list[Record], test: list[Record], labels: list[Record]) -> None:
+LABELS_DEFAULT = "data/labels/noise_labels.jsonl"  # where `evaluate` looks (dvc.yaml: its deps include data/labels)
+
+
+def _write_noisy(out: Path, labels_path: Path, train: list[Record], test: list[Record], labels: list[Record]) -> None:
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", test)
-    write_jsonl(out / "noise_labels.jsonl", labels)
+    write_jsonl(labels_path, labels)
     noisy = sum(label["noisy"] for label in labels)
-    log.info("wrote %d train rows (%d noisy), %d test rows to %s", len(train), noisy, len(test), out)
+    log.info("wrote %d train rows (%d noisy), %d test rows to %s; noise labels to %s", len(train), noisy, len(test), out, labels_path)
 
 
 def _make_squad_n(args: argparse.Namespace) -> None:
     cfg = SquadNConfig(**{f.name: getattr(args, f.name) for f in fields(SquadNConfig)})
-    _write_noisy(Path(args.out), *build_squad_n(args.source, cfg))
+    _write_noisy(Path(args.out), Path(args.labels), *build_squad_n(args.source, cfg))
 
 
 def _make_gsm8k_n(args: argparse.Namespace) -> None:
     cfg = Gsm8kNConfig(**{f.name: getattr(args, f.name) for f in fields(Gsm8kNConfig)})
     source = Path(args.source)
-    _write_noisy(Path(args.out), *build_gsm8k_n(source / GSM8K_TRAIN_SOURCE.name, source / GSM8K_TEST_SOURCE.name, cfg))
+    _write_noisy(Path(args.out), Path(args.labels), *build_gsm8k_n(source / GSM8K_TRAIN_SOURCE.name, source / GSM8K_TEST_SOURCE.name, cfg))
 
 
 def _diff(args: argparse.Namespace) -> None:
@@ -70,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="build SQuAD-N (noisy SQuAD, as in the CLEAR paper) with separate noise labels",
     )
     squad.add_argument("--source", default=str(SQUAD_SOURCE), help="flat SQuAD v1.1 JSONL, optionally .gz (default: the bundled copy)")
-    squad.add_argument("--out", default="data/raw", help="output folder")
+    squad.add_argument("--out", default="data/raw", help="output folder for train.jsonl and test.jsonl")
+    squad.add_argument("--labels", default=LABELS_DEFAULT,
+                     help=f"noise labels file, kept apart from the data curation reads (default: {LABELS_DEFAULT})")
     for f in fields(SquadNConfig):
         squad.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                            **({"choices": SQUAD_NOISE} if f.name == "noise" else {}))
@@ -80,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="build GSM8K-N (another question's solution, or --noise plausible: one step altered) with separate noise labels",
     )
     gsm.add_argument("--source", default=str(SOURCES), help="folder with gsm8k-train.jsonl.gz and gsm8k-test.jsonl.gz (default: the bundled copies)")
-    gsm.add_argument("--out", required=True, help="output folder")
+    gsm.add_argument("--out", required=True, help="output folder for train.jsonl and test.jsonl")
+    gsm.add_argument("--labels", default=LABELS_DEFAULT,
+                     help=f"noise labels file, kept apart from the data curation reads (default: {LABELS_DEFAULT})")
     for f in fields(Gsm8kNConfig):
         gsm.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                          **({"choices": GSM8K_NOISE} if f.name == "noise" else {}))

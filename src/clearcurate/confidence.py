@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -78,13 +79,36 @@ def likelihood_ratio(response_logprob: float, best_logprob: float, scale: float 
     """exp(min(0, log p(response) - log p(model's best answer)) / scale), in (0, 1].
 
     1.0 when the response is at least as likely as anything the model produced itself; it
-    decays with how many nats less likely the given response is. `scale` (nats) spreads the
-    values over [0, 1] so the component mixes with O and S on a comparable scale; it does not
-    change the ranking of rows by this component alone.
+    decays with how many nats less likely the given response is. The pipeline passes per-token
+    log-likelihoods (a rate, so a long response is not penalised for being long; see
+    `token_rate`). `scale` spreads the values over [0, 1] so the component mixes with the others
+    on a comparable scale; it does not change the ranking of rows by this component alone.
     """
     if scale <= 0:
         raise ValueError("likelihood scale must be positive")
     return math.exp(min(0.0, response_logprob - best_logprob) / scale)
+
+
+def token_rate(logprob: float, n_tokens: int) -> float:
+    """Log-likelihood per token: comparable between a long response and a short sample."""
+    if n_tokens <= 0:
+        raise ValueError("a log-likelihood rate needs at least one token")
+    return logprob / n_tokens
+
+
+def length_agreement(response_tokens: int, sample_tokens: Sequence[int], scale: float = 1.0) -> float:
+    """exp(-|log(response tokens / median sample tokens)| / scale), in (0, 1].
+
+    Whether the response is as long as what a model that never saw it answers: 1.0 when it is,
+    decaying as it is some factor longer (a paragraph sentence where a short span is due) or
+    shorter (a response cut off midway). It compares lengths, so it does not favour short or long
+    responses as such: on clean data the model's answers follow the data's own lengths.
+    """
+    if response_tokens <= 0 or not sample_tokens or min(sample_tokens) <= 0:
+        raise ValueError("length agreement needs positive token counts and at least one sample")
+    if scale <= 0:
+        raise ValueError("length scale must be positive")
+    return math.exp(-abs(math.log(response_tokens / statistics.median(sample_tokens))) / scale)
 
 
 def relevance(conditional_logprob: float, alone_logprob: float, n_tokens: int, scale: float = 1.0) -> float:

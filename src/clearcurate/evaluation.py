@@ -89,23 +89,54 @@ def verdict(low: float, high: float) -> str:
 
 def detection_scores(
     confidence: Mapping[str, float], noisy: Mapping[str, bool], removed: set[str]
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """How well confidence separates clean from noisy rows, and how good the filter's cut was.
 
     AUROC treats clean rows as positives (higher confidence = cleaner); precision and recall are
-    of the removed set against the truly noisy rows.
+    of the removed set against the truly noisy rows. A metric the labels cannot define (AUROC
+    without both classes, precision with nothing removed, recall with nothing noisy) is None,
+    never a made-up 0.
     """
     ids = [i for i in confidence if i in noisy]
     y_clean = np.array([0 if noisy[i] else 1 for i in ids])
     scores = np.array([confidence[i] for i in ids])
-    out: dict[str, float] = {"rows": float(len(ids)), "noisy_rows": float(len(ids) - y_clean.sum())}
-    if 0 < y_clean.sum() < len(ids):
-        out["auroc"] = float(roc_auc_score(y_clean, scores))
+    out: dict[str, float | None] = {"rows": float(len(ids)), "noisy_rows": float(len(ids) - y_clean.sum())}
+    out["auroc"] = float(roc_auc_score(y_clean, scores)) if 0 < y_clean.sum() < len(ids) else None
     flagged = {i for i in ids if i in removed}
     bad = {i for i in ids if noisy[i]}
-    out["filter_precision"] = len(flagged & bad) / len(flagged) if flagged else 0.0
-    out["filter_recall"] = len(flagged & bad) / len(bad) if bad else 0.0
+    out["filter_precision"] = len(flagged & bad) / len(flagged) if flagged else None
+    out["filter_recall"] = len(flagged & bad) / len(bad) if bad else None
     return out
+
+
+def freeform_per_question(predictions: Sequence[str], references: Sequence[str]) -> dict[str, list[float]]:
+    """Per question (0-1): token F1 of the generated answer with the reference response.
+
+    Free-form answers have no exact match to speak of; overlap with the reference is the common
+    text metric for them (SQuAD-normalised tokens, as `token_f1`). The name says what it is, so
+    nobody reads it as accuracy.
+    """
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError("need one reference per prediction")
+    return {"token_f1_vs_reference": [token_f1(p, r) for p, r in zip(predictions, references)]}
+
+
+def heldout_nll(logprobs: Sequence[tuple[float, int]]) -> list[float]:
+    """Per reference response: negative log-likelihood per token under the model (lower is better).
+
+    `logprobs` are (log p(reference + end-of-turn | prompt), tokens) pairs, as
+    `LocalLM.continuation_logprobs` returns them. This is held-out loss, what free-form
+    fine-tuning is judged by when there is no single right answer.
+    """
+    if not logprobs or any(n <= 0 for _, n in logprobs):
+        raise ValueError("need at least one reference, each with at least one token")
+    return [-lp / n for lp, n in logprobs]
+
+
+def heldout_scores(nll_per_row: Sequence[float]) -> dict[str, float]:
+    """Mean per-token NLL over the test rows and its perplexity."""
+    mean = float(np.mean(nll_per_row))
+    return {"heldout_nll_per_token": mean, "heldout_perplexity": float(np.exp(mean))}
 
 
 def answer_key(text: str) -> str:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from clearcurate import confidence as cf
 from clearcurate import prompts
+from clearcurate.budget import token_budget
 from clearcurate.cache import ScoreCache, digest
 from clearcurate.llm.hf import LocalLM
 from clearcurate.records import Record
@@ -48,14 +49,16 @@ class ScoreConfig:
     recipe: str = "crossfit"
     k: int = 5
     temperature: float = 1.0
-    max_new_tokens: int = 32
+    max_new_tokens: int = 32  # sample budget: at least this many tokens ...
+    max_new_tokens_cap: int = 256  # ... and up to 1.5 x the response's tokens + 8, at most this (0: fixed)
     alpha: float = 0.8
     beta: float = 0.7
     similarity: str = "token_f1"
     fewshot: int = 3
     folds: int = 2
-    likelihood_scale: float = 5.0
+    likelihood_scale: float = 0.5  # nats per token
     relevance_scale: float = 5.0
+    length_scale: float = 1.0
     fold_epochs: float = 1.0
     weights: dict[str, float] = field(default_factory=dict)
     seed: int = 0
@@ -65,14 +68,15 @@ class ScoreConfig:
             raise ValueError(f"score.recipe must be one of {RECIPES}, got {self.recipe!r}")
         if self.k < 0 or self.folds < 2 or not 0.0 <= self.alpha <= 1.0:
             raise ValueError("score: need k >= 0, folds >= 2 and alpha in [0, 1]")
-        for name in ("likelihood", "relevance"):
+        token_budget(0, self.max_new_tokens, self.max_new_tokens_cap)  # checks floor and cap
+        for name in ("likelihood", "relevance", "length"):
             if self.recipe == "paper" and self.weights.get(name):
                 raise ValueError(f"score.weights.{name} needs score.recipe: crossfit (the paper recipe has no {name})")
 
     def component_weights(self) -> dict[str, float]:
         """Explicit `weights` if given, else the paper's beta * O + (1 - beta) * S."""
         weights = dict(self.weights) if self.weights else cf.paper_weights(self.beta)
-        if self.k == 0:  # no samples: consistency and likelihood are undefined
+        if self.k == 0:  # no samples: consistency, likelihood and length are undefined
             weights = {n: w for n, w in weights.items() if n == "reflection"}
         return weights
 
@@ -158,11 +162,18 @@ def _chunked(lm: LocalLM) -> tuple[int, bool]:
     return lm.batch_size * 2, lm.show_progress
 
 
-def _sample_keys(scope: str, cfg: ScoreConfig, with_likelihood: bool, gen_prompts: Sequence[str], rows: Sequence[Record]) -> list[str]:
+def sample_budgets(lm: LocalLM, rows: Sequence[Record], cfg: ScoreConfig) -> list[int]:
+    """Tokens each row's samples may have: enough to be compared with its response (clearcurate.budget)."""
+    return [token_budget(n, cfg.max_new_tokens, cfg.max_new_tokens_cap) for n in lm.token_counts([r["response"] for r in rows])]
+
+
+def _sample_keys(
+    scope: str, cfg: ScoreConfig, with_likelihood: bool, gen_prompts: Sequence[str], rows: Sequence[Record], budgets: Sequence[int]
+) -> list[str]:
     """Cache keys of sampled answers: the sampling model, every sampling setting, the prompt and the response."""
     # "alone": crossfit raw results also hold log p(response) without the prompt (relevance).
-    settings = (cfg.k, cfg.temperature, cfg.max_new_tokens, cfg.seed, with_likelihood, "alone" if with_likelihood else "")
-    return [digest(scope, settings, gp, r["response"]) for gp, r in zip(gen_prompts, rows)]
+    settings = [(cfg.k, cfg.temperature, b, cfg.seed, with_likelihood, "alone" if with_likelihood else "") for b in budgets]
+    return [digest(scope, st, gp, r["response"]) for st, gp, r in zip(settings, gen_prompts, rows)]
 
 
 def _sample_raw(
@@ -179,9 +190,10 @@ def _sample_raw(
 
     `scope` names the model that samples (base weights, or a fold adapter) and enters every key.
     """
-    keys = _sample_keys(scope, cfg, with_likelihood, gen_prompts, rows)
-    # Longest prompts first, so each chunk batches similar lengths, as one big call would.
-    order = sorted(range(len(rows)), key=lambda i: -len(gen_prompts[i]))
+    budgets = sample_budgets(lm, rows, cfg)
+    keys = _sample_keys(scope, cfg, with_likelihood, gen_prompts, rows, budgets)
+    # Largest budgets, then longest prompts first, so each chunk batches similar lengths, as one big call would.
+    order = sorted(range(len(rows)), key=lambda i: (-budgets[i], -len(gen_prompts[i])))
     chunk, show = _chunked(lm)
 
     def compute(idx: list[int]) -> list[Record]:
@@ -192,7 +204,7 @@ def _sample_raw(
                 [gen_prompts[i] for i in real],
                 n=cfg.k,
                 temperature=cfg.temperature,
-                max_new_tokens=cfg.max_new_tokens,
+                max_new_tokens=[budgets[i] for i in real],
                 seed=int(keys[real[0]][:8], 16),  # fixed by the chunk's first row, not by what was cached
                 given=[rows[i]["response"] for i in real] if with_likelihood else None,
             )
@@ -205,10 +217,12 @@ def _sample_raw(
             {
                 "texts": [g.text for g in s.generations],
                 "sample_logprobs": [round(g.logprob, 4) if math.isfinite(g.logprob) else None for g in s.generations],
+                # tokens each log-probability covers: the text, plus the end of turn when it stopped by itself
+                "sample_tokens": [g.n_tokens + (g.n_tokens < budgets[i]) for g in s.generations],
                 "response_logprob": s.given_logprob,
                 **({"response_logprob_alone": lp, "response_tokens": n} if lp is not None else {}),
             }
-            for s, (lp, n) in zip(sampled, alone)
+            for i, s, (lp, n) in zip(real, sampled, alone)
         ]
 
     ordered = _cached([keys[i] for i in order], "samples", cache, compute, chunk, desc, show)
@@ -218,8 +232,13 @@ def _sample_raw(
     return out
 
 
-def _components(rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig, similarity: Similarity) -> list[Record]:
-    """Consistency (and likelihood, where the given response was scored) from the raw samples."""
+def _components(
+    rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig, similarity: Similarity, count: Callable[[Sequence[str]], list[int]]
+) -> list[Record]:
+    """Consistency (and likelihood and length, where the given response was scored) from the raw samples.
+
+    `count` gives token counts for raw results stored before they carried them (text + end of turn).
+    """
     if cfg.k == 0:
         return [{} for _ in rows]
     answers = [[cf.extract_answer(t) for t in r["texts"]] for r in raw]
@@ -236,10 +255,16 @@ def _components(rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig,
             "sample_logprobs": r["sample_logprobs"],
         }
         if r["response_logprob"] is not None:
-            best = max(r["sample_logprobs"])
-            part["likelihood"] = cf.likelihood_ratio(r["response_logprob"], best, cfg.likelihood_scale)
+            # Per token, so a long response is compared with the samples' rate, not their (shorter) total.
+            sample_tokens = r.get("sample_tokens") or [n + 1 for n in count(r["texts"])]
+            response_tokens = r.get("response_tokens") or count([row["response"]])[0] + 1
+            rates = [cf.token_rate(lp, n) for lp, n in zip(r["sample_logprobs"], sample_tokens) if lp is not None]
+            response_rate = cf.token_rate(r["response_logprob"], response_tokens)
+            part["likelihood"] = cf.likelihood_ratio(response_rate, max(rates), cfg.likelihood_scale)
+            part["length"] = cf.length_agreement(response_tokens, sample_tokens, cfg.length_scale)
             part["response_logprob"] = r["response_logprob"]
-            part["best_sample_logprob"] = best
+            part["best_sample_logprob"] = max(lp for lp in r["sample_logprobs"] if lp is not None)
+            part["sample_tokens"] = sample_tokens
         if r.get("response_logprob_alone") is not None:
             part["relevance"] = cf.relevance(r["response_logprob"], r["response_logprob_alone"], r["response_tokens"], cfg.relevance_scale)
             part["response_logprob_alone"] = r["response_logprob_alone"]
@@ -291,7 +316,7 @@ def score_rows(
         if train_cfg is None:
             raise ValueError("the crossfit recipe needs the LoRA training config")
         raw, folds = _crossfit(lm, rows, cfg, train_cfg, cache, model_id)
-    parts = _components(rows, raw, cfg, similarity)
+    parts = _components(rows, raw, cfg, similarity, lm.token_counts)
     reflections = _reflect_cached(lm, rows, model_id, cache)
     weights = cfg.component_weights()
     out = []
@@ -335,7 +360,8 @@ def _crossfit(
         slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, asdict(fold_cfg))[:16]}"
         train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
         saved = cache.fold_adapter(slot, train_rows, FOLD_REUSE_TOLERANCE) if cache is not None else None
-        if saved is not None and cache.has_all("samples", _sample_keys(digest(model_id, saved.name), cfg, True, gen_prompts, held_rows)):
+        held_keys = _sample_keys(digest(model_id, saved.name), cfg, True, gen_prompts, held_rows, sample_budgets(lm, held_rows, cfg)) if saved else []
+        if saved is not None and cache.has_all("samples", held_keys):
             adapted, scope = None, saved.name  # every held row is cached: this fold needs no model
         elif saved is not None:
             from peft import PeftModel

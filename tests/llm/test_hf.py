@@ -140,3 +140,16 @@ def test_gpu_gives_what_the_cpu_gives(tiny_model_dir, monkeypatch):
     np.testing.assert_allclose(gpu["given"], cpu["given"], atol=1e-3)
     np.testing.assert_allclose(gpu["cont"], cpu["cont"], atol=1e-3)
     np.testing.assert_allclose(gpu["choice"], cpu["choice"], atol=1e-4)
+
+
+def test_per_prompt_budgets_stop_each_prompt_at_its_own_length(tiny_lm):
+    prompts = [tiny_lm.chat(p) for p in PROMPTS]
+    sampled = tiny_lm.sample(prompts, n=2, temperature=1.0, max_new_tokens=[1, 7, 3], seed=3)
+    for budget, s in zip([1, 7, 3], sampled):
+        assert all(g.n_tokens <= budget for g in s.generations)
+    assert max(g.n_tokens for g in sampled[1].generations) > 3  # the random tiny model rarely stops early
+    # one budget given as a list is the same call as the plain number: budgets change lengths, not draws
+    same = tiny_lm.greedy(prompts, max_new_tokens=[6, 6, 6])
+    assert same == tiny_lm.greedy(prompts, max_new_tokens=6) == [_direct_greedy(tiny_lm, p, 6) for p in prompts]
+    with pytest.raises(ValueError, match="one budget"):
+        tiny_lm.sample(prompts, max_new_tokens=[4, 4])

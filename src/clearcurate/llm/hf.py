@@ -36,6 +36,14 @@ def neutralize_special_tokens(tokenizer, text: str) -> str:
     return text
 
 
+def per_prompt(max_new_tokens: int | Sequence[int], n_prompts: int) -> list[int]:
+    """One generation budget per prompt, from a single budget or a list of them."""
+    budgets = [int(max_new_tokens)] * n_prompts if isinstance(max_new_tokens, int) else [int(b) for b in max_new_tokens]
+    if len(budgets) != n_prompts or any(b < 1 for b in budgets):
+        raise ValueError(f"need one budget >= 1 per prompt ({n_prompts}), got {max_new_tokens!r}")
+    return budgets
+
+
 @dataclass(frozen=True)
 class Generation:
     """One generated continuation and its total log-probability under the model."""
@@ -129,20 +137,22 @@ class LocalLM:
         prompts: Sequence[str],
         n: int = 1,
         temperature: float = 1.0,
-        max_new_tokens: int = 32,
+        max_new_tokens: int | Sequence[int] = 32,
         seed: int = 0,
         desc: str = "generate",
         given: Sequence[str] | None = None,
     ) -> list[Sampled]:
         """k = `n` continuations per prompt (temperature 0: greedy, use n=1).
 
+        `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.budget).
         With `given`, also returns log p(given[i] + end-of-turn | prompts[i]).
         """
+        budgets = per_prompt(max_new_tokens, len(prompts))
         out: list[Sampled | None] = [None] * len(prompts)
         generator = torch.Generator().manual_seed(seed)
         for idx in self._batches(self._by_length(prompts), desc):
             batch_given = [given[i] for i in idx] if given is not None else None
-            results = self._sample_batch([prompts[i] for i in idx], n, temperature, max_new_tokens, generator, batch_given)
+            results = self._sample_batch([prompts[i] for i in idx], n, temperature, [budgets[i] for i in idx], generator, batch_given)
             for i, result in zip(idx, results):
                 out[i] = result
         return out  # type: ignore[return-value]
@@ -152,7 +162,7 @@ class LocalLM:
         prompts: list[str],
         n: int,
         temperature: float,
-        max_new_tokens: int,
+        budgets: list[int],
         generator: torch.Generator,
         given: list[str] | None,
     ) -> list[Sampled]:
@@ -177,10 +187,11 @@ class LocalLM:
             attention = attention.repeat_interleave(n, dim=0)
             position = position.repeat_interleave(n, dim=0)
         rows = logits.shape[0]
+        budget = [b for b in budgets for _ in range(n)]  # per generated row
         tokens: list[list[int]] = [[] for _ in range(rows)]
         total_lp = [0.0] * rows
         alive = list(range(rows))  # rows still generating; finished ones leave the batch
-        for _ in range(max_new_tokens):
+        for _ in range(max(budget)):
             logprobs = torch.log_softmax(logits, dim=-1)
             if temperature > 0:  # drawn on the CPU generator: the same seed gives the same draws on any device
                 probs = torch.softmax(logits / temperature, dim=-1).cpu()
@@ -193,7 +204,8 @@ class LocalLM:
                 total_lp[row] += step_lp[j]
                 if tok != self.eos_id:
                     tokens[row].append(tok)
-                    keep.append(j)
+                    if len(tokens[row]) < budget[row]:
+                        keep.append(j)
             if not keep:
                 break
             if len(keep) < len(alive):
@@ -214,9 +226,13 @@ class LocalLM:
         ]
         return [Sampled(gens[r * n : (r + 1) * n], given_lp[r]) for r in range(len(prompts))]
 
-    def greedy(self, prompts: Sequence[str], max_new_tokens: int = 32, desc: str = "generate") -> list[str]:
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int | Sequence[int] = 32, desc: str = "generate") -> list[str]:
         """The most likely continuation of each prompt (greedy decoding)."""
         return [s.generations[0].text for s in self.sample(prompts, 1, 0.0, max_new_tokens, desc=desc)]
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text under the model's tokenizer (for generation budgets)."""
+        return [len(self._ids(t)) for t in texts]
 
     @torch.inference_mode()
     def continuation_logprobs(

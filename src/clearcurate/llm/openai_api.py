@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -35,8 +36,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from clearcurate.llm.hf import Generation, Sampled
+from clearcurate.llm.hf import Generation, Sampled, per_prompt
 from clearcurate.records import atomic_dir, write_json
+
+CHARS_PER_TOKEN = 4  # a common rule of thumb for English BPE tokenizers
 
 log = logging.getLogger(__name__)
 
@@ -298,22 +301,26 @@ class OpenAIChatLM:
         prompts: Sequence[str],
         n: int = 1,
         temperature: float = 1.0,
-        max_new_tokens: int = 32,
+        max_new_tokens: int | Sequence[int] = 32,
         seed: int = 0,
         desc: str = "generate",
         given: Sequence[str] | None = None,
     ) -> list[Sampled]:
-        """k = `n` answers per prompt: one request with n=k, or k requests (different seeds)."""
+        """k = `n` answers per prompt: one request with n=k, or k requests (different seeds).
+
+        `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.budget).
+        """
         if given is not None:
             raise ValueError(
                 "log p(given response) is not available through a chat API: use score.recipe: paper with model.backend: openai"
             )
         want_lp = self.cfg.top_logprobs > 0
-        extra = {"temperature": temperature, "max_tokens": max_new_tokens, "logprobs": want_lp}
+        budgets = per_prompt(max_new_tokens, len(prompts))
+        extra = {"temperature": temperature, "logprobs": want_lp}
         if self.cfg.n_per_request or n == 1:
-            requests = [self._request(p, n=n, seed=seed, **extra) for p in prompts]
+            requests = [self._request(p, n=n, seed=seed, max_tokens=b, **extra) for p, b in zip(prompts, budgets)]
         else:
-            requests = [self._request(p, n=1, seed=seed + j, **extra) for p in prompts for j in range(n)]
+            requests = [self._request(p, n=1, seed=seed + j, max_tokens=b, **extra) for p, b in zip(prompts, budgets) for j in range(n)]
         choices = [c for reply in self._run(requests, desc) for c in reply.choices]  # n per prompt, in order
         out = []
         for i in range(len(prompts)):
@@ -328,8 +335,13 @@ class OpenAIChatLM:
             out.append(Sampled(gens))
         return out
 
-    def greedy(self, prompts: Sequence[str], max_new_tokens: int = 32, desc: str = "generate") -> list[str]:
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int | Sequence[int] = 32, desc: str = "generate") -> list[str]:
         return [s.generations[0].text for s in self.sample(prompts, 1, 0.0, max_new_tokens, desc=desc)]
+
+    @staticmethod
+    def token_counts(texts: Sequence[str]) -> list[int]:
+        """Approximate tokens of each text (4 characters per token: the server's tokenizer is not at hand)."""
+        return [math.ceil(len(t) / CHARS_PER_TOKEN) for t in texts]
 
     def _choices(self, prompts: Sequence[str], choices: Sequence[str], desc: str) -> list[np.ndarray]:
         """One request per question; an unparsed answer is a row of NaN (counted in usage.unparsed)."""

@@ -1,0 +1,16 @@
+import pytest
+
+from clearcurate.budget import token_budget
+
+
+def test_short_references_keep_the_floor_and_long_ones_grow_to_the_cap():
+    assert token_budget(5, floor=32, cap=256) == 32  # a short answer keeps the old fixed budget
+    assert token_budget(100, floor=32, cap=256) == 158  # 1.5 x 100 + 8: room to say the same thing
+    assert token_budget(1000, floor=32, cap=256) == 256
+    assert token_budget(1000, floor=32, cap=0) == 32  # cap 0: a fixed budget
+
+
+@pytest.mark.parametrize("args", [(10, 0, 256), (10, 32, 16), (-1, 32, 256), (10, 32, -1)])
+def test_impossible_budgets_are_refused(args):
+    with pytest.raises(ValueError):
+        token_budget(*args)
