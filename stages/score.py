@@ -49,6 +49,7 @@ def main() -> None:
         {
             "rows": len(scored),
             "recipe": cfg.recipe,
+            "weights_preset": scored[0]["weights_preset"] if scored else None,  # score.weights: auto picks by answer length
             "confidence_mean": float(conf.mean()),
             "confidence_median": float(np.median(conf)),
             "seconds": round(seconds, 1),

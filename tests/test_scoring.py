@@ -30,7 +30,8 @@ def test_config_validation_and_weights():
 
 @pytest.mark.parametrize("recipe", ["paper", "crossfit"])
 def test_score_rows_writes_every_component(tiny_lm, recipe):
-    cfg = ScoreConfig(recipe=recipe, k=2, max_new_tokens=3, fewshot=2, weights={} if recipe == "paper" else {"consistency": 1, "reflection": 1, "likelihood": 1})
+    cfg = ScoreConfig(recipe=recipe, k=2, max_new_tokens=3, fewshot=2, likelihood_per="token", likelihood_scale=0.5,
+                      weights={} if recipe == "paper" else {"consistency": 1, "reflection": 1, "likelihood": 1})
     out = score_rows(tiny_lm, ROWS, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
     assert [o["id"] for o in out] == [r["id"] for r in ROWS]
     for o in out:
@@ -55,6 +56,36 @@ def test_crossfit_leaves_the_base_model_unchanged(tiny_lm):
     assert before.keys() == after.keys()
     for k in before:
         torch.testing.assert_close(after[k], before[k], atol=1e-5, rtol=0)
+
+
+def test_auto_weights_follow_the_answer_length_and_are_resolved_before_use():
+    from clearcurate.presets import PRESETS, preset_for
+
+    assert preset_for(4) == "short" and preset_for(45) == "free_form"
+    auto = ScoreConfig()
+    assert auto.preset_for([3, 4, 5, 60]) == "short" and auto.preset_for([40, 90, 120]) == "free_form"
+    with pytest.raises(ValueError, match="with_preset"):
+        auto.component_weights()
+    free = auto.with_preset("free_form")
+    assert free.component_weights() == PRESETS["free_form"].weights and free.likelihood_per == "token"
+    assert ScoreConfig(weights={"consistency": 1}).preset_for([100]) == "custom"
+    paper = ScoreConfig(recipe="paper")  # auto under the paper recipe: the paper's beta weighting
+    assert paper.with_preset(paper.preset_for([3])).component_weights() == pytest.approx({"consistency": 0.7, "reflection": 0.3})
+    with pytest.raises(ValueError, match="score.weights must be"):
+        ScoreConfig(weights="magic")
+
+
+def test_score_rows_records_the_preset_it_used(tiny_lm):
+    cfg = ScoreConfig(k=2, max_new_tokens=3, max_new_tokens_cap=8)
+    short = score_rows(tiny_lm, ROWS, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    assert {o["weights_preset"] for o in short} == {"short"}
+    long_rows = [{**r, "response": " ".join(["a long worked answer with many words"] * 4)} for r in ROWS]
+    free = score_rows(tiny_lm, long_rows, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    assert {o["weights_preset"] for o in free} == {"free_form"}
+    o = free[0]  # free form: the likelihood is per token
+    expected = cf.likelihood_ratio(o["response_logprob"] / o["response_tokens"],
+                                   max(lp / n for lp, n in zip(o["sample_logprobs"], o["sample_tokens"])), 0.5)
+    assert o["likelihood"] == pytest.approx(expected)
 
 
 def test_samples_get_a_budget_that_grows_with_the_response(tiny_lm):

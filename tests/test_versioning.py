@@ -213,7 +213,7 @@ def test_push_wipe_pull_round_trip_through_s3_and_a_second_clone(history, tmp_pa
 def test_plots_diff_renders_every_plot_for_two_commits(history, tmp_path):
     run_cmd(["dvc", "plots", "diff", history["a"], history["b"], "-o", str(tmp_path / "plots")], history["repo"])
     html = (tmp_path / "plots" / "index.html").read_text()
-    for title in ("Confidence by outcome", "Curation outcomes", "Test F1 by model"):
+    for title in ("Confidence by outcome", "Curation outcomes", "Test score by model"):
         assert title in html
 
 

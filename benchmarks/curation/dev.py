@@ -73,6 +73,10 @@ WEIGHTINGS = {
     },
 }
 ETAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# The settings these sets were scored with (the stored results are keyed by them): the defaults of
+# the time, with a fixed sample budget; the reports recompute every component from the stored samples.
+SCORED_WITH = {"weights": WEIGHTINGS["c.3 r.2 l.5 (old default)"][0], "relevance_scale": 1.0, "likelihood_scale": 5.0,
+               "max_new_tokens_cap": 0}
 
 
 def dev_rows(spec: DatasetSpec) -> tuple[list[Record], dict[str, Record]]:
@@ -97,8 +101,11 @@ def dev_rows(spec: DatasetSpec) -> tuple[list[Record], dict[str, Record]]:
 
 def score_key(cache: Cache, rows: list[Record], score_cfg: ScoreConfig, train_cfg: LoraTrainConfig) -> str:
     """The stored scores' key. The relevance scale is left out: it only maps stored log-probabilities
-    to [0, 1], and the report recomputes that mapping for every scale it compares."""
-    raw = {k: v for k, v in asdict(score_cfg).items() if k != "relevance_scale"}
+    to [0, 1], and the report recomputes that mapping for every scale it compares (so is the length
+    scale, and whether the likelihood is per token). A token cap of 0 (a fixed sample budget) is left out too: the sets scored before the cap
+    existed used a fixed one."""
+    raw = {k: v for k, v in asdict(score_cfg).items()
+           if k not in ("relevance_scale", "length_scale", "likelihood_per") and not (k == "max_new_tokens_cap" and v == 0)}
     return cache.key(rows, raw, asdict(train_cfg))
 
 
@@ -246,8 +253,9 @@ def judge_table(decisions: list[Record], labels: dict[str, Record]) -> dict[str,
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def dev_cli(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any], Cache, Path]:
+    """The development scripts' shared command line: (args, params, the store under raw/dev, the model folder)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", action="store_true", help="print the measurements from stored results; run nothing")
     parser.add_argument("--only", nargs="*", default=None, help="dev set names (default: all)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -255,20 +263,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-    # The components are stored per row, so weightings are compared without rescoring: score once
-    # with the weights that were the default when these sets were first scored.
-    params["score"] = {**params["score"], "weights": WEIGHTINGS["c.3 r.2 l.5 (old default)"][0], "relevance_scale": 1.0}
-    cache = Cache(HERE / "raw" / "dev", read_only=args.report)
-    if args.report:
-        measured = report(params, cache)
-        write_json(HERE / "dev_results.json", measured)  # the evidence behind params.yaml's defaults, committed
-        print(json.dumps(measured, indent=1))
-        return 0
     if args.batch_size:
         params["model"]["batch_size"] = args.batch_size
     model_dir = HERE / "raw" / "models" / params["model"]["name"]
     if not (model_dir / "config.json").exists():
         models.convert_to_safetensors(params["model"]["name"], model_dir, seed=int(params["model"].get("seed", 0)))
+    return args, params, Cache(HERE / "raw" / "dev", read_only=args.report), model_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, params, cache, model_dir = dev_cli(__doc__, argv)
+    # The components are stored per row, so weightings are compared without rescoring: score once
+    # with the weights that were the default when these sets were first scored.
+    params["score"] = {**params["score"], **SCORED_WITH}
+    if args.report:
+        measured = report(params, cache)
+        write_json(HERE / "dev_results.json", measured)  # the evidence behind params.yaml's defaults, committed
+        print(json.dumps(measured, indent=1))
+        return 0
     lm = load_lm(params["model"], model_dir=model_dir)
     for spec in DEV_SETS:
         if args.only is None or spec.name in args.only:

@@ -9,13 +9,14 @@ Downstream: no curation, a random filter, rating, IFD, CLEAR Auto-Filter (fixed 
 quantile: auto), CLEAR Filter + Correct with each judge, the oracle filter and the oracle
 correction (clean targets restored). Every method is compared with No curation by a paired
 bootstrap over seeds and test questions. Two powered sets (1,000 training rows, 500 test
-questions, 5 seeds) can resolve a 3-point EM difference.
+questions, 5 seeds) can resolve a 3-point EM difference. Dolly-N (free-form responses with
+realistic defects) is judged by held-out loss and token F1 with the reference.
 
 Every result (a scorer on a dataset, a model trained on a curated set with a seed) is stored
 under raw/results/ as JSON, so an interrupted run resumes where it stopped, and the committed raw
 results are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
 is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
-one sitting: `small` (every 100-row set), `powered-n` and `powered-plausible`.
+one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible` and `freeform`.
 
     .venv/bin/python benchmarks/curation/run.py                      # the small part
     .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
@@ -47,10 +48,13 @@ from clearcurate import confidence as cf
 from clearcurate.cache import ScoreCache, digest, model_fingerprint
 from clearcurate.correction import CorrectConfig, correct_rows
 from clearcurate.curation import CORRECTED, FilterConfig, split_by_threshold, threshold
+from clearcurate.budget import token_budget
 from clearcurate.evaluation import (
     correction_scores,
     detection_scores,
     final_number_per_question,
+    freeform_per_question,
+    heldout_nll,
     paired_bootstrap,
     squad_per_question,
     verdict,
@@ -67,9 +71,10 @@ from clearcurate.noisy_data import (
     build_gsm8k_n,
     build_squad_n,
 )
+from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from clearcurate.pipeline import load_lm, setup_logging
 from clearcurate.records import Record, write_json
-from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.scoring import ScoreConfig, likelihood, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
@@ -104,14 +109,14 @@ class DatasetSpec:
     """One benchmark dataset and which downstream methods it trains."""
 
     name: str
-    kind: str  # squad | gsm8k
+    kind: str  # squad | gsm8k | dolly (free-form)
     noise_rate: float
     n_train: int
     n_test: int
     max_new_tokens: int  # for sampling while scoring and for decoding test answers
     methods: tuple[str, ...]
     ablations: bool = False
-    noise: str = ""  # the builder's noise type ("" = its default: squad sentence, gsm8k swap)
+    noise: str = ""  # the builder's noise type ("" = its default: squad sentence, gsm8k swap, dolly mixed)
     max_context_words: int = 80  # squad: paragraph length limit (larger sets need longer paragraphs)
     max_questions_per_paragraph: int = 2
     max_steps: int = 0  # > 0: this set's step budget instead of params.yaml's (larger sets need more steps)
@@ -126,6 +131,7 @@ def plan(quick: bool) -> list[DatasetSpec]:
         return [
             DatasetSpec("squad-n-20", "squad", 0.2, 20, 8, 16, METHODS, ablations=True),
             DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 20, 8, 32, ("none", "clear_filter", "oracle")),
+            replace(FREEFORM, n_train=20, n_test=8, max_new_tokens=8, methods=("none", "clear_filter", "oracle"), part="small"),
         ]
     return [
         DatasetSpec("squad-n-20", "squad", 0.2, 100, 90, 32, METHODS, ablations=True),
@@ -135,6 +141,7 @@ def plan(quick: bool) -> list[DatasetSpec]:
         DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 100, 50, 128, ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct"), ablations=True),
         DatasetSpec("gsm8k-plausible-20", "gsm8k", 0.2, 100, 50, 128, ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct"), noise="plausible"),
         *POWERED,
+        FREEFORM,
     ]
 
 
@@ -148,11 +155,24 @@ POWERED = [
 ]
 
 
+# Free-form (issue 12): Dolly responses, 20% given a realistic defect; downstream is held-out loss
+# (lower is better) and token F1 with the reference. Its own part: long responses make it slow on a CPU.
+FREEFORM = DatasetSpec("dolly-n-20", "dolly", 0.2, 200, 100, 32, ("none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "oracle"),
+                       scorers=("clear", "rating", "perplexity", "ifd"), part="freeform")
+# The downstream number each kind is judged by, and whether lower is better.
+HEADLINE = {"squad": "exact_match", "gsm8k": "exact_match", "dolly": "heldout_nll"}
+LOWER_IS_BETTER = {"heldout_nll"}
+PERCENT = {"exact_match", "f1", "token_f1_vs_reference"}  # 0-1 per question, reported in percent
+
+
 def build(spec: DatasetSpec, data_root: Path) -> tuple[list[Record], list[Record], dict[str, Record]]:
     """Train rows, clean test rows and noise labels (by id), built by the library's seeded builders."""
     if spec.kind == "squad":
         cfg = squad_config(spec)
         train, test, labels = build_squad_n(data_root / SQUAD_SOURCE.name, cfg)
+    elif spec.kind == "dolly":
+        cfg_d = DollyNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate, noise=spec.noise or "mixed")
+        train, test, labels = build_dolly_n(data_root / DOLLY_SOURCE.name, cfg_d)
     else:
         cfg_g = gsm8k_config(spec)
         train, test, labels = build_gsm8k_n(data_root / GSM8K_TRAIN_SOURCE.name, data_root / GSM8K_TEST_SOURCE.name, cfg_g)
@@ -170,7 +190,14 @@ def gsm8k_config(spec: DatasetSpec) -> Gsm8kNConfig:
 
 def task_metric(spec: DatasetSpec) -> Callable[[Sequence[str], Sequence[Sequence[str]]], dict[str, list[float]]]:
     """Per-question scores (0-1) of the set's task metric."""
+    if spec.kind == "dolly":
+        return lambda texts, refs: freeform_per_question(texts, [r[0] for r in refs])
     return squad_per_question if spec.kind == "squad" else final_number_per_question
+
+
+def shown(metric: str, value: float) -> float:
+    """A mean per-question score as reported: percent for 0-1 scores, nats for held-out loss."""
+    return 100.0 * value if metric in PERCENT else value
 
 
 class Cache:
@@ -226,6 +253,7 @@ class Bench:
         self.seeds = seeds
         self.train_cfg = LoraTrainConfig.from_params(params["train"])
         self.score_params = params["score"]
+        self.eval_cap = int(params["evaluate"]["max_new_tokens_cap"])  # free-form answers: as long as the reference needs
         self.filter_cfg = FilterConfig(**params["filter"])
         self.correct_cfg = CorrectConfig(**params["correct"], beta=float(params["score"]["beta"]))
 
@@ -262,10 +290,18 @@ class Bench:
 
     # ---- fine-tuning and evaluation ------------------------------------------------------
     def evaluate(self, spec: DatasetSpec, test: list[Record]) -> dict[str, Any]:
-        """Aggregate scores in percent, and the per-question scores the paired bootstrap needs."""
-        texts = self.lm.greedy([self.lm.chat(r["prompt"]) for r in test], spec.max_new_tokens, desc="eval")
-        per_question = task_metric(spec)(texts, [r["answers"] for r in test])
-        return {**{k: 100.0 * float(np.mean(v)) for k, v in per_question.items()}, "per_question": per_question}
+        """Aggregate scores (percent, or nats for held-out loss), and the per-question scores the paired bootstrap needs."""
+        prompts = [self.lm.chat(r["prompt"]) for r in test]
+        if spec.kind != "dolly":
+            texts = self.lm.greedy(prompts, spec.max_new_tokens, desc="eval")
+            per_question = task_metric(spec)(texts, [r["answers"] for r in test])
+        else:  # free-form: answers as long as the references need, and held-out loss
+            refs = [r["response"] for r in test]
+            budgets = [token_budget(n, spec.max_new_tokens, self.eval_cap) for n in self.lm.token_counts(refs)]
+            texts = self.lm.greedy(prompts, budgets, desc="eval")
+            per_question = {**task_metric(spec)(texts, [[r] for r in refs]),
+                            "heldout_nll": heldout_nll(self.lm.continuation_logprobs(prompts, refs, desc="loss"))}
+        return {**{k: shown(k, float(np.mean(v))) for k, v in per_question.items()}, "per_question": per_question}
 
     def base_scores(self, spec: DatasetSpec, test: list[Record]) -> dict[str, Any] | None:
         name = f"{spec.name}/base-{self.cache.key(self.model_name, test, spec.max_new_tokens)}"
@@ -374,8 +410,10 @@ def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], cl
     y = [0 if labels[r["id"]]["noisy"] else 1 for r in train]
     if len(set(y)) < 2:
         return []
-    weights = score_cfg.component_weights()
     records = clear["records"]
+    # Results stored before presets existed were scored with the weights that are now the short preset.
+    score_cfg = score_cfg.with_preset(records[0].get("weights_preset", "short"))
+    weights = score_cfg.component_weights()
     rows_out: list[dict[str, Any]] = []
 
     def auc(values: list[float]) -> float:
@@ -389,8 +427,9 @@ def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], cl
                 s = (sims[i] if sims is not None else rec["sample_similarity"])[:k]
                 ems = [cf.exact_match(a, row["response"]) for a in rec["samples"][:k]]
                 comps["consistency"] = cf.observed_consistency(s, ems, alpha)
-                best = max(rec["sample_logprobs"][:k])
-                comps["likelihood"] = cf.likelihood_ratio(rec["response_logprob"], best, score_cfg.likelihood_scale)
+                tokens = rec.get("sample_tokens") or [1] * len(rec["samples"])  # per-response results need no counts
+                comps["likelihood"] = likelihood(rec["response_logprob"], rec.get("response_tokens", 1), rec["sample_logprobs"][:k],
+                                                 tokens[:k], score_cfg)
             w = {n: v for n, v in weights.items() if n in comps}
             out.append(cf.combine(comps, w))
         return out
@@ -519,12 +558,22 @@ def paired_differences(downstream: dict[str, list[dict[str, Any]]]) -> dict[str,
             a = np.array([c["per_question"][metric] for c, _ in pairs])
             b = np.array([n["per_question"][metric] for _, n in pairs])
             diff, lo, hi = paired_bootstrap(a, b)
-            res[metric] = {"diff": 100 * diff, "low": 100 * lo, "high": 100 * hi, "verdict": verdict(lo, hi)}
+            said = verdict(-hi, -lo) if metric in LOWER_IS_BETTER else verdict(lo, hi)  # "better" means lower loss
+            res[metric] = {"diff": shown(metric, diff), "low": shown(metric, lo), "high": shown(metric, hi), "verdict": said}
         out[method] = res
     return out
 
 
 # ---- report ----------------------------------------------------------------------------------
+
+
+METRIC_LABELS = {"exact_match": "EM", "f1": "F1", "heldout_nll": "held-out NLL/token", "token_f1_vs_reference": "token F1"}
+TABLE_METRICS = {"squad": ("exact_match", "f1"), "gsm8k": ("exact_match",), "dolly": ("heldout_nll", "token_f1_vs_reference")}
+
+
+def _fmt(metric: str) -> str:
+    """Format spec: one decimal for percentages, three for losses in nats."""
+    return ".1f" if metric in PERCENT else ".3f"
 
 
 def _stat(values: Sequence[float]) -> tuple[float, float]:
@@ -557,16 +606,19 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'≥' if ok else '<'} IFD's {det['ifd']:.3f} -> "
                        f"{'holds' if ok else 'does NOT hold'}.")
         paired = res.get("paired", {})
+        head = HEADLINE[res["spec"]["kind"]]
         for method in ("clear_filter", "clear_filter_auto", "clear_correct", "clear_correct_pairwise"):
             if method in paired:
-                p = paired[method]["exact_match"]
-                out.append(f"{name}: {METHOD_LABELS[method]} vs No curation: {p['diff']:+.1f} EM "
-                           f"[95% CI {p['low']:+.1f}, {p['high']:+.1f}] over {paired[method]['seeds']} seeds -> {p['verdict']}.")
+                p = paired[method][head]
+                f = _fmt(head)
+                out.append(f"{name}: {METHOD_LABELS[method]} vs No curation: {p['diff']:+{f}} {METRIC_LABELS[head]} "
+                           f"[95% CI {p['low']:+{f}}, {p['high']:+{f}}] over {paired[method]['seeds']} seeds -> {p['verdict']}.")
         ds = res["downstream"]
         if ds.get("clear_correct") and ds.get("clear_filter"):
-            mc, _ = _stat([c["exact_match"] for c in ds["clear_correct"]])
-            mf, _ = _stat([c["exact_match"] for c in ds["clear_filter"]])
-            out.append(f"{name}: Filter+Correct ≥ Filter: {mc:.1f} vs {mf:.1f} -> {'holds' if mc >= mf else 'does NOT hold'}.")
+            mc, _ = _stat([c[head] for c in ds["clear_correct"]])
+            mf, _ = _stat([c[head] for c in ds["clear_filter"]])
+            ok = mc <= mf if head in LOWER_IS_BETTER else mc >= mf
+            out.append(f"{name}: Filter+Correct at least as good as Filter: {mc:.3g} vs {mf:.3g} -> {'holds' if ok else 'does NOT hold'}.")
         if "agreement" in res.get("correction", {}):
             c = _sum_correction(res["correction"]["agreement"])
             if c["given_noisy"]:
@@ -608,9 +660,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.tick_params(labelsize=7)
         ax = axes[1][col]
         methods = [m for m, cells in res["downstream"].items() if cells]
-        stats = [_stat([c["exact_match"] for c in res["downstream"][m]]) for m in methods]
+        head = HEADLINE[res["spec"]["kind"]]
+        stats = [_stat([c[head] for c in res["downstream"][m]]) for m in methods]
         ax.barh([METHOD_LABELS[m] for m in methods], [s[0] for s in stats], xerr=[s[1] for s in stats], color="tab:green")
-        ax.set_title(f"{name}: test exact match (mean ± sd over seeds)", fontsize=9)
+        ax.set_title(f"{name}: test {METRIC_LABELS[head]} (mean ± sd over seeds)", fontsize=9)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -667,7 +720,8 @@ def report(results: dict[str, Any], out: Path) -> None:
         lines += ["", f"Not run yet: {', '.join(meta['missing'])}. Rerun the command: finished work in raw/ is reused."]
     for name, res in results["datasets"].items():
         spec = res["spec"]
-        metric = "SQuAD exact match / F1" if spec["kind"] == "squad" else "final-number exact match"
+        metric = {"squad": "SQuAD exact match / F1", "gsm8k": "final-number exact match",
+                  "dolly": "held-out NLL per token (lower is better) / token F1 with the reference"}[spec["kind"]]
         where = res.get("machine", "n/a")
         steps = spec["max_steps"] or meta["train"]["max_steps"]
         est = res.get("auto_estimated_noise_share")
@@ -690,30 +744,29 @@ def report(results: dict[str, Any], out: Path) -> None:
         ]
         for d in res["detection"]:
             auroc = "n/a" if d["auroc"] is None else f"{d['auroc']:.3f}"
-            lines.append(f"| {SCORER_LABELS[d['scorer']]} | {auroc} | {d['precision']:.2f} | {d['recall']:.2f} | "
+            prec, rec = ("n/a" if v is None else f"{v:.2f}" for v in (d["precision"], d["recall"]))
+            lines.append(f"| {SCORER_LABELS[d['scorer']]} | {auroc} | {prec} | {rec} | "
                          f"{d['seconds']:.0f} | {d['seconds_per_row']:.2f} | {d['calls_per_row']} |")
-        squad = spec["kind"] == "squad"
+        head, *others = TABLE_METRICS[spec["kind"]]
+        label = METRIC_LABELS
         lines += ["", f"Downstream ({metric} on the clean test set):", "",
-                  "| method | rows trained | removed (noisy) | test EM mean ± sd | Δ EM vs none [95% CI] | verdict |"
-                  + (" test F1 mean ± sd | Δ F1 [95% CI] |" if squad else ""),
-                  "|---|---|---|---|---|---|" + ("---|---|" if squad else "")]
+                  f"| method | rows trained | removed (noisy) | test {label[head]} mean ± sd | Δ {label[head]} vs none [95% CI] | verdict |"
+                  + "".join(f" test {label[m]} mean ± sd | Δ {label[m]} [95% CI] |" for m in others),
+                  "|---|---|---|---|---|---|" + "---|---|" * len(others)]
         for method, cells in res["downstream"].items():
             if not cells:
                 continue
-            em, em_sd = _stat([c["exact_match"] for c in cells])
             paired = res["paired"].get(method)
 
-            def delta(metric: str) -> str:
-                if paired is None or metric not in paired:
-                    return "-"
-                p = paired[metric]
-                return f"{p['diff']:+.1f} [{p['low']:+.1f}, {p['high']:+.1f}]"
+            def cols(m: str) -> str:
+                mean, sd = _stat([c[m] for c in cells])
+                f = _fmt(m)
+                delta = "-" if paired is None or m not in paired else \
+                    f"{paired[m]['diff']:+{f}} [{paired[m]['low']:+{f}}, {paired[m]['high']:+{f}}]"
+                return f"{mean:{f}} ± {sd:{f}} | {delta} |"
 
             row = (f"| {METHOD_LABELS[method]} | {cells[0]['rows']} | {cells[0]['removed']} ({cells[0]['removed_noisy']}) | "
-                   f"{em:.1f} ± {em_sd:.1f} | {delta('exact_match')} | {paired['exact_match']['verdict'] if paired else '-'} |")
-            if squad:
-                f1, f1_sd = _stat([c["f1"] for c in cells])
-                row += f" {f1:.1f} ± {f1_sd:.1f} | {delta('f1')} |"
+                   f"{cols(head)} {paired[head]['verdict'] if paired else '-'} |" + "".join(f" {cols(m)}" for m in others))
             lines.append(row)
         if res["correction"]:
             lines += ["", f"Auto-Correct on the rows the fixed filter removed (η = {meta['eta']}; counts summed over seeds; "
@@ -770,9 +823,9 @@ def main(argv: list[str] | None = None) -> int:
                              "and per-row scoring work (score-cache/, not committed: an interrupted scoring run resumes from it)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); changes speed, not results")
-    parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in POWERED}), "all"),
+    parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in (*POWERED, FREEFORM)}), "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
-                             "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds (default: small)")
+                             "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N (default: small)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished work; run nothing")
     args = parser.parse_args(argv)
     setup_logging()

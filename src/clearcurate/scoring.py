@@ -19,15 +19,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from clearcurate import confidence as cf
-from clearcurate import prompts
+from clearcurate import presets, prompts
 from clearcurate.budget import token_budget
 from clearcurate.cache import ScoreCache, digest
 from clearcurate.llm.hf import LocalLM
@@ -56,11 +57,14 @@ class ScoreConfig:
     similarity: str = "token_f1"
     fewshot: int = 3
     folds: int = 2
-    likelihood_scale: float = 0.5  # nats per token
+    likelihood_scale: float = 5.0  # with explicit weights: nats per response (likelihood_per: response) or per token
+    likelihood_per: str = "response"  # with explicit weights: response | token (auto: the preset says)
     relevance_scale: float = 5.0
     length_scale: float = 1.0
     fold_epochs: float = 1.0
-    weights: dict[str, float] = field(default_factory=dict)
+    # auto: the preset for the data's answer length (clearcurate.presets); a dict: these weights;
+    # empty: the paper's beta * O + (1 - beta) * S
+    weights: dict[str, float] | str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,12 +73,33 @@ class ScoreConfig:
         if self.k < 0 or self.folds < 2 or not 0.0 <= self.alpha <= 1.0:
             raise ValueError("score: need k >= 0, folds >= 2 and alpha in [0, 1]")
         token_budget(0, self.max_new_tokens, self.max_new_tokens_cap)  # checks floor and cap
+        if isinstance(self.weights, str) and self.weights != "auto":
+            raise ValueError(f"score.weights must be auto, a mapping of component weights or empty, got {self.weights!r}")
+        if self.likelihood_per not in ("response", "token"):
+            raise ValueError(f"score.likelihood_per must be response or token, got {self.likelihood_per!r}")
         for name in ("likelihood", "relevance", "length"):
-            if self.recipe == "paper" and self.weights.get(name):
+            if self.recipe == "paper" and isinstance(self.weights, dict) and self.weights.get(name):
                 raise ValueError(f"score.weights.{name} needs score.recipe: crossfit (the paper recipe has no {name})")
 
+    def preset_for(self, response_tokens: Sequence[int]) -> str:
+        """Which weighting applies to rows with these response lengths: a preset name, `custom` or `paper`."""
+        if self.weights != "auto":
+            return "custom" if self.weights else "paper"
+        return "paper" if self.recipe == "paper" else presets.preset_for(statistics.median(response_tokens) if response_tokens else 0)
+
+    def with_preset(self, name: str) -> ScoreConfig:
+        """This configuration with the named preset's weights and likelihood normalisation (`custom`, `paper`: as is)."""
+        if name == "paper" and self.weights == "auto":
+            return replace(self, weights={})
+        if name not in presets.PRESETS:
+            return self
+        p = presets.PRESETS[name]
+        return replace(self, weights=dict(p.weights), likelihood_per=p.likelihood_per, likelihood_scale=p.likelihood_scale)
+
     def component_weights(self) -> dict[str, float]:
-        """Explicit `weights` if given, else the paper's beta * O + (1 - beta) * S."""
+        """Explicit `weights` if given, else the paper's beta * O + (1 - beta) * S (`auto`: resolve with `with_preset` first)."""
+        if self.weights == "auto":
+            raise ValueError("score.weights: auto depends on the data: apply with_preset(preset_for(...)) first")
         weights = dict(self.weights) if self.weights else cf.paper_weights(self.beta)
         if self.k == 0:  # no samples: consistency, likelihood and length are undefined
             weights = {n: w for n, w in weights.items() if n == "reflection"}
@@ -232,6 +257,17 @@ def _sample_raw(
     return out
 
 
+def likelihood(
+    response_logprob: float, response_tokens: int, sample_logprobs: Sequence[float | None], sample_tokens: Sequence[int], cfg: ScoreConfig
+) -> float:
+    """The likelihood component: the response against the best sample, in totals or per token (`cfg.likelihood_per`)."""
+    pairs = [(lp, n) for lp, n in zip(sample_logprobs, sample_tokens) if lp is not None]
+    if cfg.likelihood_per == "token":
+        best = max(cf.token_rate(lp, n) for lp, n in pairs)
+        return cf.likelihood_ratio(cf.token_rate(response_logprob, response_tokens), best, cfg.likelihood_scale)
+    return cf.likelihood_ratio(response_logprob, max(lp for lp, _ in pairs), cfg.likelihood_scale)
+
+
 def _components(
     rows: Sequence[Record], raw: Sequence[Record], cfg: ScoreConfig, similarity: Similarity, count: Callable[[Sequence[str]], list[int]]
 ) -> list[Record]:
@@ -255,12 +291,10 @@ def _components(
             "sample_logprobs": r["sample_logprobs"],
         }
         if r["response_logprob"] is not None:
-            # Per token, so a long response is compared with the samples' rate, not their (shorter) total.
+            # Per token (free form), a long response is compared with the samples' rate, not their (shorter) total.
             sample_tokens = r.get("sample_tokens") or [n + 1 for n in count(r["texts"])]
             response_tokens = r.get("response_tokens") or count([row["response"]])[0] + 1
-            rates = [cf.token_rate(lp, n) for lp, n in zip(r["sample_logprobs"], sample_tokens) if lp is not None]
-            response_rate = cf.token_rate(r["response_logprob"], response_tokens)
-            part["likelihood"] = cf.likelihood_ratio(response_rate, max(rates), cfg.likelihood_scale)
+            part["likelihood"] = likelihood(r["response_logprob"], response_tokens, r["sample_logprobs"], sample_tokens, cfg)
             part["length"] = cf.length_agreement(response_tokens, sample_tokens, cfg.length_scale)
             part["response_logprob"] = r["response_logprob"]
             part["best_sample_logprob"] = max(lp for lp in r["sample_logprobs"] if lp is not None)
@@ -307,6 +341,9 @@ def score_rows(
         return []
     if cache is not None and not model_id:
         raise ValueError("a scoring cache needs model_id (the base model's fingerprint), or results of other models would match")
+    preset = cfg.preset_for(lm.token_counts([r["response"] for r in rows]))
+    cfg = cfg.with_preset(preset)
+    log.info("confidence weights: %s %s (likelihood per %s)", preset, cfg.component_weights(), cfg.likelihood_per)
     if cfg.recipe == "paper":
         shots = fewshot_examples(rows, cfg.fewshot, cfg.seed)
         gen_prompts = [lm.chat(prompts.cot_prompt(r["prompt"], s)) for r, s in zip(rows, shots)]
@@ -327,7 +364,7 @@ def score_rows(
         active = {k: w for k, w in weights.items() if k != "reflection" or parsed}  # an unparsed reflection drops out
         if not any(active.values()):
             raise ValueError(f"row {row['id']}: no component to score it with (reflection unparsed, k = 0)")
-        record = {"id": row["id"], "confidence": cf.combine(numeric, active), **comps, "reflection_probs": refl}
+        record = {"id": row["id"], "confidence": cf.combine(numeric, active), "weights_preset": preset, **comps, "reflection_probs": refl}
         if len(parsed) < len(refl):
             record["reflection_unparsed"] = len(refl) - len(parsed)
         if fold is not None:

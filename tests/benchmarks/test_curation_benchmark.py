@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -21,7 +22,8 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["max_steps"] = 2  # the tiny model learns nothing anyway; this tests the plumbing
-    params["score"]["k"] = 3
+    params["score"].update(k=3, max_new_tokens_cap=32)  # the random tiny model never stops: keep free-form budgets small
+    params["evaluate"]["max_new_tokens_cap"] = 32
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = ["--quick", "--model", "tiny", "--params", str(tmp_path / "params.yaml"),
             "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
@@ -51,7 +53,13 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     assert set(squad["paired"]) == set(cells) - {"none"}
     assert all(len(c["per_question"]["exact_match"]) == 8 for c in cells.values())
     assert {a["ablation"] for a in squad["ablations"]} >= {"samples k", "similarity"}
+    dolly = results["datasets"]["dolly-n-20"]  # free-form: held-out loss and token F1, never exact match
+    none = dolly["downstream"]["none"][0]
+    assert set(none["per_question"]) == {"heldout_nll", "token_f1_vs_reference"} and none["heldout_nll"] > 0
+    loss = dolly["paired"]["oracle"]["heldout_nll"]
+    assert loss["low"] <= loss["diff"] <= loss["high"]
     report = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "## dolly-n-20" in report and "held-out NLL/token" in report
     assert "## Targets" in report and "## gsm8k-n-20" in report and "Oracle filter" in report and "95% CI" in report
     assert (tmp_path / "out" / "results.png").stat().st_size > 10_000
 
@@ -64,3 +72,22 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     rebuilt = _run([*args[:-4], "--out", str(tmp_path / "rebuilt"), "--cache", str(tmp_path / "cache"), "--report-only"])
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert json.loads((tmp_path / "rebuilt" / "results.json").read_text())["datasets"] == results["datasets"]
+
+
+def test_lower_loss_is_better_and_higher_accuracy_is_better():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from run import paired_differences
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1.5, 2.5, size=(3, 200))
+
+    def cells(nll, em):
+        return [{"seed": s, "per_question": {"heldout_nll": list(nll[s]), "exact_match": list(em[s])}} for s in range(3)]
+
+    em = (rng.uniform(size=(3, 200)) < 0.3).astype(float)
+    paired = paired_differences({"none": cells(base, em), "oracle": cells(base - 0.2, np.maximum(em, rng.uniform(size=(3, 200)) < 0.2))})
+    assert paired["oracle"]["heldout_nll"]["diff"] == pytest.approx(-0.2)  # in nats, not percent
+    assert paired["oracle"]["heldout_nll"]["verdict"] == "better"  # lower loss
+    assert paired["oracle"]["exact_match"]["verdict"] == "better" and paired["oracle"]["exact_match"]["diff"] > 10  # percent

@@ -1,0 +1,267 @@
+"""Free-form development measurements: does the confidence measure quality or length?
+
+On clean free-form rows (Dolly responses written by people; GSM8K worked solutions) a fair score
+does not follow the response's length; on Dolly-N (20% of responses given a realistic defect:
+another instruction's response, cut off midway, a number changed, an evasive non-answer) it
+separates noisy rows from clean ones. Each set is scored twice with the crossfit recipe: with the
+fixed sample budget (`score.max_new_tokens_cap: 0`, the old behaviour) and with the
+length-aware one (`clearcurate.budget`). From the stored samples the report recomputes, without
+new model calls, the likelihood component per token instead of per response and every candidate
+weighting, and prints as JSON: Spearman(response length, score) on the clean sets and AUROC on
+Dolly-N. Every row comes from the development pools (`noisy_freeform.pool_of`, GSM8K training
+questions no benchmark trains on), never from a benchmark's rows.
+
+    .venv/bin/python benchmarks/curation/dev_freeform.py            # score (resumable)
+    .venv/bin/python benchmarks/curation/dev_freeform.py --report   # the numbers, also to dev_freeform_results.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from dev import DEV_SETS, SCORED_WITH, WEIGHTINGS, dev_cli, dev_rows, score_key
+from run import HERE, Cache, DatasetSpec
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+
+from clearcurate import baselines
+from clearcurate import confidence as cf
+from clearcurate.llm import models
+from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
+from clearcurate.pipeline import load_lm
+from clearcurate.records import Record, write_json
+from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.similarity import get_similarity
+from clearcurate.training import LoraTrainConfig
+
+log = logging.getLogger("dev-freeform")
+
+
+@dataclass(frozen=True)
+class FreeformSet:
+    name: str
+    kind: str  # dolly | gsm8k
+    noise_rate: float
+
+
+SETS = [FreeformSet("dev-dolly-clean", "dolly", 0.0), FreeformSet("dev-dolly-n-20", "dolly", 0.2), FreeformSet("dev-gsm8k-clean", "gsm8k", 0.0)]
+BUDGETS = {"fixed 32 tokens": 0, "length-aware (cap 256)": 256}  # score.max_new_tokens_cap
+PER_TOKEN_SCALE = 0.5  # nats per token: spreads the per-token likelihood over [0, 1] as 5 nats does per response
+CANDIDATES = {  # the default and the variants a free-form user could pick
+    "default (c.6 l.2 v.2)": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2},
+    **{name: w for name, (w, _) in WEIGHTINGS.items() if name in ("consistency only", "likelihood only", "relevance only")},
+    "c.5 v.5": {"consistency": 0.5, "relevance": 0.5},
+    "c.4 l.2 v.4": {"consistency": 0.4, "likelihood": 0.2, "relevance": 0.4},
+}
+
+
+def rows_of(spec: FreeformSet) -> tuple[list[Record], dict[str, Record]]:
+    if spec.kind == "dolly":
+        train, _, labels = build_dolly_n(DOLLY_SOURCE, DollyNConfig(n_train=100, n_test=0, noise_rate=spec.noise_rate, pool="dev"))
+        return train, {label["id"]: label for label in labels}
+    return dev_rows(DatasetSpec(spec.name, "gsm8k", 0.0, 100, 0, 32, ()))
+
+
+# The settings these sets were scored with (their stored results are keyed by them): the defaults
+# of the time; the report recomputes every component from the stored samples.
+FREEFORM_SCORED_WITH = {"weights": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2}, "relevance_scale": 1.0, "likelihood_scale": 5.0}
+
+
+def score_cfg(params: dict[str, Any], cap: int) -> ScoreConfig:
+    return ScoreConfig.from_params({**params["score"], **FREEFORM_SCORED_WITH, "max_new_tokens_cap": cap})
+
+
+# How the prompt's explanatory power (PMI) is normalised for length: per token (IFD's way) or not
+# at all; with the scale (nats) that spreads it over [0, 1].
+RELEVANCE_NORMS = {"per token": (lambda n: n, 5.0), "total": (lambda n: 1.0, 10.0)}
+LIKELIHOODS = ("per response", "per token")
+COMPONENTS = ("consistency", "likelihood", "relevance", "length")
+
+
+def recompute(record: Record, sample_tokens: list[int], response_tokens: int, likelihood: str, relevance: str) -> Record:
+    """A stored record with likelihood, relevance and length computed the named way (library math)."""
+    logprobs = [(lp, n) for lp, n in zip(record["sample_logprobs"], sample_tokens) if lp is not None]
+    if likelihood == "per token":
+        rates = [cf.token_rate(lp, n) for lp, n in logprobs]
+        lik = cf.likelihood_ratio(cf.token_rate(record["response_logprob"], response_tokens), max(rates), PER_TOKEN_SCALE)
+    else:  # the pre-issue-12 definition: totals, 5 nats
+        lik = cf.likelihood_ratio(record["response_logprob"], max(lp for lp, _ in logprobs), 5.0)
+    divide, scale = RELEVANCE_NORMS[relevance]
+    pmi = record["response_logprob"] - record["response_logprob_alone"]
+    return {**record, "likelihood": lik, "relevance": max(0.0, 1.0 - math.exp(-pmi / divide(response_tokens) / scale)),
+            "length": cf.length_agreement(response_tokens, sample_tokens, 1.0)}
+
+
+def variants(scored: list[Record], rows: list[Record], tokenizer: Any) -> dict[str, list[Record]]:
+    """Every (likelihood, relevance) definition applied to the stored records.
+
+    Token counts are re-tokenised from the stored texts (+1 for the end of turn) where the
+    records were stored before they carried them.
+    """
+    count = lambda t: len(tokenizer.encode(t, add_special_tokens=False)) + 1  # noqa: E731
+    tokens = [r.get("sample_tokens") or [count(t) for t in r["samples"]] for r in scored]
+    resp = [r.get("response_tokens") or count(row["response"]) for r, row in zip(scored, rows)]
+    return {f"likelihood {lik}, relevance {rel}": [recompute(r, t, n, lik, rel) for r, t, n in zip(scored, tokens, resp)]
+            for lik in LIKELIHOODS for rel in RELEVANCE_NORMS}
+
+
+def baseline_scores(lm: Any, rows: list[Record]) -> dict[str, list[float]]:
+    """Higher = cleaner: IFD and perplexity (Superfiltering), direct 1-5 rating (AlpaGasus)."""
+    ppl = baselines.perplexity_scores(lm, rows)
+    return {"ifd": [r["neg_ifd"] for r in ppl], "perplexity": [r["neg_loss"] for r in ppl], "rating": baselines.direct_rating(lm, rows)}
+
+
+def labelled_sets(params: dict[str, Any], cache: Cache) -> dict[str, tuple[list[Record], dict[str, Record], list[Record]]]:
+    """(rows, labels, stored records) of every development set this selection uses: the free-form sets
+    scored with the length-aware budget, and dev.py's short-answer noisy sets (fixed budget; for
+    SQuAD's short answers the length-aware budget is the same)."""
+    train_cfg = LoraTrainConfig.from_params(params["train"])
+    out = {}
+    for spec in SETS:
+        rows, labels = rows_of(spec)
+        if (scored := cache.get(f"{spec.name}/score-{score_key(cache, rows, score_cfg(params, 256), train_cfg)}")) is not None:
+            out[spec.name] = (rows, labels, scored)
+    for spec in DEV_SETS:
+        if spec.noise_rate == 0:
+            continue
+        rows, labels = dev_rows(spec)
+        cfg = ScoreConfig.from_params({**params["score"], **SCORED_WITH, "max_new_tokens": spec.max_new_tokens})
+        if (scored := cache.get(f"{spec.name}/score-{score_key(cache, rows, cfg, train_cfg)}")) is not None:
+            out[spec.name] = (rows, labels, scored)
+    return out
+
+
+def grid() -> list[dict[str, float]]:
+    """Weights over the four components in steps of 0.1, summing to 1."""
+    steps = range(11)
+    return [dict(zip(COMPONENTS, (a / 10, b / 10, c / 10, (10 - a - b - c) / 10)))
+            for a in steps for b in steps for c in steps if a + b + c <= 10]
+
+
+# `score.weights: auto` picks a preset by the data's median response length (clearcurate.presets).
+# Each preset is chosen on the development sets of its kind, with the library's components
+# (likelihood and relevance per token, length agreement):
+# - short answers (SQuAD's spans): the best worst-case AUROC over SQuAD-N 20%, 40% and plausible
+#   spans; a response far longer than the model's own answers is a real sign there.
+# - free form (Dolly, GSM8K worked solutions): the best worst-case AUROC over Dolly-N and GSM8K-N
+#   among the weightings whose |Spearman(length, confidence)| <= 0.2 on both clean free-form sets.
+# (noisy sets chosen on, clean sets it must be length-fair on, the likelihood and relevance definitions)
+PRESET_SETS = {
+    "short": (("dev-squad-n-20", "dev-squad-n-40", "dev-squad-plausible-20"), (), "likelihood per response, relevance per token"),
+    "free_form": (("dev-dolly-n-20", "dev-gsm8k-n-20"), ("dev-dolly-clean", "dev-gsm8k-clean"), "likelihood per token, relevance per token"),
+}
+
+
+INCUMBENT = {"short": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2, "length": 0.0}}  # issue 11's default
+
+
+def choose_presets(sets: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    y = {s: [0 if labels[r["id"]]["noisy"] else 1 for r in rows] for s, (rows, labels, _) in sets.items()}
+    out = {}
+    for preset, (noisy, clean, definitions) in PRESET_SETS.items():
+        recs = {s: variants(scored, rows, tokenizer)[definitions] for s, (rows, _, scored) in sets.items()}
+        results = []
+        for w in grid():
+            auc = {s: round(float(roc_auc_score(y[s], [cf.combine(r, w) for r in recs[s]])), 3) for s in recs if 0 < sum(y[s]) < len(y[s])}
+            rho = {s: round(float(spearmanr([len(r["response"]) for r in sets[s][0]], [cf.combine(r, w) for r in recs[s]]).statistic), 3)
+                   for s in clean}
+            if all(abs(v) <= 0.2 for v in rho.values()):
+                results.append({"weights": w, "min_auroc": min(auc[s] for s in noisy), "auroc": auc, "spearman_length_clean": rho})
+        # A tie on the worst case keeps the weights already in use (a default changes only for a strict gain).
+        incumbent = INCUMBENT.get(preset)
+        ranked = sorted(results, key=lambda r: (-r["min_auroc"], r["weights"] != incumbent, -sum(r["auroc"][s] for s in noisy)))
+        out[preset] = {"definitions": definitions, "chosen_on": list(noisy), "fair_on": list(clean), "chosen": ranked[0], "runners_up": ranked[1:3]}
+    return out
+
+
+def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, Any]:
+    """Length bias and detection of every definition and weighting; the choice: among weightings whose
+    |Spearman(length, confidence)| <= 0.2 on both clean free-form sets, the best worst-case AUROC over the
+    noisy sets where some component reaches 0.6 (the others carry no signal to weigh)."""
+    sets = labelled_sets(params, cache)
+    out: dict[str, Any] = {"sets": {}}
+    train_cfg = LoraTrainConfig.from_params(params["train"])
+    for spec in SETS:  # the budget comparison: fixed against length-aware, stored components as they were
+        rows, labels = rows_of(spec)
+        lengths = [len(r["response"]) for r in rows]
+        clean = [i for i, r in enumerate(rows) if not labels[r["id"]]["noisy"]]
+        res: dict[str, Any] = {"rows": len(rows), "noisy": len(rows) - len(clean), "median_response_chars": sorted(lengths)[len(lengths) // 2]}
+        for budget_name, cap in BUDGETS.items():
+            scored = cache.get(f"{spec.name}/score-{score_key(cache, rows, score_cfg(params, cap), train_cfg)}")
+            if scored is not None:
+                best = variants(scored, rows, tokenizer)["likelihood per token, relevance total"]
+                res[budget_name] = {c: round(float(spearmanr([lengths[i] for i in clean], [best[i][c] for i in clean]).statistic), 3)
+                                    for c in (*COMPONENTS, "reflection")}
+        out["sets"][spec.name] = {**res, "note": "Spearman(response length, component) on the clean rows"}
+    per_variant: dict[str, Any] = {}
+    for name in (f"likelihood {lik}, relevance {rel}" for lik in LIKELIHOODS for rel in RELEVANCE_NORMS):
+        recs = {s: variants(scored, rows, tokenizer)[name] for s, (rows, _, scored) in sets.items()}
+        y = {s: [0 if labels[r["id"]]["noisy"] else 1 for r in rows] for s, (rows, labels, _) in sets.items()}
+        noisy = [s for s in recs if 0 < sum(y[s]) < len(y[s])]
+        clean = [s for s in recs if sum(y[s]) == len(y[s])]
+        lengths = {s: [len(r["response"]) for r in rows] for s, (rows, _, _) in sets.items()}
+        components = {s: {c: round(float(roc_auc_score(y[s], [r[c] for r in recs[s]])), 3) for c in COMPONENTS} for s in noisy}
+        informative = [s for s in noisy if max(components[s].values()) >= 0.6]
+        results = []
+        for w in grid():
+            conf = {s: [cf.combine(r, w) for r in recs[s]] for s in recs}
+            auc = {s: round(float(roc_auc_score(y[s], conf[s])), 3) for s in noisy}
+            rho = {s: round(float(spearmanr(lengths[s], conf[s]).statistic), 3) for s in clean}
+            results.append({"weights": w, "min_auroc": min(auc[s] for s in informative), "auroc": auc, "spearman_length_clean": rho})
+        fair = [r for r in results if all(abs(v) <= 0.2 for v in r["spearman_length_clean"].values())]
+        ranked = sorted(fair, key=lambda r: (-r["min_auroc"], -sum(r["auroc"].values())))
+        per_variant[name] = {"component_auroc": components, "informative": informative, "fair_weightings": len(fair),
+                             "chosen": ranked[0] if ranked else None, "runners_up": ranked[1:3]}
+    out["selection"] = per_variant
+    out["presets"] = choose_presets(sets, tokenizer)
+    for spec in SETS:  # the baselines a free-form user would try, on the same rows
+        rows, labels = rows_of(spec)
+        if spec.noise_rate and (base := cache.get(f"{spec.name}/baselines-{cache.key(rows, params['model']['name'])}")):
+            y = [0 if labels[r["id"]]["noisy"] else 1 for r in rows]
+            out["sets"][spec.name]["baseline_auroc"] = {k: round(float(roc_auc_score(y, v)), 3) for k, v in base.items()}
+    best = max((v for v in per_variant.values() if v["chosen"]), key=lambda v: v["chosen"]["min_auroc"], default=None)
+    out["chosen"] = next((k for k, v in per_variant.items() if v is best), None)
+    if "dev-dolly-n-20" in sets:  # which free-form defects the free-form preset catches
+        rows, labels, scored = sets["dev-dolly-n-20"]
+        free = out["presets"]["free_form"]
+        conf = [cf.combine(r, free["chosen"]["weights"]) for r in variants(scored, rows, tokenizer)[free["definitions"]]]
+        kinds = sorted({lab["noise_type"] for lab in labels.values() if lab["noisy"]})
+        out["free_form_auroc_by_defect (dev-dolly-n-20, each defect against the clean rows)"] = {
+            kind: round(float(roc_auc_score(*zip(*[(0 if labels[r["id"]]["noisy"] else 1, c) for r, c in zip(rows, conf)
+                                                    if labels[r["id"]]["noise_type"] in (None, kind)]))), 3)
+            for kind in kinds
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, params, cache, model_dir = dev_cli(__doc__, argv)
+    if args.report:
+        _, tokenizer = models.load(model_dir)
+        measured = report(params, cache, tokenizer)
+        write_json(HERE / "dev_freeform_results.json", measured)  # the evidence behind the length-fair defaults, committed
+        print(json.dumps(measured, indent=1))
+        return 0
+    lm = load_lm(params["model"], model_dir=model_dir)
+    train_cfg = LoraTrainConfig.from_params(params["train"])
+    for spec in SETS:
+        if args.only is not None and spec.name not in args.only:
+            continue
+        rows, _ = rows_of(spec)
+        for budget_name, cap in BUDGETS.items():
+            cfg = score_cfg(params, cap)
+            log.info("%s: scoring with %s", spec.name, budget_name)
+            cache.fetch(f"{spec.name}/score-{score_key(cache, rows, cfg, train_cfg)}",
+                        lambda cfg=cfg, rows=rows: score_rows(lm, rows, cfg, get_similarity(cfg.similarity), train_cfg))
+        if spec.noise_rate:  # what a user would try instead, on the base model (as in run.py)
+            cache.fetch(f"{spec.name}/baselines-{cache.key(rows, params['model']['name'])}", lambda rows=rows: baseline_scores(lm, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Confidence weightings chosen on development data, one per kind of answer (`score.weights: auto`).
+
+Short answers and free-form text need different scores. Where answers are a few words (SQuAD
+spans), a response far longer or less likely in total than the model's own answers is a real
+sign of noise. Where answers are paragraphs or worked solutions, the same signals measure length:
+long correct responses score low (issue 12: Spearman -0.59 between length and the short-answer
+confidence on clean Dolly rows). `auto` picks the preset by the data's median response length.
+
+Every number here comes from `benchmarks/curation/dev.py` and `dev_freeform.py` (development rows
+only; `dev_results.json`, `dev_freeform_results.json`); see docs/curation.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Weights over the components, and how the likelihood component is normalised."""
+
+    weights: dict[str, float]
+    likelihood_per: str  # response: totals (a longer response is less likely) | token: rates
+    likelihood_scale: float  # nats per response or per token: spreads the component over [0, 1]
+
+
+PRESETS = {
+    # Issue 11's choice on SQuAD-N 20/40% and plausible spans and GSM8K-N: best worst-case AUROC
+    # (0.733; 0.842 / 0.733 / 0.734 / 0.829).
+    "short": Preset({"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2}, "response", 5.0),
+    # Issue 12's choice: best worst-case AUROC on Dolly-N and GSM8K-N (0.734 / 0.919) among the
+    # weightings with |Spearman(length, confidence)| <= 0.2 on clean Dolly and GSM8K rows.
+    "free_form": Preset({"consistency": 0.2, "likelihood": 0.7, "relevance": 0.1}, "token", 0.5),
+}
+# SQuAD answers have a median of 3-5 tokens, Dolly responses about 45, GSM8K solutions about 100.
+SHORT_MAX_TOKENS = 16
+
+
+def preset_for(median_response_tokens: float) -> str:
+    """`short` when the median response has at most 16 tokens, else `free_form`."""
+    return "short" if median_response_tokens <= SHORT_MAX_TOKENS else "free_form"
