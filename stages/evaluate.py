@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clearcurate.budget import token_budget
+from clearcurate.budget import token_budgets
 from clearcurate.evaluation import (
     correction_scores,
     detection_scores,
@@ -59,7 +59,7 @@ def main() -> None:
     prompts = [lm.chat(r["prompt"]) for r in test]
     # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
     longest = [max(lm.token_counts(refs)) for refs in references]
-    max_new = [token_budget(n, int(cfg["max_new_tokens"]), int(cfg["max_new_tokens_cap"])) for n in longest]
+    max_new = token_budgets(longest, int(cfg["max_new_tokens"]), int(cfg["max_new_tokens_cap"]))
     if not short_answer:
         log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")
     with_loss = not isinstance(lm, OpenAIChatLM)

@@ -92,7 +92,7 @@ def test_samples_get_a_budget_that_grows_with_the_response(tiny_lm):
     long_row = {"id": "long", "prompt": "Describe the sea.", "response": " ".join(["waves and salt and wind"] * 6)}
     rows = [ROWS[0], ROWS[1], ROWS[3], long_row]
     cfg = ScoreConfig(k=2, max_new_tokens=12, max_new_tokens_cap=30, weights={"consistency": 1})
-    budgets = sample_budgets(tiny_lm, rows, cfg)
+    budgets = sample_budgets(tiny_lm.token_counts([r["response"] for r in rows]), cfg)
     assert budgets == [12, 12, 12, 30]  # one-word responses keep the floor; the long one gets the cap
     out = score_rows(tiny_lm, rows, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
     assert all(n <= b + 1 for o, b in zip(out, budgets) for n in o["sample_tokens"])  # + the end of turn

@@ -35,7 +35,9 @@ from clearcurate.llm import models
 from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from clearcurate.pipeline import load_lm
 from clearcurate.records import Record, write_json
+from clearcurate.presets import PRESETS
 from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.scoring import likelihood as scoring_likelihood
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig
 
@@ -51,7 +53,6 @@ class FreeformSet:
 
 SETS = [FreeformSet("dev-dolly-clean", "dolly", 0.0), FreeformSet("dev-dolly-n-20", "dolly", 0.2), FreeformSet("dev-gsm8k-clean", "gsm8k", 0.0)]
 BUDGETS = {"fixed 32 tokens": 0, "length-aware (cap 256)": 256}  # score.max_new_tokens_cap
-PER_TOKEN_SCALE = 0.5  # nats per token: spreads the per-token likelihood over [0, 1] as 5 nats does per response
 CANDIDATES = {  # the default and the variants a free-form user could pick
     "default (c.6 l.2 v.2)": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2},
     **{name: w for name, (w, _) in WEIGHTINGS.items() if name in ("consistency only", "likelihood only", "relevance only")},
@@ -85,12 +86,9 @@ COMPONENTS = ("consistency", "likelihood", "relevance", "length")
 
 def recompute(record: Record, sample_tokens: list[int], response_tokens: int, likelihood: str, relevance: str) -> Record:
     """A stored record with likelihood, relevance and length computed the named way (library math)."""
-    logprobs = [(lp, n) for lp, n in zip(record["sample_logprobs"], sample_tokens) if lp is not None]
-    if likelihood == "per token":
-        rates = [cf.token_rate(lp, n) for lp, n in logprobs]
-        lik = cf.likelihood_ratio(cf.token_rate(record["response_logprob"], response_tokens), max(rates), PER_TOKEN_SCALE)
-    else:  # the pre-issue-12 definition: totals, 5 nats
-        lik = cf.likelihood_ratio(record["response_logprob"], max(lp for lp, _ in logprobs), 5.0)
+    per = PRESETS["free_form" if likelihood == "per token" else "short"]  # the two definitions the presets use
+    how = ScoreConfig(likelihood_per=per.likelihood_per, likelihood_scale=per.likelihood_scale)
+    lik = scoring_likelihood(record["response_logprob"], response_tokens, record["sample_logprobs"], sample_tokens, how)
     divide, scale = RELEVANCE_NORMS[relevance]
     pmi = record["response_logprob"] - record["response_logprob_alone"]
     return {**record, "likelihood": lik, "relevance": max(0.0, 1.0 - math.exp(-pmi / divide(response_tokens) / scale)),

@@ -48,7 +48,7 @@ from clearcurate import confidence as cf
 from clearcurate.cache import ScoreCache, digest, model_fingerprint
 from clearcurate.correction import CorrectConfig, correct_rows
 from clearcurate.curation import CORRECTED, FilterConfig, split_by_threshold, threshold
-from clearcurate.budget import token_budget
+from clearcurate.budget import token_budgets
 from clearcurate.evaluation import (
     correction_scores,
     detection_scores,
@@ -297,7 +297,7 @@ class Bench:
             per_question = task_metric(spec)(texts, [r["answers"] for r in test])
         else:  # free-form: answers as long as the references need, and held-out loss
             refs = [r["response"] for r in test]
-            budgets = [token_budget(n, spec.max_new_tokens, self.eval_cap) for n in self.lm.token_counts(refs)]
+            budgets = token_budgets(self.lm.token_counts(refs), spec.max_new_tokens, self.eval_cap)
             texts = self.lm.greedy(prompts, budgets, desc="eval")
             per_question = {**task_metric(spec)(texts, [[r] for r in refs]),
                             "heldout_nll": heldout_nll(self.lm.continuation_logprobs(prompts, refs, desc="loss"))}

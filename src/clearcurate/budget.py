@@ -9,6 +9,7 @@ up measuring length instead of content. The budget grows with the reference, bet
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 GROWTH = 1.5  # room for a correct answer worded longer than the reference
 SLACK = 8  # and for a few tokens of preamble
@@ -23,3 +24,8 @@ def token_budget(reference_tokens: int, floor: int, cap: int) -> int:
     if not cap:
         return floor
     return max(floor, min(cap, math.ceil(GROWTH * reference_tokens) + SLACK))
+
+
+def token_budgets(reference_tokens: Sequence[int], floor: int, cap: int) -> list[int]:
+    """`token_budget` for each reference."""
+    return [token_budget(n, floor, cap) for n in reference_tokens]

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from clearcurate import confidence as cf
 from clearcurate import presets, prompts
-from clearcurate.budget import token_budget
+from clearcurate.budget import token_budget, token_budgets
 from clearcurate.cache import ScoreCache, digest
 from clearcurate.llm.hf import LocalLM
 from clearcurate.records import Record
@@ -187,9 +187,9 @@ def _chunked(lm: LocalLM) -> tuple[int, bool]:
     return lm.batch_size * 2, lm.show_progress
 
 
-def sample_budgets(lm: LocalLM, rows: Sequence[Record], cfg: ScoreConfig) -> list[int]:
+def sample_budgets(response_tokens: Sequence[int], cfg: ScoreConfig) -> list[int]:
     """Tokens each row's samples may have: enough to be compared with its response (clearcurate.budget)."""
-    return [token_budget(n, cfg.max_new_tokens, cfg.max_new_tokens_cap) for n in lm.token_counts([r["response"] for r in rows])]
+    return token_budgets(response_tokens, cfg.max_new_tokens, cfg.max_new_tokens_cap)
 
 
 def _sample_keys(
@@ -206,6 +206,7 @@ def _sample_raw(
     rows: Sequence[Record],
     gen_prompts: Sequence[str],
     cfg: ScoreConfig,
+    budgets: Sequence[int],
     with_likelihood: bool,
     scope: str,
     cache: ScoreCache | None,
@@ -213,9 +214,9 @@ def _sample_raw(
 ) -> list[Record]:
     """The k sampled answers (and their log-probabilities, and that of the given response) per row.
 
-    `scope` names the model that samples (base weights, or a fold adapter) and enters every key.
+    `budgets`: each row's token budget (`sample_budgets`). `scope` names the model that samples
+    (base weights, or a fold adapter) and enters every key.
     """
-    budgets = sample_budgets(lm, rows, cfg)
     keys = _sample_keys(scope, cfg, with_likelihood, gen_prompts, rows, budgets)
     # Largest budgets, then longest prompts first, so each chunk batches similar lengths, as one big call would.
     order = sorted(range(len(rows)), key=lambda i: (-budgets[i], -len(gen_prompts[i])))
@@ -341,18 +342,20 @@ def score_rows(
         return []
     if cache is not None and not model_id:
         raise ValueError("a scoring cache needs model_id (the base model's fingerprint), or results of other models would match")
-    preset = cfg.preset_for(lm.token_counts([r["response"] for r in rows]))
+    response_tokens = lm.token_counts([r["response"] for r in rows])  # counted once: the preset and every budget
+    preset = cfg.preset_for(response_tokens)
+    budgets = sample_budgets(response_tokens, cfg)
     cfg = cfg.with_preset(preset)
     log.info("confidence weights: %s %s (likelihood per %s)", preset, cfg.component_weights(), cfg.likelihood_per)
     if cfg.recipe == "paper":
         shots = fewshot_examples(rows, cfg.fewshot, cfg.seed)
         gen_prompts = [lm.chat(prompts.cot_prompt(r["prompt"], s)) for r, s in zip(rows, shots)]
-        raw = _sample_raw(lm, rows, gen_prompts, cfg, False, digest(model_id, "base"), cache, "sample") if cfg.k else []
+        raw = _sample_raw(lm, rows, gen_prompts, cfg, budgets, False, digest(model_id, "base"), cache, "sample") if cfg.k else []
         folds: list[int | None] = [None] * len(rows)
     else:
         if train_cfg is None:
             raise ValueError("the crossfit recipe needs the LoRA training config")
-        raw, folds = _crossfit(lm, rows, cfg, train_cfg, cache, model_id)
+        raw, folds = _crossfit(lm, rows, cfg, budgets, train_cfg, cache, model_id)
     parts = _components(rows, raw, cfg, similarity, lm.token_counts)
     reflections = _reflect_cached(lm, rows, model_id, cache)
     weights = cfg.component_weights()
@@ -377,6 +380,7 @@ def _crossfit(
     lm: LocalLM,
     rows: Sequence[Record],
     cfg: ScoreConfig,
+    budgets: Sequence[int],
     train_cfg: LoraTrainConfig,
     cache: ScoreCache | None,
     model_id: str,
@@ -397,7 +401,8 @@ def _crossfit(
         slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, asdict(fold_cfg))[:16]}"
         train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
         saved = cache.fold_adapter(slot, train_rows, FOLD_REUSE_TOLERANCE) if cache is not None else None
-        held_keys = _sample_keys(digest(model_id, saved.name), cfg, True, gen_prompts, held_rows, sample_budgets(lm, held_rows, cfg)) if saved else []
+        held_budgets = [budgets[i] for i in held]
+        held_keys = _sample_keys(digest(model_id, saved.name), cfg, True, gen_prompts, held_rows, held_budgets) if saved else []
         if saved is not None and cache.has_all("samples", held_keys):
             adapted, scope = None, saved.name  # every held row is cached: this fold needs no model
         elif saved is not None:
@@ -414,7 +419,7 @@ def _crossfit(
             adapted.merge_adapter()  # merged weights: inference at base-model speed
             lm.model = adapted
         try:
-            fold_raw = _sample_raw(lm, held_rows, gen_prompts, cfg, True, digest(model_id, scope), cache, f"sample fold {f + 1}")
+            fold_raw = _sample_raw(lm, held_rows, gen_prompts, cfg, held_budgets, True, digest(model_id, scope), cache, f"sample fold {f + 1}")
         finally:
             if adapted is not None:
                 adapted.unmerge_adapter()
