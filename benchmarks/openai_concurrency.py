@@ -23,14 +23,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
-from clearcurate.llm.openai_api import OpenAIChatLM, OpenAIConfig
+from clearcurate.llm.openai_api import OpenAIChatLM
 from clearcurate.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
+from clearcurate.params import OpenAIConfig, load_file
 from clearcurate.pipeline import setup_logging
-from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.scoring import score_rows
 from clearcurate.similarity import get_similarity
 
 log = logging.getLogger("openai_concurrency")
@@ -64,9 +64,8 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     setup_logging()
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
     rows, _, _ = build_squad_n(args.source, SquadNConfig(n_train=args.rows, n_test=1))
-    cfg = ScoreConfig.from_params({**params["score"], "recipe": "paper", "weights": {}, "k": 3, "max_new_tokens": 16, "fewshot": 1})
+    cfg = replace(load_file(args.params).score, recipe="paper", weights={}, k=3, max_new_tokens=16, fewshot=1)
     similarity = get_similarity(cfg.similarity)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir

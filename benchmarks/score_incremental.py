@@ -17,14 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.llm.factory import load_lm
 from clearcurate.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
-from clearcurate.pipeline import BASE_MODEL_DIR, load_lm, setup_logging
-from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.params import load_file
+from clearcurate.pipeline import setup_logging
+from clearcurate.scoring import score_rows
 from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig
 
 log = logging.getLogger("score_incremental")
 
@@ -35,17 +34,17 @@ def main() -> None:
     parser.add_argument("--added", type=int, default=10, help="rows added for the incremental run")
     parser.add_argument("--source", default=str(SQUAD_SOURCE), help="flat SQuAD v1.1 JSONL (default: the bundled copy)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--base", type=Path, default=Path("models/base"), help="the prepared base model (dvc repro prepare)")
     args = parser.parse_args()
-    for needed in (Path(args.source), args.params, BASE_MODEL_DIR / "config.json"):
+    for needed in (Path(args.source), args.params, args.base / "config.json"):
         if not needed.exists():
             parser.error(f"{needed} not found (run from the repository root after `dvc repro prepare`)")
     setup_logging()
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
+    p = load_file(args.params)
     rows, _, _ = build_squad_n(args.source, SquadNConfig(n_train=args.rows + args.added, n_test=1))
-    cfg = ScoreConfig.from_params(params["score"])
-    train_cfg = LoraTrainConfig.from_params(params["train"])
-    lm = load_lm(params["model"])
-    model_id = model_fingerprint(BASE_MODEL_DIR)
+    cfg, train_cfg = p.score, p.train
+    lm = load_lm(p, args.base)
+    model_id = model_fingerprint(args.base)
     similarity = get_similarity(cfg.similarity)
     with tempfile.TemporaryDirectory() as tmp:
         timings = {}

@@ -20,7 +20,9 @@ import time
 import torch
 
 from clearcurate import prompts
-from clearcurate.pipeline import load_lm, setup_logging
+from clearcurate.llm.factory import load_lm
+from clearcurate.params import ModelParams, Params
+from clearcurate.pipeline import setup_logging
 from clearcurate.records import read_jsonl
 from clearcurate.scoring import ScoreConfig, fewshot_examples, reflect
 
@@ -66,9 +68,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--naive-rows", type=int, default=4, help="rows for the (slow) naive loop")
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--base", default="models/base", help="the prepared base model (dvc repro prepare)")
     args = parser.parse_args()
     setup_logging()
-    lm = load_lm({"batch_size": args.batch_size})
+    lm = load_lm(Params(model=ModelParams(batch_size=args.batch_size)), args.base)
     lm.show_progress = False
     rows = read_jsonl(args.data)[: args.rows]
     cfg = ScoreConfig(recipe="paper", k=args.k, max_new_tokens=args.max_new_tokens)

@@ -4,13 +4,12 @@ The base model is loaded once; the three adapters are attached to it and switche
 Test rows with `answers` (short-answer QA) get SQuAD exact match and F1; otherwise (free-form
 data) the greedy answer's token F1 with the reference response. Every model also gets held-out
 loss: the reference responses' per-token negative log-likelihood (local models only).
-Noise labels (`evaluate.noise_labels`, under data/labels/) are read here and nowhere else; without
+Noise labels (`evaluate.noise_labels`, inside the --labels folder) are read here and nowhere else; without
 them (null or absent) there are no detection metrics at all, not zeros.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -25,22 +24,22 @@ from clearcurate.evaluation import (
     heldout_scores,
     squad_scores,
 )
-from clearcurate.llm.openai_api import OpenAIChatLM, api_metrics, read_model_ref
-from clearcurate.pipeline import api_budget, load_lm, openai_params, setup_logging, stage_params
+from clearcurate.llm.factory import api_budget, load_lm
+from clearcurate.llm.openai_api import api_metrics
+from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("evaluate")
-ADAPTERS = {"baseline": "models/baseline", "filtered": "models/filtered", "corrected": "models/corrected"}
-LABELS_DIR = Path("data/labels")  # dvc.yaml: evaluate depends on this folder, so labels must live in it
+MODELS = ("baseline", "filtered", "corrected")  # adapters on the base model, each a --<name> argument
 
 
-def labels_path(value: str | None) -> Path | None:
-    """`evaluate.noise_labels`: None (no labels), or a file inside data/labels/ (what DVC tracks for this stage)."""
+def labels_path(value: str | None, labels_dir: Path) -> Path | None:
+    """`evaluate.noise_labels`: None (no labels), or a file inside `labels_dir` (what DVC tracks for this stage)."""
     if value is None or value == "":
         return None
     path = Path(value)
-    if LABELS_DIR.resolve() not in path.resolve().parents:
-        raise SystemExit(f"evaluate.noise_labels: {value} is outside {LABELS_DIR}/, the folder dvc.yaml tracks for "
+    if labels_dir.resolve() not in path.resolve().parents:
+        raise SystemExit(f"evaluate.noise_labels: {value} is outside {labels_dir}/, the folder dvc.yaml tracks for "
                          f"evaluate; move the file there (or set noise_labels: null to run without labels)")
     if not path.is_file():
         raise SystemExit(f"evaluate.noise_labels: {value} not found (set noise_labels: null to run without labels)")
@@ -48,42 +47,31 @@ def labels_path(value: str | None) -> Path | None:
 
 
 def main() -> None:
+    args = stage_args(
+        __doc__, "test", "scored", "removed", "decisions", "labels", "base", *MODELS, "predictions", "scores", "metrics",
+    )
     setup_logging()
-    params = stage_params("evaluate")
-    cfg = params["evaluate"]
-    labels_file = labels_path(cfg.get("noise_labels"))
-    test = read_jsonl("data/prepared/test.jsonl")
+    p = stage_params("evaluate")
+    cfg = p.evaluate
+    adapters = {name: getattr(args, name) for name in MODELS}
+    labels_file = labels_path(cfg.noise_labels, args.labels)
+    test = read_jsonl(args.test)
     short_answer = all(r.get("answers") for r in test)
     references = [r.get("answers") or [r["response"]] for r in test]
-    lm = load_lm(params["model"], adapter_dir=ADAPTERS["baseline"], openai_params=openai_params(params))
+    lm = load_lm(p, args.base)
     prompts = [lm.chat(r["prompt"]) for r in test]
     # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
     longest = [max(lm.token_counts(refs)) for refs in references]
-    max_new = token_budgets(longest, int(cfg["max_new_tokens"]), int(cfg["max_new_tokens_cap"]))
+    max_new = token_budgets(longest, cfg.max_new_tokens, cfg.max_new_tokens_cap)
     if not short_answer:
         log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")
-    with_loss = not isinstance(lm, OpenAIChatLM)
+    with_loss = lm.supports_logprobs
     if not with_loss:
         log.info("held-out loss needs the reference's log-likelihood, which a chat API does not give: left out")
     metrics: dict[str, dict[str, float]] = {}
     predictions: list[dict[str, str]] = []
     # The same model (retrain reused the filtered adapter or model id) gives the same greedy answers.
-    if isinstance(lm, OpenAIChatLM):
-        identity = {name: read_model_ref(path) for name, path in ADAPTERS.items()}
-
-        def select(name: str) -> None:
-            lm.model_name = identity[name]
-    else:
-        for name, path in ADAPTERS.items():
-            if name != "baseline":
-                lm.model.load_adapter(path, adapter_name=name)
-        identity = {
-            name: hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in ("adapter_config.json", "adapter_model.safetensors"))).hexdigest()
-            for name, path in ADAPTERS.items()
-        }
-
-        def select(name: str) -> None:
-            lm.model.set_adapter(name if name != "baseline" else "default")
+    identity = lm.load_adapters(adapters)
     reference_texts = [r["response"] for r in test]
 
     def run(name: str) -> tuple[list[str], list[float] | None]:
@@ -92,7 +80,7 @@ def main() -> None:
 
     done: dict[str, tuple[list[str], list[float] | None]] = {}
     with api_budget("evaluate"):  # a spent API budget stops cleanly
-        for name in ("base", *ADAPTERS):
+        for name in ("base", *MODELS):
             if name == "base":
                 with lm.base_model():
                     texts, nll = run(name)
@@ -100,7 +88,7 @@ def main() -> None:
                 log.info("%s is the same model as an earlier one: its answers are reused", name)
                 texts, nll = done[identity[name]]
             else:
-                select(name)
+                lm.use_adapter(name)
                 texts, nll = done[identity[name]] = run(name)
             if short_answer:
                 metrics[name] = squad_scores(texts, references)
@@ -117,19 +105,19 @@ def main() -> None:
         log.info("%s is empty: no detection or correction metrics", labels_file)
     else:
         noisy = {i: bool(r["noisy"]) for i, r in labels.items()}
-        confidence = {r["id"]: float(r["confidence"]) for r in read_jsonl("data/scored/train.jsonl")}
-        removed = {r["id"] for r in read_jsonl("data/filtered/removed.jsonl")}
+        confidence = {r["id"]: float(r["confidence"]) for r in read_jsonl(args.scored)}
+        removed = {r["id"] for r in read_jsonl(args.removed)}
         metrics["detection"] = detection_scores(confidence, noisy, removed)
         log.info("detection: %s", metrics["detection"])
-        metrics["correction"] = correction_scores(read_jsonl("data/curated/decisions.jsonl"), labels)
+        metrics["correction"] = correction_scores(read_jsonl(args.decisions), labels)
         log.info("Auto-Correct against the noise labels: %s", metrics["correction"])
-    write_json("metrics/evaluate.json", {**metrics, **api_metrics(lm)})
+    write_json(args.metrics, {**metrics, **api_metrics(lm)})
     headline = "f1" if short_answer else "token_f1_vs_reference"  # what the plot draws, named in every row
     write_json(
-        "metrics/test_scores.json",
-        [{"model": m, "metric": headline, "score": metrics[m][headline], **metrics[m]} for m in ("base", *ADAPTERS)],
+        args.scores,
+        [{"model": m, "metric": headline, "score": metrics[m][headline], **metrics[m]} for m in ("base", *MODELS)],
     )
-    write_jsonl("reports/predictions.jsonl", predictions)
+    write_jsonl(args.predictions, predictions)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from clearcurate.pipeline import setup_logging
+from clearcurate.pipeline import setup_logging, stage_args
 from clearcurate.records import read_jsonl, write_json
 from clearcurate.reports import confidence_histogram, outcome_counts
 
@@ -12,12 +12,13 @@ log = logging.getLogger("report")
 
 
 def main() -> None:
+    args = stage_args(__doc__, "scored", "outcomes", "confidence_plot", "outcomes_plot")
     setup_logging()
-    outcomes = read_jsonl("data/curated/outcomes.jsonl")
+    outcomes = read_jsonl(args.outcomes)
     by_id = {o["id"]: o["outcome"] for o in outcomes}
-    write_json("plots/confidence.json", confidence_histogram(read_jsonl("data/scored/train.jsonl"), by_id))
+    write_json(args.confidence_plot, confidence_histogram(read_jsonl(args.scored), by_id))
     counts = outcome_counts(outcomes)
-    write_json("plots/outcomes.json", counts)
+    write_json(args.outcomes_plot, counts)
     log.info("plot data written: %s", ", ".join(f"{c['outcome']} {c['rows']}" for c in counts))
 
 

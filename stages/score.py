@@ -9,43 +9,43 @@ import numpy as np
 import pandas as pd
 
 from clearcurate.cache import ScoreCache, cache_dir, model_fingerprint
-from clearcurate.expectations import scored_suite
+from clearcurate.expectations import scored_suite, validate
+from clearcurate.llm.factory import api_budget, load_lm
 from clearcurate.llm.openai_api import api_metrics
-from clearcurate.pipeline import BASE_MODEL_DIR, api_budget, backend, gate, load_lm, openai_params, setup_logging, stage_params
+from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
-from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.scoring import score_rows
 from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig
 
 log = logging.getLogger("score")
 
 
 def main() -> None:
+    args = stage_args(__doc__, "train", "base", "out", "validation", "metrics")
     setup_logging()
-    params = stage_params("score")
-    cfg = ScoreConfig.from_params(params["score"])
-    rows = read_jsonl("data/prepared/train.jsonl")
-    if backend(params["model"]) == "openai" and cfg.recipe != "paper":
+    p = stage_params("score")
+    cfg = p.score
+    if p.model.backend == "openai" and cfg.recipe != "paper":
         raise SystemExit("score: recipe crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
-    lm = load_lm(params["model"], openai_params=openai_params(params))
+    rows = read_jsonl(args.train)
+    lm = load_lm(p, args.base)
     cache = ScoreCache(cache_dir())
     log.info("per-row results are cached in %s (delete it to clear)", cache.root)
     start = time.perf_counter()
     with api_budget("score"):
         scored = score_rows(
-            lm, rows, cfg, get_similarity(cfg.similarity), LoraTrainConfig.from_params(params["train"]),
-            cache=cache, model_id=model_fingerprint(BASE_MODEL_DIR),
+            lm, rows, cfg, get_similarity(cfg.similarity), p.train, cache=cache, model_id=model_fingerprint(args.base),
         )
     seconds = time.perf_counter() - start
     names = ("consistency", "reflection", "likelihood", "relevance", "length")
     components = [c for c in names if scored and all(c in s for s in scored)]
     optional = [c for c in names if c not in components and any(c in s for s in scored)]
     frame = pd.DataFrame({col: [s.get(col) for s in scored] for col in ("id", "confidence", *components, *optional)})
-    gate("score", "scored", frame, scored_suite([r["id"] for r in rows], components, optional), params)
-    write_jsonl("data/scored/train.jsonl", scored)
+    validate("scored", frame, scored_suite([r["id"] for r in rows], components, optional), p.validate, args.validation)
+    write_jsonl(args.out, scored)
     conf = np.array([s["confidence"] for s in scored])
     write_json(
-        "metrics/score.json",
+        args.metrics,
         {
             "rows": len(scored),
             "recipe": cfg.recipe,

@@ -1,17 +1,12 @@
+"""Fixtures shared by tests/unit and tests/integration; plain helpers are in helpers.py."""
+
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import build_pipeline_repo
 
 
 @pytest.fixture(scope="session")
@@ -31,109 +26,7 @@ def tiny_lm(tiny_model_dir):
     return LocalLM(model, tokenizer, batch_size=3, show_progress=False)
 
 
-# Planted credentials: the pipeline must never copy environment secrets into logs or artifacts.
-SECRETS = {
-    "OPENAI_API_KEY": "sk-planted-0123456789abcdef",
-    "AWS_SECRET_ACCESS_KEY": "planted/aws/SECRET+key0123456789",
-    "AWS_ACCESS_KEY_ID": "AKIAPLANTED0123456",
-}
-
-
-def command_env(**extra_env: str) -> dict[str, str]:
-    """The environment tests run commands in: the venv first on PATH, and the planted secrets."""
-    return {
-        **os.environ,
-        **SECRETS,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "CLEARCURATE_PROGRESS": "0",
-        **extra_env,
-    }
-
-
-def run_cmd(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: str) -> str:
-    """Run a command with the planted secrets in its environment; fail the test with its output if it fails."""
-    proc = subprocess.run(cmd, cwd=cwd, env=command_env(**extra_env), capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout if stdout_only else proc.stdout + proc.stderr
-
-
-def read_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def build_pipeline_repo(
-    work: Path,
-    params_update: Callable[[dict], None] | None = None,
-    write_data: Callable[[Path], None] | None = None,
-    **env: str,
-) -> Path:
-    """A git + DVC repo of the real pipeline on 12 rows with the `tiny` model, after a full `dvc repro`.
-
-    The raw data includes rows without ids, a bad JSON line and a conflicting duplicate.
-    `params_update` edits the test params before the run (e.g. another backend); `write_data`
-    writes other data into the repo instead (its params then say where).
-    """
-    work.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "stages", "src"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    (work / "data" / "labels").mkdir(parents=True)
-    shutil.copy(ROOT / "data/labels/README.md", work / "data" / "labels" / "README.md")
-    if write_data is not None:
-        write_data(work)
-    else:
-        _write_demo_rows(work)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["model"].update(name="tiny", batch_size=4)
-    params["score"].update(k=2, max_new_tokens=4, max_new_tokens_cap=8)
-    params["train"].update(batch_size=4, max_length=256)
-    params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
-    params["evaluate"].update(max_new_tokens=4, max_new_tokens_cap=8)
-    params["validate"].update(max_removed_share=0.9)  # the random tiny model's scores remove arbitrary rows
-    if params_update is not None:
-        params_update(params)
-    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    run_cmd(["git", "init", "-q"], work)
-    run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], work)
-    run_cmd(["dvc", "init", "-q"], work)
-    (work / "repro.log").write_text(run_cmd(["dvc", "repro"], work, **env), encoding="utf-8")
-    return work
-
-
-def _write_demo_rows(work: Path) -> None:
-    """12 demo rows (with the faults above), 4 test rows and the demo's noise labels."""
-    raw = work / "data" / "raw"
-    raw.mkdir(parents=True)
-    train = read_lines(ROOT / "data/raw/train.jsonl")[:12]
-    for row in train[:3]:
-        del row["id"]  # rows without an id get a content-hash id
-    bad_lines = ["{not json", json.dumps({**train[5], "response": "a different answer"})]  # line 13, 14
-    (raw / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train) + "\n".join(bad_lines) + "\n", encoding="utf-8")
-    (raw / "test.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in read_lines(ROOT / "data/raw/test.jsonl")[:4]), encoding="utf-8"
-    )
-    shutil.copy(ROOT / "data/labels/noise_labels.jsonl", work / "data" / "labels" / "noise_labels.jsonl")
-
-
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory) -> Path:
     """One default-backend pipeline run per test session; modules that change it work on copies."""
     return build_pipeline_repo(tmp_path_factory.mktemp("pipeline-template") / "repo")
-
-
-def copy_repo(source: Path, dest: Path) -> Path:
-    """A private copy of a pipeline repo (git history, DVC cache and outputs included)."""
-    shutil.copytree(source, dest, symlinks=True)
-    return dest
-
-
-def local_openai_server(model_dir: Path, model_name: str, api_key: str, **settings):
-    """The loopback OpenAI-compatible server over a prepared model: yields (state, base_url), then stops."""
-    from clearcurate.llm.hf import LocalLM
-    from clearcurate.llm.local_server import ServerState, serve
-    from clearcurate.llm.models import load
-
-    state = ServerState(LocalLM(*load(model_dir), batch_size=4, show_progress=False), model_name, api_key=api_key, **settings)
-    http, _ = serve(state)
-    yield state, f"http://127.0.0.1:{http.server_address[1]}/v1"
-    http.shutdown()

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from run import HERE, Cache, DatasetSpec, gsm8k_config, plan, squad_config
+from run import HERE, Cache, DatasetSpec, gsm8k_config, load_params, plan, squad_config, train_config
 from sklearn.metrics import roc_auc_score
 
 from clearcurate import confidence as cf
 from clearcurate.correction import CorrectConfig, correct_rows
-from clearcurate.curation import CORRECTED, REMOVED, FilterConfig, auto_statistic, should_replace, split_by_threshold, threshold
+from clearcurate.curation import FilterConfig, auto_statistic, should_replace, split_by_threshold, threshold
 from clearcurate.evaluation import correction_scores, same_answer
 from clearcurate.llm import models
+from clearcurate.llm.factory import load_lm
 from clearcurate.noisy_data import (
     GSM8K_TEST_SOURCE,
     GSM8K_TRAIN_SOURCE,
@@ -42,7 +42,8 @@ from clearcurate.noisy_data import (
     build_squad_dev,
     squad_split,
 )
-from clearcurate.pipeline import load_lm, setup_logging
+from clearcurate.outcomes import Outcome
+from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
@@ -67,8 +68,8 @@ WEIGHTINGS = {
     "relevance only": ({"relevance": 1.0}, 1.0),
     "c.5 l.5": ({"consistency": 0.5, "likelihood": 0.5}, 1.0),
     **{
-        f"c{c:g} l{l:g} v{v:g} s{s:g}": ({"consistency": c, "likelihood": l, "relevance": v}, s)
-        for c, l, v in ((0.4, 0.3, 0.3), (0.5, 0.25, 0.25), (0.6, 0.2, 0.2), (0.3, 0.4, 0.3), (0.34, 0.33, 0.33))
+        f"c{c:g} l{lik:g} v{v:g} s{s:g}": ({"consistency": c, "likelihood": lik, "relevance": v}, s)
+        for c, lik, v in ((0.4, 0.3, 0.3), (0.5, 0.25, 0.25), (0.6, 0.2, 0.2), (0.3, 0.4, 0.3), (0.34, 0.33, 0.33))
         for s in (1.0, 2.0, 5.0)
     },
 }
@@ -102,19 +103,20 @@ def dev_rows(spec: DatasetSpec) -> tuple[list[Record], dict[str, Record]]:
 def score_key(cache: Cache, rows: list[Record], score_cfg: ScoreConfig, train_cfg: LoraTrainConfig) -> str:
     """The stored scores' key. The relevance scale is left out: it only maps stored log-probabilities
     to [0, 1], and the report recomputes that mapping for every scale it compares (so is the length
-    scale, and whether the likelihood is per token). A token cap of 0 (a fixed sample budget) is left out too: the sets scored before the cap
-    existed used a fixed one."""
+    scale, and whether the likelihood is per token). A token cap of 0 (a fixed sample budget) is left
+    out too: the sets scored before the cap existed used a fixed one."""
     raw = {k: v for k, v in asdict(score_cfg).items()
            if k not in ("relevance_scale", "length_scale", "likelihood_per") and not (k == "max_new_tokens_cap" and v == 0)}
     return cache.key(rows, raw, asdict(train_cfg))
 
 
 def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> None:
-    rows, labels = dev_rows(spec)
-    train_cfg = LoraTrainConfig.from_params(params["train"])
-    score_cfg = ScoreConfig.from_params({**params["score"], "max_new_tokens": spec.max_new_tokens})
+    rows, _ = dev_rows(spec)
+    train_cfg = train_config(params["train"])
+    score_cfg = ScoreConfig(**{**params["score"], "max_new_tokens": spec.max_new_tokens})
     key = score_key(cache, rows, score_cfg, train_cfg)
-    scored = cache.fetch(f"{spec.name}/score-{key}", lambda: score_rows(lm, rows, score_cfg, get_similarity(score_cfg.similarity), train_cfg))
+    similarity = get_similarity(score_cfg.similarity)
+    scored = cache.fetch(f"{spec.name}/score-{key}", lambda: score_rows(lm, rows, score_cfg, similarity, train_cfg))
     if spec.noise_rate == 0:
         return
     # Auto-Correct sees what the pipeline's filter removes: the lowest-scored 20% under the stored scores.
@@ -132,7 +134,9 @@ def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> Non
             base = {"max_new_tokens": spec.max_new_tokens, "eta": 1.0}  # eta 1: record the evidence, decide in --report
             return {
                 "agreement": correct_rows(lm, removed, CorrectConfig(judge="agreement", **base)),
-                "pairwise": correct_rows(lm, removed, CorrectConfig(judge="pairwise", order="both", beta=float(params["score"]["beta"]), **base)),
+                "pairwise": correct_rows(
+                    lm, removed, CorrectConfig(judge="pairwise", order="both", beta=float(params["score"]["beta"]), **base)
+                ),
             }
         finally:
             lm.model = adapted.unload()
@@ -143,10 +147,10 @@ def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> Non
 def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
     out: dict[str, Any] = {}
     labelled: dict[str, tuple[list[int], list[Record]]] = {}
-    train_cfg = LoraTrainConfig.from_params(params["train"])
+    train_cfg = train_config(params["train"])
     for spec in DEV_SETS:
         rows, labels = dev_rows(spec)
-        score_cfg = ScoreConfig.from_params({**params["score"], "max_new_tokens": spec.max_new_tokens})
+        score_cfg = ScoreConfig(**{**params["score"], "max_new_tokens": spec.max_new_tokens})
         key = score_key(cache, rows, score_cfg, train_cfg)
         scored = cache.get(f"{spec.name}/score-{key}")
         if scored is None:
@@ -248,7 +252,10 @@ def judge_table(decisions: list[Record], labels: dict[str, Record]) -> dict[str,
         "candidates_right_on_noisy": sum(same_answer(d["new"], labels[d["id"]]["clean_response"]) for d in noisy),
     }
     for eta in ETAS:
-        redone = [{**d, "outcome": CORRECTED if should_replace(d["confidence"], eta, d["new"], d["old"]) else REMOVED} for d in decisions]
+        redone = [
+            {**d, "outcome": (Outcome.CORRECTED if should_replace(d["confidence"], eta, d["new"], d["old"]) else Outcome.REMOVED).value}
+            for d in decisions
+        ]
         table[f"eta={eta}"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in correction_scores(redone, labels).items()}
     return table
 
@@ -262,17 +269,15 @@ def dev_cli(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--batch-size", type=int, default=None, help="rows per forward pass; changes speed, not results")
     args = parser.parse_args(argv)
     setup_logging()
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-    if args.batch_size:
-        params["model"]["batch_size"] = args.batch_size
+    params, typed = load_params(args.params, args.batch_size)
     model_dir = HERE / "raw" / "models" / params["model"]["name"]
     if not (model_dir / "config.json").exists():
         models.convert_to_safetensors(params["model"]["name"], model_dir, seed=int(params["model"].get("seed", 0)))
-    return args, params, Cache(HERE / "raw" / "dev", read_only=args.report), model_dir
+    return args, params, typed, Cache(HERE / "raw" / "dev", read_only=args.report), model_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, params, cache, model_dir = dev_cli(__doc__, argv)
+    args, params, typed, cache, model_dir = dev_cli(__doc__, argv)
     # The components are stored per row, so weightings are compared without rescoring: score once
     # with the weights that were the default when these sets were first scored.
     params["score"] = {**params["score"], **SCORED_WITH}
@@ -281,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(HERE / "dev_results.json", measured)  # the evidence behind params.yaml's defaults, committed
         print(json.dumps(measured, indent=1))
         return 0
-    lm = load_lm(params["model"], model_dir=model_dir)
+    lm = load_lm(typed, model_dir)
     for spec in DEV_SETS:
         if args.only is None or spec.name in args.only:
             log.info("dev set %s", spec.name)

@@ -24,22 +24,21 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from dev import DEV_SETS, SCORED_WITH, WEIGHTINGS, dev_cli, dev_rows, score_key
-from run import HERE, Cache, DatasetSpec
+from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, score_key
+from run import HERE, Cache, DatasetSpec, train_config
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from clearcurate import baselines
 from clearcurate import confidence as cf
 from clearcurate.llm import models
+from clearcurate.llm.factory import load_lm
 from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
-from clearcurate.pipeline import load_lm
-from clearcurate.records import Record, write_json
 from clearcurate.presets import PRESETS
+from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.scoring import likelihood as scoring_likelihood
 from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig
 
 log = logging.getLogger("dev-freeform")
 
@@ -51,14 +50,12 @@ class FreeformSet:
     noise_rate: float
 
 
-SETS = [FreeformSet("dev-dolly-clean", "dolly", 0.0), FreeformSet("dev-dolly-n-20", "dolly", 0.2), FreeformSet("dev-gsm8k-clean", "gsm8k", 0.0)]
+SETS = [
+    FreeformSet("dev-dolly-clean", "dolly", 0.0),
+    FreeformSet("dev-dolly-n-20", "dolly", 0.2),
+    FreeformSet("dev-gsm8k-clean", "gsm8k", 0.0),
+]
 BUDGETS = {"fixed 32 tokens": 0, "length-aware (cap 256)": 256}  # score.max_new_tokens_cap
-CANDIDATES = {  # the default and the variants a free-form user could pick
-    "default (c.6 l.2 v.2)": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2},
-    **{name: w for name, (w, _) in WEIGHTINGS.items() if name in ("consistency only", "likelihood only", "relevance only")},
-    "c.5 v.5": {"consistency": 0.5, "relevance": 0.5},
-    "c.4 l.2 v.4": {"consistency": 0.4, "likelihood": 0.2, "relevance": 0.4},
-}
 
 
 def rows_of(spec: FreeformSet) -> tuple[list[Record], dict[str, Record]]:
@@ -70,11 +67,13 @@ def rows_of(spec: FreeformSet) -> tuple[list[Record], dict[str, Record]]:
 
 # The settings these sets were scored with (their stored results are keyed by them): the defaults
 # of the time; the report recomputes every component from the stored samples.
-FREEFORM_SCORED_WITH = {"weights": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2}, "relevance_scale": 1.0, "likelihood_scale": 5.0}
+FREEFORM_SCORED_WITH = {
+    "weights": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2}, "relevance_scale": 1.0, "likelihood_scale": 5.0,
+}
 
 
 def score_cfg(params: dict[str, Any], cap: int) -> ScoreConfig:
-    return ScoreConfig.from_params({**params["score"], **FREEFORM_SCORED_WITH, "max_new_tokens_cap": cap})
+    return ScoreConfig(**{**params["score"], **FREEFORM_SCORED_WITH, "max_new_tokens_cap": cap})
 
 
 # How the prompt's explanatory power (PMI) is normalised for length: per token (IFD's way) or not
@@ -118,7 +117,7 @@ def labelled_sets(params: dict[str, Any], cache: Cache) -> dict[str, tuple[list[
     """(rows, labels, stored records) of every development set this selection uses: the free-form sets
     scored with the length-aware budget, and dev.py's short-answer noisy sets (fixed budget; for
     SQuAD's short answers the length-aware budget is the same)."""
-    train_cfg = LoraTrainConfig.from_params(params["train"])
+    train_cfg = train_config(params["train"])
     out = {}
     for spec in SETS:
         rows, labels = rows_of(spec)
@@ -128,7 +127,7 @@ def labelled_sets(params: dict[str, Any], cache: Cache) -> dict[str, tuple[list[
         if spec.noise_rate == 0:
             continue
         rows, labels = dev_rows(spec)
-        cfg = ScoreConfig.from_params({**params["score"], **SCORED_WITH, "max_new_tokens": spec.max_new_tokens})
+        cfg = ScoreConfig(**{**params["score"], **SCORED_WITH, "max_new_tokens": spec.max_new_tokens})
         if (scored := cache.get(f"{spec.name}/score-{score_key(cache, rows, cfg, train_cfg)}")) is not None:
             out[spec.name] = (rows, labels, scored)
     return out
@@ -151,7 +150,9 @@ def grid() -> list[dict[str, float]]:
 # (noisy sets chosen on, clean sets it must be length-fair on, the likelihood and relevance definitions)
 PRESET_SETS = {
     "short": (("dev-squad-n-20", "dev-squad-n-40", "dev-squad-plausible-20"), (), "likelihood per response, relevance per token"),
-    "free_form": (("dev-dolly-n-20", "dev-gsm8k-n-20"), ("dev-dolly-clean", "dev-gsm8k-clean"), "likelihood per token, relevance per token"),
+    "free_form": (
+        ("dev-dolly-n-20", "dev-gsm8k-n-20"), ("dev-dolly-clean", "dev-gsm8k-clean"), "likelihood per token, relevance per token",
+    ),
 }
 
 
@@ -173,7 +174,9 @@ def choose_presets(sets: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
         # A tie on the worst case keeps the weights already in use (a default changes only for a strict gain).
         incumbent = INCUMBENT.get(preset)
         ranked = sorted(results, key=lambda r: (-r["min_auroc"], r["weights"] != incumbent, -sum(r["auroc"][s] for s in noisy)))
-        out[preset] = {"definitions": definitions, "chosen_on": list(noisy), "fair_on": list(clean), "chosen": ranked[0], "runners_up": ranked[1:3]}
+        out[preset] = {
+            "definitions": definitions, "chosen_on": list(noisy), "fair_on": list(clean), "chosen": ranked[0], "runners_up": ranked[1:3],
+        }
     return out
 
 
@@ -183,12 +186,14 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
     noisy sets where some component reaches 0.6 (the others carry no signal to weigh)."""
     sets = labelled_sets(params, cache)
     out: dict[str, Any] = {"sets": {}}
-    train_cfg = LoraTrainConfig.from_params(params["train"])
+    train_cfg = train_config(params["train"])
     for spec in SETS:  # the budget comparison: fixed against length-aware, stored components as they were
         rows, labels = rows_of(spec)
         lengths = [len(r["response"]) for r in rows]
         clean = [i for i, r in enumerate(rows) if not labels[r["id"]]["noisy"]]
-        res: dict[str, Any] = {"rows": len(rows), "noisy": len(rows) - len(clean), "median_response_chars": sorted(lengths)[len(lengths) // 2]}
+        res: dict[str, Any] = {
+            "rows": len(rows), "noisy": len(rows) - len(clean), "median_response_chars": sorted(lengths)[len(lengths) // 2],
+        }
         for budget_name, cap in BUDGETS.items():
             scored = cache.get(f"{spec.name}/score-{score_key(cache, rows, score_cfg(params, cap), train_cfg)}")
             if scored is not None:
@@ -238,15 +243,15 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, params, cache, model_dir = dev_cli(__doc__, argv)
+    args, params, typed, cache, model_dir = dev_cli(__doc__, argv)
     if args.report:
         _, tokenizer = models.load(model_dir)
         measured = report(params, cache, tokenizer)
         write_json(HERE / "dev_freeform_results.json", measured)  # the evidence behind the length-fair defaults, committed
         print(json.dumps(measured, indent=1))
         return 0
-    lm = load_lm(params["model"], model_dir=model_dir)
-    train_cfg = LoraTrainConfig.from_params(params["train"])
+    lm = load_lm(typed, model_dir)
+    train_cfg = train_config(params["train"])
     for spec in SETS:
         if args.only is not None and spec.name not in args.only:
             continue

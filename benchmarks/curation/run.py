@@ -45,10 +45,11 @@ import yaml
 
 from clearcurate import baselines
 from clearcurate import confidence as cf
+from clearcurate import params as params_mod
+from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, model_fingerprint
 from clearcurate.correction import CorrectConfig, correct_rows
-from clearcurate.curation import CORRECTED, FilterConfig, split_by_threshold, threshold
-from clearcurate.budget import token_budgets
+from clearcurate.curation import FilterConfig, split_by_threshold, threshold
 from clearcurate.evaluation import (
     correction_scores,
     detection_scores,
@@ -60,6 +61,7 @@ from clearcurate.evaluation import (
     verdict,
 )
 from clearcurate.llm import models
+from clearcurate.llm.factory import load_lm
 from clearcurate.llm.hf import LocalLM
 from clearcurate.noisy_data import (
     GSM8K_TEST_SOURCE,
@@ -72,7 +74,8 @@ from clearcurate.noisy_data import (
     build_squad_n,
 )
 from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
-from clearcurate.pipeline import load_lm, setup_logging
+from clearcurate.outcomes import Outcome
+from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, likelihood, score_rows
 from clearcurate.similarity import get_similarity
@@ -133,13 +136,14 @@ def plan(quick: bool) -> list[DatasetSpec]:
             DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 20, 8, 32, ("none", "clear_filter", "oracle")),
             replace(FREEFORM, n_train=20, n_test=8, max_new_tokens=8, methods=("none", "clear_filter", "oracle"), part="small"),
         ]
+    gsm8k_methods = ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct")
     return [
         DatasetSpec("squad-n-20", "squad", 0.2, 100, 90, 32, METHODS, ablations=True),
         DatasetSpec("squad-n-0", "squad", 0.0, 100, 90, 32, ("none", "clear_filter", "clear_filter_auto", "clear_correct")),
         DatasetSpec("squad-n-40", "squad", 0.4, 100, 90, 32, ("none", "clear_filter", "clear_filter_auto", "clear_correct", "oracle")),
         DatasetSpec("squad-plausible-20", "squad", 0.2, 100, 90, 32, METHODS, noise="plausible"),
-        DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 100, 50, 128, ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct"), ablations=True),
-        DatasetSpec("gsm8k-plausible-20", "gsm8k", 0.2, 100, 50, 128, ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct"), noise="plausible"),
+        DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 100, 50, 128, gsm8k_methods, ablations=True),
+        DatasetSpec("gsm8k-plausible-20", "gsm8k", 0.2, 100, 50, 128, gsm8k_methods, noise="plausible"),
         *POWERED,
         FREEFORM,
     ]
@@ -157,7 +161,8 @@ POWERED = [
 
 # Free-form (issue 12): Dolly responses, 20% given a realistic defect; downstream is held-out loss
 # (lower is better) and token F1 with the reference. Its own part: long responses make it slow on a CPU.
-FREEFORM = DatasetSpec("dolly-n-20", "dolly", 0.2, 200, 100, 32, ("none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "oracle"),
+FREEFORM = DatasetSpec("dolly-n-20", "dolly", 0.2, 200, 100, 32,
+                       ("none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "oracle"),
                        scorers=("clear", "rating", "perplexity", "ifd"), part="freeform")
 # The downstream number each kind is judged by, and whether lower is better.
 HEADLINE = {"squad": "exact_match", "gsm8k": "exact_match", "dolly": "heldout_nll"}
@@ -238,6 +243,24 @@ JUDGE_OF = {"clear_correct": "agreement", "clear_correct_pairwise": "pairwise"}
 ORDER_ABLATION = ("candidate_a", "candidate_b")
 
 
+def load_params(path: Path, batch_size: int | None = None) -> tuple[dict[str, Any], params_mod.Params]:
+    """params.yaml validated whole (a typo or a bad value stops the run before any work), and its
+    values as written: cache keys are digests of those, so a finished cell keeps its key when the
+    code's types change (e.g. `epochs: 1` stays 1, not 1.0)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if batch_size:
+        raw["model"]["batch_size"] = batch_size
+    try:
+        return raw, params_mod.parse(raw, str(path))
+    except params_mod.ParamsError as err:
+        raise SystemExit(str(err)) from None
+
+
+def train_config(values: dict[str, Any]) -> LoraTrainConfig:
+    """`train` as written in params.yaml (see `load_params`); unknown keys still fail."""
+    return LoraTrainConfig(**{**values, "target_modules": tuple(values["target_modules"])})
+
+
 class Bench:
     """Holds the one loaded base model and runs scorers and fine-tunings against the cache."""
 
@@ -251,7 +274,7 @@ class Bench:
         self.model_id = model_id
         self.model_name = model_name
         self.seeds = seeds
-        self.train_cfg = LoraTrainConfig.from_params(params["train"])
+        self.train_cfg = train_config(params["train"])
         self.score_params = params["score"]
         self.eval_cap = int(params["evaluate"]["max_new_tokens_cap"])  # free-form answers: as long as the reference needs
         self.filter_cfg = FilterConfig(**params["filter"])
@@ -265,7 +288,7 @@ class Bench:
         params = {**self.score_params, "recipe": recipe, "max_new_tokens": spec.max_new_tokens}
         if recipe == "paper":
             params["weights"] = {}  # the paper's beta * O + (1 - beta) * S
-        return ScoreConfig.from_params(params)
+        return ScoreConfig(**params)
 
     def score(self, spec: DatasetSpec, scorer: str, train: list[Record]) -> dict[str, Any] | None:
         """Per-row scores (higher = cleaner) of one scorer, with its wall time."""
@@ -403,7 +426,10 @@ def calls_per_row(scorer: str, score_cfg: ScoreConfig) -> str:
     }[scorer]
 
 
-def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], clear: dict[str, Any], paper: dict[str, Any] | None, score_cfg: ScoreConfig) -> list[dict[str, Any]]:
+def ablations(
+    spec_name: str, train: list[Record], labels: dict[str, Record], clear: dict[str, Any], paper: dict[str, Any] | None,
+    score_cfg: ScoreConfig,
+) -> list[dict[str, Any]]:
     """Detection AUROC of CLEAR variants recomputed from the stored samples (no new model calls except embeddings)."""
     from sklearn.metrics import roc_auc_score
 
@@ -437,16 +463,22 @@ def ablations(spec_name: str, train: list[Record], labels: dict[str, Record], cl
     for k in (0, 3, score_cfg.k):
         rows_out.append({"ablation": "samples k", "setting": f"k={k}", "auroc": auc(variant(k, score_cfg.alpha))})
     for alpha in (0.0, 0.5, score_cfg.alpha, 1.0):
-        rows_out.append({"ablation": "alpha (similarity vs exact match)", "setting": f"alpha={alpha:g}", "auroc": auc(variant(score_cfg.k, alpha))})
+        rows_out.append(
+            {"ablation": "alpha (similarity vs exact match)", "setting": f"alpha={alpha:g}", "auroc": auc(variant(score_cfg.k, alpha))}
+        )
     rows_out.append({"ablation": "similarity", "setting": "token_f1", "auroc": auc(variant(score_cfg.k, score_cfg.alpha))})
     try:
         embed = get_similarity("embedding")
     except RuntimeError as err:  # the embedding model is an optional package; rebuild with --report-only where it is
         log.warning("%s: embedding ablation left out: %s", spec_name, err)
     else:
-        flat = embed([a for rec in records for a in rec["samples"]], [row["response"] for row, rec in zip(train, records) for _ in rec["samples"]])
+        flat = embed(
+            [a for rec in records for a in rec["samples"]], [row["response"] for row, rec in zip(train, records) for _ in rec["samples"]]
+        )
         sims = flat.reshape(len(train), -1).tolist()
-        rows_out.append({"ablation": "similarity", "setting": "embedding (MiniLM)", "auroc": auc(variant(score_cfg.k, score_cfg.alpha, sims))})
+        rows_out.append(
+            {"ablation": "similarity", "setting": "embedding (MiniLM)", "auroc": auc(variant(score_cfg.k, score_cfg.alpha, sims))}
+        )
     for label, recs in (("crossfit components", records), *((("paper recipe", paper["records"]),) if paper else ())):
         for beta in (0.0, 0.3, 0.5, 0.7, 1.0):
             vals = [beta * r["consistency"] + (1 - beta) * r["reflection"] for r in recs]
@@ -479,7 +511,8 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
     removed_by_seed = {seed: removal_sets(train, labels, scores, gammas, seed) for seed in range(seeds)}
     cut = removed_by_seed[0]
     for s in spec.scorers:
-        removed = cut["clear_filter"] if s == "clear" else {ids[i] for i in np.argsort(scores[s], kind="stable")[: len(cut["clear_filter"])]}
+        n_cut = len(cut["clear_filter"])
+        removed = cut["clear_filter"] if s == "clear" else {ids[i] for i in np.argsort(scores[s], kind="stable")[:n_cut]}
         det = detection_scores(dict(zip(ids, scores[s])), noisy, removed)
         detection.append({
             "scorer": s, "auroc": det.get("auroc"), "precision": det["filter_precision"], "recall": det["filter_recall"],
@@ -521,7 +554,9 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
                 correction.setdefault(variant, []).append({"seed": seed, **correction_scores(decisions, labels), **_judge_stats(decisions)})
             for m in correct_methods:
                 decisions = {d["id"]: d for d in corrections[JUDGE_OF[m]]}
-                curated = kept + [{**r, "response": decisions[r["id"]]["new"]} for r in removed_rows if decisions[r["id"]]["outcome"] == CORRECTED]
+                curated = kept + [
+                    {**r, "response": decisions[r["id"]]["new"]} for r in removed_rows if decisions[r["id"]]["outcome"] == Outcome.CORRECTED
+                ]
                 if (result := bench.cell(spec, curated, test, seed)) is not None:
                     downstream[m].append({**result, **base, "seed": seed})
     return {
@@ -753,25 +788,27 @@ def report(results: dict[str, Any], out: Path) -> None:
                   f"| method | rows trained | removed (noisy) | test {label[head]} mean ± sd | Δ {label[head]} vs none [95% CI] | verdict |"
                   + "".join(f" test {label[m]} mean ± sd | Δ {label[m]} [95% CI] |" for m in others),
                   "|---|---|---|---|---|---|" + "---|---|" * len(others)]
+
+        def cols(m: str, cells: list[dict[str, Any]], paired: dict[str, Any] | None) -> str:
+            mean, sd = _stat([c[m] for c in cells])
+            f = _fmt(m)
+            delta = "-" if paired is None or m not in paired else \
+                f"{paired[m]['diff']:+{f}} [{paired[m]['low']:+{f}}, {paired[m]['high']:+{f}}]"
+            return f"{mean:{f}} ± {sd:{f}} | {delta} |"
+
         for method, cells in res["downstream"].items():
             if not cells:
                 continue
             paired = res["paired"].get(method)
-
-            def cols(m: str) -> str:
-                mean, sd = _stat([c[m] for c in cells])
-                f = _fmt(m)
-                delta = "-" if paired is None or m not in paired else \
-                    f"{paired[m]['diff']:+{f}} [{paired[m]['low']:+{f}}, {paired[m]['high']:+{f}}]"
-                return f"{mean:{f}} ± {sd:{f}} | {delta} |"
-
             row = (f"| {METHOD_LABELS[method]} | {cells[0]['rows']} | {cells[0]['removed']} ({cells[0]['removed_noisy']}) | "
-                   f"{cols(head)} {paired[head]['verdict'] if paired else '-'} |" + "".join(f" {cols(m)}" for m in others))
+                   f"{cols(head, cells, paired)} {paired[head]['verdict'] if paired else '-'} |"
+                   + "".join(f" {cols(m, cells, paired)}" for m in others))
             lines.append(row)
         if res["correction"]:
             lines += ["", f"Auto-Correct on the rows the fixed filter removed (η = {meta['eta']}; counts summed over seeds; "
                       "a replacement is right when it gives the clean response's answer):", "",
-                      "| judge | rows given (noisy) | replaced | correction precision | noisy rows repaired | clean rows damaged | mean preference | max confidence |",
+                      "| judge | rows given (noisy) | replaced | correction precision | noisy rows repaired | clean rows damaged "
+                      "| mean preference | max confidence |",
                       "|---|---|---|---|---|---|---|---|"]
             for variant, rows in res["correction"].items():
                 c = _sum_correction(rows)
@@ -780,7 +817,8 @@ def report(results: dict[str, Any], out: Path) -> None:
                 dmg = "n/a" if c["clean_damaged_share"] is None else f"{c['clean_damaged']} ({c['clean_damaged_share']:.0%})"
                 pref = "n/a" if c["mean_preference"] is None else f"{c['mean_preference']:.3f}"
                 mx = "n/a" if c["max_confidence"] is None else f"{c['max_confidence']:.3f}"
-                lines.append(f"| {JUDGE_LABELS[variant]} | {c['given']} ({c['given_noisy']}) | {c['replaced']} | {prec} | {rep} | {dmg} | {pref} | {mx} |")
+                lines.append(f"| {JUDGE_LABELS[variant]} | {c['given']} ({c['given_noisy']}) | {c['replaced']} | {prec} | {rep} | {dmg} "
+                             f"| {pref} | {mx} |")
         if res["ablations"]:
             lines += ["", "Ablations (detection AUROC, recomputed from the stored CLEAR samples; defaults from params.yaml):", "",
                       "| ablation | setting | AUROC |", "|---|---|---|"]
@@ -822,7 +860,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="raw results of finished work (results/, committed for the full run), the converted model (models/) "
                              "and per-row scoring work (score-cache/, not committed: an interrupted scoring run resumes from it)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); changes speed, not results")
+                        help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); "
+                        "changes speed, not results")
     parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in (*POWERED, FREEFORM)}), "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
                              "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N (default: small)")
@@ -833,9 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     for needed in (args.params, args.data_root / SQUAD_SOURCE.name, args.data_root / GSM8K_TRAIN_SOURCE.name):
         if not needed.exists():
             parser.error(f"{needed} not found (run from the repository root, or pass --data-root)")
-    params = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-    if args.batch_size:
-        params["model"]["batch_size"] = args.batch_size
+    params, typed = load_params(args.params, args.batch_size)
     model_name = args.model or params["model"]["name"]
     seeds = args.seeds or (1 if args.quick else 3)
     specs = [s for s in plan(args.quick) if args.only is None or s.name in args.only]
@@ -846,13 +883,14 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = args.cache / "models" / safe_name
         if not (model_dir / "config.json").exists():
             models.convert_to_safetensors(model_name, model_dir, seed=int(params["model"].get("seed", 0)))
-        lm = load_lm(params["model"], model_dir=model_dir)
+        lm = load_lm(typed, model_dir)
     rows_cache = None if args.report_only else ScoreCache(args.cache / "score-cache" / safe_name)
     model_id = "" if args.report_only else model_fingerprint(args.cache / "models" / safe_name)
     bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id)
     # Parts not selected still appear in the report, from whatever of their work has finished.
     reader = Bench(None, params, Cache(cache.root, read_only=True), model_name, seeds)
-    command = " ".join(["python benchmarks/curation/run.py", *[a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report-only"]])
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python benchmarks/curation/run.py", *[a for a in given if a != "--report-only"]])
     results: dict[str, Any] = {"datasets": {}}
     for spec in specs:
         selected = not args.report_only and args.part in ("all", spec.part)
@@ -865,7 +903,8 @@ def main(argv: list[str] | None = None) -> int:
                 record_work(cache, meta_name, time.perf_counter() - started, lm)
         if outcome is not None:
             run_meta = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": [], "date": "n/a"}
-            outcome["machine"] = f"{'; '.join(run_meta['machines']) or 'n/a'} (last work {run_meta['date']}, {run_meta['wall_seconds'] / 60:.0f} min)"
+            machines = "; ".join(run_meta["machines"]) or "n/a"
+            outcome["machine"] = f"{machines} (last work {run_meta['date']}, {run_meta['wall_seconds'] / 60:.0f} min)"
             outcome["wall_seconds"] = run_meta["wall_seconds"]
             results["datasets"][spec.name] = outcome
         if not results["datasets"]:

@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "make-gsm8k-n",
         help="build GSM8K-N (another question's solution, or --noise plausible: one step altered) with separate noise labels",
     )
-    gsm.add_argument("--source", default=str(SOURCES), help="folder with gsm8k-train.jsonl.gz and gsm8k-test.jsonl.gz (default: the bundled copies)")
+    gsm.add_argument(
+        "--source", default=str(SOURCES), help="folder with gsm8k-train.jsonl.gz and gsm8k-test.jsonl.gz (default: the bundled copies)"
+    )
     gsm.add_argument("--out", required=True, help="output folder for train.jsonl and test.jsonl")
     gsm.add_argument("--labels", default=LABELS_DEFAULT,
                      help=f"noise labels file, kept apart from the data curation reads (default: {LABELS_DEFAULT})")

@@ -17,52 +17,17 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from clearcurate import confidence as cf
 from clearcurate import prompts
-from clearcurate.curation import (
-    CORRECTED,
-    REMOVED,
-    agreement_verdict,
-    correction_reason,
-    pairwise_preference,
-    should_replace,
-)
-from clearcurate.llm.hf import LocalLM
+from clearcurate.curation import agreement_verdict, correction_reason, pairwise_preference, should_replace
+from clearcurate.llm.base import ChatLM
+from clearcurate.outcomes import Outcome
+from clearcurate.params import CorrectConfig
 from clearcurate.records import Record
 from clearcurate.scoring import reflect
-
-JUDGES = ("agreement", "pairwise")
-ORDERS = ("both", "random", "candidate_a", "candidate_b")
-
-
-@dataclass(frozen=True)
-class CorrectConfig:
-    """The `correct` block of params.yaml (plus score.beta for the pairwise judge)."""
-
-    judge: str = "agreement"
-    eta: float = 0.8
-    k: int = 5  # agreement: answers sampled per row
-    temperature: float = 1.0  # agreement: sampling temperature
-    max_new_tokens: int = 32
-    order: str = "both"  # pairwise: both orders averaged (debiased), or one slot (for position-bias studies)
-    beta: float = 0.7  # pairwise: preference weight against self-reflection on the candidate
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.judge not in JUDGES:
-            raise ValueError(f"correct.judge must be one of {JUDGES}, got {self.judge!r}")
-        if self.order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
-        if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"correct.eta must be in [0, 1], got {self.eta}")
-        if self.k < 2 and self.judge == "agreement":
-            raise ValueError(f"correct.k must be >= 2 for the agreement judge (agreement of one sample is meaningless), got {self.k}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"correct.max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 def candidate_first(row_id: str, seed: int) -> bool:
@@ -71,10 +36,10 @@ def candidate_first(row_id: str, seed: int) -> bool:
     return random.Random(digest).random() < 0.5
 
 
-def correct_rows(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+def correct_rows(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
     """Decide every removed row: corrected (with the new response) or removed, with a reason and the evidence.
 
-    `lm.model` must be a peft model whose adapter is the filtered model (it never saw these rows).
+    `lm` must run the filtered model (it never saw these rows); `base_model()` gives the judge.
     """
     if not rows:
         return []
@@ -83,8 +48,8 @@ def correct_rows(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> lis
     return _pairwise(lm, rows, cfg)
 
 
-def _agreement(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
-    if not isinstance(lm, LocalLM):
+def _agreement(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+    if not lm.supports_logprobs:
         raise ValueError(
             "correct.judge: agreement compares log-probabilities of the original and the candidate, which a chat API "
             "does not return: set correct.judge: pairwise with model.backend: openai"
@@ -106,7 +71,7 @@ def _agreement(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[
         replace = should_replace(verdict.confidence, cfg.eta, verdict.candidate, row["response"])
         out.append({
             "id": row["id"],
-            "outcome": CORRECTED if replace else REMOVED,
+            "outcome": Outcome.CORRECTED if replace else Outcome.REMOVED,
             "reason": correction_reason(verdict.confidence, cfg.eta, verdict.candidate, row["response"]),
             "confidence": verdict.confidence,
             "agreement": verdict.agreement,
@@ -118,7 +83,7 @@ def _agreement(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[
     return out
 
 
-def _judge(lm: LocalLM, rows: Sequence[Record], candidates: Sequence[str], cand_a: Sequence[bool]) -> list[float | None]:
+def _judge(lm: ChatLM, rows: Sequence[Record], candidates: Sequence[str], cand_a: Sequence[bool]) -> list[float | None]:
     """The base model's P(candidate better) per row, with the candidate in the given slot (None: unparsed)."""
     questions = [
         lm.chat(prompts.judge_question(r["prompt"], c if a else r["response"], r["response"] if a else c), prompts.CHOICE_PREFIX)
@@ -128,7 +93,7 @@ def _judge(lm: LocalLM, rows: Sequence[Record], candidates: Sequence[str], cand_
     return [cf.candidate_preference(list(p), a) if np.all(np.isfinite(p)) else None for p, a in zip(verdicts, cand_a)]
 
 
-def _pairwise(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+def _pairwise(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
     candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], cfg.max_new_tokens, desc="propose")
     with lm.base_model():  # the base model judges, not the model that wrote the candidate
         if cfg.order == "both":
@@ -147,7 +112,7 @@ def _pairwise(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[R
     out: list[Record] = []
     for row, cand, pref, p_a, p_b, slot, refl in zip(rows, candidates, prefs, first, second, shown, reflections):
         if pref is None:  # an API judge whose answer had no readable letter
-            out.append({"id": row["id"], "outcome": REMOVED, "reason": "the judge's answer could not be parsed",
+            out.append({"id": row["id"], "outcome": Outcome.REMOVED, "reason": "the judge's answer could not be parsed",
                         "confidence": 0.0, "judge_unparsed": True, "old": row["response"], "new": cand})
             continue
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
@@ -156,7 +121,7 @@ def _pairwise(lm: LocalLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[R
         replace = should_replace(conf, cfg.eta, cand, row["response"])
         out.append({
             "id": row["id"],
-            "outcome": CORRECTED if replace else REMOVED,
+            "outcome": Outcome.CORRECTED if replace else Outcome.REMOVED,
             "reason": correction_reason(conf, cfg.eta, cand, row["response"]),
             "confidence": conf,
             "judge_preference": pref,

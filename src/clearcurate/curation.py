@@ -10,34 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KEPT, CORRECTED, REMOVED = "kept", "corrected", "removed"
-
-
-AUTO = "auto"
-
-
-@dataclass(frozen=True)
-class FilterConfig:
-    """`filter` in params.yaml: keep confidence >= gamma, or >= a quantile of all scores.
-
-    `quantile: auto` estimates the noisy share from the scores themselves (`estimate_noise_share`)
-    and removes that share, lowest scores first.
-    """
-
-    gamma: float = 0.5
-    quantile: float | str | None = None
-    max_share: float = 0.5  # auto: never estimate more than this share as noisy
-
-    def __post_init__(self) -> None:
-        if isinstance(self.quantile, str):
-            if self.quantile != AUTO:
-                raise ValueError(f"filter.quantile must be a number in [0, 1], 'auto' or null, got {self.quantile!r}")
-        elif self.quantile is not None and not 0.0 <= self.quantile <= 1.0:
-            raise ValueError(f"filter.quantile must be in [0, 1], 'auto' or null, got {self.quantile}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"filter.gamma must be in [0, 1], got {self.gamma}")
-        if not 0.0 < self.max_share <= 1.0:
-            raise ValueError(f"filter.max_share must be in (0, 1], got {self.max_share}")
+from clearcurate.params import AUTO, FilterConfig
 
 
 @dataclass(frozen=True)
@@ -92,7 +65,7 @@ def threshold(confidences: Sequence[float], cfg: FilterConfig, statistic: Sequen
             statistic = np.log(clipped / (1 - clipped))
         share = estimate_noise_share(statistic, cfg.max_share)
         # Remove the estimated share, lowest confidence first: gamma is the next score above them.
-        n_remove = int(round(share * scores.size))
+        n_remove = round(share * scores.size)
         if n_remove == 0:
             gamma = float(scores.min())
         else:

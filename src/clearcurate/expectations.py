@@ -12,43 +12,21 @@ import logging
 import math
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from clearcurate.curation import CORRECTED, KEPT, REMOVED
+from clearcurate.outcomes import Outcome
+from clearcurate.params import ValidateConfig
 from clearcurate.records import Record, write_json
 
 log = logging.getLogger(__name__)
-QUARANTINED = "quarantined"
-OUTCOMES = (KEPT, CORRECTED, REMOVED, QUARANTINED)
 SHOWN_IDS = 5
 
 
 class ExpectationError(RuntimeError):
     """A curated artifact failed its expectation suite (strict mode)."""
-
-
-@dataclass(frozen=True)
-class ValidateConfig:
-    """The `validate` block of params.yaml."""
-
-    strict: bool = True
-    min_chars: int = 1
-    max_chars: int = 20_000
-    max_removed_share: float = 0.5  # a filter that would drop more stops the run and says so
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.max_removed_share <= 1.0:
-            raise ValueError(f"validate.max_removed_share must be in [0, 1], got {self.max_removed_share}")
-        if not 0 <= self.min_chars <= self.max_chars:
-            raise ValueError("validate: need 0 <= min_chars <= max_chars")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ValidateConfig:
-        return cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__})
 
 
 # ---- suites: what each artifact must satisfy ------------------------------------------------
@@ -100,10 +78,10 @@ def outcome_suite(input_ids: Sequence[str], gamma: float, cfg: ValidateConfig) -
         gxe.ExpectTableRowCountToEqual(value=len(input_ids)),
         gxe.ExpectColumnValuesToBeUnique(column="id"),
         gxe.ExpectColumnValuesToBeInSet(column="id", value_set=list(input_ids)),
-        gxe.ExpectColumnValuesToBeInSet(column="outcome", value_set=list(OUTCOMES)),
+        gxe.ExpectColumnValuesToBeInSet(column="outcome", value_set=[o.value for o in Outcome]),
         gxe.ExpectColumnValuesToBeInSet(column="corrected_below_gamma", value_set=[True]),
         gxe.ExpectColumnValuesToBeInSet(
-            column="outcome", value_set=[KEPT, CORRECTED], mostly=max(1.0 - cfg.max_removed_share, 1e-9)
+            column="outcome", value_set=[Outcome.KEPT.value, Outcome.CORRECTED.value], mostly=max(1.0 - cfg.max_removed_share, 1e-9)
         ),
     ]
 
@@ -113,11 +91,11 @@ def outcome_frame(outcomes: Sequence[Record], scores: dict[str, float], gamma: f
     df = pd.DataFrame(
         {
             "id": [o["id"] for o in outcomes],
-            "outcome": [o["outcome"] for o in outcomes],
+            "outcome": [str(o["outcome"]) for o in outcomes],
             "score": [scores.get(o["id"], math.nan) for o in outcomes],
         }
     )
-    df["corrected_below_gamma"] = (df["outcome"] != CORRECTED) | (df["score"] < gamma)
+    df["corrected_below_gamma"] = (df["outcome"] != Outcome.CORRECTED) | (df["score"] < gamma)
     return df
 
 

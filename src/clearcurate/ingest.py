@@ -3,7 +3,7 @@
 Formats: JSONL with prompt/response (other names through `columns`), Alpaca (instruction /
 input / output, as JSON array or JSONL), chat (`messages`, as in OpenAI fine-tuning files),
 and CSV / Parquet through pandas. Every source row ends up either as a prepared record or as a
-quarantine record naming the file, the line (or row) and the reason, so nothing is silently
+quarantine record naming the file, the line (or row), a machine-readable `code` and the reason, so nothing is silently
 dropped; a file with no usable row stops with a clear error.
 """
 
@@ -12,32 +12,34 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clearcurate.params import IngestConfig
 from clearcurate.records import InputError, Record, content_id
 
 log = logging.getLogger(__name__)
-FORMATS = ("auto", "jsonl", "alpaca", "chat", "csv", "parquet")
 PREVIEW_CHARS = 200
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    """`data.format` and `data.columns` in params.yaml, plus `prepare.strict`."""
+QUARANTINE_CODES = ("unparseable", "not_an_object", "bad_chat", "missing_field", "wrong_type", "empty_field", "duplicate_id", "too_long")
 
-    format: str = "auto"
-    columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's column, e.g. {"prompt": "question"}
-    strict: bool = False  # true: any quarantined row stops the stage
 
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ValueError(f"data.format must be one of {FORMATS}, got {self.format!r}")
-        unknown = set(self.columns) - {"id", "prompt", "response"}
-        if unknown:
-            raise ValueError(f"data.columns maps unknown fields {sorted(unknown)}; use id, prompt, response")
+class RowError(ValueError):
+    """A row that cannot be used: `code` (one of QUARANTINE_CODES) for machines, the message for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in QUARANTINE_CODES:
+            raise ValueError(f"unknown quarantine code {code!r}")
+        super().__init__(message)
+        self.code = code
+
+
+def quarantine_codes(quarantine: Sequence[Record]) -> dict[str, int]:
+    """Quarantined rows per code, most frequent first (for logs and metrics/prepare.json)."""
+    return dict(Counter(q["code"] for q in quarantine).most_common())
 
 
 @dataclass(frozen=True)
@@ -103,14 +105,14 @@ def _from_chat(obj: dict[str, Any]) -> dict[str, Any]:
     """A single-turn conversation: optional system message, one user turn, one final assistant turn."""
     messages = obj.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise ValueError("'messages' must be a list of {role, content} objects")
+        raise RowError("bad_chat", "'messages' must be a list of {role, content} objects")
     roles = [m.get("role") for m in messages]
     if roles and roles[0] == "system":
         system, messages, roles = messages[0].get("content"), messages[1:], roles[1:]
     else:
         system = None
     if roles != ["user", "assistant"]:
-        raise ValueError(f"only single-turn chats (user, assistant) are supported, got roles {roles}")
+        raise RowError("bad_chat", f"only single-turn chats (user, assistant) are supported, got roles {roles}")
     prompt = messages[0].get("content")
     if isinstance(system, str) and system.strip() and isinstance(prompt, str):
         prompt = f"{system}\n\n{prompt}"
@@ -119,9 +121,9 @@ def _from_chat(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _normalise(obj: Any, kind: str, cfg: IngestConfig) -> Record:
-    """A raw object as a record with prompt / response / optional id; ValueError says what is wrong."""
+    """A raw object as a record with prompt / response / optional id; RowError says what is wrong."""
     if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        raise RowError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     if kind in ("jsonl", "csv", "parquet") and not cfg.columns:
         if "messages" in obj:
             kind = "chat"
@@ -134,18 +136,18 @@ def _normalise(obj: Any, kind: str, cfg: IngestConfig) -> Record:
     mapped = dict(obj)
     for ours, theirs in cfg.columns.items():
         if theirs not in obj:
-            raise ValueError(f"missing field {theirs!r} (mapped to {ours})")
+            raise RowError("missing_field", f"missing field {theirs!r} (mapped to {ours})")
         mapped[ours] = obj[theirs]
     for name in ("prompt", "response"):
         value = mapped.get(name)
         if value is None:
-            raise ValueError(f"missing field {name!r}")
+            raise RowError("missing_field", f"missing field {name!r}")
         if not isinstance(value, str):
-            raise ValueError(f"field {name!r} must be a string, got {type(value).__name__}")
+            raise RowError("wrong_type", f"field {name!r} must be a string, got {type(value).__name__}")
         if not value.strip():
-            raise ValueError(f"empty field {name!r}")
+            raise RowError("empty_field", f"empty field {name!r}")
     if mapped.get("id") not in (None, "") and not isinstance(mapped["id"], (str, int)):
-        raise ValueError(f"field 'id' must be a string or an integer, got {type(mapped['id']).__name__}")
+        raise RowError("wrong_type", f"field 'id' must be a string or an integer, got {type(mapped['id']).__name__}")
     return mapped
 
 
@@ -170,38 +172,39 @@ def load_rows(
     quarantine: list[Record] = []
     first_line: dict[str, tuple[int, str]] = {}
 
-    def reject(src: Source, reason: str, row_id: str | None = None) -> None:
+    def reject(src: Source, code: str, reason: str, row_id: str | None = None) -> None:
         preview = src.value if isinstance(src.value, str) else json.dumps(src.value, ensure_ascii=False, default=str)
-        quarantine.append({"source": src.path, "line": src.line, "id": row_id, "reason": reason, "raw": preview[:PREVIEW_CHARS]})
+        quarantine.append({"source": src.path, "line": src.line, "id": row_id, "code": code, "reason": reason,
+                           "raw": preview[:PREVIEW_CHARS]})
 
     for src in sources:
         if src.error:
-            reject(src, src.error)
+            reject(src, "unparseable", src.error)
             continue
         try:
             row = _normalise(src.value, kind, cfg)
-        except ValueError as exc:
-            reject(src, str(exc))
+        except RowError as exc:
+            reject(src, exc.code, str(exc))
             continue
         row["id"] = str(row["id"]) if row.get("id") not in (None, "") else content_id(row["prompt"], row["response"])
         fingerprint = content_id(row["prompt"], row["response"])
         if row["id"] in first_line:
             line, seen = first_line[row["id"]]
             same = "same" if seen == fingerprint else "different"
-            reject(src, f"duplicate id {row['id']!r} with {same} content (first on line {line})", row["id"])
+            reject(src, "duplicate_id", f"duplicate id {row['id']!r} with {same} content (first on line {line})", row["id"])
             continue
         if token_count is not None and max_tokens is not None:
             n = token_count(row["prompt"], row["response"])
             if n > max_tokens:
-                reject(src, f"longer than the model's context ({n} > {max_tokens} tokens)", row["id"])
+                reject(src, "too_long", f"longer than the model's context ({n} > {max_tokens} tokens)", row["id"])
                 continue
         first_line[row["id"]] = (src.line, fingerprint)
         rows.append(row)
 
     if quarantine:
-        counts = Counter(q["reason"].split(" (")[0].split(" '")[0] for q in quarantine)
+        counts = quarantine_codes(quarantine)
         log.warning("%s: quarantined %d of %d rows: %s", path, len(quarantine), len(rows) + len(quarantine),
-                    ", ".join(f"{reason}: {n}" for reason, n in counts.most_common()))
+                    ", ".join(f"{code}: {n}" for code, n in counts.items()))
         if cfg.strict:
             first = quarantine[0]
             raise InputError(f"{first['source']}:{first['line']}: {first['reason']} "

@@ -253,7 +253,7 @@ def _arith(expr: str) -> float | None:
 
 
 def _fmt(x: float) -> str:
-    return str(int(round(x))) if abs(x - round(x)) < 1e-9 else f"{x:.2f}".rstrip("0").rstrip(".")
+    return str(round(x)) if abs(x - round(x)) < 1e-9 else f"{x:.2f}".rstrip("0").rstrip(".")
 
 
 def _num(text: str) -> float:
@@ -291,7 +291,7 @@ def alter_step(solution: str, rng: random.Random) -> str | None:
         for j in range(i + 1, len(out)):
             line = out[j]
             for m in reversed(list(_EQUATION.finditer(line))):
-                expr = _NUMBER.sub(lambda n: changed.get(_fmt(_num(n.group())), n.group()), m.group("expr"))
+                expr = _NUMBER.sub(lambda n: changed.get(_fmt(_num(n.group())), n.group()), m.group("expr"))  # noqa: B023 - used at once
                 if expr == m.group("expr"):
                     continue
                 result = _arith(expr)
@@ -317,7 +317,9 @@ def build_gsm8k_n(
     return train, test, labels
 
 
-def _pick_gsm8k(source: str | Path, split: str, n: int, max_words: int, rng: random.Random, exclude: set[str] = frozenset()) -> list[Record]:
+def _pick_gsm8k(
+    source: str | Path, split: str, n: int, max_words: int, rng: random.Random, exclude: set[str] = frozenset()
+) -> list[Record]:
     rows = [_gsm8k_record(r, i, split) for i, r in enumerate(read_jsonl(source))]
     rows = [r for r in rows if len(r["response"].split()) <= max_words and r["id"] not in exclude]
     if len(rows) < n:
@@ -389,5 +391,7 @@ def squad_split(source: str | Path, cfg: SquadNConfig) -> tuple[set[str], set[st
 def squad_test_titles_of(source: str | Path, cfg: SquadNConfig) -> set[str]:
     """Every article a SQuAD-N build may test on (not only those its test questions came from)."""
     rows = read_jsonl(source)
-    eligible = [r for r in rows if len(r["context"].split()) <= cfg.max_context_words and len(split_sentences(r["context"])) >= cfg.min_sentences]
+    eligible = [
+        r for r in rows if len(r["context"].split()) <= cfg.max_context_words and len(split_sentences(r["context"])) >= cfg.min_sentences
+    ]
     return squad_test_titles(eligible, cfg, random.Random(cfg.seed))

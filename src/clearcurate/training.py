@@ -11,43 +11,20 @@ import json
 import logging
 import math
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from clearcurate.llm.hf import neutralize_special_tokens
+from clearcurate.params import LoraTrainConfig
 from clearcurate.records import Record, atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
-
-
-@dataclass(frozen=True)
-class LoraTrainConfig:
-    """Hyper-parameters of one LoRA run (the `train` block of params.yaml)."""
-
-    epochs: float = 1.0
-    max_steps: int = 0  # > 0: a fixed number of optimizer steps, whatever the dataset size
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    max_length: int = 320
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    warmup_ratio: float = 0.1
-    seed: int = 0
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> LoraTrainConfig:
-        known = {k: v for k, v in params.items() if k in cls.__dataclass_fields__}
-        if "target_modules" in known:
-            known["target_modules"] = tuple(known["target_modules"])
-        return cls(**known)
 
 
 @dataclass
@@ -66,7 +43,7 @@ def encode_example(tokenizer, prompt: str, response: str, max_length: int) -> di
     user = [{"role": "user", "content": prompt}]
     prompt_ids = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True)
     full_ids = tokenizer.apply_chat_template(
-        user + [{"role": "assistant", "content": response}], tokenize=True
+        [*user, {"role": "assistant", "content": response}], tokenize=True
     )
     if hasattr(prompt_ids, "input_ids"):  # BatchEncoding in newer transformers
         prompt_ids, full_ids = prompt_ids["input_ids"], full_ids["input_ids"]
@@ -158,8 +135,11 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
     set_seed(cfg.seed)
     examples = [encode_example(tokenizer, r["prompt"], r["response"], cfg.max_length) for r in rows]
     steps = cfg.max_steps or math.ceil(len(examples) / cfg.batch_size) * math.ceil(cfg.epochs)
+    # Nothing is saved there (save_strategy "no"), but the Trainer wants a folder: one per run, so
+    # two runs on one machine never share it.
+    scratch = tempfile.TemporaryDirectory(prefix="clearcurate-trainer-")
     args = TrainingArguments(
-        output_dir=str(Path("/tmp") / "clearcurate-trainer"),
+        output_dir=scratch.name,
         per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
@@ -184,7 +164,8 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
     )
     peft_model.train()
     start = time.perf_counter()
-    trainer.train()
+    with scratch:
+        trainer.train()
     seconds = time.perf_counter() - start
     peft_model.eval()
     history = [

@@ -189,7 +189,8 @@ def render_rows(diff: RowDiff, title: str, fmt: str, limit: int | None = 50) -> 
     if md:
         lines += ["| rows before | rows after | added | removed | response changed | confidence changed |",
                   "|---|---|---|---|---|---|",
-                  f"| {s['rows_a']} | {s['rows_b']} | {s['added']} | {s['removed']} | {s['response_changed']} | {s['confidence_changed']} |"]
+                  f"| {s['rows_a']} | {s['rows_b']} | {s['added']} | {s['removed']} "
+                  f"| {s['response_changed']} | {s['confidence_changed']} |"]
     else:
         lines.append(f"rows {s['rows_a']} -> {s['rows_b']}: {s['added']} added, {s['removed']} removed, "
                      f"{s['response_changed']} response changed, {s['confidence_changed']} confidence changed")

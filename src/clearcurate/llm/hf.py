@@ -12,14 +12,15 @@ The primitives CLEAR needs, each written for throughput on a CPU:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
 
 ZERO_WIDTH_SPACE = "\u200b"
 
@@ -82,6 +83,63 @@ class LocalLM:
                 yield
         else:
             yield
+
+    # ---- adapters: what the stages and the crossfit recipe switch between -----------------------
+    supports_logprobs = True  # continuation_logprobs works (held-out loss, the agreement judge)
+
+    def new_adapter(self, rows: Sequence[dict], cfg, desc: str = "train"):
+        """A fresh LoRA adapter on the base model, trained on `rows`; returns (adapter model, TrainResult)."""
+        from clearcurate.training import attach_lora, train_lora
+
+        adapted = attach_lora(self.model, cfg)
+        return adapted, train_lora(adapted, self.tokenizer, rows, cfg, desc=desc)
+
+    def open_adapter(self, path: str | Path):
+        """A saved adapter on top of the base model (not yet in use: see `using`)."""
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(self.model, path)
+
+    @contextmanager
+    def using(self, adapted) -> Iterator[None]:
+        """Run the enclosed calls on `adapted`, merged into the weights (inference at base-model
+        speed); afterwards the adapter is dropped and the base model is back."""
+        adapted.merge_adapter()
+        self.model = adapted
+        try:
+            yield
+        finally:
+            adapted.unmerge_adapter()
+            self.model = adapted.unload()
+
+    def fine_tune(self, rows: Sequence[dict], cfg, out_dir: str | Path, name: str) -> None:
+        """Train a LoRA adapter on `rows` and write it (with its training log) to `out_dir`."""
+        from accelerate import PartialState
+
+        from clearcurate.training import save_adapter
+
+        adapted, result = self.new_adapter(rows, cfg, desc=name)
+        if PartialState().is_main_process:  # under `accelerate launch` (DDP) every process trains; one writes
+            save_adapter(adapted, out_dir, result, cfg, rows)
+
+    def load_adapters(self, adapters: Mapping[str, str | Path]) -> dict[str, str]:
+        """Put trained adapters on the base model under their names (switch with `use_adapter`);
+        returns each one's identity (a hash of its weights), so identical models are run once."""
+        from peft import PeftModel
+
+        identity = {}
+        for name, path in adapters.items():
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(path, adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+            files = ("adapter_config.json", "adapter_model.safetensors")
+            identity[name] = hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in files)).hexdigest()
+        return identity
+
+    def use_adapter(self, name: str) -> None:
+        """Run the next calls on the adapter loaded as `name` (`base_model()` still switches it off)."""
+        self.model.set_adapter(name)
 
     @property
     def device(self) -> torch.device:
@@ -173,7 +231,7 @@ class LocalLM:
         attention = enc["attention_mask"]
         given_lp: list[float | None] = [None] * len(prompts)
         if given is not None:  # teacher-force the given responses on the cached prompt, then undo
-            suffixes = [self._ids(g) + [self.eos_id] for g in given]
+            suffixes = [[*self._ids(g), self.eos_id] for g in given]
             cont_logits = self._extend(cache, attention, suffixes)
             cache.crop(-cont_logits.shape[1])
             all_logits = torch.cat([logits[:, None, :], cont_logits[:, :-1, :]], dim=1)
@@ -248,7 +306,7 @@ class LocalLM:
         out: list[tuple[float, int]] = [(0.0, 0)] * len(prompts)
         full = [p + c for p, c in zip(prompts, continuations)]
         for idx in self._batches(self._by_length(full), desc):
-            suffixes = [self._ids(continuations[i]) + [self.eos_id] for i in idx]
+            suffixes = [[*self._ids(continuations[i]), self.eos_id] for i in idx]
             seqs = [self._ids(prompts[i]) + s for i, s in zip(idx, suffixes)]
             width, keep = max(map(len, seqs)), max(map(len, suffixes)) + 1
             ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id)

@@ -4,7 +4,8 @@ It implements the subset of the API that `model.backend: openai` uses: chat comp
 `n`, `temperature`, `seed`, `logprobs` / `top_logprobs`, token usage), file upload, and
 fine-tuning jobs (a LoRA adapter trained on the uploaded chat file, served as a new model id).
 It can be told to misbehave (429 with Retry-After, 500, a reply slower than the client's
-timeout, malformed JSON, a failing fine-tuning job), so the client's retries, budget and error
+timeout, malformed JSON: queued faults served to the next chat requests and file uploads in
+order; a failing fine-tuning job), so the client's retries, budget and error
 paths are tested over real HTTP with the official client, not with mocks. `latency_s` adds a
 per-request delay outside the model lock, standing in for a remote server's network and queue.
 
@@ -54,7 +55,7 @@ class ServerState:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: deque[str] = field(default_factory=deque)
     failing_jobs: int = 0
-    stats: dict[str, int] = field(default_factory=lambda: {"chat_requests": 0, "faults_served": 0, "n_max": 0})
+    stats: dict[str, int] = field(default_factory=lambda: {"chat_requests": 0, "uploads": 0, "faults_served": 0, "n_max": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -144,7 +145,7 @@ def _train_job(state: ServerState, job_id: str) -> None:
         name = f"ft:{job['model']}:{job.get('suffix') or 'clearcurate'}:{job_id[-8:]}"
         state.models[name] = LocalLM(peft_model, state.lm.tokenizer, batch_size=state.lm.batch_size, show_progress=False)
         job.update(status="succeeded", fine_tuned_model=name, finished_at=int(time.time()), trained_tokens=0)
-    except Exception as err:  # noqa: BLE001 - every failure becomes the job's error, as a server reports it
+    except Exception as err:  # every failure becomes the job's error, as a server reports it
         job.update(status="failed", error={"code": "training_failed", "message": str(err), "param": None})
 
 
@@ -152,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
     state: ServerState  # set on the subclass made by serve()
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_message(self, format: str, *args: Any) -> None:  # BaseHTTPRequestHandler's signature
         log.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
@@ -183,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
         self._error(401, "Incorrect API key provided.", "invalid_api_key")
         return False
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         state = self.state
         if self.path == "/_control/stats":
             return self._send(200, {**state.stats, "models": sorted(state.models)})
@@ -196,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in state.models]})
         return self._error(404, f"no route {self.path}")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         state, raw = self.state, self._body()
         if self.path == "/_control/faults":
             control = json.loads(raw or b"{}")
@@ -230,21 +231,30 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, state.jobs[job_id])
         return self._error(404, f"no route {self.path}")
 
-    def _chat(self, raw: bytes) -> None:
+    def _fault(self) -> bool:
+        """Serve the next queued fault, if any; True when it was the whole answer."""
         state = self.state
-        state.stats["chat_requests"] += 1
         fault = state.faults.popleft() if state.faults else None
         if fault:
             state.stats["faults_served"] += 1
         if fault == "429":
-            return self._error(429, "Rate limit reached; try again shortly.", "rate_limit_exceeded",
-                               {"Retry-After": "1", "retry-after-ms": "200"})
+            self._error(429, "Rate limit reached; try again shortly.", "rate_limit_exceeded", {"Retry-After": "1", "retry-after-ms": "200"})
+            return True
         if fault == "500":
-            return self._error(500, "The server had an error while processing your request.", "server_error")
+            self._error(500, "The server had an error while processing your request.", "server_error")
+            return True
         if fault == "timeout":
             time.sleep(state.timeout_sleep_s)  # longer than the client waits; then answers normally
         if fault == "malformed":
-            return self._send(200, None, raw=b'{"id": "chatcmpl-broken", "choices": [')
+            self._send(200, None, raw=b'{"id": "broken", "choices": [')
+            return True
+        return False
+
+    def _chat(self, raw: bytes) -> None:
+        state = self.state
+        state.stats["chat_requests"] += 1
+        if self._fault():
+            return None
         if state.latency_s:
             time.sleep(state.latency_s)
         try:
@@ -256,6 +266,9 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(200, reply)
 
     def _upload(self, raw: bytes) -> None:
+        self.state.stats["uploads"] += 1
+        if self._fault():
+            return None
         header = f"Content-Type: {self.headers.get('Content-Type')}\r\n\r\n".encode()
         message = email.parser.BytesParser().parsebytes(header + raw)
         parts = {p.get_param("name", header="content-disposition"): p for p in message.walk() if not p.is_multipart()}

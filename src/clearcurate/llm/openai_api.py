@@ -4,7 +4,8 @@ Hosted models (OpenAI), and inference servers that speak the same API (vLLM, TGI
 server, Ollama), score, correct and evaluate through the official `openai` client:
 - requests run concurrently (asyncio, at most `max_concurrency` in flight), with retries,
   exponential backoff and jitter on 429 / 5xx / timeouts / malformed replies, honouring
-  `Retry-After`;
+  `Retry-After`: one policy (`retrying`, tenacity) for chat and fine-tuning calls alike, with
+  the SDK's own retries off so that the two never multiply;
 - a per-run request and token budget stops the run cleanly (`BudgetExceeded`); rows finished
   before that are already in the scoring cache, so a rerun resumes and pays only for the rest;
 - k samples come from one request (`n=k`) where the server supports it, else k requests;
@@ -23,20 +24,21 @@ import asyncio
 import json
 import logging
 import math
-import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tqdm.auto import tqdm
 
 from clearcurate.llm.hf import Generation, Sampled, per_prompt
+from clearcurate.params import OpenAIConfig
 from clearcurate.records import atomic_dir, write_json
 
 CHARS_PER_TOKEN = 4  # a common rule of thumb for English BPE tokenizers
@@ -44,46 +46,6 @@ CHARS_PER_TOKEN = 4  # a common rule of thumb for English BPE tokenizers
 log = logging.getLogger(__name__)
 
 ROLE_MARK, BODY_MARK = "\x1e", "\x1f"  # ASCII record / unit separators: never meaningful in data
-
-
-@dataclass(frozen=True)
-class OpenAIConfig:
-    """The `openai:` block of params.yaml. The API key is read from the environment variable
-    named by `api_key_env` (never from params), so it cannot reach params, logs or artifacts."""
-
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini-2024-07-18"
-    api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = 8
-    max_retries: int = 6
-    timeout_s: float = 60.0
-    backoff_s: float = 0.5  # first retry waits about this long, doubling up to backoff_max_s
-    backoff_max_s: float = 30.0
-    n_per_request: bool = True  # the server honours n > 1 (vLLM, OpenAI); false: k requests
-    top_logprobs: int = 10  # 0: the server gives no logprobs; read letters from text only
-    max_requests: int = 0  # per run; 0 = no limit
-    max_tokens: int = 0  # prompt + completion tokens per run; 0 = no limit
-    price_input_per_mtok: float = 0.0  # USD per million tokens, for the cost estimate in metrics
-    price_output_per_mtok: float = 0.0
-    context_tokens: int = 128000  # prepare quarantines longer rows (estimated at 4 characters per token)
-    poll_s: float = 10.0  # fine-tuning job polling interval
-    n_epochs: int = 0  # fine-tuning epochs; 0 = the server's default
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> OpenAIConfig:
-        params = dict(params or {})
-        unknown = set(params) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown openai params: {sorted(unknown)}")
-        if "api_key" in params:
-            raise ValueError("openai.api_key must not be in params: put the key in the environment (api_key_env)")
-        return cls(**params)
-
-    def api_key(self) -> str:
-        key = os.environ.get(self.api_key_env, "")
-        if not key:
-            raise RuntimeError(f"model.backend openai needs an API key in the environment variable {self.api_key_env}")
-        return key
 
 
 class BudgetExceeded(RuntimeError):
@@ -137,6 +99,34 @@ def _is_retryable(err: Exception) -> bool:
     return type(err).__name__ in RETRYABLE or (isinstance(status, int) and (status in (408, 409, 429) or status >= 500))
 
 
+def retrying(cfg: OpenAIConfig, on_retry: Callable[[], None] | None = None, asynchronous: bool = False) -> Retrying | AsyncRetrying:
+    """The module's one retry policy; every client is made with the SDK's own retries off (max_retries=0).
+
+    Up to `cfg.max_retries` retries of a retryable error (`_is_retryable`), each after the server's
+    Retry-After when it sent one, else `backoff_s` doubling per retry with jitter; never longer than
+    `backoff_max_s`. The last error is re-raised as it is. Call the result with the function and its
+    arguments; `on_retry` runs before each wait.
+    """
+
+    def wait(state: RetryCallState) -> float:
+        seconds = _retry_after(state.outcome.exception()) if state.outcome else None
+        if seconds is None:  # exponential backoff with jitter
+            seconds = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** (state.attempt_number - 1)) * random.uniform(0.5, 1.0)
+        return min(seconds, cfg.backoff_max_s)
+
+    def before_sleep(state: RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome else None
+        log.debug("retrying after %s in %.2f s", type(err).__name__, state.next_action.sleep if state.next_action else 0.0)
+        if on_retry is not None:
+            on_retry()
+
+    policy = AsyncRetrying if asynchronous else Retrying
+    return policy(
+        retry=retry_if_exception(_is_retryable), stop=stop_after_attempt(cfg.max_retries + 1), wait=wait,
+        before_sleep=before_sleep, reraise=True,
+    )
+
+
 def parse_letter(text: str, choices: Sequence[str]) -> str | None:
     """The chosen letter of a free-text answer, strictly: `A`, `(A)`, `answer: (A)`, `answer: A.`.
 
@@ -186,6 +176,29 @@ class OpenAIChatLM:
         self.batch_size = max(batch_size, cfg.max_concurrency)  # a scoring chunk fills the pipe
         self.show_progress = show_progress
         self.usage = Usage()
+        self._tuned: dict[str, str] = {}
+
+    # ---- fine-tuned models: jobs on the server, recorded by id ----------------------------------
+    supports_logprobs = False  # a chat API gives no log-probability of a given text
+
+    def continuation_logprobs(self, prompts: Sequence[str], continuations: Sequence[str], desc: str = "logprob") -> list[tuple[float, int]]:
+        raise NotImplementedError("a chat API does not return the log-probability of a given text "
+                                  "(held-out loss, correct.judge: agreement, score.recipe: crossfit need model.backend: hf)")
+
+    def fine_tune(self, rows: Sequence[dict[str, Any]], cfg: Any, out_dir: str | Path, name: str) -> None:
+        """A fine-tuning job on the server from the base model; `out_dir` records the new model's id."""
+        from clearcurate.training import data_fingerprint
+
+        job = fine_tune(self.cfg, rows, base_model=self.base, suffix=name)
+        write_model_ref(out_dir, job.pop("model"), train_log={"config": asdict(cfg), "data_sha256": data_fingerprint(rows), **job}, **job)
+
+    def load_adapters(self, adapters: Mapping[str, str | Path]) -> dict[str, str]:
+        """The fine-tuned model ids recorded in each directory; the id is the model's identity."""
+        self._tuned = {name: read_model_ref(path) for name, path in adapters.items()}
+        return dict(self._tuned)
+
+    def use_adapter(self, name: str) -> None:
+        self.model_name = self._tuned[name]
 
     # ---- conversations as opaque strings ------------------------------------------------------
     @staticmethod
@@ -235,32 +248,28 @@ class OpenAIChatLM:
 
     async def _one(self, client: Any, request: dict[str, Any], gate: asyncio.Semaphore) -> Any:
         async with gate:
-            for attempt in range(self.cfg.max_retries + 1):
-                self._check_budget()
-                self.usage.requests += 1
-                try:
-                    reply = await client.chat.completions.create(**request)
-                    if not getattr(reply, "choices", None):
-                        raise json.JSONDecodeError("reply has no choices", str(reply)[:200], 0)
-                except Exception as err:  # noqa: BLE001 - classified below; anything else propagates
-                    name = type(err).__name__
-                    self.usage.errors[name] = self.usage.errors.get(name, 0) + 1
-                    if not _is_retryable(err) or attempt == self.cfg.max_retries:
-                        raise
-                    self.usage.retries += 1
-                    wait = _retry_after(err)
-                    if wait is None:  # exponential backoff with jitter
-                        wait = min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
-                    wait = min(wait, self.cfg.backoff_max_s)
-                    log.debug("retrying after %s in %.2f s", name, wait)
-                    await asyncio.sleep(wait)
-                    continue
-                usage = getattr(reply, "usage", None)
-                if usage is not None:
-                    self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
-                    self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
-                return reply
-        raise AssertionError("unreachable")
+            return await retrying(self.cfg, self._count_retry, asynchronous=True)(self._attempt, client, request)
+
+    def _count_retry(self) -> None:
+        self.usage.retries += 1
+
+    async def _attempt(self, client: Any, request: dict[str, Any]) -> Any:
+        """One request: the budget is checked and every error counted before `retrying` decides."""
+        self._check_budget()
+        self.usage.requests += 1
+        try:
+            reply = await client.chat.completions.create(**request)
+            if not getattr(reply, "choices", None):
+                raise json.JSONDecodeError("reply has no choices", str(reply)[:200], 0)
+        except Exception as err:
+            name = type(err).__name__
+            self.usage.errors[name] = self.usage.errors.get(name, 0) + 1
+            raise
+        usage = getattr(reply, "usage", None)
+        if usage is not None:
+            self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+            self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        return reply
 
     def _run(self, requests: list[dict[str, Any]], desc: str) -> list[Any]:
         """All requests concurrently (bounded), in order; the first hard error or budget stop propagates."""
@@ -409,7 +418,8 @@ def read_model_ref(model_dir: str | Path) -> str:
 def chat_training_file(rows: Sequence[dict[str, Any]]) -> bytes:
     """Rows in the OpenAI chat fine-tuning format: one {"messages": [user, assistant]} per line."""
     lines = [
-        json.dumps({"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]}, ensure_ascii=False)
+        json.dumps({"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]},
+                   ensure_ascii=False)
         for r in rows
     ]
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -424,21 +434,22 @@ def fine_tune(cfg: OpenAIConfig, rows: Sequence[dict[str, Any]], base_model: str
 
     if not rows:
         raise ValueError(f"{suffix}: no training rows")
-    with OpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=cfg.max_retries) as client:
+    with OpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=0) as client:
         return _run_job(client, cfg, rows, base_model, suffix)
 
 
 def _run_job(client: Any, cfg: OpenAIConfig, rows: Sequence[dict[str, Any]], base_model: str, suffix: str) -> dict[str, Any]:
-    start = time.perf_counter()
-    upload = client.files.create(file=(f"{suffix}.jsonl", chat_training_file(rows)), purpose="fine-tune")
+    call, start = retrying(cfg), time.perf_counter()  # each API call retried as chat requests are
+    upload = call(client.files.create, file=(f"{suffix}.jsonl", chat_training_file(rows)), purpose="fine-tune")
     hyper = {"n_epochs": cfg.n_epochs} if cfg.n_epochs else {}
-    job = client.fine_tuning.jobs.create(
-        model=base_model, training_file=upload.id, suffix=suffix[:18], **({"hyperparameters": hyper} if hyper else {})
+    job = call(
+        client.fine_tuning.jobs.create,
+        model=base_model, training_file=upload.id, suffix=suffix[:18], **({"hyperparameters": hyper} if hyper else {}),
     )
     log.info("%s: fine-tuning job %s on %s (%d rows, file %s)", suffix, job.id, base_model, len(rows), upload.id)
     while job.status not in ("succeeded", "failed", "cancelled"):
         time.sleep(cfg.poll_s)
-        job = client.fine_tuning.jobs.retrieve(job.id)
+        job = call(client.fine_tuning.jobs.retrieve, job.id)
         log.info("%s: job %s %s (%.0f s)", suffix, job.id, job.status, time.perf_counter() - start)
     if job.status != "succeeded":
         error = getattr(job, "error", None)

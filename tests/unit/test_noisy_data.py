@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,9 @@ from clearcurate.noisy_data import (
     split_sentences,
     squad_split,
 )
+from helpers import ROOT
 
-RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
+RAW = ROOT / "data" / "raw"
 
 
 def test_split_sentences():

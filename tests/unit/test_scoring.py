@@ -22,7 +22,7 @@ def test_config_validation_and_weights():
         ScoreConfig(recipe="magic")
     with pytest.raises(ValueError):
         ScoreConfig(folds=1)
-    with pytest.raises(ValueError, match="needs score.recipe: crossfit"):
+    with pytest.raises(ValueError, match=r"needs score\.recipe: crossfit"):
         ScoreConfig(recipe="paper", weights={"consistency": 1, "likelihood": 1})
     assert ScoreConfig(weights={}, beta=0.7).component_weights() == pytest.approx({"consistency": 0.7, "reflection": 0.3})
     assert ScoreConfig(k=0, weights={"consistency": 1, "reflection": 1}).component_weights() == {"reflection": 1}
@@ -71,7 +71,7 @@ def test_auto_weights_follow_the_answer_length_and_are_resolved_before_use():
     assert ScoreConfig(weights={"consistency": 1}).preset_for([100]) == "custom"
     paper = ScoreConfig(recipe="paper")  # auto under the paper recipe: the paper's beta weighting
     assert paper.with_preset(paper.preset_for([3])).component_weights() == pytest.approx({"consistency": 0.7, "reflection": 0.3})
-    with pytest.raises(ValueError, match="score.weights must be"):
+    with pytest.raises(ValueError, match=r"score\.weights must be"):
         ScoreConfig(weights="magic")
 
 

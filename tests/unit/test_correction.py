@@ -1,7 +1,8 @@
 import pytest
 
-from clearcurate.correction import ORDERS, CorrectConfig, candidate_first, correct_rows
-from clearcurate.curation import CORRECTED, REMOVED
+from clearcurate.correction import CorrectConfig, candidate_first, correct_rows
+from clearcurate.outcomes import Outcome
+from clearcurate.params import ORDERS
 from clearcurate.training import LoraTrainConfig, attach_lora
 
 ROWS = [{"id": f"r{i}", "prompt": f"Question {i}?", "response": f"answer {i}"} for i in range(4)]
@@ -16,13 +17,13 @@ def test_candidate_order_is_random_per_row_but_stable():
 
 
 def test_correct_config_rejects_bad_settings():
-    with pytest.raises(ValueError, match="correct.judge"):
+    with pytest.raises(ValueError, match=r"correct\.judge"):
         CorrectConfig(judge="gpt")
-    with pytest.raises(ValueError, match="order must be one of"):
+    with pytest.raises(ValueError, match=r"correct\.order must be one of"):
         CorrectConfig(order="left")
-    with pytest.raises(ValueError, match="correct.k"):
+    with pytest.raises(ValueError, match=r"correct\.k"):
         CorrectConfig(k=1)
-    with pytest.raises(ValueError, match="correct.eta"):
+    with pytest.raises(ValueError, match=r"correct\.eta"):
         CorrectConfig(eta=1.5)
 
 
@@ -39,7 +40,7 @@ def test_pairwise_judge_asks_both_orders_or_a_fixed_slot(filtered_lm):
     for order in ORDERS:
         out = correct_rows(filtered_lm, ROWS, CorrectConfig(judge="pairwise", order=order, max_new_tokens=3))
         assert [d["id"] for d in out] == [r["id"] for r in ROWS]
-        assert all(d["outcome"] in (CORRECTED, REMOVED) and d["reason"] for d in out)
+        assert all(d["outcome"] in (Outcome.CORRECTED, Outcome.REMOVED) and d["reason"] for d in out)
         shown[order] = out
     assert {d["candidate_shown_as"] for d in shown["candidate_a"]} == {"A"}
     assert {d["candidate_shown_as"] for d in shown["candidate_b"]} == {"B"}
@@ -57,7 +58,7 @@ def test_agreement_judge_decides_from_the_filtered_models_samples(filtered_lm):
     for d, row in zip(out, ROWS):
         assert len(d["samples"]) == 4 and 0.0 <= d["agreement"] <= 1.0
         assert d["confidence"] == pytest.approx(d["agreement"] * d["likelihood_preference"])
-        if d["outcome"] == CORRECTED:  # eta 0: any differing agreed answer replaces
+        if d["outcome"] == Outcome.CORRECTED:  # eta 0: any differing agreed answer replaces
             assert d["new"] in d["samples"] and d["new"] != row["response"]
         else:
             assert d["reason"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SECRETS, build_pipeline_repo, command_env, local_openai_server, run_cmd
+from helpers import SECRETS, build_pipeline_repo, command_env, local_openai_server, run_cmd
 
 pytestmark = pytest.mark.pipeline
 KEY = SECRETS["OPENAI_API_KEY"]  # the server accepts only the planted key, which must never reach an output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SECRETS, command_env, copy_repo, read_lines, run_cmd
+from helpers import SECRETS, command_env, copy_repo, read_lines, run_cmd
 
 pytestmark = pytest.mark.pipeline
 
@@ -62,6 +62,8 @@ def test_every_row_has_exactly_one_outcome(repo: Path):
     assert all(o["outcome"] in {"kept", "corrected", "removed", "quarantined"} and o["reason"] for o in outcomes)
     metrics = json.loads((repo / "metrics/prepare.json").read_text())
     assert metrics["train"] == {"rows": 12, "quarantined": 2} and metrics["test"] == {"rows": 4, "quarantined": 0}
+    assert metrics["quarantine_codes"] == {"unparseable": 1, "duplicate_id": 1}
+    assert [o["code"] for o in outcomes if o["outcome"] == "quarantined"] == ["unparseable", "duplicate_id"]
     curated = {r["id"] for r in read_lines(repo / "data/curated/train.jsonl")}
     assert curated == {o["id"] for o in outcomes if o["outcome"] in ("kept", "corrected")}
     changes = read_lines(repo / "data/curated/changes.jsonl")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import ROOT
+
 SCRIPT = ROOT / "benchmarks" / "curation" / "run.py"
 
 
@@ -47,7 +47,7 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     for rows in squad["correction"].values():  # what each judge did with the rows the filter removed
         assert rows[0]["given"] == n_removed and 0 <= rows[0]["replaced"] <= n_removed
     # Every method against No curation: a paired difference with a CI around it, in percent.
-    for method, paired in squad["paired"].items():
+    for paired in squad["paired"].values():
         em = paired["exact_match"]
         assert em["low"] <= em["diff"] <= em["high"] and em["verdict"] in ("better", "worse", "no detectable change")
     assert set(squad["paired"]) == set(cells) - {"none"}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "curation"))
+from helpers import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
 dev = pytest.importorskip("dev")
 
 

@@ -12,7 +12,7 @@ GIVEN = ["Paris", "Blue is a colour", "one two three"]
 
 def _direct_logprob(lm, prompt: str, response: str) -> float:
     p = lm.tokenizer.encode(prompt, add_special_tokens=False)
-    c = lm.tokenizer.encode(response, add_special_tokens=False) + [lm.eos_id]
+    c = [*lm.tokenizer.encode(response, add_special_tokens=False), lm.eos_id]
     ids = torch.tensor([p + c], device=lm.device)
     with torch.no_grad():
         logprobs = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), dim=-1)

@@ -4,11 +4,12 @@ tiny model), through the official `openai` client: no patching of our code or of
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
 from dataclasses import replace
-from types import SimpleNamespace
 
 import numpy as np
+import openai
 import pytest
 
 from clearcurate.llm.openai_api import (
@@ -16,18 +17,15 @@ from clearcurate.llm.openai_api import (
     OpenAIChatLM,
     OpenAIConfig,
     fine_tune,
-    letter_probs,
-    parse_letter,
 )
-
-from conftest import local_openai_server
+from helpers import local_openai_server
 
 KEY = "sk-local-test-0123456789"
 
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    yield from local_openai_server(tiny_model_dir, "tiny", KEY, timeout_sleep_s=2.0)
+    yield from local_openai_server(tiny_model_dir, "tiny", KEY, timeout_sleep_s=6.0)
 
 
 @pytest.fixture()
@@ -35,34 +33,15 @@ def lm(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     state, url = server
     state.faults.clear()
-    cfg = OpenAIConfig(base_url=url, model="tiny", max_concurrency=4, timeout_s=1.0, backoff_s=0.01, poll_s=0.1)
+    # a generous timeout: on a loaded 2-core machine a queued request can take seconds, and a spurious
+    # timeout would add a retry; the injected one sleeps 6 s and the timeout test waits 3
+    cfg = OpenAIConfig(base_url=url, model="tiny", max_concurrency=4, timeout_s=10.0, backoff_s=0.01, poll_s=0.1)
     return OpenAIChatLM(cfg, show_progress=False)
 
 
 def _faults(url: str, **control) -> None:
     request = urllib.request.Request(url.replace("/v1", "/_control/faults"), data=json.dumps(control).encode(), method="POST")
     urllib.request.urlopen(request).read()
-
-
-def test_strict_letter_parser_accepts_only_unambiguous_answers():
-    for text in ("A", "(B)", "answer: (C)", "answer: A.", " b ", "explanation: it says so, answer: (A)"):
-        assert parse_letter(text, "ABC") in "ABC"
-    assert parse_letter("answer: (C)", "ABC") == "C" and parse_letter(" b ", "ABC") == "B"
-    for text in ("", "A dog is an animal", "answer: A or answer: B", "D", "I think so"):
-        assert parse_letter(text, "ABC") is None
-
-
-def test_letter_probabilities_come_from_top_logprobs_at_the_letter():
-    def tok(token, alts):
-        return SimpleNamespace(token=token, logprob=0.0, top_logprobs=[SimpleNamespace(token=t, logprob=np.log(p)) for t, p in alts])
-
-    logprobs = SimpleNamespace(content=[tok("answer", [("answer", 1.0)]), tok(" (", [(" (", 1.0)]),
-                                        tok("A", [("A", 0.6), (" B", 0.2), ("C", 0.1), ("D", 0.1)])])
-    np.testing.assert_allclose(letter_probs(logprobs, "A", "ABC"), [0.6 / 0.9, 0.2 / 0.9, 0.1 / 0.9])
-    assert letter_probs(SimpleNamespace(content=[tok("Yes", [("Yes", 1.0)])]), "A", "ABC") is None
-    # "a" inside prose is not an answer: only the strictly parsed letter's position is read
-    prose = SimpleNamespace(content=[tok("I", [("I", 1.0)]), tok(" think", [(" think", 1.0)]), tok(" a", [(" a", 0.9), (" B", 0.1)])])
-    assert parse_letter("I think a", "ABC") is None and letter_probs(prose, "B", "ABC") is None
 
 
 def test_conversations_render_and_parse_and_extend_by_appending(lm):
@@ -96,6 +75,7 @@ def test_without_n_support_k_requests_are_made(lm, server):
 
 def test_429_500_timeout_and_malformed_replies_are_retried(lm, server):
     _, url = server
+    lm.cfg = replace(lm.cfg, timeout_s=3.0)
     _faults(url, faults=["429", "500", "timeout", "malformed"])
     texts = lm.greedy([lm.chat("What is 2+2?")], 4)
     assert len(texts) == 1
@@ -103,12 +83,33 @@ def test_429_500_timeout_and_malformed_replies_are_retried(lm, server):
     assert set(lm.usage.errors) == {"RateLimitError", "InternalServerError", "APITimeoutError", "JSONDecodeError"}
 
 
-def test_retries_give_up_with_the_servers_error(lm, server):
-    _, url = server
-    lm.cfg = replace(lm.cfg, max_retries=1)
-    _faults(url, faults=["500", "500"])
-    with pytest.raises(Exception, match="server had an error"):
+def test_retries_stop_at_max_retries_with_the_servers_error_and_the_sdk_adds_none(lm, server):
+    state, url = server
+    lm.cfg = replace(lm.cfg, max_retries=2)
+    _faults(url, faults=["500", "500", "500", "500"])
+    before = state.stats["chat_requests"]
+    with pytest.raises(openai.InternalServerError, match="server had an error"):
         lm.greedy([lm.chat("hi")], 2)
+    # 1 + max_retries attempts reached the server: the SDK's own retries (off) did not multiply them
+    assert state.stats["chat_requests"] - before == 3 and lm.usage.requests == 3 and lm.usage.retries == 2
+
+
+def test_retry_after_is_honoured_and_capped_at_backoff_max(lm, server, caplog):
+    _, url = server
+    caplog.set_level(logging.DEBUG, logger="clearcurate.llm.openai_api")
+
+    def waits(error: str) -> list[float]:  # the seconds waited before each retry after `error`
+        return [r.args[1] for r in caplog.records if r.msg.startswith("retrying after") and r.args[0] == error]
+
+    _faults(url, faults=["429", "500"])  # the 429 says retry-after-ms: 200; the 500 says nothing
+    lm.greedy([lm.chat("hi")], 2)
+    assert waits("RateLimitError") == [pytest.approx(0.2)]
+    assert len(waits("InternalServerError")) == 1 and waits("InternalServerError")[0] < 0.1  # backoff_s 0.01, doubling
+    caplog.clear()
+    lm.cfg = replace(lm.cfg, backoff_max_s=0.05)
+    _faults(url, faults=["429"])
+    lm.greedy([lm.chat("hi")], 2)
+    assert waits("RateLimitError") == [pytest.approx(0.05)]
 
 
 def test_budget_stops_the_run(lm):
@@ -140,6 +141,9 @@ def test_fine_tuning_job_gives_a_model_and_failures_carry_the_servers_message(lm
     assert len(tuned.greedy([tuned.chat("q1")], 3)) == 1
     with tuned.base_model():
         assert tuned.model_name == "tiny"
-    _faults(url, failing_jobs=1)
+    # fine-tuning calls are retried by the same policy (the upload fails twice here), then the job fails
+    _faults(url, faults=["500", "malformed"], failing_jobs=1)
+    uploads = state.stats["uploads"]
     with pytest.raises(RuntimeError, match="failed: injected failure: the training file was rejected"):
         fine_tune(lm.cfg, rows, "tiny", "test")
+    assert state.stats["uploads"] - uploads == 3

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import build_pipeline_repo, run_cmd
 
 from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
+from helpers import build_pipeline_repo, run_cmd
 
 
 def _alpaca(work: Path) -> None:

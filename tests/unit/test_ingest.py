@@ -15,7 +15,7 @@ GOOD = [{"id": "a", "prompt": "Capital of France?", "response": "Paris"},
 
 def _jsonl(tmp_path, lines: list[bytes | str | dict], name: str = "train.jsonl"):
     path = tmp_path / name
-    data = b"".join((l if isinstance(l, bytes) else (l if isinstance(l, str) else json.dumps(l)).encode()) + b"\n" for l in lines)
+    data = b"".join((x if isinstance(x, bytes) else (x if isinstance(x, str) else json.dumps(x)).encode()) + b"\n" for x in lines)
     path.write_bytes(data)
     return path
 
@@ -29,26 +29,28 @@ def test_plain_jsonl_keeps_extra_fields_and_hashes_missing_ids(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("line", "reason"),
+    ("line", "code", "reason"),
     [
-        ("{oops", "invalid JSON (Expecting property name enclosed in double quotes)"),
-        (b'{"prompt": "caf\xe9", "response": "x"}', "invalid UTF-8 at byte 15"),
-        ('["not", "an", "object"]', "expected a JSON object, got list"),
-        ({"prompt": "Q"}, "missing field 'response'"),
-        ({"prompt": "Q", "response": "   "}, "empty field 'response'"),
-        ({"prompt": 42, "response": "x"}, "field 'prompt' must be a string, got int"),
-        ({"id": ["x"], "prompt": "Q", "response": "x"}, "field 'id' must be a string or an integer, got list"),
-        ({"id": "a", "prompt": "Other", "response": "row"}, "duplicate id 'a' with different content (first on line 1)"),
-        ({"id": "a", "prompt": "Capital of France?", "response": "Paris"}, "duplicate id 'a' with same content (first on line 1)"),
-        ({"id": "long", "prompt": "word " * 50, "response": "x"}, "longer than the model's context (51 > 40 tokens)"),
+        ("{oops", "unparseable", "invalid JSON (Expecting property name enclosed in double quotes)"),
+        (b'{"prompt": "caf\xe9", "response": "x"}', "unparseable", "invalid UTF-8 at byte 15"),
+        ('["not", "an", "object"]', "not_an_object", "expected a JSON object, got list"),
+        ({"prompt": "Q"}, "missing_field", "missing field 'response'"),
+        ({"prompt": "Q", "response": "   "}, "empty_field", "empty field 'response'"),
+        ({"prompt": 42, "response": "x"}, "wrong_type", "field 'prompt' must be a string, got int"),
+        ({"id": ["x"], "prompt": "Q", "response": "x"}, "wrong_type", "field 'id' must be a string or an integer, got list"),
+        ({"id": "a", "prompt": "Other", "response": "row"}, "duplicate_id", "duplicate id 'a' with different content (first on line 1)"),
+        ({"id": "a", "prompt": "Capital of France?", "response": "Paris"}, "duplicate_id",
+         "duplicate id 'a' with same content (first on line 1)"),
+        ({"id": "long", "prompt": "word " * 50, "response": "x"}, "too_long", "longer than the model's context (51 > 40 tokens)"),
     ],
 )
-def test_each_bad_row_is_quarantined_with_file_line_and_reason(tmp_path, line, reason):
+def test_each_bad_row_is_quarantined_with_file_line_code_and_reason(tmp_path, line, code, reason):
     path = _jsonl(tmp_path, [GOOD[0], line, GOOD[1]])
     rows, bad = load_rows(path, IngestConfig(), token_count=lambda p, r: len(p.split()) + len(r.split()), max_tokens=40)
     assert rows == GOOD  # the other rows are untouched
     assert len(bad) == 1
     assert bad[0]["source"] == str(path) and bad[0]["line"] == 2 and bad[0]["reason"] == reason
+    assert bad[0]["code"] == code  # machine-readable, for metrics and tools; the reason is for people
     assert bad[0]["raw"]  # a preview of what was rejected, for the user to find it
 
 

@@ -1,0 +1,126 @@
+import json
+
+import pytest
+
+from clearcurate import __version__
+from clearcurate.cli import LABELS_DEFAULT, main
+from helpers import run_cmd
+
+
+def test_make_squad_n_and_gsm8k_n_write_plausible_noise_from_the_bundled_sources(tmp_path):
+    main(["make-squad-n", "--out", str(tmp_path / "squad"), "--labels", str(tmp_path / "labels.jsonl"), "--noise", "plausible"])
+    assert not (tmp_path / "squad" / "noise_labels.jsonl").exists()  # labels live apart from the data curation reads
+    labels = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert len(labels) == 100 and sum(x["noisy"] for x in labels) == 20
+    main(["make-gsm8k-n", "--out", str(tmp_path / "gsm"), "--labels", str(tmp_path / "gsm-labels.jsonl"),
+          "--noise", "plausible", "--n-train", "20", "--n-test", "3"])
+    train = (tmp_path / "gsm" / "train.jsonl").read_text().splitlines()
+    assert len(train) == 20 and all("####" in json.loads(line)["response"] for line in train)
+
+
+def test_an_unknown_noise_type_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["make-squad-n", "--out", "unused", "--noise", "random"])
+    assert "invalid choice: 'random'" in capsys.readouterr().err
+
+
+def test_version_and_help_name_the_tool_and_its_commands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"clearcurate {__version__}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith("usage: clearcurate")
+    assert all(command in out for command in ("make-squad-n", "make-gsm8k-n", "diff"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "the following arguments are required: command"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["make-gsm8k-n"], "the following arguments are required: --out"),
+        (["make-squad-n", "--n-train", "many"], "argument --n-train: invalid int value: 'many'"),
+        (["make-squad-n", "--noise-rate", "a fifth"], "argument --noise-rate: invalid float value: 'a fifth'"),
+        (["diff"], "the following arguments are required: REV_A, REV_B"),
+        (["diff", "HEAD~1", "HEAD", "--format", "html"], "argument --format: invalid choice: 'html'"),
+        (["diff", "HEAD~1", "HEAD", "--stage", "score"], "argument --stage: invalid choice: 'score'"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_that_say_what_is_wrong(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: clearcurate") and message in err
+
+
+def test_make_squad_n_options_reach_the_build_and_labels_go_where_evaluate_reads_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["make-squad-n", "--out", "raw", "--n-train", "10", "--n-test", "5", "--noise-rate", "0.5", "--seed", "3"])
+    train = [json.loads(line) for line in (tmp_path / "raw" / "train.jsonl").read_text().splitlines()]
+    test = (tmp_path / "raw" / "test.jsonl").read_text().splitlines()
+    labels = [json.loads(line) for line in (tmp_path / LABELS_DEFAULT).read_text().splitlines()]  # the default place
+    assert len(train) == 10 and len(test) == 5 and sum(x["noisy"] for x in labels) == 5
+    assert [x["id"] for x in labels] == [r["id"] for r in train]
+
+
+# ---- `clearcurate diff` in process, on a small git + DVC repo (no pipeline run) ----
+
+
+def test_diff_outside_a_git_repository_is_a_one_line_error_not_a_traceback(tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["diff", "HEAD", "workspace", "--repo", str(tmp_path)])
+    message = str(exit_.value.code)
+    assert message.startswith("clearcurate diff: data/curated/train.jsonl@HEAD: cannot read it (") and "\n" not in message
+
+
+def _write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def data_repo(tmp_path):
+    """A git + DVC repo whose commit holds a curated set and a filter run, with other versions in the workspace."""
+    from dvc.repo import Repo
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run_cmd(["git", "init", "-q"], repo)
+    Repo.init(str(repo)).close()
+    _write(repo / "data/curated/train.jsonl", [{"id": "1", "response": "Paris"}, {"id": "2", "response": "a blue sky"}])
+    _write(repo / "data/filtered/kept.jsonl", [{"id": "1"}, {"id": "2"}])
+    _write(repo / "data/filtered/removed.jsonl", [{"id": "3"}])
+    run_cmd(["git", "add", "-A"], repo)
+    run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "run 1"], repo)
+    _write(repo / "data/curated/train.jsonl", [{"id": "2", "response": "a grey sky"}, {"id": "4", "response": "new"}])
+    _write(repo / "data/filtered/kept.jsonl", [{"id": "2"}])
+    _write(repo / "data/filtered/removed.jsonl", [{"id": "1"}, {"id": "3"}])
+    return repo
+
+
+def test_diff_lists_added_removed_and_rewritten_rows_between_a_commit_and_the_workspace(data_repo, capsys):
+    capsys.readouterr()
+    main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--format", "json"])
+    out = json.loads(capsys.readouterr().out)  # stdout holds the report only
+    assert out["added"] == ["4"] and out["removed"] == ["1"]
+    assert out["response_changed"] == [{"id": "2", "diff": "a [-blue-] {+grey+} sky"}]
+    assert out["summary"] == {"rows_a": 2, "rows_b": 2, "added": 1, "removed": 1, "response_changed": 1, "confidence_changed": 0}
+    main(["diff", "HEAD", "workspace", "--repo", str(data_repo)])
+    text = capsys.readouterr().out
+    assert text.startswith("data/curated/train.jsonl, HEAD -> workspace") and "rows 2 -> 2: 1 added, 1 removed" in text
+
+
+def test_diff_of_a_stage_lists_the_rows_whose_decision_flipped(data_repo, capsys):
+    capsys.readouterr()
+    main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--stage", "filter", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["flipped"] == {"1": ["kept", "removed"]}
+    assert out["counts_a"] == {"kept": 2, "removed": 1} and out["counts_b"] == {"kept": 1, "removed": 2}
+
+
+def test_diff_of_an_unknown_revision_names_it(data_repo):
+    with pytest.raises(SystemExit) as exit_:
+        main(["diff", "no-such-rev", "workspace", "--repo", str(data_repo)])
+    assert "data/curated/train.jsonl@no-such-rev: cannot read it (RevError" in str(exit_.value.code)

@@ -1,0 +1,75 @@
+"""params.yaml is validated whole: a typo, a wrong type or an out-of-range value names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clearcurate import params
+from clearcurate.params import Params, ParamsError, load_file, parse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _error(values: dict) -> str:
+    with pytest.raises(ParamsError) as err:
+        parse(values)
+    return str(err.value)
+
+
+def test_the_shipped_params_file_is_valid_and_matches_the_code_defaults() -> None:
+    shipped = load_file(ROOT / "params.yaml")
+    assert shipped.score.weights == "auto" and shipped.filter.quantile == 0.2
+    # every key in params.yaml is a field of its section (nothing is read only by accident)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert set(raw) == set(params._valid_keys(()))
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"score": {"alpah": 0.5}}, "score.alpah: unknown key; did you mean score.alpha?"),
+    ({"scor": {}}, "scor: unknown key; did you mean score?"),
+    ({"train": {"lora_rr": 4}}, "train.lora_rr: unknown key; did you mean train.lora_r?"),
+    ({"openai": {"max_concurency": 2}}, "openai.max_concurency: unknown key; did you mean openai.max_concurrency?"),
+    ({"validate": {"zzz": 1}}, "validate.zzz: unknown key; valid keys here: strict, min_chars"),
+    ({"filter": {"quantile": "abc"}}, "filter.quantile must be a number in [0, 1], 'auto' or null, got 'abc'"),
+    ({"filter": {"quantile": 1.5}}, "filter.quantile must be in [0, 1]"),
+    ({"score": {"k": -1}}, "score.k must be >= 0, got -1"),
+    ({"score": {"k": "five"}}, "score.k: Input should be a valid integer"),
+    ({"train": {"learning_rate": 0}}, "train.learning_rate must be > 0"),
+    ({"model": {"backend": "vllm"}}, "model.backend: Input should be 'hf' or 'openai'"),
+    ({"model": {"batch_size": 0}}, "model.batch_size: Input should be greater than or equal to 1"),
+    ({"data": {"format": "xml"}}, "data.format must be one of"),
+    ({"data": {"columns": {"question": "q"}}}, "data.columns maps unknown fields ['question']"),
+    ({"correct": {"beta": 0.5}}, "beta is not a correct key: the pairwise judge uses score.beta"),
+    ({"openai": {"api_key": "sk-123"}}, "api_key must not be in params"),
+    ({"evaluate": {"max_new_tokens": 0}}, "evaluate.max_new_tokens: Input should be greater than or equal to 1"),
+])
+def test_each_problem_names_the_key(values: dict, message: str) -> None:
+    assert message in _error(values)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = _error({"score": {"alpah": 1}, "model": {"nmae": "x"}})
+    assert "score.alpah" in text and "model.nmae" in text
+
+
+def test_missing_keys_take_the_defaults_and_sections_are_typed() -> None:
+    p = parse({"train": {"target_modules": ["q_proj"]}, "filter": {"quantile": "auto"}})
+    assert p.train.target_modules == ("q_proj",) and p.filter.quantile == "auto"
+    assert p == Params(train=p.train, filter=p.filter)
+    assert p.correct_config().beta == p.score.beta
+    assert p.ingest().strict is False
+
+
+def test_a_broken_file_says_so(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("score: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_file(bad)
+    bad.write_text("- a list\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="expected a mapping"):
+        load_file(bad)
+    with pytest.raises(ParamsError, match="not found"):
+        load_file(tmp_path / "missing.yaml")
