@@ -40,7 +40,7 @@ def _require(section: str, config: Any, rules: dict[str, tuple[bool, str]]) -> N
     """Raise for the first setting that breaks its rule, naming it as params.yaml does: `score.k must be >= 0, got -1`."""
     for key, (ok, need) in rules.items():
         if not ok:
-            raise ValueError(f"{section}.{key} must be {need}, got {getattr(config, key)}")
+            raise ValueError(f"{section}.{key} must be {need}, got {getattr(config, key)!r}")
 
 
 @dataclass(frozen=True)
@@ -186,16 +186,13 @@ class CorrectConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.judge not in JUDGES:
-            raise ValueError(f"correct.judge must be one of {JUDGES}, got {self.judge!r}")
-        if self.order not in ORDERS:
-            raise ValueError(f"correct.order must be one of {ORDERS}, got {self.order!r}")
-        if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"correct.eta must be in [0, 1], got {self.eta}")
-        if self.k < 2 and self.judge == "agreement":
-            raise ValueError(f"correct.k must be >= 2 for the agreement judge (agreement of one sample is meaningless), got {self.k}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"correct.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        _require("correct", self, {
+            "judge": (self.judge in JUDGES, f"one of {JUDGES}"),
+            "order": (self.order in ORDERS, f"one of {ORDERS}"),
+            "eta": (0.0 <= self.eta <= 1.0, "in [0, 1]"),
+            "k": (self.k >= 2 or self.judge != "agreement", ">= 2 for the agreement judge (agreement of one sample is meaningless)"),
+            "max_new_tokens": (self.max_new_tokens >= 1, ">= 1"),
+        })
 
 
 
