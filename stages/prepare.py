@@ -1,7 +1,9 @@
 """DVC stage `prepare`: convert the base model once, read the data in the user's format, quarantine bad rows.
 
 Every source row ends as a prepared row (with a stable id) or in `<out>/quarantine.jsonl`
-with its file, line and reason; rows longer than the model's context are quarantined too.
+with its file, line, code and reason; rows longer than the model's context or outside
+validate.min_chars / max_chars are quarantined too. A file that cannot be used as a whole stops
+the stage with one line naming it and the fix, after writing the quarantine read so far.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import logging
 import pandas as pd
 
 from clearcurate.expectations import instruction_suite, validate
-from clearcurate.ingest import load_rows, quarantine_codes
+from clearcurate.ingest import check_file, load_rows, quarantine_codes
 from clearcurate.llm.factory import prepare_base
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import write_json, write_jsonl
+from clearcurate.records import InputError, write_json, write_jsonl
 
 log = logging.getLogger("prepare")
 
@@ -23,12 +25,23 @@ def main() -> None:
     args = stage_args(__doc__, "out", "model_out", "validation", "metrics")
     setup_logging()
     p = stage_params("prepare")
+    try:
+        for source in (p.data.train, p.data.test):
+            check_file(source)  # before the (slow) model conversion
+    except InputError as exc:
+        raise SystemExit(f"prepare: {exc}") from None
     token_count, context = prepare_base(p, args.model_out)
     cfg = p.ingest()
     quarantine = []
     counts: dict[str, dict[str, int]] = {}
     for split, source in (("train", p.data.train), ("test", p.data.test)):
-        rows, bad = load_rows(source, cfg, token_count, context)
+        try:
+            rows, bad = load_rows(source, cfg, token_count, context, min_chars=p.validate.min_chars, max_chars=p.validate.max_chars)
+        except InputError as exc:
+            quarantine += [{"split": split, **q} for q in getattr(exc, "quarantine", [])]
+            write_jsonl(args.out / "quarantine.jsonl", quarantine)
+            where = f"; each row's reason is in {args.out / 'quarantine.jsonl'}" if quarantine else ""
+            raise SystemExit(f"prepare: {exc}{where}") from None
         frame = pd.DataFrame({col: [r.get(col) for r in rows] for col in ("id", "prompt", "response")})
         validate(f"prepared_{split}", frame, instruction_suite(p.validate), p.validate, args.validation)
         write_jsonl(args.out / f"{split}.jsonl", rows)

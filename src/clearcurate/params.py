@@ -221,6 +221,7 @@ class IngestConfig:
     format: str = "auto"
     columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's column, e.g. {"prompt": "question"}
     strict: bool = False  # true: any quarantined row stops the stage
+    encoding: str = "utf-8"  # of JSONL / JSON / CSV files; a UTF-8 byte-order mark is skipped
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -310,6 +311,7 @@ class DataParams(_Section):
     test: str = "data/raw/test.jsonl"
     format: str = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
+    encoding: str = "utf-8"
 
     @model_validator(mode="after")
     def _readable(self) -> DataParams:
@@ -374,8 +376,9 @@ class Params:
         return problems
 
     def ingest(self) -> IngestConfig:
-        """How prepare reads the user's files (`data.format`, `data.columns`, `prepare.strict`)."""
-        return IngestConfig(format=self.data.format, columns=dict(self.data.columns), strict=self.prepare.strict)
+        """How prepare reads the user's files (`data.format`, `data.columns`, `data.encoding`, `prepare.strict`)."""
+        return IngestConfig(format=self.data.format, columns=dict(self.data.columns), strict=self.prepare.strict,
+                            encoding=self.data.encoding)
 
     def correct_config(self) -> CorrectConfig:
         """`correct`, with the pairwise judge's preference weight taken from score.beta."""

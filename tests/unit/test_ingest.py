@@ -98,3 +98,159 @@ def test_csv_and_parquet_with_a_column_mapping(tmp_path):
     assert [r["id"] for r in rows_pq] == ["1", "2"] and bad_pq[0]["line"] == 3
     with pytest.raises(ValueError, match="unknown fields"):
         IngestConfig(columns={"question": "q"})
+
+
+# ---- bad input: every kind, with its quarantine code or its one-line error (docs/data.md) ----------------------------
+
+PAIRS = [("a", "Capital of France?", "Paris"), ("b", "2 + 2?", "4")]
+CSV_HEAD, CSV_A, CSV_B = b"id,prompt,response\n", b"a,Capital of France?,Paris\n", b"b,2 + 2?,4\n"
+J_A, J_B = (json.dumps(g).encode() + b"\n" for g in GOOD)
+
+
+def _pairs(rows):
+    return [(r["id"], r["prompt"], r["response"]) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code", "line", "row_id", "reason"),
+    [
+        # (file name, bytes), expected quarantine code (None: nothing quarantined), its line, its id, words of its reason
+        ("bom.jsonl", b"\xef\xbb\xbf" + J_A + J_B, None, None, None, None),
+        ("bom.csv", b"\xef\xbb\xbf" + CSV_HEAD + CSV_A + CSV_B, None, None, None, None),
+        ("crlf.csv", (CSV_HEAD + CSV_A + CSV_B).replace(b"\n", b"\r\n"), None, None, None, None),
+        ("one_bad_byte.csv", CSV_HEAD + CSV_A + b"c,caf\xe9,x\n" + CSV_B, "unparseable", 3, None, "invalid UTF-8"),
+        ("surrogate.jsonl", J_A + b'{"id": "s", "prompt": "Q", "response": "bad \\ud800"}\n' + J_B, "bad_text", 2, "s", "lone surrogate"),
+        ("surrogate_extra.jsonl", J_A + b'{"prompt": "Q", "response": "x", "meta": {"k": ["\\udc00"]}}\n' + J_B, "bad_text", 2, None,
+         "field 'meta'"),
+        ("ragged_more.csv", CSV_HEAD + CSV_A + b"c,Q,R,extra\n" + CSV_B, "ragged_row", 3, None, "4 fields where the header has 3"),
+        ("ragged_fewer.csv", CSV_HEAD + CSV_A + b"c,Q\n" + CSV_B, "ragged_row", 3, None, "2 fields where the header has 3"),
+        ("nan.jsonl", J_A + b'{"id": "n", "prompt": "Q", "response": "x", "score": NaN}\n' + J_B, "non_finite", 2, "n", "holds nan"),
+        ("inf.jsonl", J_A + b'{"prompt": "Q", "response": "x", "meta": {"w": [-Infinity]}}\n' + J_B, "non_finite", 2, None, "holds -inf"),
+        ("huge.jsonl", J_A + b'{"prompt": "Q", "response": "x", "w": 1e999}\n' + J_B, "non_finite", 2, None, "holds inf"),
+        ("bigint.jsonl", J_A + b'{"prompt": "Q", "response": "x", "w": ' + b"9" * 5000 + b"}\n" + J_B, "unparseable", 2, None, "JSON"),
+        ("deep.jsonl", J_A + b"[" * 100_000 + b"]" * 100_000 + b"\n" + J_B, "unparseable", 2, None, "invalid JSON"),
+        ("bool_id.jsonl", J_A + b'{"id": true, "prompt": "Q", "response": "x"}\n' + J_B, "wrong_type", 2, None, "got bool"),
+        ("float_id.jsonl", J_A + b'{"id": 1.5, "prompt": "Q", "response": "x"}\n' + J_B, "wrong_type", 2, None, "got float"),
+        ("padded_id.jsonl", J_A + b'{"id": " a ", "prompt": "Q", "response": "x"}\n' + J_B, "duplicate_id", 2, "a", "duplicate id 'a'"),
+        ("same_content.jsonl", J_A + b'{"id": "z", "prompt": "Capital of France?", "response": "Paris"}\n' + J_B, "duplicate_content", 2,
+         "z", "same prompt and response as line 1 (id 'a')"),
+        ("same_content_no_id.jsonl", J_A + b'{"prompt": "Capital of France?", "response": "Paris"}\n' + J_B, "duplicate_content", 2,
+         None, "as line 1"),
+        ("null_response.jsonl", J_A + b'{"id": "q", "prompt": "Q", "response": null}\n' + J_B, "missing_field", 2, "q", "'response'"),
+        ("too_long.jsonl", J_A + json.dumps({"id": "L", "prompt": "Q", "response": "x" * 101}).encode() + b"\n" + J_B, "too_long", 2,
+         "L", "response has 101 characters, more than validate.max_chars (100)"),
+    ],
+)
+def test_bad_input_is_quarantined_with_its_code_and_the_good_rows_are_kept(tmp_path, name, data, code, line, row_id, reason):
+    path = tmp_path / name
+    path.write_bytes(data)
+    rows, bad = load_rows(path, IngestConfig(), min_chars=1, max_chars=100)
+    assert _pairs(rows) == PAIRS  # every good row is kept, the first one too
+    if code is None:
+        assert bad == []
+        return
+    assert len(bad) == 1
+    assert (bad[0]["code"], bad[0]["line"], bad[0]["id"], bad[0]["source"]) == (code, line, row_id, str(path))
+    assert reason in bad[0]["reason"] and "\n" not in bad[0]["reason"]
+    json.dumps(bad[0], allow_nan=False).encode("utf-8")  # writable as strict UTF-8 JSON
+
+
+def test_rows_shorter_than_validate_min_chars_are_too_short(tmp_path):
+    rows, bad = load_rows(_jsonl(tmp_path, [GOOD[0], {"id": "s", "prompt": "Q?", "response": "x"}]), IngestConfig(), min_chars=2)
+    assert rows == [GOOD[0]]
+    assert (bad[0]["code"], bad[0]["id"]) == ("too_short", "s")
+    assert bad[0]["reason"] == "response has 1 characters, fewer than validate.min_chars (2)"
+
+
+def test_ids_are_trimmed_ints_become_strings_and_case_is_kept(tmp_path, caplog):
+    path = _jsonl(tmp_path, [{"id": " x1 ", "prompt": "P1", "response": "R1"}, {"id": 7, "prompt": "P2", "response": "R2"},
+                             {"id": "X1", "prompt": "P3", "response": "R3"}])
+    rows, bad = load_rows(path, IngestConfig())
+    assert bad == [] and [r["id"] for r in rows] == ["x1", "7", "X1"]  # ids differing by case are distinct rows
+    assert "differ from another only by case" in caplog.text
+
+
+def _cp1252(tmp_path, name):
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        text = "id,prompt,response\na,Café?,Crème\nb,Déjà vu?,Oui\n"
+    else:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [{"id": "a", "prompt": "Café?", "response": "Crème"},
+                                                                            {"id": "b", "prompt": "Déjà vu?", "response": "Oui"}])
+    path.write_bytes(text.encode("cp1252"))
+    return path
+
+
+@pytest.mark.parametrize("name", ["excel.csv", "legacy.jsonl"])
+def test_a_file_in_another_encoding_stops_naming_it_unless_data_encoding_says_so(tmp_path, name):
+    path = _cp1252(tmp_path, name)
+    with pytest.raises(InputError) as err:
+        load_rows(path, IngestConfig())
+    assert str(err.value) == (f"{path}: not UTF-8 (invalid bytes on lines {'2, 3' if name.endswith('.csv') else '1, 2'}; "
+                              "it looks like cp1252); save it as UTF-8, or set data.encoding: cp1252 in params.yaml")
+    assert len(err.value.quarantine) == 2 and {q["code"] for q in err.value.quarantine} == {"unparseable"}
+    rows, bad = load_rows(path, IngestConfig(encoding="cp1252"))
+    assert bad == [] and [(r["prompt"], r["response"]) for r in rows] == [("Café?", "Crème"), ("Déjà vu?", "Oui")]
+    with pytest.raises(InputError, match=r"data\.encoding 'klingon' is not an encoding Python knows"):
+        load_rows(path, IngestConfig(encoding="klingon"))
+    array = tmp_path / "alpaca.json"
+    array.write_bytes(json.dumps([{"instruction": "Café?", "output": "Oui"}], ensure_ascii=False).encode("cp1252"))
+    with pytest.raises(InputError, match=r"alpaca\.json: not UTF-8 \(byte 21; it looks like cp1252\)"):
+        load_rows(array, IngestConfig())
+    assert load_rows(array, IngestConfig(encoding="cp1252"))[0][0]["prompt"] == "Café?"
+
+
+def _file_case(tmp_path, kind):
+    path = tmp_path / "data.jsonl"
+    if kind == "missing":
+        return tmp_path / "missing.jsonl", IngestConfig()
+    if kind == "directory":
+        return tmp_path, IngestConfig()
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "blank":
+        path.write_bytes(b"\n  \n")
+    elif kind == "all_rejected":
+        path.write_bytes(b'{"id": "a", "prompt": "Q"}\n{oops\n')
+    elif kind == "columns":
+        path.write_bytes(b"".join(json.dumps({"q": p, "a": r}).encode() + b"\n" for _, p, r in PAIRS))
+        return path, IngestConfig(columns={"prompt": "question", "response": "a"})
+    elif kind == "bad_array":
+        path = tmp_path / "data.json"
+        path.write_bytes(b'[{"prompt": "Q", "response": "x"},')
+    return path, IngestConfig()
+
+
+@pytest.mark.parametrize(
+    ("kind", "message", "quarantined"),
+    [
+        ("missing", "missing.jsonl: no such file; point data.train / data.test in params.yaml at an existing file", 0),
+        ("directory", ": is a directory, not a file; point data.train / data.test in params.yaml at a data file inside it", 0),
+        ("empty", "data.jsonl: no usable rows (empty file); point data.train / data.test in params.yaml at a file with rows", 0),
+        ("blank", "data.jsonl: no usable rows (empty file); point data.train / data.test in params.yaml at a file with rows", 0),
+        ("all_rejected", "data.jsonl: no usable rows (all 2 quarantined), missing_field: 1, unparseable: 1; "
+                         "fix the file, or data.format / data.columns in params.yaml", 2),
+        ("columns", "data.jsonl: data.columns maps prompt to 'question', but no row has that field (fields found: a, q); "
+                    "fix data.columns in params.yaml", 2),
+        ("bad_array", "data.json: not a valid JSON array (invalid JSON (Expecting value)); fix it, or save the rows as JSONL", 0),
+    ],
+)
+def test_file_level_problems_stop_with_one_line_naming_the_file_and_the_fix(tmp_path, kind, message, quarantined):
+    path, cfg = _file_case(tmp_path, kind)
+    with pytest.raises(InputError) as err:
+        load_rows(path, cfg)
+    assert str(err.value).endswith(message) and str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    assert len(getattr(err.value, "quarantine", [])) == quarantined  # kept for <out>/quarantine.jsonl
+    if kind == "all_rejected":
+        assert err.value.quarantine[0]["id"] == "a"  # the id survives whatever else is wrong
+
+
+def test_parquet_values_of_any_type_are_kept_as_json(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"id": [1, 2], "prompt": ["Q1", "Q2"], "response": ["A1", "A2"],
+                          "when": pd.to_datetime(["2024-01-01", "2024-01-02"]), "w": [0.5, float("inf")]})
+    frame.to_parquet(tmp_path / "data.parquet")
+    rows, bad = load_rows(tmp_path / "data.parquet", IngestConfig())
+    assert [r["id"] for r in rows] == ["1"] and rows[0]["when"].startswith("2024-01-01")
+    json.dumps(rows, allow_nan=False)
+    assert (bad[0]["code"], bad[0]["line"], bad[0]["id"]) == ("non_finite", 2, "2")
