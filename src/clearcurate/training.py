@@ -112,6 +112,8 @@ def attach_lora(model, cfg: LoraTrainConfig):
     """Wrap a base model with a fresh LoRA adapter (peft)."""
     from peft import LoraConfig, get_peft_model
 
+    from clearcurate.llm.models import peft_quietly
+
     lora = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
@@ -119,7 +121,8 @@ def attach_lora(model, cfg: LoraTrainConfig):
         target_modules=list(cfg.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with peft_quietly():
+        return get_peft_model(model, lora)
 
 
 def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConfig, desc: str = "train") -> TrainResult:

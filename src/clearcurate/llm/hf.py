@@ -98,7 +98,10 @@ class LocalLM:
         """A saved adapter on top of the base model (not yet in use: see `using`)."""
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(self.model, path)
+        from clearcurate.llm.models import peft_quietly
+
+        with peft_quietly():
+            return PeftModel.from_pretrained(self.model, path)
 
     @contextmanager
     def using(self, adapted) -> Iterator[None]:
@@ -127,12 +130,15 @@ class LocalLM:
         returns each one's identity (a hash of its weights), so identical models are run once."""
         from peft import PeftModel
 
+        from clearcurate.llm.models import peft_quietly
+
         identity = {}
         for name, path in adapters.items():
             if isinstance(self.model, PeftModel):
                 self.model.load_adapter(path, adapter_name=name)
             else:
-                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+                with peft_quietly():
+                    self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
             files = ("adapter_config.json", "adapter_model.safetensors")
             identity[name] = hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in files)).hexdigest()
         return identity

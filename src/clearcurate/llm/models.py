@@ -15,6 +15,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -112,6 +115,16 @@ def pick_device() -> torch.device:
     return device
 
 
+@contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Wrap a model with peft without its one FutureWarning: peft reads transformers' deprecated
+    `is_gradient_checkpointing` inside PeftModel.__init__ (peft 0.18, transformers 5.x); no
+    argument of ours avoids it, and it would print on every stage run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def load(model_dir: str | Path, adapter_dir: str | Path | None = None):
     """Load (model, tokenizer) from a prepared directory, optionally with a LoRA adapter on top."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -127,7 +140,8 @@ def load(model_dir: str | Path, adapter_dir: str | Path | None = None):
     if adapter_dir is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_dir)
+        with peft_quietly():
+            model = PeftModel.from_pretrained(model, adapter_dir)
     model.to(pick_device())
     model.eval()
     return model, tokenizer
