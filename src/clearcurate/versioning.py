@@ -43,11 +43,23 @@ def read_rows(path: str, rev: str | None, repo: str | None = None) -> dict[str, 
     except InputError:
         raise
     except Exception as err:  # dvc/scmrepo raise many types: unknown revision, path missing, no remote...
-        raise InputError(
-            f"{where}: cannot read it ({type(err).__name__}: {err}). Is the revision right, and is the data "
-            "in the local DVC cache or the default remote (dvc fetch / dvc pull)?"
-        ) from None
+        raise InputError(f"{where}: {_read_hint(err, path, rev)}") from None
     return rows
+
+
+def _read_hint(err: Exception, path: str, rev: str | None) -> str:
+    """What a failed read means, in the user's terms, and what to run."""
+    error = type(err).__name__
+    if error == "PathMissingError" and rev is None:
+        return f"{path} is not in the workspace: run `dvc repro` to make it (or `dvc pull` if your team has a remote)"
+    if error == "PathMissingError":
+        return f"{path} does not exist at {rev}: that revision did not run the pipeline (pick a later one)"
+    if error == "RevError":
+        return f"unknown revision {rev!r}: use a commit, branch or tag (`git log --oneline`), or `workspace`"
+    if error in ("SCMError", "NotDvcRepoError"):
+        return f"not a git + DVC project ({err}): run it in your project's folder, or pass --repo"
+    return (f"cannot read it ({error}: {err}); if the data is tracked but not in the local DVC cache, "
+            "run `dvc pull` (or `dvc repro` at that revision)")
 
 
 def word_diff(old: str, new: str, context: int = 3) -> str:

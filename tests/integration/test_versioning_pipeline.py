@@ -128,7 +128,7 @@ def test_unknown_revision_is_a_clear_error(history):
     proc = subprocess.run(["clearcurate", "diff", "no-such-rev", history["b"]], cwd=history["repo"], capture_output=True, text=True,
                           env=command_env())
     assert proc.returncode != 0
-    assert "data/curated/train.jsonl@no-such-rev: cannot read it (RevError" in proc.stderr
+    assert "data/curated/train.jsonl@no-such-rev: unknown revision 'no-such-rev'" in proc.stderr
 
 
 @pytest.mark.pipeline

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -72,7 +74,8 @@ def test_diff_outside_a_git_repository_is_a_one_line_error_not_a_traceback(tmp_p
     with pytest.raises(SystemExit) as exit_:
         main(["diff", "HEAD", "workspace", "--repo", str(tmp_path)])
     message = str(exit_.value.code)
-    assert message.startswith("clearcurate diff: data/curated/train.jsonl@HEAD: cannot read it (") and "\n" not in message
+    assert message.startswith("clearcurate diff: data/curated/train.jsonl@HEAD: not a git + DVC project (") and "\n" not in message
+    assert "pass --repo" in message
 
 
 def _write(path, rows):
@@ -123,4 +126,19 @@ def test_diff_of_a_stage_lists_the_rows_whose_decision_flipped(data_repo, capsys
 def test_diff_of_an_unknown_revision_names_it(data_repo):
     with pytest.raises(SystemExit) as exit_:
         main(["diff", "no-such-rev", "workspace", "--repo", str(data_repo)])
-    assert "data/curated/train.jsonl@no-such-rev: cannot read it (RevError" in str(exit_.value.code)
+    assert "data/curated/train.jsonl@no-such-rev: unknown revision 'no-such-rev'" in str(exit_.value.code)
+
+
+def test_diff_before_anything_ran_says_what_to_run(tmp_path):
+    """A fresh clone: git + DVC, no outputs yet, no remote."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], cwd=tmp_path, check=True)
+    with pytest.raises(SystemExit) as exit_:
+        main(["diff", "HEAD", "workspace", "--repo", str(tmp_path)])
+    message = str(exit_.value.code)
+    assert "data/curated/train.jsonl does not exist at HEAD: that revision did not run the pipeline" in message
+    assert "\n" not in message
+    with pytest.raises(SystemExit) as exit_:
+        main(["diff", "workspace", "workspace", "--repo", str(tmp_path)])
+    assert "is not in the workspace: run `dvc repro`" in str(exit_.value.code)
