@@ -12,6 +12,7 @@ named by the environment variable `CLEARCURATE_CACHE`. Deleting the folder clear
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import uuid
@@ -36,6 +37,21 @@ def digest(*parts: Any) -> str:
     """A stable hash of JSON-serialisable parts (dict keys sorted)."""
     text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def source_fingerprint(modules: Sequence[str]) -> str:
+    """Hash of the source files of these modules (found, not imported), so results of other code never match.
+
+    Scoring puts it into its row keys (clearcurate.scoring.code_version), not into `digest` itself:
+    keys that others build with `digest` (the benchmark's result cells) do not move with the code.
+    """
+    h = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no source for module {name!r}")
+        h.update(name.encode() + hashlib.sha256(Path(spec.origin).read_bytes()).digest())
+    return h.hexdigest()
 
 
 def model_fingerprint(model_dir: str | Path) -> str:

@@ -54,7 +54,7 @@ def _diff(args: argparse.Namespace) -> None:
     title_revs = f"{args.rev_a} -> {args.rev_b}"
     try:
         if args.stage:
-            diff = v.diff_outcomes(args.stage, v.read_outcomes(args.stage, rev_a, args.repo), v.read_outcomes(args.stage, rev_b, args.repo))
+            diff = v.diff_stage(args.stage, rev_a, rev_b, args.repo)
             text = v.render_outcomes(diff, f"{args.stage} decisions, {title_revs}", args.format, args.limit)
         else:
             diff = v.diff_revisions(rev_a, rev_b, args.path, args.repo)

@@ -16,6 +16,7 @@ Self-reflection is always asked of the base model, the same judge for every row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 from clearcurate import confidence as cf
 from clearcurate import prompts
 from clearcurate.budget import token_budgets
-from clearcurate.cache import ScoreCache, digest
+from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
 from clearcurate.params import LoraTrainConfig, ScoreConfig
@@ -40,6 +41,34 @@ log = logging.getLogger(__name__)
 # A cached fold adapter keeps scoring new rows while its training rows and the current other-fold
 # rows differ by at most this share; beyond it the fold model is retrained (and its rows rescored).
 FOLD_REUSE_TOLERANCE = 0.1
+# Part of every scoring-cache key (samples, reflections, fold adapter slots), with a hash of the
+# source of the modules that compute what is cached: a cache written by other scoring code (an
+# older or newer commit) is never reused. Bump it by hand when a change outside these modules
+# (a library upgrade, say) changes cached results.
+SCORING_VERSION = 1
+# What produces the cached samples, reflection probabilities and fold adapters. confidence.py and
+# similarity.py are not here: they only combine cached values into components (after the cache),
+# so changing them re-runs from the cache instead of sampling every row again.
+SCORING_MODULES = (
+    "clearcurate.scoring",
+    "clearcurate.prompts",
+    "clearcurate.budget",
+    "clearcurate.training",
+    "clearcurate.llm.base",
+    "clearcurate.llm.hf",
+    "clearcurate.llm.models",
+    "clearcurate.llm.openai_api",
+)
+
+
+@functools.cache
+def _scoring_source() -> str:
+    return source_fingerprint(SCORING_MODULES)
+
+
+def code_version() -> str:
+    """The scoring code's version in cache keys: SCORING_VERSION and the source hash of SCORING_MODULES."""
+    return f"{SCORING_VERSION}-{_scoring_source()[:16]}"
 
 
 def fold_of(row_id: str, folds: int) -> int:
@@ -127,10 +156,11 @@ def sample_budgets(response_tokens: Sequence[int], cfg: ScoreConfig) -> list[int
 def _sample_keys(
     scope: str, cfg: ScoreConfig, with_likelihood: bool, gen_prompts: Sequence[str], rows: Sequence[Record], budgets: Sequence[int]
 ) -> list[str]:
-    """Cache keys of sampled answers: the sampling model, every sampling setting, the prompt and the response."""
+    """Cache keys of sampled answers: the sampling model, the scoring code, every sampling setting, the prompt and the response."""
     # "alone": crossfit raw results also hold log p(response) without the prompt (relevance).
     settings = [(cfg.k, cfg.temperature, b, cfg.seed, with_likelihood, "alone" if with_likelihood else "") for b in budgets]
-    return [digest(scope, st, gp, r["response"]) for st, gp, r in zip(settings, gen_prompts, rows)]
+    version = code_version()
+    return [digest(scope, version, st, gp, r["response"]) for st, gp, r in zip(settings, gen_prompts, rows)]
 
 
 def _sample_raw(
@@ -241,9 +271,10 @@ def _components(
 
 
 def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache | None) -> list[list[list[float]]]:
-    """`reflect` per row, through the cache (keyed by the base model and the row's first question)."""
+    """`reflect` per row, through the cache (keyed by the base model, the scoring code and the row's first question)."""
     template = (prompts.reflection_question(1, "", ""), prompts.CHOICE_PREFIX, prompts.REFLECTION_CHOICES)
-    keys = [digest(model_id, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
+    version = code_version()
+    keys = [digest(model_id, version, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
     chunk, show = _chunked(lm)
 
     def compute(idx: list[int]) -> list[Record]:
@@ -329,7 +360,7 @@ def _crossfit(
             continue
         held_rows = [rows[i] for i in held]
         gen_prompts = [lm.chat(r["prompt"]) for r in held_rows]
-        slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, asdict(fold_cfg))[:16]}"
+        slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, code_version(), asdict(fold_cfg))[:16]}"
         train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
         saved = cache.fold_adapter(slot, train_rows, FOLD_REUSE_TOLERANCE) if cache is not None else None
         held_budgets = [budgets[i] for i in held]

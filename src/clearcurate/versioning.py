@@ -20,12 +20,14 @@ from clearcurate.records import InputError, Record, parse_jsonl
 
 CURATED = "data/curated/train.jsonl"
 SCORED = "data/scored/train.jsonl"
+PREPARED = "data/prepared/train.jsonl"  # prompts and responses of rows the ledger names by id only
 # Where each stage's decisions live: (file, outcome) pairs, or the ledger with an `outcome` field.
 STAGE_DECISIONS: dict[str, list[tuple[str, str | None]]] = {
     "filter": [("data/filtered/kept.jsonl", "kept"), ("data/filtered/removed.jsonl", "removed")],
     "correct": [("data/curated/outcomes.jsonl", None)],
 }
 CONFIDENCE_TOLERANCE = 1e-6  # float noise below this is not a change
+TEXT_WIDTH = 80  # prompts and responses of flipped rows, one line each, in text and markdown
 
 
 def read_rows(path: str, rev: str | None, repo: str | None = None) -> dict[str, Record]:
@@ -43,17 +45,31 @@ def read_rows(path: str, rev: str | None, repo: str | None = None) -> dict[str, 
     except InputError:
         raise
     except Exception as err:  # dvc/scmrepo raise many types: unknown revision, path missing, no remote...
-        raise InputError(f"{where}: {_read_hint(err, path, rev)}") from None
+        raise InputError(f"{where}: {_read_hint(err, path, rev, repo)}") from None
     return rows
 
 
-def _read_hint(err: Exception, path: str, rev: str | None) -> str:
+def _tracked(path: str, rev: str | None, repo: str | None) -> bool:
+    """Whether DVC (dvc.lock or a .dvc file) or git knows `path` at `rev`, whether or not its data is at hand."""
+    from dvc.api import DVCFileSystem
+
+    try:
+        return bool(DVCFileSystem(repo, rev=rev).exists(path))
+    except Exception:  # only chooses between two hints
+        return False
+
+
+def _read_hint(err: Exception, path: str, rev: str | None, repo: str | None = None) -> str:
     """What a failed read means, in the user's terms, and what to run."""
     error = type(err).__name__
     if error == "PathMissingError" and rev is None:
         return f"{path} is not in the workspace: run `dvc repro` to make it (or `dvc pull` if your team has a remote)"
+    if error == "PathMissingError" and _tracked(path, rev, repo):  # in dvc.lock at rev, but no copy of the data here
+        return (f"{path} is recorded at {rev} but its data is in neither the local DVC cache nor the remote: "
+                f"`dvc push` it where it was made, or make it again (`git checkout {rev} && dvc repro`)")
     if error == "PathMissingError":
-        return f"{path} does not exist at {rev}: that revision did not run the pipeline (pick a later one)"
+        return (f"{path} does not exist at {rev}: that revision did not run the pipeline "
+                "(pick a later one, or run `dvc repro` and commit its dvc.lock)")
     if error == "RevError":
         return f"unknown revision {rev!r}: use a commit, branch or tag (`git log --oneline`), or `workspace`"
     if error in ("SCMError", "NotDvcRepoError"):
@@ -136,6 +152,8 @@ class OutcomeDiff:
     counts_a: dict[str, int]
     counts_b: dict[str, int]
     flipped: dict[str, tuple[str, str]]  # id -> (outcome in a, outcome in b); "absent" if missing
+    # Flipped rows only: id -> prompt, response (full text) and confidence_a / confidence_b (None where unknown).
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def transitions(self) -> dict[str, int]:
         return dict(Counter(f"{x} -> {y}" for x, y in self.flipped.values()).most_common())
@@ -147,15 +165,72 @@ def diff_outcomes(stage: str, a: Mapping[str, str], b: Mapping[str, str]) -> Out
     return OutcomeDiff(stage, dict(Counter(a.values())), dict(Counter(b.values())), flipped)
 
 
-def read_outcomes(stage: str, rev: str | None, repo: str | None = None) -> dict[str, str]:
-    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger)."""
+def read_decisions(stage: str, rev: str | None, repo: str | None = None) -> tuple[dict[str, str], dict[str, Record]]:
+    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger), and its row."""
     if stage not in STAGE_DECISIONS:
         raise ValueError(f"unknown stage {stage!r}: use one of {sorted(STAGE_DECISIONS)}")
     outcomes: dict[str, str] = {}
+    rows: dict[str, Record] = {}
     for path, label in STAGE_DECISIONS[stage]:
         for i, row in read_rows(path, rev, repo).items():
             outcomes[i] = label if label is not None else str(row["outcome"])
-    return outcomes
+            rows[i] = row
+    return outcomes, rows
+
+
+def read_outcomes(stage: str, rev: str | None, repo: str | None = None) -> dict[str, str]:
+    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger)."""
+    return read_decisions(stage, rev, repo)[0]
+
+
+def describe_flipped(
+    diff: OutcomeDiff,
+    rows_a: Mapping[str, Record],
+    rows_b: Mapping[str, Record],
+    conf_a: Mapping[str, float] | None = None,
+    conf_b: Mapping[str, float] | None = None,
+    texts: Mapping[str, Record] | None = None,
+) -> OutcomeDiff:
+    """Fill `diff.rows`: each flipped row's prompt and response (revision b's, else a's, else `texts`) and both confidences.
+
+    Confidences come from the scored sets (`conf_a`, `conf_b`), else from the decision rows themselves.
+    """
+    for i in diff.flipped:
+        source = next((r for r in (rows_b.get(i), rows_a.get(i), (texts or {}).get(i)) if r and "prompt" in r), {})
+        diff.rows[i] = {
+            "prompt": source.get("prompt"),
+            "response": source.get("response"),
+            "confidence_a": _confidence_of(i, conf_a, rows_a),
+            "confidence_b": _confidence_of(i, conf_b, rows_b),
+        }
+    return diff
+
+
+def _confidence_of(i: str, scored: Mapping[str, float] | None, rows: Mapping[str, Record]) -> float | None:
+    if scored is not None and i in scored:
+        return float(scored[i])
+    value = rows.get(i, {}).get("confidence")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def diff_stage(stage: str, rev_a: str | None, rev_b: str | None, repo: str | None = None) -> OutcomeDiff:
+    """The decisions of two runs of `stage`, with each flipped row's prompt, response and confidences."""
+    outcomes_a, rows_a = read_decisions(stage, rev_a, repo)
+    outcomes_b, rows_b = read_decisions(stage, rev_b, repo)
+    diff = diff_outcomes(stage, outcomes_a, outcomes_b)
+    if not diff.flipped:
+        return diff
+    texts = None
+    if any("prompt" not in (rows_b.get(i) or rows_a.get(i) or {}) for i in diff.flipped):  # the ledger has ids only
+        texts = _rows_or_none(PREPARED, rev_b, repo) or _rows_or_none(PREPARED, rev_a, repo)
+    return describe_flipped(diff, rows_a, rows_b, _confidences(rev_a, repo), _confidences(rev_b, repo), texts)
+
+
+def _rows_or_none(path: str, rev: str | None, repo: str | None) -> dict[str, Record] | None:
+    try:
+        return read_rows(path, rev, repo)
+    except InputError:
+        return None
 
 
 def _confidences(rev: str | None, repo: str | None) -> dict[str, float] | None:
@@ -223,6 +298,23 @@ def render_rows(diff: RowDiff, title: str, fmt: str, limit: int | None = 50) -> 
     return "\n".join(lines)
 
 
+def one_line(text: str, width: int = TEXT_WIDTH) -> str:
+    """Text on one line (whitespace runs collapsed), cut to `width` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+
+
+def _confidence_pair(a: float | None, b: float | None) -> str:
+    if a is None and b is None:
+        return ""
+    change = f" ({b - a:+.4f})" if a is not None and b is not None else ""
+    return f"{_number(a)} -> {_number(b)}{change}"
+
+
+def _number(c: float | None) -> str:
+    return "n/a" if c is None else f"{c:.4f}"
+
+
 def render_outcomes(diff: OutcomeDiff, title: str, fmt: str, limit: int | None = 50) -> str:
     if fmt == "json":
         return json.dumps({"title": title, **asdict(diff), "transitions": diff.transitions()}, indent=2, ensure_ascii=False)
@@ -239,7 +331,14 @@ def render_outcomes(diff: OutcomeDiff, title: str, fmt: str, limit: int | None =
     shown, more = _clip(list(diff.flipped.items()), limit)
     if shown:
         lines += ["", "### rows" if md else "rows:"]
-        lines += [f"{'- ' if md else '  '}{i}: {x} -> {y}" for i, (x, y) in shown]
+        for i, (x, y) in shown:
+            detail = diff.rows.get(i, {})
+            conf = _confidence_pair(detail.get("confidence_a"), detail.get("confidence_b"))
+            lines.append(f"{'- ' if md else '  '}{i}: {x} -> {y}" + (f" (confidence {conf})" if conf else ""))
+            for name in ("prompt", "response"):
+                if detail.get(name) is not None:
+                    text = one_line(str(detail[name]))
+                    lines.append(f"  - {name}: {text}" if md else f"      {name + ':':<9} {text}")
         if more:
             lines.append(f"{'- ' if md else '  '}… and {more} more (--limit to show more)")
     return "\n".join(lines)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
-from clearcurate.cache import ScoreCache, digest, model_fingerprint
+from clearcurate import scoring
+from clearcurate.cache import ScoreCache, digest, model_fingerprint, source_fingerprint
 from clearcurate.scoring import ScoreConfig, fewshot_examples, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig
@@ -77,6 +79,36 @@ def test_edited_responses_beyond_the_tolerance_retrain_the_folds(tiny_lm, tmp_pa
     with caplog.at_level(logging.INFO):
         _score(tiny_lm, relabelled, ScoreCache(tmp_path))
     assert caplog.text.count("train on") == 2
+
+
+def test_a_cache_written_by_other_scoring_code_misses(tiny_lm, tmp_path, caplog, monkeypatch):
+    """An older commit never takes rows (or fold adapters) cached by newer scoring code, nor the other way."""
+    rows = _rows(12)
+    _score(tiny_lm, rows, ScoreCache(tmp_path))
+    monkeypatch.setattr(scoring, "SCORING_VERSION", scoring.SCORING_VERSION + 1)
+    cache = ScoreCache(tmp_path)
+    with caplog.at_level(logging.INFO):
+        _score(tiny_lm, rows, cache)
+    assert cache.hits == {} and cache.misses == {"samples": 12, "reflection": 12}
+    assert caplog.text.count("train on") == 2 and "reusing the cached adapter" not in caplog.text  # new fold slots
+    cache = ScoreCache(tmp_path)  # the same code again: every row from the cache
+    _score(tiny_lm, rows, cache)
+    assert cache.misses == {} and cache.hits == {"samples": 12, "reflection": 12}
+
+
+def test_the_code_version_follows_the_source_of_the_scoring_modules(tmp_path, monkeypatch):
+    module = tmp_path / "scoring_like.py"
+    module.write_text("def f():\n    return 1\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "scoring_like", raising=False)
+    before = source_fingerprint(["scoring_like", "clearcurate.prompts"])
+    assert source_fingerprint(["scoring_like", "clearcurate.prompts"]) == before
+    module.write_text("def f():\n    return 2\n", encoding="utf-8")
+    assert source_fingerprint(["scoring_like", "clearcurate.prompts"]) != before
+    assert "clearcurate.scoring" in scoring.SCORING_MODULES and "clearcurate.llm.hf" in scoring.SCORING_MODULES
+    assert scoring.code_version().startswith(f"{scoring.SCORING_VERSION}-")
+    with pytest.raises(ValueError, match="no source"):
+        source_fingerprint(["clearcurate.no_such_module"])
 
 
 def test_a_cache_needs_the_model_fingerprint(tiny_lm, tmp_path):

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -93,14 +94,24 @@ def data_repo(tmp_path):
     run_cmd(["git", "init", "-q"], repo)
     Repo.init(str(repo)).close()
     _write(repo / "data/curated/train.jsonl", [{"id": "1", "response": "Paris"}, {"id": "2", "response": "a blue sky"}])
-    _write(repo / "data/filtered/kept.jsonl", [{"id": "1"}, {"id": "2"}])
-    _write(repo / "data/filtered/removed.jsonl", [{"id": "3"}])
+    _write(repo / "data/scored/train.jsonl", [{"id": i, "confidence": c} for i, c in (("1", 0.8), ("2", 0.7), ("3", 0.1))])
+    _write(repo / "data/filtered/kept.jsonl", [ROWS["1"], ROWS["2"]])
+    _write(repo / "data/filtered/removed.jsonl", [{**ROWS["3"], "confidence": 0.1}])
     run_cmd(["git", "add", "-A"], repo)
     run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "run 1"], repo)
     _write(repo / "data/curated/train.jsonl", [{"id": "2", "response": "a grey sky"}, {"id": "4", "response": "new"}])
-    _write(repo / "data/filtered/kept.jsonl", [{"id": "2"}])
-    _write(repo / "data/filtered/removed.jsonl", [{"id": "1"}, {"id": "3"}])
+    _write(repo / "data/scored/train.jsonl", [{"id": i, "confidence": c} for i, c in (("1", 0.2), ("2", 0.7), ("3", 0.1))])
+    _write(repo / "data/filtered/kept.jsonl", [ROWS["2"]])
+    _write(repo / "data/filtered/removed.jsonl", [{**ROWS["1"], "confidence": 0.2}, {**ROWS["3"], "confidence": 0.1}])
     return repo
+
+
+LONG_PROMPT = "Which city is the capital of France,\nthe country whose capital the question asks about, and why is it so?"
+ROWS = {
+    "1": {"id": "1", "prompt": LONG_PROMPT, "response": "Paris"},
+    "2": {"id": "2", "prompt": "What colour is the sky?", "response": "blue"},
+    "3": {"id": "3", "prompt": "2 + 2?", "response": "five"},
+}
 
 
 def test_diff_lists_added_removed_and_rewritten_rows_between_a_commit_and_the_workspace(data_repo, capsys):
@@ -121,6 +132,22 @@ def test_diff_of_a_stage_lists_the_rows_whose_decision_flipped(data_repo, capsys
     out = json.loads(capsys.readouterr().out)
     assert out["flipped"] == {"1": ["kept", "removed"]}
     assert out["counts_a"] == {"kept": 2, "removed": 1} and out["counts_b"] == {"kept": 1, "removed": 2}
+    # JSON: the flipped row's full prompt and response, and its confidence in both revisions (the scored sets)
+    assert out["rows"] == {"1": {"prompt": LONG_PROMPT, "response": "Paris", "confidence_a": 0.8, "confidence_b": 0.2}}
+
+
+def test_diff_of_a_stage_shows_what_each_flipped_row_says_and_its_confidences(data_repo, capsys):
+    capsys.readouterr()
+    main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--stage", "filter"])
+    text = capsys.readouterr().out
+    assert "  1: kept -> removed (confidence 0.8000 -> 0.2000 (-0.6000))" in text
+    prompt = next(line for line in text.splitlines() if "prompt:" in line)
+    assert prompt.strip().startswith("prompt:   Which city is the capital of France, the country")  # one line
+    assert prompt.endswith("…") and len(prompt.split("prompt:", 1)[1].strip()) == 80
+    assert "      response: Paris" in text
+    main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--stage", "filter", "--format", "markdown"])
+    md = capsys.readouterr().out
+    assert "- 1: kept -> removed (confidence 0.8000 -> 0.2000 (-0.6000))" in md and "  - response: Paris" in md
 
 
 def test_diff_of_an_unknown_revision_names_it(data_repo):
@@ -142,3 +169,23 @@ def test_diff_before_anything_ran_says_what_to_run(tmp_path):
     with pytest.raises(SystemExit) as exit_:
         main(["diff", "workspace", "workspace", "--repo", str(tmp_path)])
     assert "is not in the workspace: run `dvc repro`" in str(exit_.value.code)
+
+
+def test_diff_of_a_revision_whose_data_is_nowhere_here_says_so_and_what_to_run(tmp_path, capsys):
+    """Recorded by DVC at HEAD, but the data was never pushed: no local cache, no remote."""
+    run_cmd(["git", "init", "-q"], tmp_path)
+    run_cmd([sys.executable, "-m", "dvc", "init", "-q"], tmp_path)
+    _write(tmp_path / "data/curated/train.jsonl", [{"id": "1", "response": "Paris"}])
+    run_cmd([sys.executable, "-m", "dvc", "add", "-q", "data/curated/train.jsonl"], tmp_path)
+    run_cmd(["git", "add", "-A"], tmp_path)
+    run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "run 1"], tmp_path)
+    shutil.rmtree(tmp_path / ".dvc" / "cache")
+    (tmp_path / "data/curated/train.jsonl").unlink()
+    with pytest.raises(SystemExit) as exit_:
+        main(["diff", "HEAD", "workspace", "--repo", str(tmp_path)])
+    message = str(exit_.value.code)
+    assert message == (
+        "clearcurate diff: data/curated/train.jsonl@HEAD: data/curated/train.jsonl is recorded at HEAD but its data is in neither "
+        "the local DVC cache nor the remote: `dvc push` it where it was made, or make it again (`git checkout HEAD && dvc repro`)"
+    )
+    assert capsys.readouterr().out == ""

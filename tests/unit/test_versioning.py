@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from clearcurate.versioning import diff_outcomes, diff_rows, render_outcomes, render_rows, word_diff
+from clearcurate.versioning import describe_flipped, diff_outcomes, diff_rows, one_line, render_outcomes, render_rows, word_diff
 
 
 def test_word_diff_marks_changes_and_elides_long_unchanged_runs():
@@ -51,3 +51,16 @@ def test_outcome_diff_counts_transitions():
     text = render_outcomes(diff, "t", "text")
     assert "kept -> removed: 1" in text and "3 rows changed decision:" in text
     assert json.loads(render_outcomes(diff, "t", "json"))["transitions"]["kept -> removed"] == 1
+
+
+def test_flipped_rows_show_their_text_on_one_line_and_both_confidences():
+    assert one_line("a\n  b\tc") == "a b c" and one_line("x" * 100, 10) == "x" * 9 + "…"
+    ledger_a = {"1": {"id": "1", "outcome": "removed", "confidence": 0.1}, "2": {"id": "2", "outcome": "kept"}}
+    ledger_b = {"1": {"id": "1", "outcome": "corrected"}, "2": {"id": "2", "outcome": "kept"}}
+    texts = {"1": {"id": "1", "prompt": "Capital of\nFrance?", "response": "Lyon"}}  # the ledger has ids only
+    diff = diff_outcomes("correct", {i: r["outcome"] for i, r in ledger_a.items()}, {i: r["outcome"] for i, r in ledger_b.items()})
+    describe_flipped(diff, ledger_a, ledger_b, None, {"2": 0.9}, texts)
+    assert diff.rows == {"1": {"prompt": "Capital of\nFrance?", "response": "Lyon", "confidence_a": 0.1, "confidence_b": None}}
+    text = render_outcomes(diff, "t", "text")
+    assert "  1: removed -> corrected (confidence 0.1000 -> n/a)" in text and "      prompt:   Capital of France?" in text
+    assert json.loads(render_outcomes(diff, "t", "json"))["rows"]["1"]["prompt"] == "Capital of\nFrance?"  # JSON: in full
