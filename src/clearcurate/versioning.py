@@ -178,11 +178,6 @@ def read_decisions(stage: str, rev: str | None, repo: str | None = None) -> tupl
     return outcomes, rows
 
 
-def read_outcomes(stage: str, rev: str | None, repo: str | None = None) -> dict[str, str]:
-    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger)."""
-    return read_decisions(stage, rev, repo)[0]
-
-
 def describe_flipped(
     diff: OutcomeDiff,
     rows_a: Mapping[str, Record],
@@ -234,10 +229,9 @@ def _rows_or_none(path: str, rev: str | None, repo: str | None) -> dict[str, Rec
 
 
 def _confidences(rev: str | None, repo: str | None) -> dict[str, float] | None:
-    try:
-        return {i: float(r["confidence"]) for i, r in read_rows(SCORED, rev, repo).items() if "confidence" in r}
-    except InputError:
-        return None  # no scores in that revision: report response changes only
+    """Each row's confidence at `rev`, or None when that revision has no scores (then only response changes are reported)."""
+    scored = _rows_or_none(SCORED, rev, repo)
+    return None if scored is None else {i: float(r["confidence"]) for i, r in scored.items() if "confidence" in r}
 
 
 def diff_revisions(rev_a: str, rev_b: str, path: str = CURATED, repo: str | None = None) -> RowDiff:
