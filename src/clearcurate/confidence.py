@@ -140,6 +140,14 @@ def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> fl
     return sum(components[k] * w for k, w in active.items()) / sum(active.values())
 
 
+def checked(confidence: float, arithmetic: float | None, penalty: float) -> float:
+    """The confidence of a response after its written calculations were checked: times `penalty`
+    when any of them fails (`arithmetic` < 1), unchanged when they hold or there are none (None)."""
+    if not 0.0 <= penalty <= 1.0:
+        raise ValueError(f"the arithmetic penalty must be in [0, 1], got {penalty}")
+    return confidence * penalty if arithmetic is not None and arithmetic < 1.0 else confidence
+
+
 def paper_weights(beta: float) -> dict[str, float]:
     """The paper's C = beta * O + (1 - beta) * S."""
     if not 0.0 <= beta <= 1.0:

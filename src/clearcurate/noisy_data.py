@@ -19,8 +19,6 @@ from a fresh clone.
 
 from __future__ import annotations
 
-import ast
-import operator
 import random
 import re
 from collections import defaultdict
@@ -30,6 +28,7 @@ from pathlib import Path
 
 from clearcurate.confidence import normalize_answer, token_f1
 from clearcurate.records import Record, read_jsonl
+from clearcurate.verify import evaluate
 
 SOURCES = Path(__file__).resolve().parents[2] / "data" / "sources"
 SQUAD_SOURCE = SOURCES / "squad-v1.1-dev.jsonl.gz"
@@ -228,28 +227,13 @@ def _gsm8k_record(row: Record, index: int, split: str) -> Record:
     }
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _EQUATION = re.compile(r"(?P<expr>[\d$.,()+\-*/x× ]*\d[\d$.,()+\-*/x× ]*?)\s*=\s*\$?(?P<result>\d[\d,]*(?:\.\d+)?)")
 _NUMBER = re.compile(r"(?<![\d.])\d[\d,]*(?:\.\d+)?(?![\d.])")
 
 
 def _arith(expr: str) -> float | None:
-    """The value of a plain arithmetic expression as GSM8K writes it (x for times, $ and commas), else None."""
-    text = expr.replace("x", "*").replace("×", "*").replace("$", "").replace(",", "").strip()
-
-    def value(node: ast.AST) -> float:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return float(node.value)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](value(node.left), value(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -value(node.operand)
-        raise ValueError("not arithmetic")
-
-    try:
-        return value(ast.parse(text, mode="eval").body)
-    except (SyntaxError, ValueError, ZeroDivisionError):
-        return None
+    """The value of an expression as this builder finds them (x, spaced or not, for times)."""
+    return evaluate(expr.replace("x", "*"))
 
 
 def _fmt(x: float) -> str:
@@ -317,11 +301,15 @@ def build_gsm8k_n(
     return train, test, labels
 
 
+def gsm8k_rows(source: str | Path, split: str) -> list[Record]:
+    """Every row of a GSM8K split as a training record (id `gsm8k-SPLIT-INDEX`, calculator annotations removed)."""
+    return [_gsm8k_record(r, i, split) for i, r in enumerate(read_jsonl(source))]
+
+
 def _pick_gsm8k(
     source: str | Path, split: str, n: int, max_words: int, rng: random.Random, exclude: set[str] = frozenset()
 ) -> list[Record]:
-    rows = [_gsm8k_record(r, i, split) for i, r in enumerate(read_jsonl(source))]
-    rows = [r for r in rows if len(r["response"].split()) <= max_words and r["id"] not in exclude]
+    rows = [r for r in gsm8k_rows(source, split) if len(r["response"].split()) <= max_words and r["id"] not in exclude]
     if len(rows) < n:
         raise ValueError(f"{source}: only {len(rows)} short enough solutions, {n} requested")
     return rng.sample(rows, n)

@@ -28,12 +28,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from clearcurate import confidence as cf
-from clearcurate import prompts
+from clearcurate import prompts, verify
 from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
 from clearcurate.params import LoraTrainConfig, ScoreConfig
+from clearcurate.presets import ARITHMETIC_PENALTY
 from clearcurate.records import Record
 from clearcurate.similarity import Similarity
 
@@ -325,12 +326,15 @@ def score_rows(
     out = []
     for row, part, fold, refl in zip(rows, parts, folds, reflections):
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
-        comps = {**({"reflection": float(np.mean(parsed))} if parsed else {}), **part}
+        arithmetic = verify.arithmetic(row["response"])
+        comps = {**({"reflection": float(np.mean(parsed))} if parsed else {}), **part,
+                 **({"arithmetic": arithmetic} if arithmetic is not None else {})}
         numeric = {k: v for k, v in comps.items() if isinstance(v, float)}
         active = {k: w for k, w in weights.items() if k != "reflection" or parsed}  # an unparsed reflection drops out
         if not any(active.values()):
             raise ValueError(f"row {row['id']}: no component to score it with (reflection unparsed, k = 0)")
-        record = {"id": row["id"], "confidence": cf.combine(numeric, active), "weights_preset": preset, **comps, "reflection_probs": refl}
+        confidence = cf.checked(cf.combine(numeric, active), arithmetic, ARITHMETIC_PENALTY)
+        record = {"id": row["id"], "confidence": confidence, "weights_preset": preset, **comps, "reflection_probs": refl}
         if len(parsed) < len(refl):
             record["reflection_unparsed"] = len(refl) - len(parsed)
         if fold is not None:

@@ -101,3 +101,12 @@ def test_token_rate_puts_long_and_short_texts_on_one_scale():
     assert cf.token_rate(-30.0, 60) == cf.token_rate(-2.5, 5) == -0.5
     with pytest.raises(ValueError):
         cf.token_rate(-1.0, 0)
+
+
+def test_checked_lowers_only_responses_whose_calculations_fail():
+    assert cf.checked(0.8, None, 0.1) == 0.8  # nothing to check
+    assert cf.checked(0.8, 1.0, 0.1) == 0.8
+    assert cf.checked(0.8, 0.5, 0.1) == pytest.approx(0.08)
+    assert cf.checked(0.8, 0.0, 1.0) == 0.8  # a penalty of 1 turns the check off
+    with pytest.raises(ValueError, match="penalty"):
+        cf.checked(0.8, 0.0, 1.5)

@@ -1,6 +1,7 @@
 import pytest
 
 from clearcurate import confidence as cf
+from clearcurate.presets import ARITHMETIC_PENALTY
 from clearcurate.scoring import ScoreConfig, fold_of, sample_budgets, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig
@@ -97,3 +98,15 @@ def test_samples_get_a_budget_that_grows_with_the_response(tiny_lm):
     out = score_rows(tiny_lm, rows, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
     assert all(n <= b + 1 for o, b in zip(out, budgets) for n in o["sample_tokens"])  # + the end of turn
     assert max(out[3]["sample_tokens"]) > 13  # the random tiny model talks on: the long row's samples ran past the floor
+
+
+def test_a_response_whose_calculation_fails_loses_confidence(tiny_lm):
+    rows = [{"id": f"m{i}", "prompt": f"What is {i} + 2?", "response": f"{i} + 2 = {i + 2 + (i == 3)}"} for i in range(6)]
+    cfg = ScoreConfig(k=1, max_new_tokens=3, weights={"consistency": 1, "reflection": 1})
+    out = score_rows(tiny_lm, rows, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    for o in out:
+        combined = cf.combine(o, {"consistency": 1, "reflection": 1})
+        if o["id"] == "m3":  # "3 + 2 = 6"
+            assert o["arithmetic"] == 0.0 and o["confidence"] == pytest.approx(ARITHMETIC_PENALTY * combined)
+        else:
+            assert o["arithmetic"] == 1.0 and o["confidence"] == pytest.approx(combined)
