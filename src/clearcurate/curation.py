@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clearcurate import verify
 from clearcurate.params import AUTO, FilterConfig
 
 
@@ -148,19 +149,28 @@ def pairwise_preference(p_first: float, p_second: float) -> float:
     return (p_first + p_second) / 2.0
 
 
-def should_replace(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> bool:
-    """Auto-Correct: replace only when confident (> eta) that the candidate is better and it differs."""
-    return candidate is not None and candidate_confidence > eta and candidate.strip() != "" and candidate.strip() != original.strip()
-
-
-def correction_reason(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> str:
-    """Why a low-confidence row was or was not corrected (written next to every outcome)."""
+def refusal(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> str | None:
+    """Why the candidate must not replace the original, or None when it may: Auto-Correct replaces
+    only with a different, non-empty answer whose own calculations hold, when confident (> eta)."""
     if candidate is None:
         return "the held-out model agrees with the original answer"
     if not candidate.strip():
         return "candidate empty"
     if candidate.strip() == original.strip():
         return "candidate equals original"
-    if candidate_confidence > eta:
-        return f"candidate preferred with confidence {candidate_confidence:.3f} > eta {eta}"
-    return f"candidate confidence {candidate_confidence:.3f} <= eta {eta}"
+    if (share := verify.arithmetic(candidate)) is not None and share < 1.0:
+        return "candidate has a calculation that does not hold"
+    if candidate_confidence <= eta:
+        return f"candidate confidence {candidate_confidence:.3f} <= eta {eta}"
+    return None
+
+
+def should_replace(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> bool:
+    """Auto-Correct's decision (see `refusal`)."""
+    return refusal(candidate_confidence, eta, candidate, original) is None
+
+
+def correction_reason(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> str:
+    """Why a low-confidence row was or was not corrected (written next to every outcome)."""
+    refused = refusal(candidate_confidence, eta, candidate, original)
+    return refused or f"candidate preferred with confidence {candidate_confidence:.3f} > eta {eta}"

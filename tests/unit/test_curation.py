@@ -128,3 +128,13 @@ def test_replace_only_above_eta_and_when_different():
     assert not should_replace(0.99, 0.8, "  ", "old")
     assert "<= eta" in correction_reason(0.5, 0.8, "new", "old")
     assert correction_reason(0.9, 0.8, "", "old") == "candidate empty"
+
+
+def test_a_candidate_whose_calculation_fails_never_replaces():
+    wrong = "She has 3 * 4 = 13 apples.\n#### 13"
+    assert not should_replace(0.99, 0.5, wrong, "#### 12")
+    assert correction_reason(0.99, 0.5, wrong, "#### 12") == "candidate has a calculation that does not hold"
+    right = "She has 3 * 4 = 12 apples.\n#### 12"
+    assert should_replace(0.99, 0.5, right, "#### 13")
+    assert correction_reason(0.99, 0.5, right, "#### 13") == "candidate preferred with confidence 0.990 > eta 0.5"
+    assert correction_reason(0.4, 0.5, right, "#### 13") == "candidate confidence 0.400 <= eta 0.5"
