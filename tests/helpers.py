@@ -103,6 +103,37 @@ def _write_demo_rows(work: Path) -> None:
     shutil.copy(ROOT / "data/labels/noise_labels.jsonl", work / "data" / "labels" / "noise_labels.jsonl")
 
 
+def placeholder_repo(work: Path) -> Path:
+    """The real dvc.yaml, params and code with placeholder data and outputs, committed to a dvc.lock.
+
+    Tests of what DVC decides (status, what reruns, what a failing stage leaves) need no trained
+    model: `dvc commit` records the placeholders as if the stages had produced them.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml", "src", "stages"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    params = yaml.safe_load((work / "params.yaml").read_text(encoding="utf-8"))
+    stages = yaml.safe_load((work / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for stage in stages.values():
+        entries = [str(d).split()[0] for d in stage["deps"]]
+        for kind in ("outs", "metrics"):
+            entries += [next(iter(o)) if isinstance(o, dict) else o for o in stage.get(kind, [])]
+        for entry in entries:
+            path = work / entry.replace("${data.train}", params["data"]["train"]).replace("${data.test}", params["data"]["test"])
+            if path.exists():
+                continue
+            if path.suffix:  # a file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("{}\n", encoding="utf-8")
+            else:  # a folder output or dep
+                path.mkdir(parents=True)
+                (path / "placeholder").write_text("x\n", encoding="utf-8")
+    run_cmd([sys.executable, "-m", "dvc", "init", "--no-scm"], work)
+    run_cmd([sys.executable, "-m", "dvc", "commit", "--force"], work)
+    return work
+
+
 def copy_repo(source: Path, dest: Path) -> Path:
     """A private copy of a pipeline repo (git history, DVC cache and outputs included)."""
     shutil.copytree(source, dest, symlinks=True)

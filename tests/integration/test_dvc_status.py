@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import placeholder_repo
 from import_graph import ROOT, closure
 
 
@@ -22,30 +22,7 @@ def _dvc(*args: str, cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def committed_repo(tmp_path_factory) -> Path:
-    """The real dvc.yaml, params and code, with placeholder data and outputs, committed to a dvc.lock."""
-    work = tmp_path_factory.mktemp("deps-repo")
-    for name in ("dvc.yaml", "params.yaml", "src", "stages"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    params = yaml.safe_load((work / "params.yaml").read_text(encoding="utf-8"))
-    stages = yaml.safe_load((work / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    for stage in stages.values():
-        entries = [str(d).split()[0] for d in stage["deps"]]
-        for kind in ("outs", "metrics"):
-            entries += [next(iter(o)) if isinstance(o, dict) else o for o in stage.get(kind, [])]
-        for entry in entries:
-            path = work / entry.replace("${data.train}", params["data"]["train"]).replace("${data.test}", params["data"]["test"])
-            if path.exists():
-                continue
-            if path.suffix:  # a file
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text("{}\n", encoding="utf-8")
-            else:  # a folder output or dep
-                path.mkdir(parents=True)
-                (path / "placeholder").write_text("x\n", encoding="utf-8")
-    _dvc("init", "--no-scm", cwd=work)
-    _dvc("commit", "--force", cwd=work)
-    return work
+    return placeholder_repo(tmp_path_factory.mktemp("deps-repo"))
 
 
 def _changed_stages(work: Path) -> set[str]:
