@@ -3,13 +3,17 @@
 A stage validates its output before writing it as final, so a run that would drop, duplicate or
 corrupt rows stops with a short message (expectation, column, a few offending ids) instead of
 passing bad data on. The full GE result is written as JSON and rendered as Data Docs (static
-HTML) next to it. `validate.strict: false` turns failures into warnings for exploration.
+HTML) next to it, rewritten to load vendored scripts and styles so it renders offline.
+`validate.strict: false` turns failures into warnings for exploration.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,9 +24,39 @@ import pandas as pd
 from clearcurate.outcomes import Outcome
 from clearcurate.params import ValidateConfig
 from clearcurate.records import Record, write_json
+from clearcurate.reports import VENDOR, remote_loads
 
 log = logging.getLogger(__name__)
 SHOWN_IDS = 5
+
+# What Great Expectations' Data Docs templates (great_expectations 1.x) load from CDNs, and the
+# vendored copy (clearcurate/web/vendor) each page loads instead. Quoted, so only whole URLs match.
+DOCS_CDN = {
+    "https://cdn.jsdelivr.net/npm/vega@5": "vega/vega.min.js",
+    "https://cdn.jsdelivr.net/npm/vega-lite@5": "vega-lite/vega-lite.min.js",
+    "https://cdn.jsdelivr.net/npm/vega-embed@6": "vega-embed/vega-embed.min.js",
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery/jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.js/popper.min.js",
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "bootstrap/bootstrap.min.js",
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "bootstrap/bootstrap.min.css",
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css":
+        "bootstrap-dark/bootstrap-prefers-dark.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "bootstrap-table/bootstrap-table.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "bootstrap-table/bootstrap-table.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
+        "bootstrap-table/bootstrap-table-filter-control.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
+        "bootstrap-table/bootstrap-table-filter-control.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
+        "bootstrap-table/bootstrap-table-filter-control.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
+        "bootstrap-datepicker/bootstrap-datepicker.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
+        "bootstrap-datepicker/bootstrap-datepicker.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": "fontawesome/css/all.min.css",
+}
+# GE's logo, on the page and in its stylesheet: GE ships a copy in static/images.
+_GE_LOGO = re.compile(r"https://great-expectations-web-assets\.s3\.[\w.-]+\.amazonaws\.com/[\w.-]+\.png(\?[^\"')\s]*)?")
 
 
 class ExpectationError(RuntimeError):
@@ -133,11 +167,37 @@ def _summary(result: Any) -> list[str]:
     return lines
 
 
+def _offline_docs(docs_dir: Path) -> None:
+    """Point every Data Docs page and GE stylesheet at local copies, so the docs render without network.
+
+    GE's templates load jQuery, Bootstrap, vega and their styles from CDNs; the vendored copies go
+    to `static/vendor` inside the site (which stays self-contained). Idempotent: a stage that
+    validates twice rebuilds some pages, and they are rewritten again.
+    """
+    static = docs_dir / "static"
+    shutil.copytree(VENDOR, static / "vendor", dirs_exist_ok=True)
+    vendored = static / "vendor"
+    pages = [*docs_dir.rglob("*.html"), *(p for p in static.rglob("*.css") if vendored not in p.parents)]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        local = Path(os.path.relpath(static, page.parent)).as_posix()
+        new = _GE_LOGO.sub(f"{local}/images/logo-long.png", text)
+        for url, path in DOCS_CDN.items():
+            new = new.replace(f'"{url}"', f'"{local}/vendor/{path}"')
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+        remote = remote_loads(page)
+        if remote:  # a GE upgrade brought a CDN the table above does not know
+            log.warning("%s still loads %s from the network (add it to expectations.DOCS_CDN)", page, ", ".join(remote))
+
+
 def validate(
     name: str, frame: pd.DataFrame, expectations: list, cfg: ValidateConfig, report_dir: str | Path
 ) -> bool:
-    """Run `expectations` on `frame`; write `<report_dir>/<name>.json` and Data Docs in `<report_dir>/docs`.
+    """Run `expectations` on `frame`; write `<report_dir>/<name>.json` and Data Docs in `<report_dir>/docs/<name>`.
 
+    One Data Docs site per artifact: GE's index drops the pages of results its context does not
+    hold, so two artifacts validated into one site (prepare's train and test) kept only the last.
     Returns whether all passed. On failure raises ExpectationError in strict mode, else logs a warning.
     """
     import great_expectations as gx
@@ -145,9 +205,11 @@ def validate(
     report_dir = Path(report_dir)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GE sets this module's logger to INFO itself: one "ephemeral docs site" line per run otherwise.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # a few checks; bars would be noise
-    docs_dir = report_dir / "docs"
+    docs_dir = report_dir / "docs" / name
     context.add_data_docs_site(
         site_name="clearcurate",
         site_config={
@@ -173,6 +235,7 @@ def validate(
         run = checkpoint.run(batch_parameters={"dataframe": frame})
     (result,) = run.run_results.values()
     write_json(report_dir / f"{name}.json", result.to_json_dict())
+    _offline_docs(docs_dir)
     if result.success:
         log.info("expectations %s: %d passed", name, len(result.results))
         return True

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clearcurate.reports import remote_loads
 from helpers import SECRETS, command_env, copy_repo, read_lines, run_cmd
 
 pytestmark = pytest.mark.pipeline
@@ -107,7 +108,10 @@ def test_validation_reports_are_written_for_every_curating_stage(repo: Path):
                          "filter": ("filtered",), "correct": ("curated",)}.items():
         for name in names:
             assert json.loads((repo / "reports/validation" / stage / f"{name}.json").read_text())["success"] is True
-        assert (repo / "reports/validation" / stage / "docs" / "index.html").exists()
+            docs = repo / "reports/validation" / stage / "docs" / name
+            assert (docs / "index.html").exists()
+            pages = [*docs.rglob("*.html"), *(docs / "static/styles").glob("*.css")]
+            assert len(pages) >= 3 and not [(p, remote_loads(p)) for p in pages if remote_loads(p)]  # they render offline
 
 
 def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):

@@ -33,7 +33,7 @@ def _failures(frame, suite, tmp_path, name="t") -> str:
 def test_instruction_rows_pass_and_each_fault_is_named(tmp_path):
     good = pd.DataFrame({"id": ["a", "b"], "prompt": ["Q1?", "Q2?"], "response": ["yes", "no"]})
     assert validate("good", good, instruction_suite(CFG), CFG, tmp_path)
-    assert (tmp_path / "docs" / "index.html").exists()  # Data Docs for the run
+    assert (tmp_path / "docs" / "good" / "index.html").exists()  # Data Docs for the run
     assert json.loads((tmp_path / "good.json").read_text())["success"] is True
 
     bad = pd.DataFrame({"id": ["a", "a", "c", "d"], "prompt": ["Q", "", "Q", "Q"], "response": ["r", "r", None, "x" * 41]})
