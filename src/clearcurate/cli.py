@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from clearcurate import __version__
 from clearcurate.noisy_data import (
@@ -64,6 +70,64 @@ def _diff(args: argparse.Namespace) -> None:
     print(text)  # the command's output is the report itself (stdout), logs stay on stderr
 
 
+def _flat(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
+    """`dvc metrics show --json` for a person, within `width` columns: per file, the sections that
+    share their keys (one per model) as one table with a row each, everything else as `key value`
+    lines. DVC's own table puts every key of every file in one row (33 columns, 1,173 characters)."""
+    import pandas as pd
+
+    def pairs(label: str, values: Mapping[str, Any]) -> list[str]:
+        text = label + "  ".join(f"{k} {_short(v)}" for k, v in _flat(values))
+        return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
+
+    lines = []
+    for rev, found in shown.items():
+        if len(shown) > 1:
+            lines.append(f"{rev}:")
+        for path, entry in found.get("data", {}).items():
+            lines.append(path)
+            if "error" in entry:
+                lines.append(f"  could not read it: {entry['error'].get('msg', entry['error'])}")
+                continue
+            data = entry.get("data", {})
+            sections = {name: dict(_flat(v)) for name, v in data.items() if isinstance(v, Mapping) and v}
+            scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
+            if scalars:
+                lines += pairs("", scalars)
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for name, values in sections.items():
+                groups.setdefault(tuple(values), []).append(name)
+            for names in groups.values():
+                if len(names) == 1:
+                    lines += pairs(f"{names[0]}: ", sections[names[0]])
+                    continue
+                table = pd.DataFrame.from_dict({n: sections[n] for n in names}, orient="index")
+                lines += ["  " + row for row in table.to_string(float_format=_short).splitlines()]
+    return "\n".join(lines)
+
+
+def _metrics(args: argparse.Namespace) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dvc", "metrics", "show", "--json", *args.dvc_args], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"clearcurate metrics: dvc metrics show failed: {proc.stderr.strip()}")
+    shown = json.loads(proc.stdout or "{}")
+    if not any(found.get("data") for found in shown.values()):
+        raise SystemExit("clearcurate metrics: no metrics files found; run it in the project after `dvc repro`")
+    print(metrics_text(shown))  # the report itself (stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clearcurate", description=__doc__)
     parser.add_argument("--version", action="version", version=f"clearcurate {__version__}")
@@ -110,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--limit", type=int, default=50, help="rows shown per section in text/markdown (json: all)")
     diff.add_argument("--repo", default=None, help="repository path or URL (default: the current one)")
     diff.set_defaults(func=_diff)
+    metrics = sub.add_parser(
+        "metrics",
+        help="`dvc metrics show`, readable in 100 columns: one small table or a few lines per metrics file",
+        description="Runs `dvc metrics show --json DVC_ARGS` (e.g. -a, or the files to show) and prints each file's "
+        "metrics: sections with the same keys (one per model) as a table, the rest as `key value` lines.",
+    )
+    metrics.add_argument("dvc_args", metavar="DVC_ARGS", nargs=argparse.REMAINDER, help="passed to `dvc metrics show`")
+    metrics.set_defaults(func=_metrics)
     return parser
 
 

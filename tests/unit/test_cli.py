@@ -189,3 +189,43 @@ def test_diff_of_a_revision_whose_data_is_nowhere_here_says_so_and_what_to_run(t
         "the local DVC cache nor the remote: `dvc push` it where it was made, or make it again (`git checkout HEAD && dvc repro`)"
     )
     assert capsys.readouterr().out == ""
+
+
+DEMO_METRICS = {  # `dvc metrics show --json` of the demo (shortened floats)
+    "workspace": {"data": {
+        "metrics/prepare.json": {"data": {"train": {"rows": 100, "quarantined": 0}, "test": {"rows": 90, "quarantined": 0},
+                                          "quarantine_codes": {}}},
+        "metrics/score.json": {"data": {"rows": 100, "recipe": "crossfit", "weights_preset": "short", "confidence_mean": 0.263183,
+                                        "confidence_median": 0.233182, "seconds": 223.4, "cache_hits": {},
+                                        "cache_misses": {"samples": 100, "reflection": 100}, "rows_per_second": 0.448}},
+        "metrics/evaluate.json": {"data": {
+            **{m: {"exact_match": em, "f1": f1, "heldout_nll_per_token": nll, "heldout_perplexity": 2.718 ** nll}
+               for m, em, f1, nll in (("base", 0.0, 13.58, 4.2326), ("baseline", 22.222, 30.01, 1.5394),
+                                      ("filtered", 23.333, 32.462, 1.5105), ("corrected", 23.333, 32.462, 1.5105))},
+            "detection": {"rows": 100, "noisy_rows": 20, "auroc": 0.919375, "filter_precision": 0.7, "filter_recall": 0.7},
+            "correction": {"given": 20, "given_noisy": 14, "replaced": 0, "replaced_matching_clean": 0, "noisy_repaired": 0,
+                           "noisy_repaired_share": 0.0, "clean_damaged": 0, "clean_damaged_share": 0.0}}},
+        "metrics/broken.json": {"error": {"type": "JSONDecodeError", "msg": "Expecting value"}},
+    }}
+}
+
+
+def test_metrics_are_one_small_table_per_file_within_100_columns():
+    from clearcurate.cli import metrics_text
+
+    text = metrics_text(DEMO_METRICS)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    models = [line.split()[:3] for line in lines if line.split()[:1] in (["base"], ["baseline"], ["filtered"], ["corrected"])]
+    assert models == [["base", "0", "13.58"], ["baseline", "22.22", "30.01"], ["filtered", "23.33", "32.46"],
+                      ["corrected", "23.33", "32.46"]]  # one row per model, the columns named once
+    assert lines[lines.index("metrics/prepare.json") + 2].split() == ["train", "100", "0"]
+    assert "  detection: rows 100  noisy_rows 20  auroc 0.9194  filter_precision 0.7  filter_recall 0.7" in lines
+    assert "  cache_misses: samples 100  reflection 100" in lines
+    assert "  could not read it: Expecting value" in lines
+
+
+def test_metrics_without_metrics_files_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"clearcurate metrics: no metrics files found; run it in the project after `dvc repro`"):
+        main(["metrics"])
