@@ -3,12 +3,15 @@
 Every source row ends as a prepared row (with a stable id) or in `<out>/quarantine.jsonl`
 with its file, line, code and reason; rows longer than the model's context or outside
 validate.min_chars / max_chars are quarantined too. A file that cannot be used as a whole stops
-the stage with one line naming it and the fix, after writing the quarantine read so far.
+the stage with one line naming it and the fix, after writing the quarantine read so far (empty
+when no row was read), so `<out>/quarantine.jsonl` exists whatever happened.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
@@ -16,32 +19,36 @@ from clearcurate.expectations import instruction_suite, validate
 from clearcurate.ingest import check_file, load_rows, quarantine_codes
 from clearcurate.llm.factory import prepare_base
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import InputError, write_json, write_jsonl
+from clearcurate.records import InputError, Record, write_json, write_jsonl
 
 log = logging.getLogger("prepare")
+
+
+def _stop(exc: InputError, quarantine: list[Record], out: Path) -> NoReturn:
+    """Write the quarantine so far and stop with the one-line error (no traceback)."""
+    write_jsonl(out / "quarantine.jsonl", quarantine)
+    where = f"; each row's reason is in {out / 'quarantine.jsonl'}" if quarantine else ""
+    raise SystemExit(f"prepare: {exc}{where}") from None
 
 
 def main() -> None:
     args = stage_args(__doc__, "out", "model_out", "validation", "metrics")
     setup_logging()
     p = stage_params("prepare")
+    quarantine: list[Record] = []
     try:
         for source in (p.data.train, p.data.test):
             check_file(source)  # before the (slow) model conversion
     except InputError as exc:
-        raise SystemExit(f"prepare: {exc}") from None
+        _stop(exc, quarantine, args.out)
     token_count, context = prepare_base(p, args.model_out)
     cfg = p.ingest()
-    quarantine = []
     counts: dict[str, dict[str, int]] = {}
     for split, source in (("train", p.data.train), ("test", p.data.test)):
         try:
             rows, bad = load_rows(source, cfg, token_count, context, min_chars=p.validate.min_chars, max_chars=p.validate.max_chars)
         except InputError as exc:
-            quarantine += [{"split": split, **q} for q in getattr(exc, "quarantine", [])]
-            write_jsonl(args.out / "quarantine.jsonl", quarantine)
-            where = f"; each row's reason is in {args.out / 'quarantine.jsonl'}" if quarantine else ""
-            raise SystemExit(f"prepare: {exc}{where}") from None
+            _stop(exc, quarantine + [{"split": split, **q} for q in getattr(exc, "quarantine", [])], args.out)
         frame = pd.DataFrame({col: [r.get(col) for r in rows] for col in ("id", "prompt", "response")})
         validate(f"prepared_{split}", frame, instruction_suite(p.validate), p.validate, args.validation)
         write_jsonl(args.out / f"{split}.jsonl", rows)
