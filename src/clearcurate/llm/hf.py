@@ -8,6 +8,13 @@ The primitives CLEAR needs, each written for throughput on a CPU:
 - `choice_probs`: one forward pass reads the next-token probabilities of answer letters (A/B/C),
   instead of generating and parsing free text a small model rarely formats correctly; a
   follow-up question in the same conversation reuses the first question's KV cache.
+
+Sampling is seeded per sequence: sample j of a prompt draws every token from its own random
+generator, seeded by (seed, j, prompt) (`exponential_race`). So what a prompt gets never depends on
+which other prompts share its batch or call, how rows are chunked, or which worker runs it; only
+float rounding, which differs slightly with the batch's padding, could flip a draw, and the race
+makes that very rare (measured in docs/scale.md). Generators live on the model's device, so a GPU
+draws other (equally valid) samples than a CPU.
 """
 
 from __future__ import annotations
@@ -43,6 +50,31 @@ def per_prompt(max_new_tokens: int | Sequence[int], n_prompts: int) -> list[int]
     if len(budgets) != n_prompts or any(b < 1 for b in budgets):
         raise ValueError(f"need one budget >= 1 per prompt ({n_prompts}), got {max_new_tokens!r}")
     return budgets
+
+
+def sequence_seed(seed: int, sample: int, prompt: str) -> int:
+    """The seed of one sampled sequence: a 64-bit hash of (seed, sample index, prompt)."""
+    return int(hashlib.sha256(f"{seed}\0{sample}\0{prompt}".encode()).hexdigest()[:16], 16)
+
+
+def sequence_generators(prompts: Sequence[str], n: int, seed: int, device: torch.device) -> list[torch.Generator]:
+    """One random generator per sampled sequence (sample j of prompt r at r * n + j), seeded by `sequence_seed`."""
+    return [torch.Generator(device=device).manual_seed(sequence_seed(seed, j, prompt)) for prompt in prompts for j in range(n)]
+
+
+def exponential_race(probs: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """One token per row, drawn from that row's `probs` with noise from that row's generator only.
+
+    Token i wins the race when E_i / p_i is smallest, E_i ~ Exp(1) (the Gumbel-max trick in
+    another form): exactly a draw from p. Unlike an inverse-CDF draw, whose threshold sums
+    thousands of tail probabilities (a rounding difference of 1e-6 there moves a draw across
+    tokens: 4 of 160 SmolLM2 samples changed with the batch's padding), the race is decided by its
+    two best ratios alone, which almost never lie within rounding of each other.
+    """
+    noise = torch.empty_like(probs)
+    for row, generator in zip(noise, generators):
+        row.uniform_(generator=generator)
+    return (-torch.log(noise) / probs).argmin(dim=-1)
 
 
 @dataclass(frozen=True)
@@ -106,13 +138,23 @@ class LocalLM:
     @contextmanager
     def using(self, adapted) -> Iterator[None]:
         """Run the enclosed calls on `adapted`, merged into the weights (inference at base-model
-        speed); afterwards the adapter is dropped and the base model is back."""
+        speed); afterwards the adapter is dropped and the base model is back, bit for bit.
+
+        Unmerging alone leaves float rounding in the weights (W + BA - BA != W), which would make
+        every later result depend on which adapters were used before: the merged layers' base
+        weights are copied before and restored after.
+        """
+        saved = {name: p.detach().clone() for name, p in adapted.named_parameters() if ".base_layer." in name}
         adapted.merge_adapter()
         self.model = adapted
         try:
             yield
         finally:
             adapted.unmerge_adapter()
+            with torch.no_grad():
+                for name, p in adapted.named_parameters():
+                    if name in saved:
+                        p.copy_(saved[name])
             self.model = adapted.unload()
 
     def fine_tune(self, rows: Sequence[dict], cfg, out_dir: str | Path, name: str) -> None:
@@ -209,14 +251,17 @@ class LocalLM:
         """k = `n` continuations per prompt (temperature 0: greedy, use n=1).
 
         `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.budget).
-        With `given`, also returns log p(given[i] + end-of-turn | prompts[i]).
+        With `given`, also returns log p(given[i] + end-of-turn | prompts[i]). A prompt's samples
+        depend on `seed`, the prompt, the model and the device only (`sequence_generators`); a
+        smaller budget cuts the same samples shorter.
         """
         budgets = per_prompt(max_new_tokens, len(prompts))
         out: list[Sampled | None] = [None] * len(prompts)
-        generator = torch.Generator().manual_seed(seed)
         for idx in self._batches(self._by_length(prompts), desc):
             batch_given = [given[i] for i in idx] if given is not None else None
-            results = self._sample_batch([prompts[i] for i in idx], n, temperature, [budgets[i] for i in idx], generator, batch_given)
+            batch_prompts, batch_budgets = [prompts[i] for i in idx], [budgets[i] for i in idx]
+            generators = sequence_generators(batch_prompts, n, seed, self.device) if temperature > 0 else None
+            results = self._sample_batch(batch_prompts, n, temperature, batch_budgets, generators, batch_given)
             for i, result in zip(idx, results):
                 out[i] = result
         return out  # type: ignore[return-value]
@@ -227,9 +272,10 @@ class LocalLM:
         n: int,
         temperature: float,
         budgets: list[int],
-        generator: torch.Generator,
+        generators: list[torch.Generator] | None,
         given: list[str] | None,
     ) -> list[Sampled]:
+        """One batch of `sample`; sequence r * n + j draws from `generators[r * n + j]` (None: greedy)."""
         enc = self._encode(prompts)
         result = self.model(**enc, use_cache=True, logits_to_keep=1)
         cache = result.cache
@@ -257,9 +303,8 @@ class LocalLM:
         alive = list(range(rows))  # rows still generating; finished ones leave the batch
         for _ in range(max(budget)):
             logprobs = torch.log_softmax(logits, dim=-1)
-            if temperature > 0:  # drawn on the CPU generator: the same seed gives the same draws on any device
-                probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(self.device)
+            if generators is not None:
+                nxt = exponential_race(torch.softmax(logits / temperature, dim=-1), [generators[row] for row in alive])
             else:
                 nxt = logits.argmax(dim=-1)
             step_lp = logprobs.gather(-1, nxt[:, None]).squeeze(-1).tolist()

@@ -153,3 +153,36 @@ def test_per_prompt_budgets_stop_each_prompt_at_its_own_length(tiny_lm):
     assert same == tiny_lm.greedy(prompts, max_new_tokens=6) == [_direct_greedy(tiny_lm, p, 6) for p in prompts]
     with pytest.raises(ValueError, match="one budget"):
         tiny_lm.sample(prompts, max_new_tokens=[4, 4])
+
+
+def test_a_prompts_samples_depend_on_it_alone_not_on_its_batch(tiny_model_dir):
+    """Per-sequence seeding: whatever shares the batch (padding included) and however prompts are chunked,
+    a prompt gets the same samples; log-probabilities differ only by float rounding of the padded batch."""
+    from clearcurate.llm.hf import LocalLM
+    from clearcurate.llm.models import load
+
+    lm = LocalLM(*load(tiny_model_dir), batch_size=3, show_progress=False)
+    prompts = [lm.chat(p) for p in PROMPTS]
+    together = lm.sample(prompts, n=3, temperature=1.0, max_new_tokens=[6, 4, 6], seed=5, given=GIVEN)
+    lm.batch_size = 1
+    alone = [lm.sample([p], n=3, temperature=1.0, max_new_tokens=b, seed=5, given=[g])[0]
+             for p, b, g in zip(prompts, [6, 4, 6], GIVEN)]
+    lm.batch_size = 2
+    reordered = lm.sample(prompts[::-1], n=3, temperature=1.0, max_new_tokens=[6, 4, 6], seed=5, given=GIVEN[::-1])[::-1]
+    texts = lambda out: [[g.text for g in s.generations] for s in out]  # noqa: E731
+    assert texts(together) == texts(alone) == texts(reordered)
+    for a, b in zip(together, alone):
+        assert a.given_logprob == pytest.approx(b.given_logprob, abs=1e-4)
+        assert [g.logprob for g in a.generations] == pytest.approx([g.logprob for g in b.generations], abs=1e-4)
+    assert len(set(texts(together)[0])) == 3  # a prompt's k samples are k different draws
+    other_seed = lm.sample(prompts, n=3, temperature=1.0, max_new_tokens=[6, 4, 6], seed=6)
+    assert texts(other_seed) != texts(together)
+
+
+def test_exponential_race_draws_from_the_distribution():
+    from clearcurate.llm.hf import exponential_race
+
+    probs = torch.tensor([[0.7, 0.2, 0.1, 0.0]]).repeat(20000, 1)
+    generators = [torch.Generator().manual_seed(i) for i in range(len(probs))]
+    counts = torch.bincount(exponential_race(probs, generators), minlength=4).float() / len(probs)
+    torch.testing.assert_close(counts, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.015, rtol=0)
