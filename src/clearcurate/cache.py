@@ -16,16 +16,17 @@ import importlib.util
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from clearcurate.records import Record, atomic_dir, write_json
+from clearcurate.records import Record, atomic_dir, write_json, write_jsonl
 
 DEFAULT_DIR = Path(".clearcurate/cache")
 ENV_VAR = "CLEARCURATE_CACHE"
 # Part of every key: bump it when what is cached, or how it is computed, changes meaning.
 CACHE_VERSION = 1
+FAILURES = "failed.jsonl"  # the rows the last run could not score (an engine's row-level failures)
 
 
 def cache_dir() -> Path:
@@ -132,15 +133,22 @@ class ScoreCache:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             return None
 
-    def save_fold_adapter(self, slot: str, train_rows: Sequence[str], peft_model) -> Path:
+    def save_fold_adapter(self, slot: str, train_rows: Sequence[str], write: Callable[[Path], object]) -> Path:
         """Save a freshly trained fold adapter and make it the one `fold_adapter` finds for `slot`.
 
-        Every training run gets a new name (CPU training is not bit-reproducible), so samples
-        cached under one adapter are never mixed with another's.
+        `write(folder)` writes the adapter's files (a peft model's `save_pretrained`, or files an
+        engine trained elsewhere). Every training run gets a new name (CPU training is not
+        bit-reproducible), so samples cached under one adapter are never mixed with another's.
         """
         name = f"{slot}-{uuid.uuid4().hex[:16]}"
         adapter = self.root / "folds" / name
         with atomic_dir(adapter) as tmp:
-            peft_model.save_pretrained(tmp, safe_serialization=True)
+            write(tmp)
         write_json(self.root / "folds" / f"{slot}.json", {"adapter": name, "train_rows": sorted(train_rows)})
         return adapter
+
+    def record_failures(self, failures: Mapping[str, str]) -> Path:
+        """Write the rows a run could not score, with why, to `failed.jsonl` (replacing the last run's list)."""
+        path = self.root / FAILURES
+        write_jsonl(path, ({"id": row_id, "reason": reason} for row_id, reason in failures.items()))
+        return path

@@ -20,9 +20,12 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from dataclasses import asdict, replace
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -46,7 +49,7 @@ FOLD_REUSE_TOLERANCE = 0.1
 # source of the modules that compute what is cached: a cache written by other scoring code (an
 # older or newer commit) is never reused. Bump it by hand when a change outside these modules
 # (a library upgrade, say) changes cached results.
-SCORING_VERSION = 1
+SCORING_VERSION = 2  # 2: samples seeded per row (prompt), not per chunk
 # What produces the cached samples, reflection probabilities and fold adapters. confidence.py and
 # similarity.py are not here: they only combine cached values into components (after the cache),
 # so changing them re-runs from the cache instead of sampling every row again.
@@ -119,7 +122,7 @@ def fewshot_examples(rows: Sequence[Record], n: int, seed: int) -> list[list[tup
 def _cached(
     keys: Sequence[str],
     kind: str,
-    cache: ScoreCache | None,
+    cache: ScoreCache,
     compute: Callable[[list[int]], list[Record]],
     chunk: int,
     desc: str,
@@ -129,19 +132,35 @@ def _cached(
 
     Storing per chunk is what makes a killed run resumable: at most one chunk of work is lost.
     """
-    out: list[Record | None] = [cache.get(kind, k) if cache is not None else None for k in keys]
+    out: list[Record | None] = [cache.get(kind, k) for k in keys]
     todo = [i for i, v in enumerate(out) if v is None]
-    if cache is not None and len(todo) < len(keys):
+    if len(todo) < len(keys):
         log.info("%s: %d of %d rows from the cache, %d to compute", desc, len(keys) - len(todo), len(keys), len(todo))
     with tqdm(total=len(todo), desc=desc, unit="row", disable=not show_progress or not todo, leave=False) as bar:
         for start in range(0, len(todo), chunk):
             idx = todo[start : start + chunk]
             for i, value in zip(idx, compute(idx), strict=True):
                 out[i] = value
-                if cache is not None and None not in value.get("reflection_probs", ()):
-                    cache.put(kind, keys[i], value)  # an unparsed API answer is asked again next run
+                _store(cache, kind, keys[i], value)
             bar.update(len(idx))
     return out  # type: ignore[return-value]
+
+
+def _store(cache: ScoreCache, kind: str, key: str, value: Record) -> None:
+    """Cache one row's result, except an unparsed API reflection (None): that is asked again next run."""
+    if None not in value.get("reflection_probs", ()):
+        cache.put(kind, key, value)
+
+
+@contextmanager
+def _quiet(lm: ChatLM) -> Iterator[None]:
+    """The model's own per-call progress bars off (the caller shows one per row)."""
+    show = lm.show_progress
+    lm.show_progress = False
+    try:
+        yield
+    finally:
+        lm.show_progress = show
 
 
 def _chunked(lm: ChatLM) -> tuple[int, bool]:
@@ -164,6 +183,43 @@ def _sample_keys(
     return [digest(scope, version, st, gp, r["response"]) for st, gp, r in zip(settings, gen_prompts, rows)]
 
 
+def sample_records(
+    lm: ChatLM, gen_prompts: Sequence[str], responses: Sequence[str], budgets: Sequence[int], cfg: ScoreConfig, with_likelihood: bool
+) -> list[Record]:
+    """The k sampled answers (and their log-probabilities, and that of the given response) of these rows, uncached.
+
+    Every row's samples are seeded by `cfg.seed` and its own prompt (clearcurate.llm.hf), so they do not
+    depend on which rows are computed together: chunks, resumed runs and engines agree.
+    """
+    sampled = lm.sample(
+        list(gen_prompts),
+        n=cfg.k,
+        temperature=cfg.temperature,
+        max_new_tokens=list(budgets),
+        seed=cfg.seed,
+        given=list(responses) if with_likelihood else None,
+    )
+    # Without the prompt: how much the prompt explains the response (relevance, as in IFD/PMI).
+    no_prompt = [lm.chat("")] * len(responses)
+    alone = lm.continuation_logprobs(no_prompt, list(responses)) if with_likelihood else [(None, None)] * len(responses)
+    return [
+        {
+            "texts": [g.text for g in s.generations],
+            "sample_logprobs": [round(g.logprob, 4) if math.isfinite(g.logprob) else None for g in s.generations],
+            # tokens each log-probability covers: the text, plus the end of turn when it stopped by itself
+            "sample_tokens": [g.n_tokens + (g.n_tokens < b) for g in s.generations],
+            "response_logprob": s.given_logprob,
+            **({"response_logprob_alone": lp, "response_tokens": n} if lp is not None else {}),
+        }
+        for b, s, (lp, n) in zip(budgets, sampled, alone)
+    ]
+
+
+def _sample_order(gen_prompts: Sequence[str], budgets: Sequence[int]) -> list[int]:
+    """Largest budgets, then longest prompts first, so each chunk batches similar lengths, as one big call would."""
+    return sorted(range(len(gen_prompts)), key=lambda i: (-budgets[i], -len(gen_prompts[i])))
+
+
 def _sample_raw(
     lm: ChatLM,
     rows: Sequence[Record],
@@ -171,48 +227,19 @@ def _sample_raw(
     cfg: ScoreConfig,
     budgets: Sequence[int],
     with_likelihood: bool,
-    scope: str,
-    cache: ScoreCache | None,
+    keys: Sequence[str],
+    cache: ScoreCache,
     desc: str,
 ) -> list[Record]:
-    """The k sampled answers (and their log-probabilities, and that of the given response) per row.
-
-    `budgets`: each row's token budget (`sample_budgets`). `scope` names the model that samples
-    (base weights, or a fold adapter) and enters every key.
-    """
-    keys = _sample_keys(scope, cfg, with_likelihood, gen_prompts, rows, budgets)
-    # Largest budgets, then longest prompts first, so each chunk batches similar lengths, as one big call would.
-    order = sorted(range(len(rows)), key=lambda i: (-budgets[i], -len(gen_prompts[i])))
+    """`sample_records` of every row, through the cache (`keys`: `_sample_keys`)."""
+    order = _sample_order(gen_prompts, budgets)
     chunk, show = _chunked(lm)
 
     def compute(idx: list[int]) -> list[Record]:
         real = [order[i] for i in idx]
-        lm.show_progress = False
-        try:
-            sampled = lm.sample(
-                [gen_prompts[i] for i in real],
-                n=cfg.k,
-                temperature=cfg.temperature,
-                max_new_tokens=[budgets[i] for i in real],
-                seed=int(keys[real[0]][:8], 16),  # fixed by the chunk's first row, not by what was cached
-                given=[rows[i]["response"] for i in real] if with_likelihood else None,
-            )
-            # Without the prompt: how much the prompt explains the response (relevance, as in IFD/PMI).
-            alone = (lm.continuation_logprobs([lm.chat("")] * len(real), [rows[i]["response"] for i in real])
-                     if with_likelihood else [(None, None)] * len(real))
-        finally:
-            lm.show_progress = show
-        return [
-            {
-                "texts": [g.text for g in s.generations],
-                "sample_logprobs": [round(g.logprob, 4) if math.isfinite(g.logprob) else None for g in s.generations],
-                # tokens each log-probability covers: the text, plus the end of turn when it stopped by itself
-                "sample_tokens": [g.n_tokens + (g.n_tokens < budgets[i]) for g in s.generations],
-                "response_logprob": s.given_logprob,
-                **({"response_logprob_alone": lp, "response_tokens": n} if lp is not None else {}),
-            }
-            for i, s, (lp, n) in zip(real, sampled, alone)
-        ]
+        with _quiet(lm):
+            return sample_records(lm, [gen_prompts[i] for i in real], [rows[i]["response"] for i in real],
+                                  [budgets[i] for i in real], cfg, with_likelihood)
 
     ordered = _cached([keys[i] for i in order], "samples", cache, compute, chunk, desc, show)
     out: list[Record] = [{} for _ in rows]
@@ -271,21 +298,49 @@ def _components(
     return results
 
 
-def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache | None) -> list[list[list[float]]]:
-    """`reflect` per row, through the cache (keyed by the base model, the scoring code and the row's first question)."""
+def reflection_records(lm: ChatLM, rows: Sequence[Record]) -> list[Record]:
+    """`reflect` of these rows, uncached, as the cache stores it."""
+    return [{"reflection_probs": p} for p in reflect(lm, rows)]
+
+
+def _reflect_keys(rows: Sequence[Record], model_id: str) -> list[str]:
+    """Cache keys of reflections: the base model, the scoring code and the row's first question."""
     template = (prompts.reflection_question(1, "", ""), prompts.CHOICE_PREFIX, prompts.REFLECTION_CHOICES)
     version = code_version()
-    keys = [digest(model_id, version, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
+    return [digest(model_id, version, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
+
+
+def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache) -> list[list[list[float]]]:
+    """`reflect` per row, through the cache."""
     chunk, show = _chunked(lm)
 
     def compute(idx: list[int]) -> list[Record]:
-        lm.show_progress = False
-        try:
-            return [{"reflection_probs": p} for p in reflect(lm, [rows[i] for i in idx])]
-        finally:
-            lm.show_progress = show
+        with _quiet(lm):
+            return reflection_records(lm, [rows[i] for i in idx])
 
-    return [r["reflection_probs"] for r in _cached(keys, "reflection", cache, compute, chunk, "reflect", show)]
+    return [r["reflection_probs"] for r in _cached(_reflect_keys(rows, model_id), "reflection", cache, compute, chunk, "reflect", show)]
+
+
+class RowsFailed(RuntimeError):
+    """Rows an engine could not score, with the reason for each; every other row's results are cached."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures = dict(failures)
+        shown = "; ".join(f"{i}: {why}" for i, why in list(self.failures.items())[:5])
+        more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+        super().__init__(f"{len(self.failures)} rows failed: {shown}{more}")
+
+
+class Engine(Protocol):
+    """Where the model work runs when not in this process (clearcurate.distributed.RayEngine)."""
+
+    def train_folds(self, train_sets: Sequence[Sequence[Record]], cfg: LoraTrainConfig) -> list[dict[str, bytes]]:
+        """One LoRA adapter per training set (its saved files), trained in parallel where the engine can."""
+        ...
+
+    def run(self, tasks: Sequence[Record], cfg: ScoreConfig, adapters: Mapping[str, Path]) -> Iterator[Record]:
+        """Each task's results (`{"index", "samples"?, "reflection"?, "error"?}`), yielded as its block finishes."""
+        ...
 
 
 def score_rows(
@@ -296,32 +351,42 @@ def score_rows(
     train_cfg: LoraTrainConfig | None = None,
     cache: ScoreCache | None = None,
     model_id: str = "",
+    engine: Engine | None = None,
 ) -> list[Record]:
     """Score every row; returns one record per row: id, confidence and every component.
 
     With a `cache` (and `model_id`, the base model's fingerprint), finished rows are stored as
-    they complete and reused on the next call: see clearcurate.cache.
+    they complete and reused on the next call: see clearcurate.cache. Without one, a temporary
+    cache holds this call's fold adapters and rows. `engine`: run the model work there (e.g. on
+    a Ray cluster) instead of on `lm`, which then only renders prompts and counts tokens; a row
+    the engine fails on raises RowsFailed at the end, after every other row is cached.
     """
     if not rows:
         return []
     if cache is not None and not model_id:
         raise ValueError("a scoring cache needs model_id (the base model's fingerprint), or results of other models would match")
+    if cache is None:
+        with tempfile.TemporaryDirectory(prefix="clearcurate-score-") as tmp:
+            return score_rows(lm, rows, cfg, similarity, train_cfg, ScoreCache(tmp), model_id or "uncached", engine)
     response_tokens = lm.token_counts([r["response"] for r in rows])  # counted once: the preset and every budget
     preset = cfg.preset_for(response_tokens)
     budgets = sample_budgets(response_tokens, cfg)
     cfg = cfg.with_preset(preset)
     log.info("confidence weights: %s %s (likelihood per %s)", preset, cfg.component_weights(), cfg.likelihood_per)
-    if cfg.recipe == "paper":
-        shots = fewshot_examples(rows, cfg.fewshot, cfg.seed)
-        gen_prompts = [lm.chat(prompts.cot_prompt(r["prompt"], s)) for r, s in zip(rows, shots)]
-        raw = _sample_raw(lm, rows, gen_prompts, cfg, budgets, False, digest(model_id, "base"), cache, "sample") if cfg.k else []
+    if cfg.recipe == "crossfit" and train_cfg is None:
+        raise ValueError("the crossfit recipe needs the LoRA training config")
+    if engine is not None:
+        raw, folds, reflections = _on_engine(engine, lm, rows, cfg, budgets, train_cfg, cache, model_id)
+    elif cfg.recipe == "paper":
+        gen_prompts = _paper_prompts(lm, rows, cfg)
+        keys = _sample_keys(digest(model_id, "base"), cfg, False, gen_prompts, rows, budgets)
+        raw = _sample_raw(lm, rows, gen_prompts, cfg, budgets, False, keys, cache, "sample") if cfg.k else []
         folds: list[int | None] = [None] * len(rows)
+        reflections = _reflect_cached(lm, rows, model_id, cache)
     else:
-        if train_cfg is None:
-            raise ValueError("the crossfit recipe needs the LoRA training config")
         raw, folds = _crossfit(lm, rows, cfg, budgets, train_cfg, cache, model_id)
+        reflections = _reflect_cached(lm, rows, model_id, cache)
     parts = _components(rows, raw, cfg, similarity, lm.token_counts)
-    reflections = _reflect_cached(lm, rows, model_id, cache)
     weights = cfg.component_weights()
     out = []
     for row, part, fold, refl in zip(rows, parts, folds, reflections):
@@ -343,46 +408,160 @@ def score_rows(
     return out
 
 
+def _paper_prompts(lm: ChatLM, rows: Sequence[Record], cfg: ScoreConfig) -> list[str]:
+    """The paper recipe's generation prompts: chain of thought after `cfg.fewshot` worked examples from the data."""
+    shots = fewshot_examples(rows, cfg.fewshot, cfg.seed)
+    return [lm.chat(prompts.cot_prompt(r["prompt"], s)) for r, s in zip(rows, shots)]
+
+
+@dataclass
+class _Fold:
+    """One cross-fit fold: its held-out rows, its training rows and where its adapter is cached."""
+
+    number: int
+    held: list[int]
+    train: list[Record]
+    slot: str
+    train_rows: list[str]  # per-row content hashes (the adapter's reuse check)
+    adapter: Path | None = None  # the cached adapter, once there is one
+    gen_prompts: list[str] = field(default_factory=list)
+
+
+def _folds(
+    lm: ChatLM, rows: Sequence[Record], cfg: ScoreConfig, fold_cfg: LoraTrainConfig, cache: ScoreCache, model_id: str
+) -> list[_Fold]:
+    """The folds that have rows to score, each with its cached adapter if one fits (`ScoreCache.fold_adapter`)."""
+    assignment = [fold_of(r["id"], cfg.folds) for r in rows]
+    out = []
+    for f in range(cfg.folds):
+        held = [i for i, x in enumerate(assignment) if x == f]
+        if not held or cfg.k == 0:
+            continue
+        train = [rows[i] for i, x in enumerate(assignment) if x != f]
+        slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, code_version(), asdict(fold_cfg))[:16]}"
+        train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
+        fold = _Fold(f, held, train, slot, train_rows, cache.fold_adapter(slot, train_rows, FOLD_REUSE_TOLERANCE))
+        fold.gen_prompts = [lm.chat(rows[i]["prompt"]) for i in held]
+        out.append(fold)
+    return out
+
+
+def _fold_config(cfg: ScoreConfig, train_cfg: LoraTrainConfig) -> LoraTrainConfig:
+    # Fold models train for a fixed number of epochs: fitting longer lets them learn the noisy
+    # rows too, and detection drops (measured AUROC 0.85 after one epoch, 0.73 after two).
+    return replace(train_cfg, epochs=cfg.fold_epochs, max_steps=0)
+
+
+def _fold_keys(fold: _Fold, rows: Sequence[Record], cfg: ScoreConfig, budgets: Sequence[int], model_id: str) -> list[str]:
+    """Sample keys of a fold's held-out rows, under its adapter."""
+    assert fold.adapter is not None
+    held_rows = [rows[i] for i in fold.held]
+    return _sample_keys(digest(model_id, fold.adapter.name), cfg, True, fold.gen_prompts, held_rows, [budgets[i] for i in fold.held])
+
+
 def _crossfit(
     lm: LocalLM,
     rows: Sequence[Record],
     cfg: ScoreConfig,
     budgets: Sequence[int],
     train_cfg: LoraTrainConfig,
-    cache: ScoreCache | None,
+    cache: ScoreCache,
     model_id: str,
 ) -> tuple[list[Record], list[int | None]]:
-    folds = [fold_of(r["id"], cfg.folds) for r in rows]
-    # Fold models train for a fixed number of epochs: fitting longer lets them learn the noisy
-    # rows too, and detection drops (measured AUROC 0.85 after one epoch, 0.73 after two).
-    fold_cfg = replace(train_cfg, epochs=cfg.fold_epochs, max_steps=0)
+    """Cross-fit samples in this process: one fold at a time, its adapter trained (or taken from the cache), then sampled."""
+    fold_cfg = _fold_config(cfg, train_cfg)
     raw: list[Record] = [{} for _ in rows]
-    for f in range(cfg.folds):
-        held = [i for i, x in enumerate(folds) if x == f]
-        train = [rows[i] for i, x in enumerate(folds) if x != f]
-        if not held or cfg.k == 0:
-            continue
-        held_rows = [rows[i] for i in held]
-        gen_prompts = [lm.chat(r["prompt"]) for r in held_rows]
-        slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, code_version(), asdict(fold_cfg))[:16]}"
-        train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
-        saved = cache.fold_adapter(slot, train_rows, FOLD_REUSE_TOLERANCE) if cache is not None else None
-        held_budgets = [budgets[i] for i in held]
-        held_keys = _sample_keys(digest(model_id, saved.name), cfg, True, gen_prompts, held_rows, held_budgets) if saved else []
-        if saved is not None and cache.has_all("samples", held_keys):
-            adapted, scope = None, saved.name  # every held row is cached: this fold needs no model
-        elif saved is not None:
-            log.info("cross-fit fold %d/%d: reusing the cached adapter %s", f + 1, cfg.folds, saved.name)
-            adapted, scope = lm.open_adapter(saved), saved.name
+    for fold in _folds(lm, rows, cfg, fold_cfg, cache, model_id):
+        f = fold.number
+        if fold.adapter is None:
+            log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(fold.train), len(fold.held))
+            adapted, _ = lm.new_adapter(fold.train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
+            fold.adapter = cache.save_fold_adapter(fold.slot, fold.train_rows, adapted.save_pretrained)
+            lm.model = adapted.unload()  # training changed only the adapter: the base weights are as they were
+            keys = _fold_keys(fold, rows, cfg, budgets, model_id)
         else:
-            log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(train), len(held))
-            adapted, _ = lm.new_adapter(train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
-            scope = cache.save_fold_adapter(slot, train_rows, adapted).name if cache is not None else "uncached"
-        with lm.using(adapted) if adapted is not None else nullcontext():  # the next fold starts from the base model
-            fold_raw = _sample_raw(
-                lm, held_rows, gen_prompts, cfg, held_budgets, True, digest(model_id, scope), cache, f"sample fold {f + 1}"
-            )
-        for i, r in zip(held, fold_raw):
+            keys = _fold_keys(fold, rows, cfg, budgets, model_id)
+            if not cache.has_all("samples", keys):
+                log.info("cross-fit fold %d/%d: reusing the cached adapter %s", f + 1, cfg.folds, fold.adapter.name)
+        with ExitStack() as stack:
+            if not cache.has_all("samples", keys):  # every held row cached: this fold needs no model
+                stack.enter_context(lm.using(lm.open_adapter(fold.adapter)))  # the next fold starts from the base model
+            fold_raw = _sample_raw(lm, [rows[i] for i in fold.held], fold.gen_prompts, cfg, [budgets[i] for i in fold.held], True,
+                                   keys, cache, f"sample fold {f + 1}")
+        for i, r in zip(fold.held, fold_raw):
             raw[i] = r
-    return raw, folds
+    return raw, [fold_of(r["id"], cfg.folds) for r in rows]
 
+
+def _on_engine(
+    engine: Engine,
+    lm: ChatLM,
+    rows: Sequence[Record],
+    cfg: ScoreConfig,
+    budgets: Sequence[int],
+    train_cfg: LoraTrainConfig | None,
+    cache: ScoreCache,
+    model_id: str,
+) -> tuple[list[Record], list[int | None], list[list[list[float]]]]:
+    """Samples and reflections of every row, the missing ones computed on `engine` and cached as its blocks finish.
+
+    The keys, seeds and fold adapters are the local engine's, so either engine resumes the other's run.
+    """
+    n = len(rows)
+    gen_prompts: list[str] = [""] * n
+    sample_keys: list[str | None] = [None] * n
+    adapter_of: list[str | None] = [None] * n
+    adapters: dict[str, Path] = {}
+    if cfg.recipe == "paper":
+        folds: list[int | None] = [None] * n
+        if cfg.k:
+            gen_prompts = _paper_prompts(lm, rows, cfg)
+            sample_keys = list(_sample_keys(digest(model_id, "base"), cfg, False, gen_prompts, rows, budgets))
+    else:
+        fold_cfg = _fold_config(cfg, train_cfg)
+        plans = _folds(lm, rows, cfg, fold_cfg, cache, model_id)
+        untrained = [fold for fold in plans if fold.adapter is None]
+        if untrained:
+            log.info("cross-fit: training %d fold adapters on the engine", len(untrained))
+            for fold, files in zip(untrained, engine.train_folds([fold.train for fold in untrained], fold_cfg)):
+                fold.adapter = cache.save_fold_adapter(fold.slot, fold.train_rows, functools.partial(_write_files, files))
+        for fold in plans:
+            assert fold.adapter is not None
+            adapters[fold.adapter.name] = fold.adapter
+            for i, prompt, key in zip(fold.held, fold.gen_prompts, _fold_keys(fold, rows, cfg, budgets, model_id)):
+                gen_prompts[i], sample_keys[i], adapter_of[i] = prompt, key, fold.adapter.name
+        folds = [fold_of(r["id"], cfg.folds) for r in rows]
+    reflect_keys = _reflect_keys(rows, model_id)
+    raw: list[Record | None] = [cache.get("samples", k) if k is not None else {} for k in sample_keys]
+    reflections: list[Record | None] = [cache.get("reflection", k) for k in reflect_keys]
+    tasks = [
+        {"index": i, "prompt": rows[i]["prompt"], "response": rows[i]["response"], "gen_prompt": gen_prompts[i], "budget": budgets[i],
+         "adapter": adapter_of[i], "with_likelihood": cfg.recipe == "crossfit", "sample": raw[i] is None, "reflect": reflections[i] is None}
+        for i in range(n) if raw[i] is None or reflections[i] is None
+    ]
+    if len(tasks) < n:
+        log.info("%d of %d rows from the cache, %d to compute", n - len(tasks), n, len(tasks))
+    tasks.sort(key=lambda t: (t["adapter"] or "", -t["budget"], -len(t["gen_prompt"])))  # a block: one fold, similar lengths
+    failures: dict[str, str] = {}
+    with tqdm(total=len(tasks), desc="score", unit="row", disable=not lm.show_progress or not tasks) as bar:
+        for result in engine.run(tasks, cfg, adapters):
+            i = result["index"]
+            if "samples" in result:
+                raw[i] = result["samples"]
+                _store(cache, "samples", sample_keys[i], result["samples"])
+            if "reflection" in result:
+                reflections[i] = result["reflection"]
+                _store(cache, "reflection", reflect_keys[i], result["reflection"])
+            if "error" in result:
+                failures[rows[i]["id"]] = result["error"]
+            bar.update(1)
+    if failures:
+        cache.record_failures(failures)
+        raise RowsFailed(failures)
+    return raw if cfg.k else [], folds, [r["reflection_probs"] for r in reflections]  # type: ignore[index,return-value]
+
+
+def _write_files(files: Mapping[str, bytes], folder: Path) -> None:
+    """Write an adapter's files (as an engine returns them) into `folder`."""
+    for name, data in files.items():
+        (folder / name).write_bytes(data)

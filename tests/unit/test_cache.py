@@ -138,3 +138,28 @@ def test_an_unreadable_entry_is_recomputed(tmp_path):
     cache.put("samples", "ab" * 32, {"x": 1})
     (tmp_path / "samples" / "ab" / f"{'ab' * 32}.json").write_text("{truncated", encoding="utf-8")
     assert cache.get("samples", "ab" * 32) is None and cache.misses == {"samples": 1}
+
+
+def test_samples_depend_on_the_row_not_on_chunks_or_resuming(tiny_lm, tmp_path):
+    """Per-row seeding: scored in chunks of 2 or of 8, or resumed with half the rows cached, a row gets the same samples.
+
+    Confidences agree to float rounding: the padding of a row's batch moves log-probabilities by ~1e-6.
+    """
+    import shutil
+
+    from clearcurate.llm.hf import LocalLM
+
+    rows = _rows(12)
+    first = _score(LocalLM(tiny_lm.model, tiny_lm.tokenizer, batch_size=4, show_progress=False), rows, ScoreCache(tmp_path / "a"))
+    shutil.copytree(tmp_path / "a" / "folds", tmp_path / "b" / "folds")  # the same fold models, no cached rows
+    ones = LocalLM(tiny_lm.model, tiny_lm.tokenizer, batch_size=1, show_progress=False)
+    rechunked = _score(ones, rows, cache := ScoreCache(tmp_path / "b"))
+    assert cache.misses == {"samples": 12, "reflection": 12}
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    for entry in sorted((tmp_path / "c" / "samples").glob("*/*.json"))[::2]:  # a run killed halfway
+        entry.unlink()
+    resumed = _score(ones, rows, cache := ScoreCache(tmp_path / "c"))
+    assert cache.misses == {"samples": 6}
+    for again in (rechunked, resumed):
+        assert [r["samples"] for r in again] == [r["samples"] for r in first]
+        assert [r["confidence"] for r in again] == pytest.approx([r["confidence"] for r in first], abs=1e-6)
