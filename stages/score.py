@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 
 import numpy as np
 import pandas as pd
 
-from clearcurate.cache import ScoreCache, cache_dir, model_fingerprint
+from clearcurate.cache import FAILURES, ScoreCache, cache_dir, model_fingerprint
 from clearcurate.expectations import scored_suite, validate
 from clearcurate.llm.factory import api_budget, load_lm
 from clearcurate.llm.openai_api import api_metrics
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
-from clearcurate.scoring import score_rows
+from clearcurate.scoring import RowsFailed, score_rows
 from clearcurate.similarity import get_similarity
 
 log = logging.getLogger("score")
@@ -27,15 +28,26 @@ def main() -> None:
     cfg = p.score
     if p.model.backend == "openai" and cfg.recipe != "paper":
         raise SystemExit("score: recipe crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
+    if p.model.backend == "openai" and cfg.engine == "ray":
+        raise SystemExit("score: engine ray runs the local model on a Ray cluster; with model.backend: openai use score.engine: local")
     rows = read_jsonl(args.train)
     lm = load_lm(p, args.base)
     cache = ScoreCache(cache_dir())
+    model_id = model_fingerprint(args.base)
     log.info("per-row results are cached in %s (delete it to clear)", cache.root)
     start = time.perf_counter()
-    with api_budget("score"):
-        scored = score_rows(
-            lm, rows, cfg, get_similarity(cfg.similarity), p.train, cache=cache, model_id=model_fingerprint(args.base),
-        )
+    with api_budget("score"), ExitStack() as stack:
+        engine, where = None, {}
+        if cfg.engine == "ray":
+            from clearcurate.distributed import RayEngine
+
+            engine = stack.enter_context(RayEngine(args.base, model_id, p.model.batch_size))
+            where = {"workers": engine.workers}
+        try:
+            scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), p.train, cache=cache, model_id=model_id, engine=engine)
+        except RowsFailed as err:
+            raise SystemExit(f"score: {err}. All are listed with their reasons in {cache.root / FAILURES}; every other row is "
+                             "cached, so rerunning `dvc repro` computes only these") from None
     seconds = time.perf_counter() - start
     names = ("consistency", "reflection", "likelihood", "relevance", "length")
     components = [c for c in names if scored and all(c in s for s in scored)]
@@ -49,6 +61,8 @@ def main() -> None:
         {
             "rows": len(scored),
             "recipe": cfg.recipe,
+            "engine": cfg.engine,
+            **where,
             "weights_preset": scored[0]["weights_preset"] if scored else None,  # score.weights: auto picks by answer length
             "confidence_mean": float(conf.mean()),
             "confidence_median": float(np.median(conf)),

@@ -66,10 +66,15 @@ class ScoreConfig:
     # empty: the paper's beta * O + (1 - beta) * S
     weights: dict[str, float] | str = "auto"
     seed: int = 0
+    # where the model work runs: this process, or a Ray cluster (clearcurate.distributed; the address
+    # and worker count come from the environment, not params). Results are the same either way.
+    engine: str = "local"
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"score.recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"score.engine must be local or ray, got {self.engine!r}")
         _require("score", self, {
             "k": (self.k >= 0, ">= 0"),
             "folds": (self.folds >= 2, ">= 2"),

@@ -36,6 +36,7 @@ def test_the_shipped_params_file_is_valid_and_matches_the_code_defaults() -> Non
     ({"filter": {"quantile": "abc"}}, "filter.quantile must be a number in [0, 1], 'auto' or null, got 'abc'"),
     ({"filter": {"quantile": 1.5}}, "filter.quantile must be in [0, 1]"),
     ({"score": {"k": -1}}, "score.k must be >= 0, got -1"),
+    ({"score": {"engine": "spark"}}, "score.engine must be local or ray, got 'spark'"),
     ({"score": {"k": "five"}}, "score.k: Input should be a valid integer"),
     ({"train": {"learning_rate": 0}}, "train.learning_rate must be > 0"),
     ({"model": {"backend": "vllm"}}, "model.backend: Input should be 'hf' or 'openai'"),

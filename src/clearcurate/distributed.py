@@ -1,0 +1,209 @@
+"""The Ray engine (`score.engine: ray`): scoring's model work on a Ray cluster.
+
+Where the local engine works through the rows in this process, this one
+- trains the missing cross-fit fold adapters as Ray tasks, in parallel (one per GPU, or per CPU slot);
+- streams the rows that are not cached through Ray Data in blocks, to a fixed pool of actors
+  (`ScoreWorker`): each loads the base model once and holds every fold adapter, so any block can
+  go to any free actor; blocks are sorted by fold, so an actor switches adapters about once;
+- hands each block's results back to the driver as it finishes, which caches them (a killed run
+  resumes like a local one, and either engine resumes the other's run: same keys, same seeds);
+- records a row that fails, with its reason, and goes on (clearcurate.scoring.RowsFailed at the end).
+
+The cluster: $RAY_ADDRESS (e.g. `ray://head:10001` or `auto`), else the latest `ray start` on this
+machine, else a local one started here for the run (`ray.init`'s own rules). How many workers: one
+per GPU, else one per CPU slot of CLEARCURATE_RAY_THREADS torch threads (1), unless
+CLEARCURATE_RAY_WORKERS says. These are environment settings, not params: where the work runs does
+not change what it computes, so they must not rerun a DVC stage. Every node needs the same
+environment and the base model at the same path (a shared filesystem): a worker checks the weights'
+fingerprint and stops the run when they differ.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import ray
+import ray.data
+import torch
+
+from clearcurate.cache import model_fingerprint
+from clearcurate.llm.hf import LocalLM
+from clearcurate.llm.models import load
+from clearcurate.params import LoraTrainConfig, ScoreConfig
+from clearcurate.records import Record
+from clearcurate.scoring import reflection_records, sample_records
+
+log = logging.getLogger(__name__)
+
+WORKERS_ENV = "CLEARCURATE_RAY_WORKERS"
+THREADS_ENV = "CLEARCURATE_RAY_THREADS"
+
+
+class RayEngine:
+    """Scoring on a Ray cluster; use as a context manager (connects, and disconnects at the end).
+
+    `workers` / `threads` override the environment (benchmarks compare worker counts in one run).
+    """
+
+    def __init__(self, model_dir: str | Path, model_id: str, batch_size: int, workers: int | None = None,
+                 threads: int | None = None) -> None:
+        self.model_dir = str(Path(model_dir).resolve())
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.threads = threads or int(os.environ.get(THREADS_ENV) or 1)
+        self._workers = workers or int(os.environ.get(WORKERS_ENV) or 0)
+        self._started = False
+
+    def __enter__(self) -> RayEngine:
+        if not ray.is_initialized():
+            ray.init(logging_level=logging.WARNING)
+            self._started = True
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # scoring shows one bar over the rows
+        context.print_on_execution_start = False
+        log.info("Ray cluster: %s; %d workers of %s", ray.get_runtime_context().gcs_address, self.workers,
+                 "1 GPU" if self._gpus else f"{self.threads} CPU thread(s)")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        if self._started:
+            ray.shutdown()
+
+    @property
+    def _gpus(self) -> int:
+        return int(ray.cluster_resources().get("GPU", 0))
+
+    @property
+    def workers(self) -> int:
+        """Actors in the pool: as asked, else one per GPU, else one per `threads` CPUs of the cluster."""
+        if self._workers:
+            return self._workers
+        return self._gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
+
+    def _resources(self) -> dict[str, float]:
+        return {"num_gpus": 1} if self._gpus else {"num_cpus": self.threads}
+
+    def train_folds(self, train_sets: Sequence[Sequence[Record]], cfg: LoraTrainConfig) -> list[dict[str, bytes]]:
+        """One LoRA adapter per training set, each a Ray task (in parallel as the cluster allows); returns their files."""
+        train = ray.remote(_train_adapter).options(**self._resources())
+        refs = [train.remote(self.model_dir, self.model_id, list(rows), cfg, self.threads, f"fold {n + 1}")
+                for n, rows in enumerate(train_sets)]
+        return ray.get(refs)
+
+    def run(self, tasks: Sequence[Record], cfg: ScoreConfig, adapters: Mapping[str, Path]) -> Iterator[Record]:
+        """Stream `tasks` (clearcurate.scoring._on_engine) through the actor pool; yield each result as its block finishes."""
+        if not tasks:
+            return
+        block = self.batch_size * 2  # like the local engine's chunk: at most one block per worker is lost to a kill
+        data = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=math.ceil(len(tasks) / block))
+        files = {name: {f.name: f.read_bytes() for f in path.iterdir() if f.is_file()} for name, path in adapters.items()}
+        scored = data.map_batches(
+            ScoreWorker,
+            fn_constructor_kwargs={"model_dir": self.model_dir, "model_id": self.model_id, "adapters": files, "cfg": cfg,
+                                   "batch_size": self.batch_size, "threads": self.threads},
+            batch_size=block,
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers, math.ceil(len(tasks) / block))),
+            **self._resources(),
+        )
+        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+            for text in batch["result"]:
+                yield json.loads(text)
+
+
+def _load(model_dir: str, model_id: str, batch_size: int, threads: int) -> LocalLM:
+    """The base model on a worker, after checking it is the driver's (same path on every node, same weights)."""
+    torch.set_num_threads(threads)
+    if model_fingerprint(model_dir) != model_id:
+        raise RuntimeError(f"{model_dir} on node {ray.util.get_node_ip_address()} holds other weights than the driver's: "
+                           "every node needs the same prepared model at the same path (a shared filesystem)")
+    return LocalLM(*load(model_dir), batch_size=batch_size, show_progress=False)
+
+
+def _train_adapter(model_dir: str, model_id: str, rows: list[Record], cfg: LoraTrainConfig, threads: int, desc: str) -> dict[str, bytes]:
+    """Train one fold adapter on a worker; its saved files, for the driver to cache."""
+    lm = _load(model_dir, model_id, cfg.batch_size, threads)
+    adapted, _ = lm.new_adapter(rows, cfg, desc=desc)
+    with tempfile.TemporaryDirectory(prefix="clearcurate-adapter-") as tmp:
+        adapted.save_pretrained(tmp)
+        return {f.name: f.read_bytes() for f in Path(tmp).iterdir() if f.is_file()}
+
+
+class ScoreWorker:
+    """A Ray Data actor: the base model (for reflection and the paper recipe's samples) and, for cross-fit,
+    a second copy with the current fold's adapter merged in, switched when a block of another fold comes.
+
+    Two copies, because reflection asks the base model and sampling the fold model in every block:
+    switching one copy back and forth costs about 0.5 s a block (SmolLM2-135M, CPU), a second copy
+    only its memory.
+    """
+
+    def __init__(self, model_dir: str, model_id: str, adapters: Mapping[str, Mapping[str, bytes]], cfg: ScoreConfig,
+                 batch_size: int, threads: int) -> None:
+        self.cfg = cfg
+        self.base = _load(model_dir, model_id, batch_size, threads)
+        self._folder = tempfile.TemporaryDirectory(prefix="clearcurate-adapters-")
+        self.adapter_dirs: dict[str, Path] = {}
+        for name, files in adapters.items():
+            folder = Path(self._folder.name) / name
+            folder.mkdir()
+            for file, data in files.items():
+                (folder / file).write_bytes(data)
+            self.adapter_dirs[name] = folder
+        self.tuned = LocalLM(copy.deepcopy(self.base.model), self.base.tokenizer, batch_size, False) if adapters else None
+        self._current: str | None = None
+        self._merged = ExitStack()
+
+    def _fold_model(self, adapter: str) -> LocalLM:
+        """The copy with `adapter` merged in (the previous one is dropped, restoring the base weights bit for bit)."""
+        assert self.tuned is not None
+        if adapter != self._current:
+            self._merged.close()
+            self._current = None
+            self._merged.enter_context(self.tuned.using(self.tuned.open_adapter(self.adapter_dirs[adapter])))
+            self._current = adapter
+        return self.tuned
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tasks = [json.loads(t) for t in batch["task"]]
+        results: dict[int, Record] = {t["index"]: {"index": t["index"]} for t in tasks}
+        sampling = [t for t in tasks if t["sample"]]
+        for adapter, group in itertools.groupby(sampling, key=lambda t: t["adapter"]):
+            group = list(group)
+
+            def sample(part: list[Record], adapter: str | None = adapter) -> list[Record]:
+                lm = self.base if adapter is None else self._fold_model(adapter)
+                return sample_records(lm, [t["gen_prompt"] for t in part], [t["response"] for t in part],
+                                      [t["budget"] for t in part], self.cfg, part[0]["with_likelihood"])
+
+            _collect(results, "samples", group, sample)
+        _collect(results, "reflection", [t for t in tasks if t["reflect"]], lambda part: reflection_records(self.base, part))
+        return {"result": np.array([json.dumps(r) for r in results.values()], dtype=object)}
+
+
+def _collect(results: dict[int, Record], kind: str, tasks: list[Record], compute: Callable[[list[Record]], list[Record]]) -> None:
+    """`compute` these tasks together; when that fails, each alone, so only the rows that fail by themselves fail."""
+    if not tasks:
+        return
+    try:
+        for task, value in zip(tasks, compute(tasks), strict=True):
+            results[task["index"]][kind] = value
+    except Exception as err:  # a row's failure is recorded with its reason, never fatal
+        if len(tasks) == 1:
+            entry = results[tasks[0]["index"]]
+            entry["error"] = "; ".join(filter(None, [entry.get("error"), f"{kind}: {type(err).__name__}: {err}"]))
+            return
+        log.warning("%s of %d rows failed together (%s): trying each alone", kind, len(tasks), err)
+        for task in tasks:
+            _collect(results, kind, [task], compute)
+

@@ -1,0 +1,143 @@
+"""The Ray engine on a real local Ray cluster (`ray start --head` on 127.0.0.1, 2 CPUs, so 2 workers) and the tiny model:
+a killed `score` stage resumes with only the missing rows, and gives the local engine's samples, scores and
+decisions; a failing row fails alone, with its reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.curation import FilterConfig, split_by_threshold, threshold
+from clearcurate.distributed import RayEngine
+from clearcurate.llm.hf import LocalLM
+from clearcurate.llm.models import load
+from clearcurate.scoring import ScoreConfig, score_rows
+from clearcurate.similarity import get_similarity
+from clearcurate.training import LoraTrainConfig
+from helpers import ROOT, command_env
+
+ROWS = 24
+TRAIN = LoraTrainConfig(batch_size=4, max_length=128, lora_r=4, lora_alpha=8)
+PARAMS = {"k": 2, "max_new_tokens": 4, "max_new_tokens_cap": 0, "weights": {"consistency": 1, "reflection": 1, "likelihood": 1}}
+
+
+def _rows(n: int) -> list[dict]:
+    return [{"id": f"r{i}", "prompt": f"Question {i}: name a colour.", "response": ["red", "blue", "The sky is blue."][i % 3]}
+            for i in range(n)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A Ray head on 127.0.0.1 with 2 CPUs, in its own process group (stopped by signalling that group, never `ray stop`,
+    which would stop every Ray instance of the machine)."""
+    address = f"127.0.0.1:{_free_port()}"
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 characters
+    settings = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}  # loopback only: no token to share with the driver
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={address.split(':')[1]}", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
+         "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=command_env(RAY_AUTH_MODE="disabled"), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        deadline = time.monotonic() + 60
+        while head.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", int(address.split(":")[1]))) == 0:
+                    break
+            time.sleep(0.2)
+        assert head.poll() is None, "ray start --head failed"
+        yield address
+    finally:
+        for name, value in previous.items():
+            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+        os.killpg(head.pid, signal.SIGKILL)  # the head and every process it started: nothing of the cluster is kept
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_failing_row_fails_alone_with_its_reason(cluster, tiny_model_dir):
+    lm = LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False)
+    tasks = [{"index": i, "prompt": f"Name colour {i}.", "response": "red", "gen_prompt": lm.chat(f"Name colour {i}."),
+              "budget": 0 if i == 2 else 4, "adapter": None, "with_likelihood": False, "sample": True, "reflect": True}
+             for i in range(4)]  # a zero token budget: sampling raises for that row
+    with RayEngine(tiny_model_dir, model_fingerprint(tiny_model_dir), batch_size=2) as engine:
+        results = {r["index"]: r for r in engine.run(tasks, ScoreConfig(**PARAMS), {})}
+    assert sorted(results) == [0, 1, 2, 3]
+    assert "budget" in results[2]["error"] and "samples" not in results[2] and "reflection" in results[2]
+    assert all("error" not in results[i] and len(results[i]["samples"]["texts"]) == 2 for i in (0, 1, 3))
+
+
+@pytest.fixture()
+def stage_repo(tmp_path, tiny_model_dir) -> Path:
+    """What `score` reads, without running prepare: prepared rows, the tiny model as models/base, params with engine: ray."""
+    for name in ("dvc.yaml", "stages"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    (tmp_path / "data" / "prepared").mkdir(parents=True)
+    (tmp_path / "data/prepared/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(ROWS)))
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "base")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"].update(name="tiny", batch_size=2)  # blocks of 4 rows: 6 chances to be killed
+    params["score"].update(engine="ray", **PARAMS)
+    params["train"].update(asdict(TRAIN))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=tmp_path, env=command_env(), check=True)
+    return tmp_path
+
+
+def test_a_killed_ray_run_resumes_with_only_the_rest_and_equals_the_local_engine(cluster, stage_repo, tiny_model_dir):
+    """The real `score` stage on the cluster (fold adapters trained there, rows on 2 workers), killed mid-run and rerun;
+    then the local engine, with the same fold adapters, gives the same samples, scores and filter decisions."""
+    cmd = [sys.executable, *yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["score"]["cmd"].split()[1:]]
+    cache = stage_repo / "cache"
+    env = command_env(CLEARCURATE_CACHE=str(cache))  # and RAY_ADDRESS: the cluster
+    proc = subprocess.Popen(cmd, cwd=stage_repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while sum(1 for _ in (cache / "samples").glob("*/*.json")) < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver, mid-run: the cluster drops its job
+    proc.wait()
+    done = sum(1 for kind in ("samples", "reflection") for _ in (cache / kind).glob("*/*.json"))
+    assert 4 <= done < 2 * ROWS, f"the kill came too late to test resuming ({done} entries)"
+
+    out = subprocess.run(cmd, cwd=stage_repo, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "training" not in out.stderr  # the fold adapters trained on the cluster were cached before the kill
+    metrics = json.loads((stage_repo / "metrics/score.json").read_text())
+    assert metrics["engine"] == "ray" and metrics["workers"] == 2
+    assert sum(metrics["cache_hits"].values()) == done and sum(metrics["cache_misses"].values()) == 2 * ROWS - done
+    on_ray = [json.loads(line) for line in (stage_repo / "data/scored/train.jsonl").read_text().splitlines()]
+
+    shutil.copytree(cache / "folds", stage_repo / "local" / "folds")  # the same fold models; every row computed again
+    lm = LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False)
+    local = score_rows(lm, _rows(ROWS), ScoreConfig(**PARAMS), get_similarity("token_f1"), TRAIN,
+                       cache=(local_cache := ScoreCache(stage_repo / "local")), model_id=model_fingerprint(tiny_model_dir))
+    assert local_cache.misses == {"samples": ROWS, "reflection": ROWS}
+    assert [r["samples"] for r in on_ray] == [r["samples"] for r in local]
+    # Equal up to float rounding: a row's batch (its padding) differs between the engines.
+    assert [r["confidence"] for r in on_ray] == pytest.approx([r["confidence"] for r in local], abs=1e-6)
+    decide = lambda scored: split_by_threshold(  # noqa: E731
+        {r["id"]: r["confidence"] for r in scored}, threshold([r["confidence"] for r in scored], FilterConfig(quantile=0.25)).gamma)
+    assert decide(on_ray) == decide(local)
