@@ -1,8 +1,8 @@
 """The Ray engine (`score.engine: ray`): scoring's model work on a Ray cluster.
 
 Where the local engine works through the rows in this process, this one
-- trains the missing cross-fit fold adapters as Ray tasks, in parallel (one per GPU, or per CPU slot);
-- streams the rows that are not cached through Ray Data in blocks, to a fixed pool of actors
+- trains the missing cross-fit fold adapters as Ray tasks, in parallel (one per GPU, or sharing the CPUs);
+- streams the rows that are not cached through Ray Data in blocks of `model.batch_size` rows, to a fixed pool of actors
   (`ScoreWorker`): each loads the base model once and holds every fold adapter, so any block can
   go to any free actor; blocks are sorted by fold, so an actor switches adapters about once;
 - hands each block's results back to the driver as it finishes, which caches them (a killed run
@@ -91,21 +91,28 @@ class RayEngine:
             return self._workers
         return self._gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
 
-    def _resources(self) -> dict[str, float]:
-        return {"num_gpus": 1} if self._gpus else {"num_cpus": self.threads}
+    def _resources(self, threads: int | None = None) -> dict[str, float]:
+        return {"num_gpus": 1} if self._gpus else {"num_cpus": threads or self.threads}
 
     def train_folds(self, train_sets: Sequence[Sequence[Record]], cfg: LoraTrainConfig) -> list[dict[str, bytes]]:
-        """One LoRA adapter per training set, each a Ray task (in parallel as the cluster allows); returns their files."""
-        train = ray.remote(_train_adapter).options(**self._resources())
-        refs = [train.remote(self.model_dir, self.model_id, list(rows), cfg, self.threads, f"fold {n + 1}")
-                for n, rows in enumerate(train_sets)]
+        """One LoRA adapter per training set, each a Ray task (in parallel as the cluster allows); returns their files.
+
+        On CPUs the tasks share the cluster's cores (as many threads each as one node can give), so
+        two folds on 8 cores train with 4 threads each rather than 1.
+        """
+        threads = self.threads
+        if not self._gpus:
+            per_node = max(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"])
+            threads = max(self.threads, min(per_node, int(ray.cluster_resources().get("CPU", 1)) // len(train_sets)))
+        train = ray.remote(_train_adapter).options(**self._resources(threads))
+        refs = [train.remote(self.model_dir, self.model_id, list(rows), cfg, threads, f"fold {n + 1}") for n, rows in enumerate(train_sets)]
         return ray.get(refs)
 
     def run(self, tasks: Sequence[Record], cfg: ScoreConfig, adapters: Mapping[str, Path]) -> Iterator[Record]:
         """Stream `tasks` (clearcurate.scoring._on_engine) through the actor pool; yield each result as its block finishes."""
         if not tasks:
             return
-        block = self.batch_size * 2  # like the local engine's chunk: at most one block per worker is lost to a kill
+        block = self.batch_size  # one batch a call: many blocks keep every worker busy to the end; a kill loses one each
         data = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=math.ceil(len(tasks) / block))
         files = {name: {f.name: f.read_bytes() for f in path.iterdir() if f.is_file()} for name, path in adapters.items()}
         scored = data.map_batches(

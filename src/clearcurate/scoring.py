@@ -425,6 +425,7 @@ class _Fold:
     train_rows: list[str]  # per-row content hashes (the adapter's reuse check)
     adapter: Path | None = None  # the cached adapter, once there is one
     gen_prompts: list[str] = field(default_factory=list)
+    trained: bool = False  # by this run (else found in the cache)
 
 
 def _folds(
@@ -459,6 +460,35 @@ def _fold_keys(fold: _Fold, rows: Sequence[Record], cfg: ScoreConfig, budgets: S
     return _sample_keys(digest(model_id, fold.adapter.name), cfg, True, fold.gen_prompts, held_rows, [budgets[i] for i in fold.held])
 
 
+def fold_adapters(
+    lm: ChatLM,
+    rows: Sequence[Record],
+    cfg: ScoreConfig,
+    train_cfg: LoraTrainConfig,
+    cache: ScoreCache,
+    model_id: str,
+    engine: Engine | None = None,
+) -> list[_Fold]:
+    """Every cross-fit fold with rows to score, each with its cached adapter: the missing ones are trained
+    first, on `engine` (in parallel where it can) or here one at a time, and cached."""
+    fold_cfg = _fold_config(cfg, train_cfg)
+    folds = _folds(lm, rows, cfg, fold_cfg, cache, model_id)
+    untrained = [fold for fold in folds if fold.adapter is None]
+    if engine is not None and untrained:
+        log.info("cross-fit: training %d fold adapters on the engine", len(untrained))
+        for fold, files in zip(untrained, engine.train_folds([fold.train for fold in untrained], fold_cfg)):
+            fold.adapter = cache.save_fold_adapter(fold.slot, fold.train_rows, functools.partial(_write_files, files))
+    elif untrained:
+        for fold in untrained:
+            log.info("cross-fit fold %d/%d: train on %d rows, score %d", fold.number + 1, cfg.folds, len(fold.train), len(fold.held))
+            adapted, _ = lm.new_adapter(fold.train, fold_cfg, desc=f"fold {fold.number + 1}/{cfg.folds}")
+            fold.adapter = cache.save_fold_adapter(fold.slot, fold.train_rows, adapted.save_pretrained)
+            lm.model = adapted.unload()  # training changed only the adapter: the base weights are as they were
+    for fold in untrained:
+        fold.trained = True
+    return folds
+
+
 def _crossfit(
     lm: LocalLM,
     rows: Sequence[Record],
@@ -468,26 +498,18 @@ def _crossfit(
     cache: ScoreCache,
     model_id: str,
 ) -> tuple[list[Record], list[int | None]]:
-    """Cross-fit samples in this process: one fold at a time, its adapter trained (or taken from the cache), then sampled."""
-    fold_cfg = _fold_config(cfg, train_cfg)
+    """Cross-fit samples in this process, one fold at a time, each with its adapter merged in."""
     raw: list[Record] = [{} for _ in rows]
-    for fold in _folds(lm, rows, cfg, fold_cfg, cache, model_id):
-        f = fold.number
-        if fold.adapter is None:
-            log.info("cross-fit fold %d/%d: train on %d rows, score %d", f + 1, cfg.folds, len(fold.train), len(fold.held))
-            adapted, _ = lm.new_adapter(fold.train, fold_cfg, desc=f"fold {f + 1}/{cfg.folds}")
-            fold.adapter = cache.save_fold_adapter(fold.slot, fold.train_rows, adapted.save_pretrained)
-            lm.model = adapted.unload()  # training changed only the adapter: the base weights are as they were
-            keys = _fold_keys(fold, rows, cfg, budgets, model_id)
-        else:
-            keys = _fold_keys(fold, rows, cfg, budgets, model_id)
-            if not cache.has_all("samples", keys):
-                log.info("cross-fit fold %d/%d: reusing the cached adapter %s", f + 1, cfg.folds, fold.adapter.name)
+    for fold in fold_adapters(lm, rows, cfg, train_cfg, cache, model_id):
+        assert fold.adapter is not None
+        keys = _fold_keys(fold, rows, cfg, budgets, model_id)
         with ExitStack() as stack:
             if not cache.has_all("samples", keys):  # every held row cached: this fold needs no model
+                if not fold.trained:
+                    log.info("cross-fit fold %d/%d: reusing the cached adapter %s", fold.number + 1, cfg.folds, fold.adapter.name)
                 stack.enter_context(lm.using(lm.open_adapter(fold.adapter)))  # the next fold starts from the base model
             fold_raw = _sample_raw(lm, [rows[i] for i in fold.held], fold.gen_prompts, cfg, [budgets[i] for i in fold.held], True,
-                                   keys, cache, f"sample fold {f + 1}")
+                                   keys, cache, f"sample fold {fold.number + 1}")
         for i, r in zip(fold.held, fold_raw):
             raw[i] = r
     return raw, [fold_of(r["id"], cfg.folds) for r in rows]
@@ -518,14 +540,7 @@ def _on_engine(
             gen_prompts = _paper_prompts(lm, rows, cfg)
             sample_keys = list(_sample_keys(digest(model_id, "base"), cfg, False, gen_prompts, rows, budgets))
     else:
-        fold_cfg = _fold_config(cfg, train_cfg)
-        plans = _folds(lm, rows, cfg, fold_cfg, cache, model_id)
-        untrained = [fold for fold in plans if fold.adapter is None]
-        if untrained:
-            log.info("cross-fit: training %d fold adapters on the engine", len(untrained))
-            for fold, files in zip(untrained, engine.train_folds([fold.train for fold in untrained], fold_cfg)):
-                fold.adapter = cache.save_fold_adapter(fold.slot, fold.train_rows, functools.partial(_write_files, files))
-        for fold in plans:
+        for fold in fold_adapters(lm, rows, cfg, train_cfg, cache, model_id, engine):
             assert fold.adapter is not None
             adapters[fold.adapter.name] = fold.adapter
             for i, prompt, key in zip(fold.held, fold.gen_prompts, _fold_keys(fold, rows, cfg, budgets, model_id)):

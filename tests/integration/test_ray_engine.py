@@ -99,7 +99,7 @@ def stage_repo(tmp_path, tiny_model_dir) -> Path:
     (tmp_path / "data/prepared/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(ROWS)))
     shutil.copytree(tiny_model_dir, tmp_path / "models" / "base")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["model"].update(name="tiny", batch_size=2)  # blocks of 4 rows: 6 chances to be killed
+    params["model"].update(name="tiny", batch_size=2)  # blocks of 2 rows: 12 chances to be killed
     params["score"].update(engine="ray", **PARAMS)
     params["train"].update(asdict(TRAIN))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -163,3 +163,14 @@ def test_samples_depend_on_the_row_not_on_chunks_or_resuming(tiny_lm, tmp_path):
     for again in (rechunked, resumed):
         assert [r["samples"] for r in again] == [r["samples"] for r in first]
         assert [r["confidence"] for r in again] == pytest.approx([r["confidence"] for r in first], abs=1e-6)
+
+
+def test_failed_rows_are_recorded_with_their_reasons(tmp_path):
+    from clearcurate.records import read_jsonl
+    from clearcurate.scoring import RowsFailed
+
+    failures = {f"r{i}": f"samples: ValueError: reason {i}" for i in range(7)}
+    path = ScoreCache(tmp_path).record_failures(failures)
+    assert read_jsonl(path) == [{"id": k, "reason": v} for k, v in failures.items()]
+    message = str(RowsFailed(failures))
+    assert message.startswith("7 rows failed: r0: samples: ValueError: reason 0;") and message.endswith("(and 2 more)")
