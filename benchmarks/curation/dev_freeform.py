@@ -17,6 +17,7 @@ questions no benchmark trains on), never from a benchmark's rows.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, score_key
 from run import HERE, Cache, DatasetSpec, train_config
 from scipy.stats import spearmanr
@@ -34,7 +36,7 @@ from clearcurate import confidence as cf
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
 from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
-from clearcurate.presets import PRESETS
+from clearcurate.presets import FLUENCY_SCALE, PRESETS
 from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.scoring import likelihood as scoring_likelihood
@@ -80,21 +82,27 @@ def score_cfg(params: dict[str, Any], cap: int) -> ScoreConfig:
 # at all; with the scale (nats) that spreads it over [0, 1].
 RELEVANCE_NORMS = {"per token": (lambda n: n, 5.0), "total": (lambda n: 1.0, 10.0)}
 LIKELIHOODS = ("per response", "per token")
-COMPONENTS = ("consistency", "likelihood", "relevance", "length")
+COMPONENTS = ("consistency", "likelihood", "relevance", "length", "fluency")
+# How the base model's per-token log-likelihood of the response is spread over [0, 1] (nats per token).
+FLUENCY_SCALES = (0.5, 1.0, 2.0, 4.0)
 
 
-def recompute(record: Record, sample_tokens: list[int], response_tokens: int, likelihood: str, relevance: str) -> Record:
-    """A stored record with likelihood, relevance and length computed the named way (library math)."""
+def recompute(
+    record: Record, sample_tokens: list[int], response_tokens: int, likelihood: str, relevance: str, fluency_scale: float = FLUENCY_SCALE
+) -> Record:
+    """A stored record with likelihood, relevance, length and fluency computed the named way (library math)."""
     per = PRESETS["free_form" if likelihood == "per token" else "short"]  # the two definitions the presets use
     how = ScoreConfig(likelihood_per=per.likelihood_per, likelihood_scale=per.likelihood_scale)
     lik = scoring_likelihood(record["response_logprob"], response_tokens, record["sample_logprobs"], sample_tokens, how)
     divide, scale = RELEVANCE_NORMS[relevance]
     pmi = record["response_logprob"] - record["response_logprob_alone"]
     return {**record, "likelihood": lik, "relevance": max(0.0, 1.0 - math.exp(-pmi / divide(response_tokens) / scale)),
-            "length": cf.length_agreement(response_tokens, sample_tokens, 1.0)}
+            "length": cf.length_agreement(response_tokens, sample_tokens, 1.0),
+            **({"fluency": cf.fluency(record["response_logprob_base"], record["response_tokens_base"], fluency_scale)}
+               if "response_logprob_base" in record else {})}
 
 
-def variants(scored: list[Record], rows: list[Record], tokenizer: Any) -> dict[str, list[Record]]:
+def variants(scored: list[Record], rows: list[Record], tokenizer: Any, fluency_scale: float = FLUENCY_SCALE) -> dict[str, list[Record]]:
     """Every (likelihood, relevance) definition applied to the stored records.
 
     Token counts are re-tokenised from the stored texts (+1 for the end of turn) where the
@@ -103,8 +111,25 @@ def variants(scored: list[Record], rows: list[Record], tokenizer: Any) -> dict[s
     count = lambda t: len(tokenizer.encode(t, add_special_tokens=False)) + 1  # noqa: E731
     tokens = [r.get("sample_tokens") or [count(t) for t in r["samples"]] for r in scored]
     resp = [r.get("response_tokens") or count(row["response"]) for r, row in zip(scored, rows)]
-    return {f"likelihood {lik}, relevance {rel}": [recompute(r, t, n, lik, rel) for r, t, n in zip(scored, tokens, resp)]
+    return {f"likelihood {lik}, relevance {rel}": [recompute(r, t, n, lik, rel, fluency_scale) for r, t, n in zip(scored, tokens, resp)]
             for lik in LIKELIHOODS for rel in RELEVANCE_NORMS}
+
+
+def base_key(cache: Cache, rows: list[Record], params: dict[str, Any]) -> str:
+    """Where a set's base-model log-likelihoods are stored (they depend on the rows and the model only)."""
+    return f"base-logprob-{cache.key(rows, params['model']['name'], 'base-logprob')}"
+
+
+def base_logprobs(lm: Any, rows: list[Record]) -> list[Record]:
+    """The base model's log-likelihood of each response after its prompt, and its token count: what
+    scoring computes for the fluency component."""
+    pairs = lm.continuation_logprobs([lm.chat(r["prompt"]) for r in rows], [r["response"] for r in rows], desc="base logprob")
+    return [{"response_logprob_base": lp, "response_tokens_base": n} for lp, n in pairs]
+
+
+def with_base(scored: list[Record], base: list[Record]) -> list[Record]:
+    """Stored scores joined with the base model's log-likelihood of each response (fluency's input)."""
+    return [{**r, **b} for r, b in zip(scored, base)]
 
 
 def baseline_scores(lm: Any, rows: list[Record]) -> dict[str, list[float]]:
@@ -121,23 +146,24 @@ def labelled_sets(params: dict[str, Any], cache: Cache) -> dict[str, tuple[list[
     out = {}
     for spec in SETS:
         rows, labels = rows_of(spec)
-        if (scored := cache.get(f"{spec.name}/score-{score_key(cache, rows, score_cfg(params, 256), train_cfg)}")) is not None:
-            out[spec.name] = (rows, labels, scored)
+        scored = cache.get(f"{spec.name}/score-{score_key(cache, rows, score_cfg(params, 256), train_cfg)}")
+        if scored is not None and (base := cache.get(f"{spec.name}/{base_key(cache, rows, params)}")) is not None:
+            out[spec.name] = (rows, labels, with_base(scored, base))
     for spec in DEV_SETS:
         if spec.noise_rate == 0:
             continue
         rows, labels = dev_rows(spec)
         cfg = ScoreConfig(**{**params["score"], **SCORED_WITH, "max_new_tokens": spec.max_new_tokens})
-        if (scored := cache.get(f"{spec.name}/score-{score_key(cache, rows, cfg, train_cfg)}")) is not None:
-            out[spec.name] = (rows, labels, scored)
+        scored = cache.get(f"{spec.name}/score-{score_key(cache, rows, cfg, train_cfg)}")
+        if scored is not None and (base := cache.get(f"{spec.name}/{base_key(cache, rows, params)}")) is not None:
+            out[spec.name] = (rows, labels, with_base(scored, base))
     return out
 
 
 def grid() -> list[dict[str, float]]:
-    """Weights over the four components in steps of 0.1, summing to 1."""
-    steps = range(11)
-    return [dict(zip(COMPONENTS, (a / 10, b / 10, c / 10, (10 - a - b - c) / 10)))
-            for a in steps for b in steps for c in steps if a + b + c <= 10]
+    """Weights over the components in steps of 0.1, summing to 1."""
+    return [dict(zip(COMPONENTS, (*(w / 10 for w in ws), (10 - sum(ws)) / 10)))
+            for ws in itertools.product(range(11), repeat=len(COMPONENTS) - 1) if sum(ws) <= 10]
 
 
 # `score.weights: auto` picks a preset by the data's median response length (clearcurate.presets).
@@ -156,24 +182,37 @@ PRESET_SETS = {
 }
 
 
-INCUMBENT = {"short": {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2, "length": 0.0}}  # issue 11's default
+# The weights in use before each choice: a tie on the worst case keeps them (a default changes only
+# for a strict gain).
+INCUMBENT = {
+    "short": ({"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2, "length": 0.0, "fluency": 0.0}, None),  # issue 11's
+    "free_form": ({"consistency": 0.2, "likelihood": 0.7, "relevance": 0.1, "length": 0.0, "fluency": 0.0}, None),  # issue 12's
+}
 
 
 def choose_presets(sets: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    """Per preset: among the weightings (and fluency scales) that are length-fair on its clean sets,
+    the best worst-case AUROC over its noisy sets."""
     y = {s: [0 if labels[r["id"]]["noisy"] else 1 for r in rows] for s, (rows, labels, _) in sets.items()}
+    lengths = {s: [len(r["response"]) for r in rows] for s, (rows, _, _) in sets.items()}
     out = {}
     for preset, (noisy, clean, definitions) in PRESET_SETS.items():
-        recs = {s: variants(scored, rows, tokenizer)[definitions] for s, (rows, _, scored) in sets.items()}
         results = []
-        for w in grid():
-            auc = {s: round(float(roc_auc_score(y[s], [cf.combine(r, w) for r in recs[s]])), 3) for s in recs if 0 < sum(y[s]) < len(y[s])}
-            rho = {s: round(float(spearmanr([len(r["response"]) for r in sets[s][0]], [cf.combine(r, w) for r in recs[s]]).statistic), 3)
-                   for s in clean}
-            if all(abs(v) <= 0.2 for v in rho.values()):
-                results.append({"weights": w, "min_auroc": min(auc[s] for s in noisy), "auroc": auc, "spearman_length_clean": rho})
-        # A tie on the worst case keeps the weights already in use (a default changes only for a strict gain).
-        incumbent = INCUMBENT.get(preset)
-        ranked = sorted(results, key=lambda r: (-r["min_auroc"], r["weights"] != incumbent, -sum(r["auroc"][s] for s in noisy)))
+        for scale in FLUENCY_SCALES:
+            recs = {s: variants(scored, rows, tokenizer, scale)[definitions] for s, (rows, _, scored) in sets.items()}
+            matrix = {s: np.array([[r[c] for c in COMPONENTS] for r in recs[s]]) for s in recs}
+            for w in grid():
+                if not w["fluency"] and scale != FLUENCY_SCALES[0]:
+                    continue  # the scale changes nothing without fluency: each such weighting once
+                conf = {s: matrix[s] @ np.array([w[c] for c in COMPONENTS]) for s in (*noisy, *clean)}
+                rho = {s: round(float(spearmanr(lengths[s], conf[s]).statistic), 3) for s in clean}
+                if all(abs(v) <= 0.2 for v in rho.values()):
+                    auc = {s: round(float(roc_auc_score(y[s], conf[s])), 3) for s in noisy}
+                    results.append({"weights": w, "fluency_scale": scale if w["fluency"] else None, "min_auroc": min(auc.values()),
+                                    "auroc": auc, "spearman_length_clean": rho})
+        incumbent = INCUMBENT[preset]
+        ranked = sorted(results, key=lambda r: (-r["min_auroc"], (r["weights"], r["fluency_scale"]) != incumbent,
+                                                -sum(r["auroc"].values()), r["fluency_scale"] or 0))
         out[preset] = {
             "definitions": definitions, "chosen_on": list(noisy), "fair_on": list(clean), "chosen": ranked[0], "runners_up": ranked[1:3],
         }
@@ -196,7 +235,8 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
         }
         for budget_name, cap in BUDGETS.items():
             scored = cache.get(f"{spec.name}/score-{score_key(cache, rows, score_cfg(params, cap), train_cfg)}")
-            if scored is not None:
+            if scored is not None and (base := cache.get(f"{spec.name}/{base_key(cache, rows, params)}")) is not None:
+                scored = with_base(scored, base)
                 best = variants(scored, rows, tokenizer)["likelihood per token, relevance total"]
                 res[budget_name] = {c: round(float(spearmanr([lengths[i] for i in clean], [best[i][c] for i in clean]).statistic), 3)
                                     for c in (*COMPONENTS, "reflection")}
@@ -232,7 +272,8 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
     if "dev-dolly-n-20" in sets:  # which free-form defects the free-form preset catches
         rows, labels, scored = sets["dev-dolly-n-20"]
         free = out["presets"]["free_form"]
-        conf = [cf.combine(r, free["chosen"]["weights"]) for r in variants(scored, rows, tokenizer)[free["definitions"]]]
+        scale = free["chosen"]["fluency_scale"] or FLUENCY_SCALE
+        conf = [cf.combine(r, free["chosen"]["weights"]) for r in variants(scored, rows, tokenizer, scale)[free["definitions"]]]
         kinds = sorted({lab["noise_type"] for lab in labels.values() if lab["noisy"]})
         out["free_form_auroc_by_defect (dev-dolly-n-20, each defect against the clean rows)"] = {
             kind: round(float(roc_auc_score(*zip(*[(0 if labels[r["id"]]["noisy"] else 1, c) for r, c in zip(rows, conf)
@@ -263,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
                         lambda cfg=cfg, rows=rows: score_rows(lm, rows, cfg, get_similarity(cfg.similarity), train_cfg))
         if spec.noise_rate:  # what a user would try instead, on the base model (as in run.py)
             cache.fetch(f"{spec.name}/baselines-{cache.key(rows, params['model']['name'])}", lambda rows=rows: baseline_scores(lm, rows))
+    every = [(spec.name, rows_of(spec)[0]) for spec in SETS] + [(spec.name, dev_rows(spec)[0]) for spec in DEV_SETS if spec.noise_rate]
+    for name, rows in every:
+        if args.only is None or name in args.only:  # fluency's input: one forward pass of the base model per row
+            cache.fetch(f"{name}/{base_key(cache, rows, params)}", lambda rows=rows: base_logprobs(lm, rows))
     return 0
 
 

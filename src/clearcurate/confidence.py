@@ -96,6 +96,15 @@ def token_rate(logprob: float, n_tokens: int) -> float:
     return logprob / n_tokens
 
 
+def fluency(logprob: float, n_tokens: int, scale: float = 1.0) -> float:
+    """exp(log-likelihood per token / scale), in (0, 1]: how natural the response reads to the base
+    model after its prompt (Superfiltering's perplexity signal). Evasive templates, cut-off text
+    and responses to another instruction read unnaturally whatever the samples say (issue 12)."""
+    if scale <= 0:
+        raise ValueError("fluency scale must be positive")
+    return math.exp(min(0.0, token_rate(logprob, n_tokens)) / scale)
+
+
 def length_agreement(response_tokens: int, sample_tokens: Sequence[int], scale: float = 1.0) -> float:
     """exp(-|log(response tokens / median sample tokens)| / scale), in (0, 1].
 

@@ -37,7 +37,7 @@ from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
 from clearcurate.params import LoraTrainConfig, ScoreConfig
-from clearcurate.presets import ARITHMETIC_PENALTY
+from clearcurate.presets import ARITHMETIC_PENALTY, FLUENCY_SCALE
 from clearcurate.records import Record
 from clearcurate.similarity import Similarity
 
@@ -299,8 +299,15 @@ def _components(
 
 
 def reflection_records(lm: ChatLM, rows: Sequence[Record]) -> list[Record]:
-    """`reflect` of these rows, uncached, as the cache stores it."""
-    return [{"reflection_probs": p} for p in reflect(lm, rows)]
+    """The base model's work on these rows, uncached, as the cache stores it: `reflect`'s A/B/C
+    probabilities and, where the model gives log-probabilities, log p(response | prompt) and its
+    token count (the fluency component's input)."""
+    records = [{"reflection_probs": p} for p in reflect(lm, rows)]
+    if lm.supports_logprobs:
+        pairs = lm.continuation_logprobs([lm.chat(r["prompt"]) for r in rows], [r["response"] for r in rows], desc="fluency")
+        for record, (logprob, tokens) in zip(records, pairs):
+            record.update(response_logprob_base=logprob, response_tokens_base=tokens)
+    return records
 
 
 def _reflect_keys(rows: Sequence[Record], model_id: str) -> list[str]:
@@ -310,15 +317,15 @@ def _reflect_keys(rows: Sequence[Record], model_id: str) -> list[str]:
     return [digest(model_id, version, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
 
 
-def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache) -> list[list[list[float]]]:
-    """`reflect` per row, through the cache."""
+def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache) -> list[Record]:
+    """`reflection_records` per row, through the cache."""
     chunk, show = _chunked(lm)
 
     def compute(idx: list[int]) -> list[Record]:
         with _quiet(lm):
             return reflection_records(lm, [rows[i] for i in idx])
 
-    return [r["reflection_probs"] for r in _cached(_reflect_keys(rows, model_id), "reflection", cache, compute, chunk, "reflect", show)]
+    return _cached(_reflect_keys(rows, model_id), "reflection", cache, compute, chunk, "reflect", show)
 
 
 class RowsFailed(RuntimeError):
@@ -389,11 +396,15 @@ def score_rows(
     parts = _components(rows, raw, cfg, similarity, lm.token_counts)
     weights = cfg.component_weights()
     out = []
-    for row, part, fold, refl in zip(rows, parts, folds, reflections):
+    for row, part, fold, base in zip(rows, parts, folds, reflections):
+        refl = base["reflection_probs"]
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
         arithmetic = verify.arithmetic(row["response"])
         comps = {**({"reflection": float(np.mean(parsed))} if parsed else {}), **part,
                  **({"arithmetic": arithmetic} if arithmetic is not None else {})}
+        if base.get("response_logprob_base") is not None:
+            comps["fluency"] = cf.fluency(base["response_logprob_base"], base["response_tokens_base"], FLUENCY_SCALE)
+            comps.update(response_logprob_base=base["response_logprob_base"], response_tokens_base=base["response_tokens_base"])
         numeric = {k: v for k, v in comps.items() if isinstance(v, float)}
         active = {k: w for k, w in weights.items() if k != "reflection" or parsed}  # an unparsed reflection drops out
         if not any(active.values()):
@@ -524,7 +535,7 @@ def _on_engine(
     train_cfg: LoraTrainConfig | None,
     cache: ScoreCache,
     model_id: str,
-) -> tuple[list[Record], list[int | None], list[list[list[float]]]]:
+) -> tuple[list[Record], list[int | None], list[Record]]:
     """Samples and reflections of every row, the missing ones computed on `engine` and cached as its blocks finish.
 
     The keys, seeds and fold adapters are the local engine's, so either engine resumes the other's run.
@@ -573,7 +584,7 @@ def _on_engine(
     if failures:
         cache.record_failures(failures)
         raise RowsFailed(failures)
-    return raw if cfg.k else [], folds, [r["reflection_probs"] for r in reflections]  # type: ignore[index,return-value]
+    return raw if cfg.k else [], folds, reflections  # type: ignore[return-value]
 
 
 def _write_files(files: Mapping[str, bytes], folder: Path) -> None:

@@ -110,3 +110,14 @@ def test_checked_lowers_only_responses_whose_calculations_fail():
     assert cf.checked(0.8, 0.0, 1.0) == 0.8  # a penalty of 1 turns the check off
     with pytest.raises(ValueError, match="penalty"):
         cf.checked(0.8, 0.0, 1.5)
+
+
+def test_fluency_is_the_per_token_likelihood_on_0_1():
+    assert cf.fluency(-10.0, 10) == pytest.approx(math.exp(-1.0))
+    assert cf.fluency(-10.0, 10, scale=2.0) == pytest.approx(math.exp(-0.5))
+    assert cf.fluency(-10.0, 10) == cf.fluency(-20.0, 20)  # a rate: length alone changes nothing
+    assert cf.fluency(0.5, 1) == 1.0
+    with pytest.raises(ValueError):
+        cf.fluency(-1.0, 0)
+    with pytest.raises(ValueError):
+        cf.fluency(-1.0, 1, scale=0.0)

@@ -1,7 +1,7 @@
 import pytest
 
 from clearcurate import confidence as cf
-from clearcurate.presets import ARITHMETIC_PENALTY
+from clearcurate.presets import ARITHMETIC_PENALTY, FLUENCY_SCALE
 from clearcurate.scoring import ScoreConfig, fold_of, sample_budgets, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig
@@ -44,6 +44,8 @@ def test_score_rows_writes_every_component(tiny_lm, recipe):
             expected = cf.likelihood_ratio(o["response_logprob"] / o["response_tokens"], max(rates), cfg.likelihood_scale)
             assert o["likelihood"] == pytest.approx(expected)
             assert o["length"] == pytest.approx(cf.length_agreement(o["response_tokens"], o["sample_tokens"]))
+        # the base model's per-token likelihood of the response after its prompt, under either recipe
+        assert o["fluency"] == pytest.approx(cf.fluency(o["response_logprob_base"], o["response_tokens_base"], FLUENCY_SCALE))
         if recipe == "paper":
             assert o["confidence"] == pytest.approx(0.7 * o["consistency"] + 0.3 * o["reflection"])
 
