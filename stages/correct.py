@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from collections.abc import Iterator
+from itertools import chain
 
 from clearcurate.correction import correct_rows
-from clearcurate.expectations import outcome_frame, outcome_suite, validate
+from clearcurate.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.llm.factory import api_budget, load_lm
 from clearcurate.llm.openai_api import api_metrics
 from clearcurate.outcomes import Outcome, ledger, outcome_counts, quarantine_ledger_id
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import read_jsonl, write_json, write_jsonl
+from clearcurate.records import Record, iter_jsonl, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("correct")
 
@@ -28,8 +31,8 @@ def main() -> None:
     )
     setup_logging()
     p = stage_params("correct")
-    kept = read_jsonl(args.kept)
-    removed = read_jsonl(args.removed)
+    kept_ids = [r["id"] for r in iter_jsonl(args.kept)]  # the kept rows themselves stream into the curated file
+    removed = read_jsonl(args.removed)  # Auto-Correct's model work needs these rows
     lm = load_lm(p, args.base, adapter_dir=args.adapter)
     cfg = p.correct_config()
     with api_budget("correct"):
@@ -37,19 +40,27 @@ def main() -> None:
     by_id = {d["id"]: d for d in decisions}
     corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason")}, "response": by_id[r["id"]]["new"]}
                  for r in removed if by_id[r["id"]]["outcome"] == Outcome.CORRECTED]
-    quarantined = [q for q in read_jsonl(args.quarantine) if q["split"] == "train"]
-    entries = ledger(kept, decisions, quarantined)
+    quarantined = [q for q in iter_jsonl(args.quarantine) if q["split"] == "train"]
+
+    def entries() -> Iterator[Record]:
+        return ledger(({"id": i} for i in kept_ids), decisions, quarantined)
+
     # Gate before anything is written: every source row exactly once, corrections only below gamma.
     gamma = float(json.loads(args.filter_metrics.read_text(encoding="utf-8"))["gamma"])
-    upstream = [r["id"] for r in read_jsonl(args.train)] + [quarantine_ledger_id(q) for q in quarantined]
+    upstream = [r["id"] for r in iter_jsonl(args.train)] + [quarantine_ledger_id(q) for q in quarantined]
     scores = {r["id"]: float(r["confidence"]) for r in removed}
+    ids, outcomes = [], []
+    for e in entries():
+        ids.append(e["id"])
+        outcomes.append(e["outcome"].value)
     suite = outcome_suite(upstream, gamma, p.validate)
-    validate("curated", outcome_frame(entries, scores, gamma), suite, p.validate, args.validation)
-    write_jsonl(args.curated, [*kept, *corrected])
+    validate("curated", outcome_columns(ids, outcomes, [scores.get(i, math.nan) for i in ids], gamma), suite, p.validate, args.validation)
+    del ids, outcomes, upstream
+    write_jsonl(args.curated, chain(iter_jsonl(args.kept), corrected))
     write_jsonl(args.changes, (d for d in decisions if d["outcome"] == Outcome.CORRECTED))
     write_jsonl(args.decisions, decisions)
-    write_jsonl(args.outcomes, entries)
-    counts = outcome_counts(entries)
+    write_jsonl(args.outcomes, entries())
+    counts = outcome_counts(entries())
     unparsed = sum(bool(d.get("judge_unparsed")) for d in decisions)
     replaced = counts[Outcome.CORRECTED.value]
     write_json(args.metrics, {

@@ -10,16 +10,17 @@ when no row was read), so `<out>/quarantine.jsonl` exists whatever happened.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import NoReturn
 
-import pandas as pd
+from tqdm import tqdm
 
-from clearcurate.expectations import instruction_suite, validate
-from clearcurate.ingest import check_file, load_rows, quarantine_codes
+from clearcurate.expectations import InstructionColumns, instruction_suite, validate
+from clearcurate.ingest import check_file, iter_rows, quarantine_codes
 from clearcurate.llm.factory import prepare_base
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import InputError, Record, write_json, write_jsonl
+from clearcurate.records import InputError, Record, atomic_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("prepare")
 
@@ -43,18 +44,24 @@ def main() -> None:
         _stop(exc, quarantine, args.out)
     token_count, context = prepare_base(p, args.model_out)
     cfg = p.ingest()
+    progress = os.environ.get("CLEARCURATE_PROGRESS", "1") != "0"
     counts: dict[str, dict[str, int]] = {}
     for split, source in (("train", p.data.train), ("test", p.data.test)):
+        bad: list[Record] = []
+        columns = InstructionColumns(p.validate)
         try:
-            rows, bad = load_rows(source, cfg, token_count, context, min_chars=p.validate.min_chars, max_chars=p.validate.max_chars)
+            # Rows stream from the source into a temp file, renamed into place only once the gate passed.
+            with atomic_jsonl(args.out / f"{split}.jsonl") as out:
+                rows = iter_rows(source, cfg, bad, token_count, context, min_chars=p.validate.min_chars, max_chars=p.validate.max_chars)
+                for row in tqdm(rows, desc=f"prepare {split}", unit="row", mininterval=10, disable=not progress):
+                    out.write(row)
+                    columns.add(row)
+                validate(f"prepared_{split}", columns.frame(), instruction_suite(p.validate), p.validate, args.validation)
         except InputError as exc:
             _stop(exc, quarantine + [{"split": split, **q} for q in getattr(exc, "quarantine", [])], args.out)
-        frame = pd.DataFrame({col: [r.get(col) for r in rows] for col in ("id", "prompt", "response")})
-        validate(f"prepared_{split}", frame, instruction_suite(p.validate), p.validate, args.validation)
-        write_jsonl(args.out / f"{split}.jsonl", rows)
         quarantine += [{"split": split, **q} for q in bad]
-        counts[split] = {"rows": len(rows), "quarantined": len(bad)}
-        log.info("%s: %d rows from %s, %d quarantined", split, len(rows), source, len(bad))
+        counts[split] = {"rows": out.count, "quarantined": len(bad)}
+        log.info("%s: %d rows from %s, %d quarantined", split, out.count, source, len(bad))
     write_jsonl(args.out / "quarantine.jsonl", quarantine)
     write_json(args.metrics, {**counts, "quarantine_codes": quarantine_codes(quarantine)})
 

@@ -5,7 +5,9 @@ Every input row ends in exactly one outcome with a reason, so nothing is silentl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,9 +59,9 @@ def threshold(confidences: Sequence[float], cfg: FilterConfig, statistic: Sequen
     (default: the logit of the confidences)."""
     if cfg.quantile is None:
         return Threshold(cfg.gamma, "fixed gamma")
-    if not confidences:
-        raise ValueError("cannot take a quantile of no scores")
     scores = np.asarray(confidences, dtype=float)
+    if scores.size == 0:
+        raise ValueError("cannot take a quantile of no scores")
     if cfg.quantile == AUTO:
         if statistic is None:
             clipped = np.clip(scores, 1e-3, 1 - 1e-3)
@@ -75,12 +77,64 @@ def threshold(confidences: Sequence[float], cfg: FilterConfig, statistic: Sequen
     return Threshold(float(np.quantile(scores, cfg.quantile)), f"quantile {cfg.quantile}")
 
 
+def row_statistic(scored: Mapping) -> float | None:
+    """One row's part of `auto_statistic`: its likelihood log-ratio, or None when the row lacks it."""
+    if "response_logprob" not in scored or "best_sample_logprob" not in scored:
+        return None
+    return float(scored["response_logprob"]) - float(scored["best_sample_logprob"])
+
+
 def auto_statistic(scored: Sequence[dict]) -> list[float] | None:
     """What `quantile: auto` estimates the noisy share from: the likelihood log-ratio of every row
     (crossfit), or None (then the confidence) when a row lacks it."""
-    if not scored or not all("response_logprob" in r and "best_sample_logprob" in r for r in scored):
+    stats = [row_statistic(r) for r in scored]
+    if not stats or any(x is None for x in stats):
         return None
-    return [float(r["response_logprob"]) - float(r["best_sample_logprob"]) for r in scored]
+    return stats
+
+
+@dataclass(frozen=True)
+class ScoreColumns:
+    """What Auto-Filter needs of `score`'s records, in arrays with an index by id: each row's
+    confidence and `row_statistic`. A million records of about 1.5 kB each become about 100 bytes a row."""
+
+    index: dict[str, int]
+    confidence: np.ndarray
+    statistic: np.ndarray  # NaN where `has_statistic` is False
+    has_statistic: np.ndarray
+
+    @classmethod
+    def collect(cls, scored: Iterable[Mapping]) -> ScoreColumns:
+        """From score records as they stream past; a repeated id keeps its last record's values."""
+        index: dict[str, int] = {}
+        confidence, statistic, has = array("d"), array("d"), array("b")
+        for record in scored:
+            stat = row_statistic(record)
+            values = (float(record["confidence"]), math.nan if stat is None else stat, stat is not None)
+            i = index.setdefault(record["id"], len(confidence))
+            if i == len(confidence):
+                confidence.append(values[0])
+                statistic.append(values[1])
+                has.append(values[2])
+            else:
+                confidence[i], statistic[i], has[i] = values
+        return cls(index, np.frombuffer(confidence, dtype=float), np.frombuffer(statistic, dtype=float),
+                   np.frombuffer(has, dtype=np.int8).astype(bool))
+
+    def align(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """Confidences in the order of `ids`, the `auto_statistic` (None unless every one of them has it)
+        and the ids that have no score."""
+        where = np.fromiter((self.index.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        missing = [ids[k] for k in np.flatnonzero(where < 0)]
+        found = np.where(where < 0, 0, where)
+        statistic = self.statistic[found] if len(ids) and self.has_statistic[found].all() else None
+        return self.confidence[found], statistic, missing
+
+
+def keep_mask(confidences: np.ndarray, gamma: float) -> np.ndarray:
+    """Which rows Auto-Filter keeps (confidence >= gamma), as `split_by_threshold` decides, for
+    confidences held in one array (the filter stage's million rows) rather than a mapping."""
+    return np.asarray(confidences, dtype=float) >= gamma
 
 
 def split_by_threshold(confidences: Mapping[str, float], gamma: float) -> tuple[list[str], list[str]]:

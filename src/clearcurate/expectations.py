@@ -10,7 +10,6 @@ HTML) next to it, rewritten to load vendored scripts and styles so it renders of
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from clearcurate.outcomes import Outcome
@@ -104,7 +104,7 @@ def outcome_suite(input_ids: Sequence[str], gamma: float, cfg: ValidateConfig) -
     """Filter / correct outcomes: every input id exactly once, known outcomes, corrections only below gamma.
 
     Expects columns id, outcome, score (the row's confidence) and `corrected_below_gamma`
-    (see `outcome_frame`). The removed share is bounded with `mostly` on the outcome column.
+    (see `outcome_columns`). The removed share is bounded with `mostly` on the outcome column.
     """
     import great_expectations.expectations as gxe
 
@@ -120,17 +120,40 @@ def outcome_suite(input_ids: Sequence[str], gamma: float, cfg: ValidateConfig) -
     ]
 
 
-def outcome_frame(outcomes: Sequence[Record], scores: dict[str, float], gamma: float) -> pd.DataFrame:
-    """One row per outcome with the score it was decided on, ready for `outcome_suite`."""
-    df = pd.DataFrame(
-        {
-            "id": [o["id"] for o in outcomes],
-            "outcome": [str(o["outcome"]) for o in outcomes],
-            "score": [scores.get(o["id"], math.nan) for o in outcomes],
-        }
-    )
+def outcome_columns(ids: Sequence[str], outcomes: Sequence[str], scores: Sequence[float], gamma: float) -> pd.DataFrame:
+    """One row per outcome with the score it was decided on (NaN where none), ready for `outcome_suite`.
+    Built from columns: a stage with a million rows holds these, not a record per row."""
+    df = pd.DataFrame({"id": ids, "outcome": pd.Series(outcomes, dtype=object), "score": np.asarray(scores, dtype=float)})
     df["corrected_below_gamma"] = (df["outcome"] != Outcome.CORRECTED) | (df["score"] < gamma)
     return df
+
+
+class InstructionColumns:
+    """The columns `instruction_suite` checks, gathered row by row in little memory.
+
+    The suite asks of a prompt or response only that it exists, is not null and has a length within
+    validate.min_chars / max_chars. A text that passes is stored as one shared text that passes too;
+    anything else (too short or long, null, not text) is kept as it is. So every verdict, and every
+    value a failure reports, is the full text's, while a million passing rows cost a pointer each.
+    """
+
+    def __init__(self, cfg: ValidateConfig) -> None:
+        self._cfg = cfg
+        self._passing = "x" * cfg.min_chars
+        self.columns: dict[str, list[Any]] = {"id": [], "prompt": [], "response": []}
+
+    def _stand_in(self, value: Any) -> Any:
+        if isinstance(value, str) and self._cfg.min_chars <= len(value) <= self._cfg.max_chars:
+            return self._passing
+        return value
+
+    def add(self, row: Record) -> None:
+        self.columns["id"].append(row.get("id"))
+        self.columns["prompt"].append(self._stand_in(row.get("prompt")))
+        self.columns["response"].append(self._stand_in(row.get("response")))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns)
 
 
 # ---- running a suite -------------------------------------------------------------------------

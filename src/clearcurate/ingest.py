@@ -106,33 +106,44 @@ def _guess_encoding(raw: bytes) -> str:
     return "cp1252"
 
 
-def _not_utf8(path: Path, raw: bytes) -> str | None:
-    """The file-level error when the file as a whole is in another encoding, None when it is UTF-8 or
-    only a line or so is damaged (those lines are quarantined as `unparseable`).
+class _Utf8Check:
+    """Whether a file as a whole is in another encoding, from its lines as they stream past (the
+    whole file is never held): at least two lines are invalid UTF-8 and no line holds valid non-ASCII
+    UTF-8, or the file starts with a UTF-16 byte-order mark. Only a line or so damaged: its rows are
+    quarantined as `unparseable` instead."""
 
-    Another encoding: at least two lines are invalid UTF-8 and no line holds valid non-ASCII UTF-8
-    (or the file starts with a UTF-16 byte-order mark).
-    """
-    try:
-        raw.decode("utf-8")
-        return None
-    except UnicodeDecodeError:
-        pass
-    bad, good = [], 0
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+    def __init__(self) -> None:
+        self.head = b""
+        self.bad: list[int] = []
+        self.good = 0
+        self.cp1252 = True  # every byte so far decodes as cp1252 (the hint in the message)
+
+    def see(self, lineno: int, line: bytes) -> None:
+        if lineno == 1:
+            self.head = line[:2]
         if line.isascii():
-            continue
+            return
+        if self.cp1252:
+            try:
+                line.decode("cp1252")
+            except UnicodeDecodeError:
+                self.cp1252 = False
         try:
             line.decode("utf-8")
-            good += 1
+            self.good += 1
         except UnicodeDecodeError:
-            bad.append(lineno)
-    guess = _guess_encoding(raw)
-    if guess != "utf-16" and (len(bad) < 2 or good):
-        return None
-    lines = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
-    return (f"{path}: not UTF-8 (invalid bytes on lines {lines}; it looks like {guess}); "
-            f"save it as UTF-8, or set data.encoding: {guess} in params.yaml")
+            self.bad.append(lineno)
+
+    def error(self, path: Path) -> str | None:
+        """The file-level error, or None when the file is UTF-8 (or only a line or so is damaged)."""
+        if not self.bad:
+            return None
+        guess = "utf-16" if self.head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "cp1252" if self.cp1252 else "latin-1"
+        if guess != "utf-16" and (len(self.bad) < 2 or self.good):
+            return None
+        lines = ", ".join(map(str, self.bad[:5])) + (", ..." if len(self.bad) > 5 else "")
+        return (f"{path}: not UTF-8 (invalid bytes on lines {lines}; it looks like {guess}); "
+                f"save it as UTF-8, or set data.encoding: {guess} in params.yaml")
 
 
 def _decode(path: Path, raw: bytes, encoding: str) -> str:
@@ -184,16 +195,32 @@ def _json_lines(path: Path, raw: bytes, encoding: str) -> Iterator[Source]:
     else:
         lines = enumerate(_decode(path, raw, encoding).split("\n"), start=1)
     for lineno, line in lines:
-        if not line.strip():
-            continue
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield Source(str(path), lineno, line[:PREVIEW_CHARS].decode("utf-8", "replace"), f"invalid UTF-8 at byte {exc.start}")
-                continue
-        value, error = _parse_json(line)
-        yield Source(str(path), lineno, line[:PREVIEW_CHARS] if error else value, error)
+        if (src := _json_line(path, lineno, line)) is not None:
+            yield src
+
+
+def _json_line(path: Path, lineno: int, line: bytes | str) -> Source | None:
+    """One JSONL line as read (None when blank); bytes are decoded as UTF-8, and a line that is not is quarantined."""
+    if not line.strip():
+        return None
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Source(str(path), lineno, line[:PREVIEW_CHARS].decode("utf-8", "replace"), f"invalid UTF-8 at byte {exc.start}")
+    value, error = _parse_json(line)
+    return Source(str(path), lineno, line[:PREVIEW_CHARS] if error else value, error)
+
+
+def _streamed_json_lines(path: Path, check: _Utf8Check) -> Iterator[Source]:
+    """Each non-blank line of a UTF-8 JSONL file, read one line at a time (a million rows never sit in
+    memory at once), as `_json_lines` reads them; `check` sees every line for the file-level verdict."""
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.removesuffix(b"\n")
+            check.see(lineno, line)
+            if (src := _json_line(path, lineno, line.removeprefix(BOM) if lineno == 1 else line)) is not None:
+                yield src
 
 
 def _csv_rows(path: Path, raw: bytes, encoding: str) -> Iterator[Source]:
@@ -249,15 +276,17 @@ def _plain(value: Any) -> Any:
 
 
 def _parquet_rows(path: Path) -> Iterator[Source]:
-    """Parquet rows (row 1 is the first), read by pyarrow as plain Python values; nulls are None."""
+    """Parquet rows (row 1 is the first), read by pyarrow in batches as plain Python values; nulls are None."""
     import pyarrow.parquet as pq
 
+    index = 0
     try:
-        table = pq.read_table(path)
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):  # a batch at a time, not the whole table
+            for row in batch.to_pylist():
+                index += 1
+                yield Source(str(path), index, {str(k): _plain(v) for k, v in row.items()})
     except Exception as exc:  # pyarrow's errors have no common base worth naming
         raise InputError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:200]}); check data.format") from None
-    for index, row in enumerate(table.to_pylist(), start=1):
-        yield Source(str(path), index, {str(k): _plain(v) for k, v in row.items()})
 
 
 def _from_alpaca(obj: dict[str, Any]) -> dict[str, Any]:
@@ -378,28 +407,52 @@ def load_rows(
     min_chars: int | None = None,
     max_chars: int | None = None,
 ) -> tuple[list[Record], list[Record]]:
-    """(prepared rows, quarantined rows) of one file; see the module docstring.
+    """(prepared rows, quarantined rows) of one file, all in memory; see `iter_rows`."""
+    quarantine: list[Record] = []
+    rows = list(iter_rows(path, cfg, quarantine, token_count, max_tokens, min_chars, max_chars))
+    return rows, quarantine
 
+
+def _sources(path: Path, kind: str, encoding: str, check: _Utf8Check) -> Iterator[Source]:
+    """The file's rows as read: UTF-8 JSONL one line at a time, other formats and encodings read whole."""
+    if kind == "parquet":
+        return _parquet_rows(path)
+    if kind != "csv" and _is_utf8(encoding) and path.suffix.lower() != ".json":
+        return _streamed_json_lines(path, check)
+    raw = path.read_bytes()
+    if _is_utf8(encoding):
+        for lineno, line in enumerate(raw.split(b"\n"), start=1):
+            check.see(lineno, line)
+    return _csv_rows(path, raw, encoding) if kind == "csv" else _json_lines(path, raw, encoding)
+
+
+def iter_rows(
+    path: str | Path,
+    cfg: IngestConfig,
+    quarantine: list[Record],
+    token_count: Callable[[str, str], int] | None = None,
+    max_tokens: int | None = None,
+    min_chars: int | None = None,
+    max_chars: int | None = None,
+) -> Iterator[Record]:
+    """The prepared rows of one file, one at a time; each quarantined row is appended to `quarantine`.
+
+    A UTF-8 JSONL file is read line by line, so only what duplicate detection needs (ids, content
+    hashes and their first lines) stays in memory, whatever the file's size.
     Rows without an id get a stable content-hash id; ids are trimmed and compared exactly (case
     matters). A repeated id (with identical or different content) is `duplicate_id`; the same
     prompt and response under another id is `duplicate_content`; both name the line seen first.
     With `min_chars` / `max_chars` (validate.min_chars / max_chars), prompts and responses outside
     them are quarantined (`too_short`, `too_long`); so are rows longer than the model's context,
     with `token_count` and `max_tokens`. File-level problems raise InputError (FileRejected, with
-    the quarantine, once rows were read).
+    the quarantine, once rows were read) after the last row, so a consumer that writes the rows
+    atomically keeps no file.
     """
     path = check_file(path)
     kind = _detect(path, cfg)
-    encoding = cfg.encoding
-    if kind == "parquet":
-        sources: Iterator[Source] = _parquet_rows(path)
-        wrong_encoding = None
-    else:
-        raw = path.read_bytes()
-        wrong_encoding = _not_utf8(path, raw) if _is_utf8(encoding) else None
-        sources = _csv_rows(path, raw, encoding) if kind == "csv" else _json_lines(path, raw, encoding)
-    rows: list[Record] = []
-    quarantine: list[Record] = []
+    check = _Utf8Check()
+    sources = _sources(path, kind, cfg.encoding, check)
+    count = 0
     first_line: dict[str, tuple[int, str]] = {}
     first_content: dict[str, tuple[int, str]] = {}
     fields_seen: set[str] = set()
@@ -447,28 +500,29 @@ def load_rows(
         first_content[fingerprint] = (src.line, row["id"])
         if folded.setdefault(row["id"].casefold(), row["id"]) != row["id"]:
             case_only.append(row["id"])
-        rows.append(row)
+        count += 1
+        yield row
 
     if case_only:
         log.warning("%s: %d ids differ from another only by case (kept as distinct rows), e.g. %r", path, len(case_only), case_only[0])
+    wrong_encoding = check.error(path) if _is_utf8(cfg.encoding) and kind != "parquet" else None
     if wrong_encoding:
         raise FileRejected(wrong_encoding, quarantine)
     unmatched = {ours: theirs for ours, theirs in cfg.columns.items() if theirs not in fields_seen}
-    if unmatched and (rows or quarantine):
+    if unmatched and (count or quarantine):
         have = ", ".join(sorted(fields_seen)[:20]) or "none"
         raise FileRejected(f"{path}: data.columns maps " + ", ".join(f"{o} to {t!r}" for o, t in unmatched.items())
                            + f", but no row has that field (fields found: {have}); fix data.columns in params.yaml", quarantine)
     if quarantine:
         counts = quarantine_codes(quarantine)
         summary = ", ".join(f"{code}: {n}" for code, n in counts.items())
-        log.warning("%s: quarantined %d of %d rows: %s", path, len(quarantine), len(rows) + len(quarantine), summary)
+        log.warning("%s: quarantined %d of %d rows: %s", path, len(quarantine), count + len(quarantine), summary)
         if cfg.strict:
             first = quarantine[0]
             raise FileRejected(f"{first['source']}:{first['line']}: {first['reason']} "
                                f"({len(quarantine)} bad rows; prepare.strict is true)", quarantine)
-        if not rows:
+        if not count:
             raise FileRejected(f"{path}: no usable rows (all {len(quarantine)} quarantined), {summary}; "
                                "fix the file, or data.format / data.columns in params.yaml", quarantine)
-    if not rows:
+    if not count:
         raise InputError(f"{path}: no usable rows (empty file); point data.train / data.test in params.yaml at a file with rows")
-    return rows, quarantine

@@ -6,7 +6,7 @@ validation gates and the plots agree on what the outcomes are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from enum import Enum
 
 from clearcurate.records import Record
@@ -32,20 +32,20 @@ def quarantine_ledger_id(q: Record) -> str:
     return f"{q['source']}:{q['line']}"
 
 
-def ledger(kept: Sequence[Record], decisions: Sequence[Record], quarantined: Sequence[Record]) -> list[Record]:
+def ledger(kept: Iterable[Record], decisions: Iterable[Record], quarantined: Iterable[Record]) -> Iterator[Record]:
     """One entry per source row of the training split: kept rows, Auto-Correct's decisions on the
     removed ones (corrected or removed, with their reason and confidence), and the rows prepare
-    quarantined (with their `code` and `reason`)."""
-    entries: list[Record] = [{"id": r["id"], "outcome": Outcome.KEPT, "reason": "confidence >= gamma"} for r in kept]
-    entries += [{"id": d["id"], "outcome": Outcome(d["outcome"]), "reason": d["reason"], "confidence": d["confidence"]} for d in decisions]
-    entries += [
-        {"id": quarantine_ledger_id(q), "outcome": Outcome.QUARANTINED, "code": q["code"], "reason": q["reason"], "row_id": q["id"]}
-        for q in quarantined
-    ]
-    return entries
+    quarantined (with their `code` and `reason`). Entries are made one at a time (a kept row needs
+    only its id), so a million-row ledger can be validated and written without being held."""
+    for r in kept:
+        yield {"id": r["id"], "outcome": Outcome.KEPT, "reason": "confidence >= gamma"}
+    for d in decisions:
+        yield {"id": d["id"], "outcome": Outcome(d["outcome"]), "reason": d["reason"], "confidence": d["confidence"]}
+    for q in quarantined:
+        yield {"id": quarantine_ledger_id(q), "outcome": Outcome.QUARANTINED, "code": q["code"], "reason": q["reason"], "row_id": q["id"]}
 
 
-def outcome_counts(entries: Sequence[Record]) -> dict[str, int]:
+def outcome_counts(entries: Iterable[Record]) -> dict[str, int]:
     """Rows per outcome, every outcome listed (0 when none), in a fixed order."""
     seen = {o.value: 0 for o in Outcome}
     for e in entries:

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +47,54 @@ def parse_jsonl(lines: Iterable[str], where: str) -> Iterator[Record]:
         yield row
 
 
-def read_jsonl(path: str | Path) -> list[Record]:
-    """Read a JSONL file (gzip-compressed if it ends in .gz); blank lines are skipped, anything else
-    that is not a JSON object is an error."""
+def iter_jsonl(path: str | Path) -> Iterator[Record]:
+    """The rows of a JSONL file one at a time (gzip-compressed if it ends in .gz), so a stage can
+    stream a million rows; blank lines are skipped, anything else that is not a JSON object is an error."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
-        return list(parse_jsonl(fh, str(path)))
+        yield from parse_jsonl(fh, str(path))
 
 
-def write_jsonl(path: str | Path, rows: Iterable[Record]) -> int:
-    """Write rows atomically (temp file + rename), so a killed stage never leaves a truncated file."""
+def read_jsonl(path: str | Path) -> list[Record]:
+    """All rows of a JSONL file (see `iter_jsonl`), for files that fit in memory."""
+    return list(iter_jsonl(path))
+
+
+class JsonlWriter:
+    """Rows written one at a time to a temp file that `atomic_jsonl` renames into place."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self._fh = fh
+        self.count = 0
+
+    def write(self, row: Record) -> None:
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+
+@contextmanager
+def atomic_jsonl(path: str | Path) -> Iterator[JsonlWriter]:
+    """Write rows atomically (temp file + rename), so a killed stage never leaves a truncated file;
+    an exception inside the block leaves the previous file (or none)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
+            yield JsonlWriter(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return count
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Record]) -> int:
+    """Write rows atomically (see `atomic_jsonl`); `rows` may be a generator, so nothing is held."""
+    with atomic_jsonl(path) as out:
+        for row in rows:
+            out.write(row)
+    return out.count
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -3,15 +3,18 @@ import pytest
 
 from clearcurate.curation import (
     FilterConfig,
+    ScoreColumns,
     agreement_verdict,
     auto_statistic,
     correction_reason,
     estimate_noise_share,
+    keep_mask,
     pairwise_preference,
     should_replace,
     split_by_threshold,
     threshold,
 )
+from clearcurate.params import AUTO
 
 
 def test_fixed_gamma_and_quantile_threshold():
@@ -138,3 +141,40 @@ def test_a_candidate_whose_calculation_fails_never_replaces():
     assert should_replace(0.99, 0.5, right, "#### 13")
     assert correction_reason(0.99, 0.5, right, "#### 13") == "candidate preferred with confidence 0.990 > eta 0.5"
     assert correction_reason(0.4, 0.5, right, "#### 13") == "candidate confidence 0.400 <= eta 0.5"
+
+
+def _old_filter(scored, train_ids, cfg):
+    """The filter stage's decision as it was made in memory (a record per row), the reference for ScoreColumns."""
+    scores = {s["id"]: s for s in scored}
+    confidence = {i: float(scores[i]["confidence"]) for i in train_ids}
+    cut = threshold(list(confidence.values()), cfg, auto_statistic([scores[i] for i in train_ids]))
+    return cut, split_by_threshold(confidence, cut.gamma)
+
+
+@pytest.mark.parametrize("cfg", [FilterConfig(quantile=0.2), FilterConfig(quantile=AUTO), FilterConfig(gamma=0.55)])
+@pytest.mark.parametrize("with_statistic", [True, False])
+def test_score_columns_decide_exactly_as_the_in_memory_filter(cfg, with_statistic):
+    rng = np.random.default_rng(0)
+    noisy = rng.random(400) < 0.2  # two populations, so `auto` estimates a share above zero
+    scored = []
+    for k in range(400):
+        record = {"id": f"r{k}", "confidence": float(rng.beta(2, 5) if noisy[k] else rng.beta(5, 2)), "samples": ["a", "b"]}
+        if with_statistic or k % 7:  # without: some rows lack the log-ratio, so `auto` falls back to the confidences
+            record.update(response_logprob=float(-40 + 30 * (not noisy[k]) + rng.normal()), best_sample_logprob=-12.0)
+        scored.append(record)
+    scored.append({**scored[3], "confidence": 0.01})  # a repeated id: its last record counts
+    train_ids = [f"r{k}" for k in rng.permutation(400)]  # the training file's order, not the scores'
+    cut, (kept, removed) = _old_filter(scored, train_ids, cfg)
+    confidence, statistic, missing = ScoreColumns.collect(iter(scored)).align(train_ids)
+    assert missing == [] and (statistic is not None) == with_statistic
+    assert threshold(confidence, cfg, statistic) == cut
+    mask = keep_mask(confidence, cut.gamma)
+    assert [i for i, k in zip(train_ids, mask) if k] == kept
+    assert [i for i, k in zip(train_ids, mask) if not k] == removed and "r3" in removed
+
+
+def test_score_columns_name_the_training_ids_without_a_score():
+    columns = ScoreColumns.collect([{"id": "a", "confidence": 0.5}, {"id": "b", "confidence": 0.7}])
+    confidence, statistic, missing = columns.align(["b", "x", "a", "y"])
+    assert missing == ["x", "y"] and statistic is None
+    assert confidence[0] == 0.7 and confidence[2] == 0.5

@@ -9,9 +9,10 @@ import pytest
 
 from clearcurate.expectations import (
     ExpectationError,
+    InstructionColumns,
     ValidateConfig,
     instruction_suite,
-    outcome_frame,
+    outcome_columns,
     outcome_suite,
     scored_suite,
     validate,
@@ -22,6 +23,11 @@ KEPT, CORRECTED, REMOVED, QUARANTINED = Outcome.KEPT, Outcome.CORRECTED, Outcome
 
 pd = pytest.importorskip("pandas")
 CFG = ValidateConfig(min_chars=1, max_chars=40, max_removed_share=0.5)
+
+
+def outcome_frame(outcomes, scores, gamma):
+    return outcome_columns([o["id"] for o in outcomes], [str(o["outcome"]) for o in outcomes],
+                           [scores.get(o["id"], float("nan")) for o in outcomes], gamma)
 
 
 def _failures(frame, suite, tmp_path, name="t") -> str:
@@ -101,3 +107,21 @@ def test_config_validation():
         ValidateConfig(max_removed_share=1.5)
     with pytest.raises(ValueError):
         ValidateConfig(min_chars=10, max_chars=5)
+
+
+def test_instruction_columns_give_the_full_texts_verdicts_and_reported_values(tmp_path):
+    rows = [{"id": "a", "prompt": "What is the capital?", "response": "Paris"},
+            {"id": "b", "prompt": "Q" * 41, "response": "too long a prompt"},  # CFG.max_chars is 40
+            {"id": "c", "prompt": "Sky?", "response": ""},  # shorter than min_chars
+            {"id": "d", "prompt": None, "response": "no prompt"},
+            {"id": "e", "prompt": "Another question", "response": "fine"}]
+    columns = InstructionColumns(CFG)
+    for row in rows:
+        columns.add(row)
+    compact = columns.frame()
+    assert compact["prompt"][0] is compact["prompt"][4]  # passing texts share one stand-in
+    full = pd.DataFrame({c: [r[c] for r in rows] for c in ("id", "prompt", "response")})
+    messages = [_failures(frame, instruction_suite(CFG), tmp_path / d) for frame, d in ((compact, "compact"), (full, "full"))]
+    assert messages[0].split("\n", 1)[1] == messages[1].split("\n", 1)[1]  # the first line names the report's folder
+    reported = [json.loads((tmp_path / d / "t.json").read_text())["results"] for d in ("compact", "full")]
+    assert [r["result"] for r in reported[0]] == [r["result"] for r in reported[1]]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clearcurate.ingest import IngestConfig, load_rows
+from clearcurate.ingest import IngestConfig, _json_lines, _streamed_json_lines, _Utf8Check, iter_rows, load_rows
 from clearcurate.records import InputError, content_id
 
 GOOD = [{"id": "a", "prompt": "Capital of France?", "response": "Paris"},
@@ -281,3 +281,33 @@ def test_parquet_values_of_any_type_are_kept_as_json(tmp_path):
     assert [r["id"] for r in rows] == ["1"] and rows[0]["when"].startswith("2024-01-01")
     json.dumps(rows, allow_nan=False)
     assert (bad[0]["code"], bad[0]["line"], bad[0]["id"]) == ("non_finite", 2, "2")
+
+
+def test_streamed_jsonl_reads_every_line_as_the_whole_file_reader_does(tmp_path):
+    lines = [b"\xef\xbb\xbf" + json.dumps(GOOD[0]).encode(), b"", b"   ", b'{"id": "x", "prompt": "caf\xe9"}', b"{oops",
+             json.dumps({"prompt": "Qu\u00e9?", "response": "s\u00ed"}, ensure_ascii=False).encode(), b"[1, 2]", b'"\r"\r']
+    path = _jsonl(tmp_path, lines)
+    streamed = list(_streamed_json_lines(path, _Utf8Check()))
+    assert streamed == list(_json_lines(path, path.read_bytes(), "utf-8"))
+    assert [s.line for s in streamed] == [1, 4, 5, 6, 7, 8]
+
+
+def test_iter_rows_streams_rows_then_raises_a_file_level_problem_at_the_end(tmp_path):
+    path = _jsonl(tmp_path, [*GOOD, b"\xe9t\xe9", b"caf\xe9"])  # two lines of cp1252: the file is not UTF-8
+    quarantine = []
+    rows = iter_rows(path, IngestConfig(), quarantine)
+    assert next(rows)["id"] == "a"  # a row before the file was read to its end
+    with pytest.raises(InputError, match=r"not UTF-8 \(invalid bytes on lines 3, 4; it looks like cp1252\)"):
+        list(rows)
+    assert [q["line"] for q in quarantine] == [3, 4]
+
+
+def test_parquet_is_read_in_batches_with_row_numbers_across_them(tmp_path):
+    pd = pytest.importorskip("pandas")
+    n = 25_001  # three batches of 10,000
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "prompt": ["Q?"] * n, "response": [f"a{i}" for i in range(n)]})
+    frame.loc[n - 1, "response"] = None
+    frame.to_parquet(tmp_path / "big.parquet")
+    rows, bad = load_rows(tmp_path / "big.parquet", IngestConfig())
+    assert len(rows) == n - 1 and rows[-1]["id"] == f"r{n - 2}"
+    assert [(q["line"], q["code"]) for q in bad] == [(n, "missing_field")]

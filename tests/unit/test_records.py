@@ -4,7 +4,9 @@ import pytest
 
 from clearcurate.records import (
     InputError,
+    atomic_jsonl,
     content_id,
+    iter_jsonl,
     read_jsonl,
     write_jsonl,
 )
@@ -50,3 +52,27 @@ def test_atomic_dir_leaves_nothing_half_written(tmp_path):
         raise RuntimeError("killed while writing")
     assert (target / "weights.bin").read_bytes() == b"v1"  # the previous output, intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # no temporary left behind
+
+
+def test_iter_jsonl_yields_rows_before_it_reaches_a_bad_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": 1}\n\n{"id": 2}\nnot json\n', encoding="utf-8")
+    rows = iter_jsonl(path)
+    assert next(rows) == {"id": 1} and next(rows) == {"id": 2}  # streamed: the bad line is not read yet
+    with pytest.raises(InputError, match="rows.jsonl:4: invalid JSON"):
+        next(rows)
+
+
+def test_atomic_jsonl_renames_only_a_complete_file_and_keeps_the_old_one_on_failure(tmp_path):
+    path = tmp_path / "out" / "rows.jsonl"
+    with atomic_jsonl(path) as out:
+        out.write({"id": "a"})
+        out.write({"id": "b", "text": "é"})
+        assert not path.exists()  # nothing in place until the block ends
+    assert out.count == 2 and read_jsonl(path) == [{"id": "a"}, {"id": "b", "text": "é"}]
+    with pytest.raises(RuntimeError, match="gate failed"):
+        with atomic_jsonl(path) as out:
+            out.write({"id": "c"})
+            raise RuntimeError("gate failed")
+    assert read_jsonl(path) == [{"id": "a"}, {"id": "b", "text": "é"}]
+    assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]  # no temp file left behind

@@ -36,10 +36,10 @@ def test_the_ledger_accounts_for_every_row_once_with_its_reason():
     decisions = [{"id": "b", "outcome": "corrected", "reason": "candidate preferred", "confidence": 0.9},
                  {"id": "c", "outcome": "removed", "reason": "candidate confidence 0.1 <= eta 0.8", "confidence": 0.1}]
     quarantined = [{"source": "raw.jsonl", "line": 7, "id": "a", "code": "duplicate_id", "reason": "duplicate id 'a'"}]
-    entries = ledger(kept, decisions, quarantined)
+    entries = list(ledger(kept, decisions, quarantined))
     assert [(e["id"], e["outcome"]) for e in entries] == [
         ("a", Outcome.KEPT), ("b", Outcome.CORRECTED), ("c", Outcome.REMOVED), ("raw.jsonl:7", Outcome.QUARANTINED)]
     assert all(e["reason"] for e in entries)
     assert entries[-1]["code"] == "duplicate_id" and entries[-1]["row_id"] == "a"
     with pytest.raises(ValueError, match="'maybe' is not a valid Outcome"):
-        ledger([], [{"id": "x", "outcome": "maybe", "reason": "?", "confidence": 0.0}], [])
+        list(ledger([], [{"id": "x", "outcome": "maybe", "reason": "?", "confidence": 0.0}], []))
