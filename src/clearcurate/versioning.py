@@ -3,16 +3,21 @@
 `dvc diff` says that a file's hash changed; a team reviewing a curation change wants to know
 which rows were added, dropped or rewritten, whose confidence moved, and which decisions
 flipped when a threshold changed. Both revisions are read through `dvc.api.open` (from the
-local DVC cache, else the default remote), so nothing has to be checked out. The comparison
-itself (`diff_rows`, `diff_outcomes`) is pure and works on dicts keyed by row id.
+local DVC cache, else the default remote), so nothing has to be checked out. Files are streamed:
+a first pass keeps each row's decision, or a digest of its response and its confidence, and a
+second pass fetches the full rows of only those that changed, so a million rows fit in a few
+hundred MB. The comparison itself (`diff_summaries`, `diff_rows`, `diff_outcomes`) is pure and
+works on dicts keyed by row id.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,22 +35,35 @@ CONFIDENCE_TOLERANCE = 1e-6  # float noise below this is not a change
 TEXT_WIDTH = 80  # prompts and responses of flipped rows, one line each, in text and markdown
 
 
-def read_rows(path: str, rev: str | None, repo: str | None = None) -> dict[str, Record]:
-    """Rows of a JSONL file at a git revision, by id (streamed; a bad line names file, rev and line)."""
+def iter_rows(path: str, rev: str | None, repo: str | None = None) -> Iterator[Record]:
+    """Rows of a JSONL file at a git revision, one at a time (a bad line names file, rev and line)."""
     import dvc.api
 
-    rows: dict[str, Record] = {}
     where = f"{path}@{rev or 'workspace'}"
     try:
         with dvc.api.open(path, repo=repo, rev=rev, mode="r", encoding="utf-8") as handle:
             for number, row in enumerate(parse_jsonl(handle, where), start=1):
                 if "id" not in row:
                     raise InputError(f"{where}: row {number} has no 'id'")
-                rows[str(row["id"])] = row
+                yield row
     except InputError:
         raise
     except Exception as err:  # dvc/scmrepo raise many types: unknown revision, path missing, no remote...
         raise InputError(f"{where}: {_read_hint(err, path, rev, repo)}") from None
+
+
+def _id(row: Record) -> str:
+    """The row's id as a key; interned, so the same id read from two revisions is one string in memory."""
+    return sys.intern(str(row["id"]))
+
+
+def read_rows(path: str, rev: str | None, repo: str | None = None, ids: Collection[str] | None = None) -> dict[str, Record]:
+    """Rows of a JSONL file at a git revision, by id (all, or only those in `ids`; a repeated id keeps its last row)."""
+    rows: dict[str, Record] = {}
+    for row in iter_rows(path, rev, repo):
+        i = _id(row)
+        if ids is None or i in ids:
+            rows[i] = row
     return rows
 
 
@@ -121,6 +139,40 @@ class RowDiff:
         }
 
 
+def diff_summaries(
+    a: Mapping[str, object], b: Mapping[str, object], conf_a: Mapping[str, float], conf_b: Mapping[str, float]
+) -> RowDiff:
+    """Added / removed ids, changed responses and moved confidences (ids in both versions only) from
+    each row's response, or anything that is equal exactly when the responses are (a digest).
+    `response_changed` maps each such id to "" until `fill_word_diffs` gives it its diff."""
+    out = RowDiff(rows_a=len(a), rows_b=len(b))
+    out.added = [i for i in b if i not in a]
+    out.removed = [i for i in a if i not in b]
+    for i, response in b.items():
+        if i not in a:
+            continue
+        if a[i] != response:
+            out.response_changed[i] = ""
+        if i in conf_a and i in conf_b and abs(float(conf_a[i]) - float(conf_b[i])) > CONFIDENCE_TOLERANCE:
+            out.confidence_changed[i] = (float(conf_a[i]), float(conf_b[i]))
+    return out
+
+
+def fill_word_diffs(diff: RowDiff, old: Mapping[str, str], new: Mapping[str, str]) -> RowDiff:
+    """Each changed response's word diff, from the two texts of those rows."""
+    for i in diff.response_changed:
+        diff.response_changed[i] = word_diff(old[i], new[i])
+    return diff
+
+
+def _response(row: Record) -> str:
+    return str(row.get("response", ""))
+
+
+def _own_confidences(rows: Mapping[str, Record]) -> dict[str, float]:
+    return {i: r["confidence"] for i, r in rows.items() if "confidence" in r}
+
+
 def diff_rows(
     a: Mapping[str, Record],
     b: Mapping[str, Record],
@@ -128,20 +180,10 @@ def diff_rows(
     conf_b: Mapping[str, float] | None = None,
 ) -> RowDiff:
     """Added / removed ids, rewritten responses and moved confidences (ids in both versions only)."""
-    out = RowDiff(rows_a=len(a), rows_b=len(b))
-    out.added = [i for i in b if i not in a]
-    out.removed = [i for i in a if i not in b]
-    conf_a = conf_a or {i: r["confidence"] for i, r in a.items() if "confidence" in r}
-    conf_b = conf_b or {i: r["confidence"] for i, r in b.items() if "confidence" in r}
-    for i, row in b.items():
-        if i not in a:
-            continue
-        old, new = str(a[i].get("response", "")), str(row.get("response", ""))
-        if old != new:
-            out.response_changed[i] = word_diff(old, new)
-        if i in conf_a and i in conf_b and abs(float(conf_a[i]) - float(conf_b[i])) > CONFIDENCE_TOLERANCE:
-            out.confidence_changed[i] = (float(conf_a[i]), float(conf_b[i]))
-    return out
+    old = {i: _response(r) for i, r in a.items()}
+    new = {i: _response(r) for i, r in b.items()}
+    diff = diff_summaries(old, new, conf_a or _own_confidences(a), conf_b or _own_confidences(b))
+    return fill_word_diffs(diff, old, new)
 
 
 @dataclass
@@ -165,17 +207,23 @@ def diff_outcomes(stage: str, a: Mapping[str, str], b: Mapping[str, str]) -> Out
     return OutcomeDiff(stage, dict(Counter(a.values())), dict(Counter(b.values())), flipped)
 
 
-def read_decisions(stage: str, rev: str | None, repo: str | None = None) -> tuple[dict[str, str], dict[str, Record]]:
-    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger), and its row."""
+def read_decisions(stage: str, rev: str | None, repo: str | None = None) -> dict[str, str]:
+    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger), streamed."""
     if stage not in STAGE_DECISIONS:
         raise ValueError(f"unknown stage {stage!r}: use one of {sorted(STAGE_DECISIONS)}")
     outcomes: dict[str, str] = {}
-    rows: dict[str, Record] = {}
     for path, label in STAGE_DECISIONS[stage]:
-        for i, row in read_rows(path, rev, repo).items():
-            outcomes[i] = label if label is not None else str(row["outcome"])
-            rows[i] = row
-    return outcomes, rows
+        for row in iter_rows(path, rev, repo):
+            outcomes[_id(row)] = label if label is not None else sys.intern(str(row["outcome"]))
+    return outcomes
+
+
+def _decision_rows(stage: str, rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, Record]:
+    """The decision rows of `ids` in one run of `stage` (a second pass, for the rows that flipped)."""
+    rows: dict[str, Record] = {}
+    for path, _ in STAGE_DECISIONS[stage]:
+        rows.update(read_rows(path, rev, repo, ids))
+    return rows
 
 
 def describe_flipped(
@@ -210,37 +258,65 @@ def _confidence_of(i: str, scored: Mapping[str, float] | None, rows: Mapping[str
 
 def diff_stage(stage: str, rev_a: str | None, rev_b: str | None, repo: str | None = None) -> OutcomeDiff:
     """The decisions of two runs of `stage`, with each flipped row's prompt, response and confidences."""
-    outcomes_a, rows_a = read_decisions(stage, rev_a, repo)
-    outcomes_b, rows_b = read_decisions(stage, rev_b, repo)
-    diff = diff_outcomes(stage, outcomes_a, outcomes_b)
+    diff = diff_outcomes(stage, read_decisions(stage, rev_a, repo), read_decisions(stage, rev_b, repo))
     if not diff.flipped:
         return diff
+    flipped = set(diff.flipped)
+    rows_a, rows_b = _decision_rows(stage, rev_a, repo, flipped), _decision_rows(stage, rev_b, repo, flipped)
     texts = None
     if any("prompt" not in (rows_b.get(i) or rows_a.get(i) or {}) for i in diff.flipped):  # the ledger has ids only
-        texts = _rows_or_none(PREPARED, rev_b, repo) or _rows_or_none(PREPARED, rev_a, repo)
-    return describe_flipped(diff, rows_a, rows_b, _confidences(rev_a, repo), _confidences(rev_b, repo), texts)
+        texts = _rows_or_none(PREPARED, rev_b, repo, flipped) or _rows_or_none(PREPARED, rev_a, repo, flipped)
+    return describe_flipped(diff, rows_a, rows_b, _confidences(rev_a, repo, flipped), _confidences(rev_b, repo, flipped), texts)
 
 
-def _rows_or_none(path: str, rev: str | None, repo: str | None) -> dict[str, Record] | None:
+def _rows_or_none(path: str, rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, Record] | None:
     try:
-        return read_rows(path, rev, repo)
+        return read_rows(path, rev, repo, ids)
     except InputError:
         return None
 
 
-def _confidences(rev: str | None, repo: str | None) -> dict[str, float] | None:
-    """Each row's confidence at `rev`, or None when that revision has no scores (then only response changes are reported)."""
-    scored = _rows_or_none(SCORED, rev, repo)
-    return None if scored is None else {i: float(r["confidence"]) for i, r in scored.items() if "confidence" in r}
+def _confidences(rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, float] | None:
+    """The confidence of each row of `ids` at `rev`, or None when that revision has no scores (then only
+    response changes are reported); streamed, so only these floats are kept."""
+    try:
+        return {i: float(r["confidence"]) for r in iter_rows(SCORED, rev, repo) if "confidence" in r and (i := _id(r)) in ids}
+    except InputError:
+        return None
+
+
+def _summaries(path: str, rev: str | None, repo: str | None) -> tuple[dict[str, bytes], dict[str, float]]:
+    """Each row's response digest and its own confidence (where it has one): what `diff_summaries` compares."""
+    digests: dict[str, bytes] = {}
+    own: dict[str, float] = {}
+    for row in iter_rows(path, rev, repo):
+        i = _id(row)
+        digests[i] = hashlib.blake2b(_response(row).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        if "confidence" in row:
+            own[i] = row["confidence"]
+        else:
+            own.pop(i, None)
+    return digests, own
 
 
 def diff_revisions(rev_a: str, rev_b: str, path: str = CURATED, repo: str | None = None) -> RowDiff:
-    """Diff one dataset between two revisions; confidences come from the rows or else the scored set."""
-    a, b = read_rows(path, rev_a, repo), read_rows(path, rev_b, repo)
-    has_own = any("confidence" in r for r in a.values()) and any("confidence" in r for r in b.values())
-    conf_a = None if has_own else _confidences(rev_a, repo)
-    conf_b = None if has_own else _confidences(rev_b, repo)
-    return diff_rows(a, b, conf_a, conf_b)
+    """Diff one dataset between two revisions; confidences come from the rows or else the scored set.
+
+    Streamed: a first pass compares digests of the responses, a second fetches the texts of the changed ones.
+    """
+    a, own_a = _summaries(path, rev_a, repo)
+    b, own_b = _summaries(path, rev_b, repo)
+    has_own = bool(own_a) and bool(own_b)
+    common = None if has_own else {i for i in b if i in a}
+    conf_a = own_a if has_own else _confidences(rev_a, repo, common) or own_a
+    conf_b = own_b if has_own else _confidences(rev_b, repo, common) or own_b
+    diff = diff_summaries(a, b, conf_a, conf_b)
+    if diff.response_changed:
+        changed = set(diff.response_changed)
+        old = {i: _response(r) for i, r in read_rows(path, rev_a, repo, changed).items()}
+        new = {i: _response(r) for i, r in read_rows(path, rev_b, repo, changed).items()}
+        fill_word_diffs(diff, old, new)
+    return diff
 
 
 # ---- rendering ------------------------------------------------------------------------------

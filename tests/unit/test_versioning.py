@@ -4,8 +4,27 @@ tests/integration/test_versioning_pipeline.py)."""
 from __future__ import annotations
 
 import json
+import random
+from dataclasses import asdict
 
-from clearcurate.versioning import describe_flipped, diff_outcomes, diff_rows, one_line, render_outcomes, render_rows, word_diff
+import pytest
+
+from clearcurate.versioning import (
+    PREPARED,
+    SCORED,
+    STAGE_DECISIONS,
+    describe_flipped,
+    diff_outcomes,
+    diff_revisions,
+    diff_rows,
+    diff_stage,
+    one_line,
+    read_rows,
+    render_outcomes,
+    render_rows,
+    word_diff,
+)
+from helpers import run_cmd
 
 
 def test_word_diff_marks_changes_and_elides_long_unchanged_runs():
@@ -64,3 +83,78 @@ def test_flipped_rows_show_their_text_on_one_line_and_both_confidences():
     text = render_outcomes(diff, "t", "text")
     assert "  1: removed -> corrected (confidence 0.1000 -> n/a)" in text and "      prompt:   Capital of France?" in text
     assert json.loads(render_outcomes(diff, "t", "json"))["rows"]["1"]["prompt"] == "Capital of\nFrance?"  # JSON: in full
+
+
+def _write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """A git + DVC repo with 300 rows: a committed run and another in the workspace (added, dropped,
+    rewritten and rescored rows, decisions that flip in filter and in the correct ledger)."""
+    from dvc.repo import Repo
+
+    repo = tmp_path_factory.mktemp("two_runs")
+    run_cmd(["git", "init", "-q"], repo)
+    Repo.init(str(repo)).close()
+    rng = random.Random(0)
+    words = "the cat sat on a mat in sun today".split()
+    rows = {f"r{i}": {"id": f"r{i}", "prompt": f"Q{i} " + " ".join(rng.choices(words, k=8)), "response": " ".join(rng.choices(words, k=5))}
+            for i in range(300)}
+    for run in (1, 2):
+        if run == 2:
+            run_cmd(["git", "add", "-A"], repo)
+            run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "run 1"], repo)
+            for i in rng.sample(sorted(rows), 20):
+                rows[i] = {**rows[i], "response": rows[i]["response"] + " and the mat"}
+            for i in rng.sample(sorted(rows), 10):
+                del rows[i]
+            rows.update({f"n{i}": {"id": f"n{i}", "prompt": f"new {i}", "response": "sun"} for i in range(7)})
+        conf = {i: rng.random() for i in rows}
+        gamma = 0.3 if run == 1 else 0.4
+        _write(repo / PREPARED, rows.values())
+        _write(repo / SCORED, [{"id": i, "confidence": c, "samples": ["x"]} for i, c in conf.items()])
+        _write(repo / "data/filtered/kept.jsonl", [r for i, r in rows.items() if conf[i] >= gamma])
+        _write(repo / "data/filtered/removed.jsonl", [{**r, "confidence": conf[i]} for i, r in rows.items() if conf[i] < gamma])
+        _write(repo / "data/curated/train.jsonl", [r for i, r in rows.items() if conf[i] >= gamma])
+        ledger = [{"id": i, "outcome": "kept" if conf[i] >= gamma else rng.choice(["removed", "corrected"]), "reason": "r"} for i in rows]
+        _write(repo / "data/curated/outcomes.jsonl", [*ledger, {"id": "raw.jsonl:3", "outcome": "quarantined", "reason": "q"}])
+    return str(repo)
+
+
+def _in_memory_stage_diff(stage, repo):
+    """`diff_stage` as it was computed with every row of both runs in memory: the reference."""
+    def decisions(rev):
+        outcomes, rows = {}, {}
+        for path, label in STAGE_DECISIONS[stage]:
+            for i, row in read_rows(path, rev, repo).items():
+                outcomes[i], rows[i] = label if label is not None else str(row["outcome"]), row
+        return outcomes, rows
+
+    def confidences(rev):
+        return {i: float(r["confidence"]) for i, r in read_rows(SCORED, rev, repo).items()}
+
+    (outcomes_a, rows_a), (outcomes_b, rows_b) = decisions("HEAD"), decisions(None)
+    diff = diff_outcomes(stage, outcomes_a, outcomes_b)
+    return describe_flipped(diff, rows_a, rows_b, confidences("HEAD"), confidences(None), read_rows(PREPARED, None, repo))
+
+
+@pytest.mark.parametrize("stage", ["filter", "correct"])
+def test_streamed_stage_diff_equals_the_in_memory_diff(two_runs, stage):
+    streamed = diff_stage(stage, "HEAD", None, two_runs)
+    assert len(streamed.flipped) > 20 and sum(bool(r["prompt"]) for r in streamed.rows.values()) > 20
+    assert asdict(streamed) == asdict(_in_memory_stage_diff(stage, two_runs))
+
+
+def test_streamed_row_diff_equals_the_in_memory_diff(two_runs):
+    path = "data/curated/train.jsonl"
+    streamed = diff_revisions("HEAD", None, path, two_runs)
+    conf = [{i: float(r["confidence"]) for i, r in read_rows(SCORED, rev, two_runs).items()} for rev in ("HEAD", None)]
+    expected = diff_rows(read_rows(path, "HEAD", two_runs), read_rows(path, None, two_runs), *conf)
+    assert streamed.response_changed and streamed.confidence_changed and streamed.added and streamed.removed
+    assert asdict(streamed) == asdict(expected)
+    own = diff_revisions("HEAD", None, "data/filtered/removed.jsonl", two_runs)  # rows with their own confidence
+    assert asdict(own) == asdict(diff_rows(read_rows("data/filtered/removed.jsonl", "HEAD", two_runs),
+                                           read_rows("data/filtered/removed.jsonl", None, two_runs)))
