@@ -53,9 +53,9 @@ def main() -> None:
     for e in entries():
         ids.append(e["id"])
         outcomes.append(e["outcome"].value)
-    suite = outcome_suite(upstream, gamma, p.validate)
-    validate("curated", outcome_columns(ids, outcomes, [scores.get(i, math.nan) for i in ids], gamma), suite, p.validate, args.validation)
-    del ids, outcomes, upstream
+    frame = outcome_columns(ids, outcomes, [scores.get(i, math.nan) for i in ids], gamma, input_ids=upstream)
+    validate("curated", frame, outcome_suite(len(upstream), gamma, p.validate), p.validate, args.validation)
+    del ids, outcomes, upstream, frame
     write_jsonl(args.curated, chain(iter_jsonl(args.kept), corrected))
     write_jsonl(args.changes, (d for d in decisions if d["outcome"] == Outcome.CORRECTED))
     write_jsonl(args.decisions, decisions)

@@ -38,9 +38,9 @@ def main() -> None:
         log.info("estimated noisy share %.3f (quantile: auto): removing the lowest-scored rows up to it", cut.estimated_noise_share)
     kept = keep_mask(confidence, gamma)
     outcomes = [Outcome.KEPT.value if k else Outcome.REMOVED.value for k in kept]
-    suite = outcome_suite(ids, gamma, p.validate)
-    validate("filtered", outcome_columns(ids, outcomes, confidence, gamma), suite, p.validate, args.validation)
-    del outcomes
+    frame = outcome_columns(ids, outcomes, confidence, gamma, input_ids=ids)
+    validate("filtered", frame, outcome_suite(len(ids), gamma, p.validate), p.validate, args.validation)
+    del outcomes, frame
     reason = f"confidence < gamma {gamma:.4f}"
     with atomic_jsonl(args.kept) as kept_out, atomic_jsonl(args.removed) as removed_out:
         for k, row in enumerate(iter_jsonl(args.train)):

@@ -27,7 +27,7 @@ CFG = ValidateConfig(min_chars=1, max_chars=40, max_removed_share=0.5)
 
 def outcome_frame(outcomes, scores, gamma):
     return outcome_columns([o["id"] for o in outcomes], [str(o["outcome"]) for o in outcomes],
-                           [scores.get(o["id"], float("nan")) for o in outcomes], gamma)
+                           [scores.get(o["id"], float("nan")) for o in outcomes], gamma, input_ids=list(scores))
 
 
 def _failures(frame, suite, tmp_path, name="t") -> str:
@@ -75,22 +75,22 @@ def test_outcomes_conserve_rows_and_bound_what_is_dropped(tmp_path):
     scores = {"a": 0.9, "b": 0.8, "c": 0.1, "d": 0.05}
     good = [{"id": "a", "outcome": KEPT}, {"id": "b", "outcome": KEPT},
             {"id": "c", "outcome": CORRECTED}, {"id": "d", "outcome": QUARANTINED}]
-    assert validate("outcomes", outcome_frame(good, scores, 0.2), outcome_suite(ids, 0.2, CFG), CFG, tmp_path)
+    assert validate("outcomes", outcome_frame(good, scores, 0.2), outcome_suite(len(ids), 0.2, CFG), CFG, tmp_path)
 
     lost_and_doubled = [{"id": "a", "outcome": KEPT}, {"id": "c", "outcome": REMOVED}, {"id": "c", "outcome": KEPT},
                         {"id": "x", "outcome": "misplaced"}]
-    msg = _failures(outcome_frame(lost_and_doubled, scores, 0.2), outcome_suite(ids, 0.2, CFG), tmp_path)
+    msg = _failures(outcome_frame(lost_and_doubled, scores, 0.2), outcome_suite(len(ids), 0.2, CFG), tmp_path)
     assert "expect_column_values_to_be_unique(id): 2 rows, e.g. ids c, c" in msg
-    assert "expect_column_values_to_be_in_set(id): 1 rows, e.g. ids x" in msg
+    assert "expect_column_values_to_be_in_set(id_in_input): 1 rows, e.g. ids x" in msg
     assert "expect_column_values_to_be_in_set(outcome)" in msg and "ids x" in msg
 
     corrected_above_gamma = [{"id": "a", "outcome": CORRECTED}, {"id": "b", "outcome": KEPT},
                              {"id": "c", "outcome": KEPT}, {"id": "d", "outcome": KEPT}]
-    msg = _failures(outcome_frame(corrected_above_gamma, scores, 0.2), outcome_suite(ids, 0.2, CFG), tmp_path)
+    msg = _failures(outcome_frame(corrected_above_gamma, scores, 0.2), outcome_suite(len(ids), 0.2, CFG), tmp_path)
     assert msg.count("\n") == 1 and "expect_column_values_to_be_in_set(corrected_below_gamma): 1 rows, e.g. ids a" in msg
 
     too_much_removed = [{"id": i, "outcome": REMOVED} for i in ("a", "b", "c")] + [{"id": "d", "outcome": KEPT}]
-    msg = _failures(outcome_frame(too_much_removed, scores, 0.2), outcome_suite(ids, 0.2, CFG), tmp_path)
+    msg = _failures(outcome_frame(too_much_removed, scores, 0.2), outcome_suite(len(ids), 0.2, CFG), tmp_path)
     assert "expect_column_values_to_be_in_set(outcome): 3 rows" in msg
 
 

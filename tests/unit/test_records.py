@@ -59,7 +59,7 @@ def test_iter_jsonl_yields_rows_before_it_reaches_a_bad_line(tmp_path):
     path.write_text('{"id": 1}\n\n{"id": 2}\nnot json\n', encoding="utf-8")
     rows = iter_jsonl(path)
     assert next(rows) == {"id": 1} and next(rows) == {"id": 2}  # streamed: the bad line is not read yet
-    with pytest.raises(InputError, match="rows.jsonl:4: invalid JSON"):
+    with pytest.raises(InputError, match=r"rows\.jsonl:4: invalid JSON"):
         next(rows)
 
 
@@ -70,9 +70,8 @@ def test_atomic_jsonl_renames_only_a_complete_file_and_keeps_the_old_one_on_fail
         out.write({"id": "b", "text": "é"})
         assert not path.exists()  # nothing in place until the block ends
     assert out.count == 2 and read_jsonl(path) == [{"id": "a"}, {"id": "b", "text": "é"}]
-    with pytest.raises(RuntimeError, match="gate failed"):
-        with atomic_jsonl(path) as out:
-            out.write({"id": "c"})
-            raise RuntimeError("gate failed")
+    with pytest.raises(RuntimeError, match="gate failed"), atomic_jsonl(path) as out:
+        out.write({"id": "c"})
+        raise RuntimeError("gate failed")
     assert read_jsonl(path) == [{"id": "a"}, {"id": "b", "text": "é"}]
     assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]  # no temp file left behind
