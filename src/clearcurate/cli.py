@@ -60,7 +60,8 @@ def _diff(args: argparse.Namespace) -> None:
     title_revs = f"{args.rev_a} -> {args.rev_b}"
     try:
         if args.stage:
-            diff = v.diff_stage(args.stage, rev_a, rev_b, args.repo)
+            shown = None if args.format == "json" else args.limit  # text and markdown show only `--limit` rows
+            diff = v.diff_stage(args.stage, rev_a, rev_b, args.repo, describe=shown)
             text = v.render_outcomes(diff, f"{args.stage} decisions, {title_revs}", args.format, args.limit)
         else:
             diff = v.diff_revisions(rev_a, rev_b, args.path, args.repo)

@@ -6,8 +6,8 @@ flipped when a threshold changed. Both revisions are read through `dvc.api.open`
 local DVC cache, else the default remote), so nothing has to be checked out. Files are streamed:
 a first pass keeps each row's decision, or a digest of its response and its confidence, and a
 second pass fetches the full rows of only those that changed, so a million rows fit in a few
-hundred MB. The comparison itself (`diff_summaries`, `diff_rows`, `diff_outcomes`) is pure and
-works on dicts keyed by row id.
+hundred MB. The comparison itself (`RowTable.diff`, `diff_rows`, `diff_outcomes`) is pure and
+works on rows keyed by id.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import sys
+from array import array
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -139,23 +141,73 @@ class RowDiff:
         }
 
 
-def diff_summaries(
-    a: Mapping[str, object], b: Mapping[str, object], conf_a: Mapping[str, float], conf_b: Mapping[str, float]
-) -> RowDiff:
-    """Added / removed ids, changed responses and moved confidences (ids in both versions only) from
-    each row's response, or anything that is equal exactly when the responses are (a digest).
-    `response_changed` maps each such id to "" until `fill_word_diffs` gives it its diff."""
-    out = RowDiff(rows_a=len(a), rows_b=len(b))
-    out.added = [i for i in b if i not in a]
-    out.removed = [i for i in a if i not in b]
-    for i, response in b.items():
-        if i not in a:
-            continue
-        if a[i] != response:
-            out.response_changed[i] = ""
-        if i in conf_a and i in conf_b and abs(float(conf_a[i]) - float(conf_b[i])) > CONFIDENCE_TOLERANCE:
-            out.confidence_changed[i] = (float(conf_a[i]), float(conf_b[i]))
-    return out
+class RowTable:
+    """Two versions of a dataset as the row diff needs them, in compact arrays: one slot per id (a
+    dict shared by both versions), each version's slots in the order its rows came, and per slot an
+    8-byte digest of the response and the confidence (the row's own, and the scored set's; NaN where
+    none). About 180 bytes a row for both versions, the id included, whatever the rows hold."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self._slot: dict[str, int] = {}
+        self._order = (array("q"), array("q"))
+        self._present = (bytearray(), bytearray())
+        self._digest = (array("Q"), array("Q"))
+        self._own = (array("d"), array("d"))
+        self._scored = (array("d"), array("d"))
+        self.scored_rows = [0, 0]  # rows with a confidence in each version's scored set
+
+    def _new_slot(self, i: str) -> int:
+        s = self._slot[i] = len(self.ids)
+        self.ids.append(i)
+        for k in (0, 1):
+            self._present[k].append(0)
+            self._digest[k].append(0)
+            self._own[k].append(math.nan)
+            self._scored[k].append(math.nan)
+        return s
+
+    def add(self, version: int, i: str, row: Record) -> None:
+        """A row of version 0 (a) or 1 (b); a repeated id keeps its first place and its last row's values."""
+        s = self._slot.get(i)
+        if s is None:
+            s = self._new_slot(i)
+        if not self._present[version][s]:
+            self._present[version][s] = 1
+            self._order[version].append(s)
+        text = _response(row).encode("utf-8", "surrogatepass")
+        self._digest[version][s] = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+        self._own[version][s] = float(row["confidence"]) if "confidence" in row else math.nan
+
+    def has_own(self, version: int) -> bool:
+        """Whether any row of the version carries its own confidence."""
+        own, present = self._own[version], self._present[version]
+        return any(not math.isnan(own[s]) for s in self._order[version] if present[s])
+
+    def add_scored(self, version: int, i: str, confidence: float) -> None:
+        """A confidence from the version's scored set (rows of neither version are skipped)."""
+        self.scored_rows[version] += 1
+        if (s := self._slot.get(i)) is not None:
+            self._scored[version][s] = float(confidence)
+
+    def diff(self, scored: tuple[bool, bool]) -> RowDiff:
+        """Added / removed ids, changed responses and moved confidences (ids in both versions only), with
+        each version's confidences from its scored set where `scored` says so, else the rows' own.
+        `response_changed` maps each such id to "" until `fill_word_diffs` gives it its diff."""
+        order, present, digest, ids = self._order, self._present, self._digest, self.ids
+        conf_a, conf_b = (self._scored[k] if scored[k] else self._own[k] for k in (0, 1))
+        out = RowDiff(rows_a=len(order[0]), rows_b=len(order[1]))
+        out.added = [ids[s] for s in order[1] if not present[0][s]]
+        out.removed = [ids[s] for s in order[0] if not present[1][s]]
+        for s in order[1]:
+            if not present[0][s]:
+                continue
+            if digest[0][s] != digest[1][s]:
+                out.response_changed[ids[s]] = ""
+            x, y = conf_a[s], conf_b[s]
+            if not (math.isnan(x) or math.isnan(y)) and abs(x - y) > CONFIDENCE_TOLERANCE:
+                out.confidence_changed[ids[s]] = (x, y)
+        return out
 
 
 def fill_word_diffs(diff: RowDiff, old: Mapping[str, str], new: Mapping[str, str]) -> RowDiff:
@@ -169,21 +221,22 @@ def _response(row: Record) -> str:
     return str(row.get("response", ""))
 
 
-def _own_confidences(rows: Mapping[str, Record]) -> dict[str, float]:
-    return {i: r["confidence"] for i, r in rows.items() if "confidence" in r}
-
-
 def diff_rows(
     a: Mapping[str, Record],
     b: Mapping[str, Record],
     conf_a: Mapping[str, float] | None = None,
     conf_b: Mapping[str, float] | None = None,
 ) -> RowDiff:
-    """Added / removed ids, rewritten responses and moved confidences (ids in both versions only)."""
-    old = {i: _response(r) for i, r in a.items()}
-    new = {i: _response(r) for i, r in b.items()}
-    diff = diff_summaries(old, new, conf_a or _own_confidences(a), conf_b or _own_confidences(b))
-    return fill_word_diffs(diff, old, new)
+    """Added / removed ids, rewritten responses and moved confidences (ids in both versions only);
+    confidences from `conf_a` / `conf_b` where given and not empty, else the rows' own."""
+    table = RowTable()
+    for version, rows, conf in ((0, a, conf_a), (1, b, conf_b)):
+        for i, row in rows.items():
+            table.add(version, i, row)
+        for i, c in (conf or {}).items():
+            table.add_scored(version, i, c)
+    diff = table.diff((bool(conf_a), bool(conf_b)))
+    return fill_word_diffs(diff, {i: _response(r) for i, r in a.items()}, {i: _response(r) for i, r in b.items()})
 
 
 @dataclass
@@ -233,12 +286,14 @@ def describe_flipped(
     conf_a: Mapping[str, float] | None = None,
     conf_b: Mapping[str, float] | None = None,
     texts: Mapping[str, Record] | None = None,
+    only: Collection[str] | None = None,
 ) -> OutcomeDiff:
     """Fill `diff.rows`: each flipped row's prompt and response (revision b's, else a's, else `texts`) and both confidences.
 
     Confidences come from the scored sets (`conf_a`, `conf_b`), else from the decision rows themselves.
+    With `only`, just those flipped rows are described.
     """
-    for i in diff.flipped:
+    for i in diff.flipped if only is None else (i for i in diff.flipped if i in only):
         source = next((r for r in (rows_b.get(i), rows_a.get(i), (texts or {}).get(i)) if r and "prompt" in r), {})
         diff.rows[i] = {
             "prompt": source.get("prompt"),
@@ -256,17 +311,19 @@ def _confidence_of(i: str, scored: Mapping[str, float] | None, rows: Mapping[str
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def diff_stage(stage: str, rev_a: str | None, rev_b: str | None, repo: str | None = None) -> OutcomeDiff:
-    """The decisions of two runs of `stage`, with each flipped row's prompt, response and confidences."""
+def diff_stage(stage: str, rev_a: str | None, rev_b: str | None, repo: str | None = None, describe: int | None = None) -> OutcomeDiff:
+    """The decisions of two runs of `stage`, with each flipped row's prompt, response and confidences
+    (only the first `describe` flipped rows', what a text report shows; None: every one's)."""
     diff = diff_outcomes(stage, read_decisions(stage, rev_a, repo), read_decisions(stage, rev_b, repo))
     if not diff.flipped:
         return diff
-    flipped = set(diff.flipped)
+    flipped = set(diff.flipped) if describe is None else set(list(diff.flipped)[: max(describe, 0)])
     rows_a, rows_b = _decision_rows(stage, rev_a, repo, flipped), _decision_rows(stage, rev_b, repo, flipped)
     texts = None
-    if any("prompt" not in (rows_b.get(i) or rows_a.get(i) or {}) for i in diff.flipped):  # the ledger has ids only
+    if any("prompt" not in (rows_b.get(i) or rows_a.get(i) or {}) for i in flipped):  # the ledger has ids only
         texts = _rows_or_none(PREPARED, rev_b, repo, flipped) or _rows_or_none(PREPARED, rev_a, repo, flipped)
-    return describe_flipped(diff, rows_a, rows_b, _confidences(rev_a, repo, flipped), _confidences(rev_b, repo, flipped), texts)
+    confidences = _confidences(rev_a, repo, flipped), _confidences(rev_b, repo, flipped)
+    return describe_flipped(diff, rows_a, rows_b, *confidences, texts, only=None if describe is None else flipped)
 
 
 def _rows_or_none(path: str, rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, Record] | None:
@@ -285,32 +342,27 @@ def _confidences(rev: str | None, repo: str | None, ids: Collection[str]) -> dic
         return None
 
 
-def _summaries(path: str, rev: str | None, repo: str | None) -> tuple[dict[str, bytes], dict[str, float]]:
-    """Each row's response digest and its own confidence (where it has one): what `diff_summaries` compares."""
-    digests: dict[str, bytes] = {}
-    own: dict[str, float] = {}
-    for row in iter_rows(path, rev, repo):
-        i = _id(row)
-        digests[i] = hashlib.blake2b(_response(row).encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        if "confidence" in row:
-            own[i] = row["confidence"]
-        else:
-            own.pop(i, None)
-    return digests, own
-
-
 def diff_revisions(rev_a: str, rev_b: str, path: str = CURATED, repo: str | None = None) -> RowDiff:
     """Diff one dataset between two revisions; confidences come from the rows or else the scored set.
 
-    Streamed: a first pass compares digests of the responses, a second fetches the texts of the changed ones.
+    Streamed: a first pass fills a `RowTable` (digests of the responses, confidences), a second
+    fetches the texts of the changed responses for their word diffs.
     """
-    a, own_a = _summaries(path, rev_a, repo)
-    b, own_b = _summaries(path, rev_b, repo)
-    has_own = bool(own_a) and bool(own_b)
-    common = None if has_own else {i for i in b if i in a}
-    conf_a = own_a if has_own else _confidences(rev_a, repo, common) or own_a
-    conf_b = own_b if has_own else _confidences(rev_b, repo, common) or own_b
-    diff = diff_summaries(a, b, conf_a, conf_b)
+    table = RowTable()
+    for version, rev in enumerate((rev_a, rev_b)):
+        for row in iter_rows(path, rev, repo):
+            table.add(version, str(row["id"]), row)
+    use_scored = [False, False]
+    if not (table.has_own(0) and table.has_own(1)):
+        for version, rev in enumerate((rev_a, rev_b)):
+            try:
+                for row in iter_rows(SCORED, rev, repo):
+                    if "confidence" in row:
+                        table.add_scored(version, str(row["id"]), row["confidence"])
+            except InputError:  # no scores at that revision: only response changes are reported
+                continue
+            use_scored[version] = table.scored_rows[version] > 0
+    diff = table.diff((use_scored[0], use_scored[1]))
     if diff.response_changed:
         changed = set(diff.response_changed)
         old = {i: _response(r) for i, r in read_rows(path, rev_a, repo, changed).items()}

@@ -158,3 +158,11 @@ def test_streamed_row_diff_equals_the_in_memory_diff(two_runs):
     own = diff_revisions("HEAD", None, "data/filtered/removed.jsonl", two_runs)  # rows with their own confidence
     assert asdict(own) == asdict(diff_rows(read_rows("data/filtered/removed.jsonl", "HEAD", two_runs),
                                            read_rows("data/filtered/removed.jsonl", None, two_runs)))
+
+
+def test_a_text_report_describes_only_the_rows_it_shows(two_runs):
+    full = diff_stage("filter", "HEAD", None, two_runs)
+    shown = diff_stage("filter", "HEAD", None, two_runs, describe=5)
+    assert shown.flipped == full.flipped and list(shown.rows) == list(full.flipped)[:5]
+    for fmt in ("text", "markdown"):
+        assert render_outcomes(shown, "t", fmt, limit=5) == render_outcomes(full, "t", fmt, limit=5)
