@@ -16,7 +16,6 @@ import difflib
 import hashlib
 import json
 import math
-import sys
 from array import array
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
@@ -54,16 +53,11 @@ def iter_rows(path: str, rev: str | None, repo: str | None = None) -> Iterator[R
         raise InputError(f"{where}: {_read_hint(err, path, rev, repo)}") from None
 
 
-def _id(row: Record) -> str:
-    """The row's id as a key; interned, so the same id read from two revisions is one string in memory."""
-    return sys.intern(str(row["id"]))
-
-
 def read_rows(path: str, rev: str | None, repo: str | None = None, ids: Collection[str] | None = None) -> dict[str, Record]:
     """Rows of a JSONL file at a git revision, by id (all, or only those in `ids`; a repeated id keeps its last row)."""
     rows: dict[str, Record] = {}
     for row in iter_rows(path, rev, repo):
-        i = _id(row)
+        i = str(row["id"])
         if ids is None or i in ids:
             rows[i] = row
     return rows
@@ -254,21 +248,64 @@ class OutcomeDiff:
         return dict(Counter(f"{x} -> {y}" for x, y in self.flipped.values()).most_common())
 
 
+class DecisionTable:
+    """Each row's decision in two runs, compactly: one slot per id (a dict shared by both runs), each
+    run's slots in the order its rows came, and a byte per slot naming the outcome (0: absent).
+    About 130 bytes a row for both runs, the id included."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self._slot: dict[str, int] = {}
+        self._labels: list[str] = []
+        self._order = (array("q"), array("q"))
+        self._outcome = (bytearray(), bytearray())
+
+    def add(self, run: int, i: str, label: str) -> None:
+        """Run 0's (a) or run 1's (b) decision on row `i`; a repeated id keeps its first place and its last decision."""
+        s = self._slot.get(i)
+        if s is None:
+            s = self._slot[i] = len(self.ids)
+            self.ids.append(i)
+            self._outcome[0].append(0)
+            self._outcome[1].append(0)
+        if label not in self._labels:
+            self._labels.append(label)
+        if not self._outcome[run][s]:
+            self._order[run].append(s)
+        self._outcome[run][s] = self._labels.index(label) + 1
+
+    def _label(self, run: int, s: int) -> str:
+        code = self._outcome[run][s]
+        return self._labels[code - 1] if code else "absent"
+
+    def diff(self, stage: str) -> OutcomeDiff:
+        """Counts per outcome in each run, and the rows whose decision differs (run a's order, then b's new rows)."""
+        (order_a, order_b), (out_a, out_b) = self._order, self._outcome
+        counts = [dict(Counter(self._label(run, s) for s in self._order[run])) for run in (0, 1)]
+        slots = [*order_a, *(s for s in order_b if not out_a[s])]
+        flipped = {self.ids[s]: (self._label(0, s), self._label(1, s)) for s in slots if out_a[s] != out_b[s]}
+        return OutcomeDiff(stage, counts[0], counts[1], flipped)
+
+
 def diff_outcomes(stage: str, a: Mapping[str, str], b: Mapping[str, str]) -> OutcomeDiff:
-    ids = list(a) + [i for i in b if i not in a]
-    flipped = {i: (a.get(i, "absent"), b.get(i, "absent")) for i in ids if a.get(i) != b.get(i)}
-    return OutcomeDiff(stage, dict(Counter(a.values())), dict(Counter(b.values())), flipped)
+    """The rows whose decision differs between two runs, from each run's decision by id."""
+    table = DecisionTable()
+    for run, decisions in enumerate((a, b)):
+        for i, label in decisions.items():
+            table.add(run, i, str(label))
+    return table.diff(stage)
 
 
-def read_decisions(stage: str, rev: str | None, repo: str | None = None) -> dict[str, str]:
-    """Each row's decision in one run of `stage` (filter: kept/removed; correct: the outcome ledger), streamed."""
+def read_decisions(stage: str, revs: tuple[str | None, str | None], repo: str | None = None) -> DecisionTable:
+    """Each row's decision in two runs of `stage` (filter: kept/removed; correct: the outcome ledger), streamed."""
     if stage not in STAGE_DECISIONS:
         raise ValueError(f"unknown stage {stage!r}: use one of {sorted(STAGE_DECISIONS)}")
-    outcomes: dict[str, str] = {}
-    for path, label in STAGE_DECISIONS[stage]:
-        for row in iter_rows(path, rev, repo):
-            outcomes[_id(row)] = label if label is not None else sys.intern(str(row["outcome"]))
-    return outcomes
+    table = DecisionTable()
+    for run, rev in enumerate(revs):
+        for path, label in STAGE_DECISIONS[stage]:
+            for row in iter_rows(path, rev, repo):
+                table.add(run, str(row["id"]), label if label is not None else str(row["outcome"]))
+    return table
 
 
 def _decision_rows(stage: str, rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, Record]:
@@ -314,7 +351,7 @@ def _confidence_of(i: str, scored: Mapping[str, float] | None, rows: Mapping[str
 def diff_stage(stage: str, rev_a: str | None, rev_b: str | None, repo: str | None = None, describe: int | None = None) -> OutcomeDiff:
     """The decisions of two runs of `stage`, with each flipped row's prompt, response and confidences
     (only the first `describe` flipped rows', what a text report shows; None: every one's)."""
-    diff = diff_outcomes(stage, read_decisions(stage, rev_a, repo), read_decisions(stage, rev_b, repo))
+    diff = read_decisions(stage, (rev_a, rev_b), repo).diff(stage)
     if not diff.flipped:
         return diff
     flipped = set(diff.flipped) if describe is None else set(list(diff.flipped)[: max(describe, 0)])
@@ -337,7 +374,7 @@ def _confidences(rev: str | None, repo: str | None, ids: Collection[str]) -> dic
     """The confidence of each row of `ids` at `rev`, or None when that revision has no scores (then only
     response changes are reported); streamed, so only these floats are kept."""
     try:
-        return {i: float(r["confidence"]) for r in iter_rows(SCORED, rev, repo) if "confidence" in r and (i := _id(r)) in ids}
+        return {i: float(r["confidence"]) for r in iter_rows(SCORED, rev, repo) if "confidence" in r and (i := str(r["id"])) in ids}
     except InputError:
         return None
 
