@@ -6,7 +6,9 @@ beforehand (training is not timed: it is the same work on either engine). A Ray 
 thread, so 2 workers on 2 cores compare fairly with 1 worker, and with the local engine at 1 and 2
 threads. A Ray run's time includes starting its workers (each loads the model); `first_result_s` says
 how much of it passed before the first block came back, `rows_per_second_after_first_result` what came after.
-The load average before and after each run says how busy the machine was. Prints JSON.
+How busy the machine was: the load average before and after each run, and `free_cores_before`, the CPU
+two busy processes got just before it (2.0 on an idle 2-core machine; with less, 2 workers cannot be
+twice as fast as 1). Prints JSON on stdout (logs go to stderr).
 
     .venv/bin/python benchmarks/scale/ray_workers.py --rows 96   # about 25 minutes on 2 CPU cores
 
@@ -18,12 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import redirect_stdout
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,18 +81,38 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def _spin(seconds: float, shares: multiprocessing.Queue) -> None:
+    wall, cpu = time.time(), time.process_time()
+    while time.time() - wall < seconds:
+        pass
+    shares.put((time.process_time() - cpu) / (time.time() - wall))
+
+
+def free_cores(seconds: float = 3.0) -> float:
+    """How many CPU cores two busy processes get right now (2.0 on an idle 2-core machine): what two workers
+    could use. On a shared machine other work takes its part, and no engine can scale past it."""
+    shares: multiprocessing.Queue = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_spin, args=(seconds, shares)) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    return round(sum(shares.get() for _ in procs), 2)
+
+
 def measure(name: str, score, rows: list[Record], folds: Path, work: Path) -> dict:
     """One timed scoring run from an empty row cache holding only the shared fold adapters."""
     cache_dir = work / name
     shutil.copytree(folds, cache_dir / "folds")
     cache = ScoreCache(cache_dir)
+    cores = free_cores()
     load_before = os.getloadavg()
     start = time.perf_counter()
     score(cache)
     seconds = time.perf_counter() - start
     assert cache.misses.get("samples") == len(rows), f"{name}: not every row was computed ({cache.misses})"
     log.info("%s: %d rows in %.1f s", name, len(rows), seconds)
-    return {"run": name, "seconds": round(seconds, 1), "rows_per_second": round(len(rows) / seconds, 4),
+    return {"run": name, "seconds": round(seconds, 1), "rows_per_second": round(len(rows) / seconds, 4), "free_cores_before": cores,
             "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -105,7 +130,7 @@ def main() -> None:
     rows = read_jsonl(args.data)[: args.rows]
     cfg, train_cfg = replace(p.score, engine="local"), p.train
     similarity = get_similarity(cfg.similarity)
-    with tempfile.TemporaryDirectory(prefix="ray-workers-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ray-workers-") as tmp, redirect_stdout(sys.stderr):  # the Trainer prints to stdout
         work = Path(tmp)
         base = args.base or convert_to_safetensors(p.model.name, work / "base", seed=p.model.seed)
         model_id = model_fingerprint(base)

@@ -50,29 +50,26 @@ def _free_port() -> int:
 def cluster() -> Iterator[str]:
     """A Ray head on 127.0.0.1 with 2 CPUs, in its own process group (stopped by signalling that group, never `ray stop`,
     which would stop every Ray instance of the machine)."""
-    address = f"127.0.0.1:{_free_port()}"
+    port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 characters
-    settings = {"RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}  # loopback only: no token to share with the driver
     head = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         f"--port={address.split(':')[1]}", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
-         "--disable-usage-stats", f"--temp-dir={temp}"],
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
         env=command_env(RAY_AUTH_MODE="disabled"), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
     try:
         deadline = time.monotonic() + 60
         while head.poll() is None and time.monotonic() < deadline:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", int(address.split(":")[1]))) == 0:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.2)
         assert head.poll() is None, "ray start --head failed"
-        yield address
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+            env.setenv("RAY_AUTH_MODE", "disabled")  # loopback only: no token to share with the driver
+            yield f"127.0.0.1:{port}"
     finally:
-        for name, value in previous.items():
-            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
         os.killpg(head.pid, signal.SIGKILL)  # the head and every process it started: nothing of the cluster is kept
         head.wait()
         shutil.rmtree(temp, ignore_errors=True)
