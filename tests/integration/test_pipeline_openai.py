@@ -18,7 +18,7 @@ KEY = SECRETS["OPENAI_API_KEY"]  # the server accepts only the planted key, whic
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    yield from local_openai_server(tiny_model_dir, "tiny-chat", KEY, timeout_sleep_s=2.0)
+    yield from local_openai_server(tiny_model_dir, "tiny-chat", KEY, timeout_sleep_s=10.0)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def repo(server, tmp_path_factory) -> Path:
 
     def openai(params: dict) -> None:
         params["model"]["backend"] = "openai"
-        params["openai"].update(base_url=url, model="tiny-chat", timeout_s=1.0, poll_s=0.2, max_concurrency=4,
+        params["openai"].update(base_url=url, model="tiny-chat", timeout_s=5.0, poll_s=0.2, max_concurrency=4,
                                 price_input_per_mtok=1.0, price_output_per_mtok=2.0)
         params["score"].update(recipe="paper", fewshot=1, weights={})
         params["correct"]["judge"] = "pairwise"  # the agreement judge needs log p(original), which chat APIs do not return
