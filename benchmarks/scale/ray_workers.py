@@ -10,7 +10,7 @@ How busy the machine was: the load average before and after each run, and `free_
 two busy processes got just before it (2.0 on an idle 2-core machine; with less, 2 workers cannot be
 twice as fast as 1). Prints JSON on stdout (logs go to stderr).
 
-    .venv/bin/python benchmarks/scale/ray_workers.py --rows 96   # about 25 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/scale/ray_workers.py --rows 48   # about 10 minutes on 2 free CPU cores
 
 Runs on a Ray cluster started here on 127.0.0.1 with every CPU, or on $RAY_ADDRESS when set.
 """
@@ -118,7 +118,7 @@ def measure(name: str, score, rows: list[Record], folds: Path, work: Path) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=96, help="rows scored by every run")
+    parser.add_argument("--rows", type=int, default=48, help="rows scored by every run")
     parser.add_argument("--data", type=Path, default=Path("data/raw/train.jsonl"), help="rows with id, prompt, response")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="score and train settings")
     parser.add_argument("--base", type=Path, default=None, help="a prepared base model (default: model.name converted here)")
