@@ -159,14 +159,7 @@ class ScoreWorker:
                  batch_size: int, threads: int) -> None:
         self.cfg = cfg
         self.base = _load(model_dir, model_id, batch_size, threads)
-        self._folder = tempfile.TemporaryDirectory(prefix="clearcurate-adapters-")
-        self.adapter_dirs: dict[str, Path] = {}
-        for name, files in adapters.items():
-            folder = Path(self._folder.name) / name
-            folder.mkdir()
-            for file, data in files.items():
-                (folder / file).write_bytes(data)
-            self.adapter_dirs[name] = folder
+        self.adapters = adapters  # kept as bytes: a killed actor leaves no files behind
         self.tuned = LocalLM(copy.deepcopy(self.base.model), self.base.tokenizer, batch_size, False) if adapters else None
         self._current: str | None = None
         self._merged = ExitStack()
@@ -177,7 +170,11 @@ class ScoreWorker:
         if adapter != self._current:
             self._merged.close()
             self._current = None
-            self._merged.enter_context(self.tuned.using(self.tuned.open_adapter(self.adapter_dirs[adapter])))
+            with tempfile.TemporaryDirectory(prefix="clearcurate-adapter-") as folder:  # only while peft reads it
+                for file, data in self.adapters[adapter].items():
+                    (Path(folder) / file).write_bytes(data)
+                adapted = self.tuned.open_adapter(folder)
+            self._merged.enter_context(self.tuned.using(adapted))
             self._current = adapter
         return self.tuned
 
