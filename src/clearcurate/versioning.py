@@ -5,8 +5,8 @@ which rows were added, dropped or rewritten, whose confidence moved, and which d
 flipped when a threshold changed. Both revisions are read through `dvc.api.open` (from the
 local DVC cache, else the default remote), so nothing has to be checked out. Files are streamed:
 a first pass keeps each row's decision, or a digest of its response and its confidence, and a
-second pass fetches the full rows of only those that changed, so a million rows fit in a few
-hundred MB. The comparison itself (`RowTable.diff`, `diff_rows`, `diff_outcomes`) is pure and
+second pass fetches the full rows of only those that changed, so a million rows fit in about
+200 MB. The comparison itself (`RowTable.diff`, `diff_rows`, `diff_outcomes`) is pure and
 works on rows keyed by id.
 """
 
@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 from clearcurate.records import InputError, Record, parse_jsonl
 
@@ -135,72 +137,143 @@ class RowDiff:
         }
 
 
-class RowTable:
-    """Two versions of a dataset as the row diff needs them, in compact arrays: one slot per id (a
-    dict shared by both versions), each version's slots in the order its rows came, and per slot an
-    8-byte digest of the response and the confidence (the row's own, and the scored set's; NaN where
-    none). About 180 bytes a row for both versions, the id included, whatever the rows hold."""
+class IdColumn:
+    """Ids in the order they came, compactly: their UTF-8 bytes end to end, where each ends, and a
+    64-bit digest each (about 30 bytes a row where a list and a dict of str would take about 170).
+
+    Rows are matched by digest. Two different ids of one version that share a digest are an error;
+    across versions a collision is not checked: its chance is about n^2 / 2^65 (3e-8 at a million rows).
+    """
 
     def __init__(self) -> None:
-        self.ids: list[str] = []
-        self._slot: dict[str, int] = {}
-        self._order = (array("q"), array("q"))
-        self._present = (bytearray(), bytearray())
+        self._blob = bytearray()
+        self._ends = array("Q")
+        self.digests = array("Q")
+
+    def append(self, i: str) -> None:
+        raw = i.encode("utf-8", "surrogatepass")
+        self._blob += raw
+        self._ends.append(len(self._blob))
+        self.digests.append(_digest(raw))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, pos: int) -> str:
+        start = self._ends[pos - 1] if pos else 0
+        return self._blob[start:self._ends[pos]].decode("utf-8", "surrogatepass")
+
+    def unique(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each distinct id once: its digest (sorted), where it came first, and where it came last."""
+        digests = np.frombuffer(self.digests, dtype=np.uint64) if len(self) else np.zeros(0, np.uint64)
+        order = np.argsort(digests, kind="stable").astype(np.int32 if len(self) < 2**31 else np.int64)
+        ordered = digests[order]
+        del digests
+        new = np.ones(len(order), dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        if new.all():  # no repeated id: the sort is the answer (no copies, which a million rows would feel)
+            return ordered, order, order
+        starts = np.flatnonzero(new)
+        ends = np.r_[starts[1:], len(order)] - 1
+        for group in np.flatnonzero(ends > starts):  # a repeated id (rare): the same text, or a digest collision
+            texts = {self[int(p)] for p in order[starts[group]:ends[group] + 1]}
+            if len(texts) > 1:
+                raise ValueError(f"ids {sorted(texts)} share a 64-bit digest; rename one of them")
+        return ordered[starts], order[starts], order[ends]
+
+
+def _digest(raw: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little")
+
+
+def _lookup(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Where each of `keys` is in the sorted `table`, or -1."""
+    if not len(table):
+        return np.full(len(keys), -1, np.int64)
+    at = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+    return np.where(table[at] == keys, at, -1)
+
+
+class _Version:
+    """One version's distinct ids: digests (sorted), where each came first and where its last row is."""
+
+    def __init__(self, ids: IdColumn) -> None:
+        self.digests, self.first, self.last = ids.unique()
+        self.ids = ids
+
+    def ids_of(self, chosen: np.ndarray) -> list[str]:
+        """The ids of the `chosen` distinct ids (a mask or indices), in the order they first came."""
+        picked = np.flatnonzero(chosen) if chosen.dtype == bool else chosen
+        return [self.ids[int(p)] for p in np.sort(self.first[picked])]
+
+    def match(self, other: _Version) -> np.ndarray:
+        """Where each of this version's distinct ids is among `other`'s, or -1."""
+        return _lookup(self.digests, other.digests)
+
+
+class RowTable:
+    """Two versions of a dataset as the row diff needs them, in compact arrays: per row its id
+    (`IdColumn`), an 8-byte digest of its response and its own confidence (NaN where none), and
+    the confidences of each version's scored set. About 90 bytes a row for both versions."""
+
+    def __init__(self) -> None:
+        self._ids = (IdColumn(), IdColumn())
         self._digest = (array("Q"), array("Q"))
         self._own = (array("d"), array("d"))
+        self._scored_ids = (IdColumn(), IdColumn())
         self._scored = (array("d"), array("d"))
-        self.scored_rows = [0, 0]  # rows with a confidence in each version's scored set
 
-    def _new_slot(self, i: str) -> int:
-        s = self._slot[i] = len(self.ids)
-        self.ids.append(i)
-        for k in (0, 1):
-            self._present[k].append(0)
-            self._digest[k].append(0)
-            self._own[k].append(math.nan)
-            self._scored[k].append(math.nan)
-        return s
+    @property
+    def scored_rows(self) -> list[int]:
+        """Rows with a confidence in each version's scored set."""
+        return [len(ids) for ids in self._scored_ids]
 
     def add(self, version: int, i: str, row: Record) -> None:
         """A row of version 0 (a) or 1 (b); a repeated id keeps its first place and its last row's values."""
-        s = self._slot.get(i)
-        if s is None:
-            s = self._new_slot(i)
-        if not self._present[version][s]:
-            self._present[version][s] = 1
-            self._order[version].append(s)
-        text = _response(row).encode("utf-8", "surrogatepass")
-        self._digest[version][s] = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
-        self._own[version][s] = float(row["confidence"]) if "confidence" in row else math.nan
+        self._ids[version].append(i)
+        self._digest[version].append(_digest(_response(row).encode("utf-8", "surrogatepass")))
+        self._own[version].append(float(row["confidence"]) if "confidence" in row else math.nan)
 
     def has_own(self, version: int) -> bool:
         """Whether any row of the version carries its own confidence."""
-        own, present = self._own[version], self._present[version]
-        return any(not math.isnan(own[s]) for s in self._order[version] if present[s])
+        return any(not math.isnan(c) for c in self._own[version])
 
     def add_scored(self, version: int, i: str, confidence: float) -> None:
-        """A confidence from the version's scored set (rows of neither version are skipped)."""
-        self.scored_rows[version] += 1
-        if (s := self._slot.get(i)) is not None:
-            self._scored[version][s] = float(confidence)
+        """A confidence from the version's scored set (a repeated id keeps its last)."""
+        self._scored_ids[version].append(i)
+        self._scored[version].append(float(confidence))
+
+    def _confidences(self, version: int, v: _Version, scored: bool) -> np.ndarray:
+        """Each distinct id's confidence: from the scored set, or the row's own."""
+        if not scored:
+            return np.frombuffer(self._own[version], dtype=np.float64)[v.last] if len(v.last) else np.zeros(0)
+        digests, _, last = self._scored_ids[version].unique()
+        values = np.frombuffer(self._scored[version], dtype=np.float64)[last] if len(last) else np.zeros(0)
+        at = _lookup(v.digests, digests)
+        return np.where(at >= 0, values[np.maximum(at, 0)] if len(values) else math.nan, math.nan)
 
     def diff(self, scored: tuple[bool, bool]) -> RowDiff:
         """Added / removed ids, changed responses and moved confidences (ids in both versions only), with
         each version's confidences from its scored set where `scored` says so, else the rows' own.
         `response_changed` maps each such id to "" until `fill_word_diffs` gives it its diff."""
-        order, present, digest, ids = self._order, self._present, self._digest, self.ids
-        conf_a, conf_b = (self._scored[k] if scored[k] else self._own[k] for k in (0, 1))
-        out = RowDiff(rows_a=len(order[0]), rows_b=len(order[1]))
-        out.added = [ids[s] for s in order[1] if not present[0][s]]
-        out.removed = [ids[s] for s in order[0] if not present[1][s]]
-        for s in order[1]:
-            if not present[0][s]:
-                continue
-            if digest[0][s] != digest[1][s]:
-                out.response_changed[ids[s]] = ""
-            x, y = conf_a[s], conf_b[s]
-            if not (math.isnan(x) or math.isnan(y)) and abs(x - y) > CONFIDENCE_TOLERANCE:
-                out.confidence_changed[ids[s]] = (x, y)
+        a, b = _Version(self._ids[0]), _Version(self._ids[1])
+        digest_a, digest_b = (np.frombuffer(self._digest[k], dtype=np.uint64)[v.last] if len(v.last) else np.zeros(0, np.uint64)
+                              for k, v in ((0, a), (1, b)))
+        conf_a, conf_b = self._confidences(0, a, scored[0]), self._confidences(1, b, scored[1])
+        in_a = b.match(a)
+        out = RowDiff(rows_a=len(a.digests), rows_b=len(b.digests))
+        out.added = b.ids_of(in_a < 0)
+        out.removed = a.ids_of(a.match(b) < 0)
+        both = np.flatnonzero(in_a >= 0)
+        at = in_a[both]
+        out.response_changed = dict.fromkeys(b.ids_of(both[digest_a[at] != digest_b[both]]), "")
+        x, y = conf_a[at], conf_b[both]
+        with np.errstate(invalid="ignore"):
+            moved = both[np.abs(x - y) > CONFIDENCE_TOLERANCE]  # NaN on either side compares False: not moved
+        positions = {int(p): int(u) for u, p in zip(moved, b.first[moved])}
+        for p in sorted(positions):
+            u = positions[p]
+            out.confidence_changed[self._ids[1][p]] = (float(conf_a[in_a[u]]), float(conf_b[u]))
         return out
 
 
@@ -249,42 +322,47 @@ class OutcomeDiff:
 
 
 class DecisionTable:
-    """Each row's decision in two runs, compactly: one slot per id (a dict shared by both runs), each
-    run's slots in the order its rows came, and a byte per slot naming the outcome (0: absent).
-    About 130 bytes a row for both runs, the id included."""
+    """Each row's decision in two runs, compactly: per row its id (`IdColumn`) and a byte naming
+    its outcome. About 70 bytes a row for both runs, the id included."""
 
     def __init__(self) -> None:
-        self.ids: list[str] = []
-        self._slot: dict[str, int] = {}
+        self._ids = (IdColumn(), IdColumn())
+        self._codes = (bytearray(), bytearray())
         self._labels: list[str] = []
-        self._order = (array("q"), array("q"))
-        self._outcome = (bytearray(), bytearray())
 
     def add(self, run: int, i: str, label: str) -> None:
         """Run 0's (a) or run 1's (b) decision on row `i`; a repeated id keeps its first place and its last decision."""
-        s = self._slot.get(i)
-        if s is None:
-            s = self._slot[i] = len(self.ids)
-            self.ids.append(i)
-            self._outcome[0].append(0)
-            self._outcome[1].append(0)
         if label not in self._labels:
+            if len(self._labels) == 255:
+                raise ValueError("more than 255 distinct outcomes")
             self._labels.append(label)
-        if not self._outcome[run][s]:
-            self._order[run].append(s)
-        self._outcome[run][s] = self._labels.index(label) + 1
-
-    def _label(self, run: int, s: int) -> str:
-        code = self._outcome[run][s]
-        return self._labels[code - 1] if code else "absent"
+        self._ids[run].append(i)
+        self._codes[run].append(self._labels.index(label) + 1)
 
     def diff(self, stage: str) -> OutcomeDiff:
         """Counts per outcome in each run, and the rows whose decision differs (run a's order, then b's new rows)."""
-        (order_a, order_b), (out_a, out_b) = self._order, self._outcome
-        counts = [dict(Counter(self._label(run, s) for s in self._order[run])) for run in (0, 1)]
-        slots = [*order_a, *(s for s in order_b if not out_a[s])]
-        flipped = {self.ids[s]: (self._label(0, s), self._label(1, s)) for s in slots if out_a[s] != out_b[s]}
+        a, b = _Version(self._ids[0]), _Version(self._ids[1])
+        codes = [np.frombuffer(bytes(self._codes[k]), dtype=np.uint8)[v.last] for k, v in ((0, a), (1, b))]
+        counts = [self._counts(code, v) for code, v in zip(codes, (a, b))]
+        in_b, in_a = a.match(b), b.match(a)
+        other = np.where(in_b >= 0, codes[1][np.maximum(in_b, 0)] if len(codes[1]) else 0, 0)
+        changed = np.flatnonzero(codes[0] != other)
+        flipped = {}
+        for u in changed[np.argsort(a.first[changed])]:
+            flipped[self._ids[0][int(a.first[u])]] = (self._label(codes[0][u]), self._label(other[u]))
+        new = np.flatnonzero(in_a < 0)
+        for u in new[np.argsort(b.first[new])]:
+            flipped[self._ids[1][int(b.first[u])]] = ("absent", self._label(codes[1][u]))
         return OutcomeDiff(stage, counts[0], counts[1], flipped)
+
+    def _counts(self, codes: np.ndarray, run: _Version) -> dict[str, int]:
+        """Rows per outcome, outcomes in the order the run first gave them."""
+        present = np.unique(codes)
+        firsts = [int(run.first[codes == c].min()) for c in present]
+        return {self._label(int(c)): int((codes == c).sum()) for _, c in sorted(zip(firsts, present))}
+
+    def _label(self, code: int) -> str:
+        return self._labels[code - 1] if code else "absent"
 
 
 def diff_outcomes(stage: str, a: Mapping[str, str], b: Mapping[str, str]) -> OutcomeDiff:

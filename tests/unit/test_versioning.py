@@ -9,10 +9,14 @@ from dataclasses import asdict
 
 import pytest
 
+from clearcurate import versioning
 from clearcurate.versioning import (
     PREPARED,
     SCORED,
     STAGE_DECISIONS,
+    DecisionTable,
+    IdColumn,
+    RowTable,
     describe_flipped,
     diff_outcomes,
     diff_revisions,
@@ -70,6 +74,47 @@ def test_outcome_diff_counts_transitions():
     text = render_outcomes(diff, "t", "text")
     assert "kept -> removed: 1" in text and "3 rows changed decision:" in text
     assert json.loads(render_outcomes(diff, "t", "json"))["transitions"]["kept -> removed"] == 1
+
+
+def test_decision_table_keeps_first_place_and_last_decision_of_a_repeated_id():
+    table = DecisionTable()
+    for i, label in [("b", "kept"), ("é-1", "kept"), ("a", "removed"), ("b", "removed"), ("c", "kept")]:
+        table.add(0, i, label)
+    for i, label in [("d", "kept"), ("c", "kept"), ("b", "removed"), ("é-1", "removed"), ("a", "removed"), ("e", "kept")]:
+        table.add(1, i, label)
+    diff = table.diff("filter")
+    assert diff.counts_a == {"removed": 2, "kept": 2} and diff.counts_b == {"kept": 3, "removed": 3}
+    # run a's order (by first place), then b's new rows in b's order
+    assert list(diff.flipped.items()) == [("é-1", ("kept", "removed")), ("d", ("absent", "kept")), ("e", ("absent", "kept"))]
+
+
+def test_row_table_orders_rows_and_takes_the_scored_sets_last_confidence():
+    table = RowTable()
+    for i, response in [("x", "one"), ("y", "two"), ("z", "three"), ("x", "ONE")]:
+        table.add(0, i, {"response": response})
+    for i, response in [("w", "new"), ("y", "two"), ("x", "ONE")]:
+        table.add(1, i, {"response": response})
+    for version, scores in ((0, [("y", 0.1), ("x", 0.5)]), (1, [("y", 0.9), ("y", 0.2), ("q", 1.0)])):
+        for i, c in scores:
+            table.add_scored(version, i, c)
+    assert table.scored_rows == [2, 3]
+    diff = table.diff((True, True))
+    assert (diff.rows_a, diff.rows_b, diff.added, diff.removed) == (3, 3, ["w"], ["z"])
+    assert diff.response_changed == {} and diff.confidence_changed == {"y": (0.1, 0.2)}
+    assert not RowTable().diff((False, False)).summary()["rows_a"]
+
+
+def test_two_ids_with_one_digest_are_an_error_not_one_row(monkeypatch):
+    ids = IdColumn()
+    for i in ("a", "b", "a"):
+        ids.append(i)
+    assert [ids[k] for k in range(3)] == ["a", "b", "a"] and len(ids.unique()[0]) == 2
+    monkeypatch.setattr(versioning, "_digest", lambda raw: 7)
+    clash = IdColumn()
+    clash.append("a")
+    clash.append("b")
+    with pytest.raises(ValueError, match="share a 64-bit digest"):
+        clash.unique()
 
 
 def test_flipped_rows_show_their_text_on_one_line_and_both_confidences():
