@@ -28,8 +28,6 @@ def main() -> None:
     cfg = p.score
     if p.model.backend == "openai" and cfg.recipe != "paper":
         raise SystemExit("score: recipe crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
-    if p.model.backend == "openai" and cfg.engine == "ray":
-        raise SystemExit("score: engine ray runs the local model on a Ray cluster; with model.backend: openai use score.engine: local")
     rows = read_jsonl(args.train)
     lm = load_lm(p, args.base)
     cache = ScoreCache(cache_dir())
@@ -38,7 +36,7 @@ def main() -> None:
     start = time.perf_counter()
     with api_budget("score"), ExitStack() as stack:
         engine, where = None, {}
-        if cfg.engine == "ray":
+        if p.engine == "ray":
             from clearcurate.distributed import RayEngine
 
             engine = stack.enter_context(RayEngine(args.base, model_id, p.model.batch_size))
@@ -61,7 +59,7 @@ def main() -> None:
         {
             "rows": len(scored),
             "recipe": cfg.recipe,
-            "engine": cfg.engine,
+            "engine": p.engine,
             **where,
             "weights_preset": scored[0]["weights_preset"] if scored else None,  # score.weights: auto picks by answer length
             "confidence_mean": float(conf.mean()),

@@ -66,15 +66,10 @@ class ScoreConfig:
     # empty: the paper's beta * O + (1 - beta) * S
     weights: dict[str, float] | str = "auto"
     seed: int = 0
-    # where the model work runs: this process, or a Ray cluster (clearcurate.distributed; the address
-    # and worker count come from the environment, not params). Results are the same either way.
-    engine: str = "local"
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"score.recipe must be one of {RECIPES}, got {self.recipe!r}")
-        if self.engine not in ("local", "ray"):
-            raise ValueError(f"score.engine must be local or ray, got {self.engine!r}")
         _require("score", self, {
             "k": (self.k >= 0, ">= 0"),
             "folds": (self.folds >= 2, ">= 2"),
@@ -337,6 +332,8 @@ class EvaluateParams(_Section):
 
 
 _NOT_IN_PARAMS = {
+    "score": {"engine": "has moved to the top level of params.yaml: write `engine: local` or `engine: ray` there, "
+                        "not under score (it now covers correct and evaluate too; docs/scale.md)"},
     "correct": {"beta": "is not a correct key: the pairwise judge uses score.beta"},
     "openai": {"api_key": "must not be in params: put the key in the environment variable named by openai.api_key_env"},
 }
@@ -349,6 +346,10 @@ class Params:
     A pydantic dataclass, not a BaseModel: a BaseModel field may not be called `validate`.
     """
 
+    # Where the model work of score, correct and evaluate runs: this process, or a Ray cluster
+    # (clearcurate.distributed; its address and worker count come from the environment, not params).
+    # Results are the same either way.
+    engine: Literal["local", "ray"] = "local"
     model: ModelParams = ModelParams()
     data: DataParams = DataParams()
     prepare: PrepareParams = PrepareParams()
@@ -360,13 +361,13 @@ class Params:
     validate: ValidateConfig = ValidateConfig()
     evaluate: EvaluateParams = EvaluateParams()
 
-    @field_validator("correct", "openai", mode="before")
+    @field_validator(*_NOT_IN_PARAMS, mode="before")
     @classmethod
     def _not_here(cls, value: Any, info: ValidationInfo) -> Any:
-        """Fields of the config class that params.yaml must not set, with what to do instead."""
+        """Keys that params.yaml must not set in this section (or no longer does), with what to do instead."""
         for key, why in _NOT_IN_PARAMS[info.field_name].items():
             if isinstance(value, dict) and key in value:
-                raise ValueError(f"{key} {why}")
+                raise ValueError(f"{info.field_name}.{key} {why}")
         return value
 
     def conflicts(self) -> list[str]:
@@ -375,6 +376,8 @@ class Params:
         problems = []
         if self.model.backend == "openai" and self.score.recipe != "paper":
             problems.append("score.recipe: crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
+        if self.model.backend == "openai" and self.engine == "ray":
+            problems.append("engine: ray runs the local model on a Ray cluster; with model.backend: openai use engine: local")
         if self.model.backend == "openai" and self.correct.judge == "agreement":
             problems.append("correct.judge: agreement compares log-probabilities, which a chat API does not return; "
                             "with model.backend: openai use correct.judge: pairwise")

@@ -97,7 +97,8 @@ def stage_repo(tmp_path, tiny_model_dir) -> Path:
     shutil.copytree(tiny_model_dir, tmp_path / "models" / "base")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["model"].update(name="tiny", batch_size=2)  # blocks of 2 rows: 12 chances to be killed
-    params["score"].update(engine="ray", **PARAMS)
+    params["engine"] = "ray"
+    params["score"].update(PARAMS)
     params["train"].update(asdict(TRAIN))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run(["dvc", "init", "-q", "--no-scm"], cwd=tmp_path, env=command_env(), check=True)

@@ -36,7 +36,8 @@ def test_the_shipped_params_file_is_valid_and_matches_the_code_defaults() -> Non
     ({"filter": {"quantile": "abc"}}, "filter.quantile must be a number in [0, 1], 'auto' or null, got 'abc'"),
     ({"filter": {"quantile": 1.5}}, "filter.quantile must be in [0, 1]"),
     ({"score": {"k": -1}}, "score.k must be >= 0, got -1"),
-    ({"score": {"engine": "spark"}}, "score.engine must be local or ray, got 'spark'"),
+    ({"engine": "spark"}, "engine: Input should be 'local' or 'ray', got 'spark'"),
+    ({"score": {"engine": "ray"}}, "score.engine has moved to the top level of params.yaml: write `engine: local` or `engine: ray`"),
     ({"score": {"k": "five"}}, "score.k: Input should be a valid integer"),
     ({"train": {"learning_rate": 0}}, "train.learning_rate must be > 0"),
     ({"model": {"backend": "vllm"}}, "model.backend: Input should be 'hf' or 'openai'"),
@@ -49,6 +50,14 @@ def test_the_shipped_params_file_is_valid_and_matches_the_code_defaults() -> Non
 ])
 def test_each_problem_names_the_key(values: dict, message: str) -> None:
     assert message in _error(values)
+
+
+def test_the_engine_is_one_top_level_setting_and_ray_needs_a_local_model() -> None:
+    assert parse({}).engine == "local" and parse({"engine": "ray"}).engine == "ray"
+    api = {"model": {"backend": "openai"}, "score": {"recipe": "paper"}, "correct": {"judge": "pairwise"}}
+    assert parse({**api, "engine": "local"}).engine == "local"
+    message = "engine: ray runs the local model on a Ray cluster; with model.backend: openai use engine: local"
+    assert message in _error({**api, "engine": "ray"})
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -31,10 +31,11 @@ def _repo(tmp_path: Path, params: dict, declared: list[str]) -> Path:
 
 
 def test_a_stage_sees_its_declared_params_typed_and_the_run_settings(tmp_path, monkeypatch) -> None:
-    repo = _repo(tmp_path, {"filter": {"quantile": 0.3}, "score": {"k": 7}, "openai": {"max_concurrency": 3}}, ["filter"])
+    repo = _repo(tmp_path, {"engine": "ray", "filter": {"quantile": 0.3}, "score": {"k": 7}, "openai": {"max_concurrency": 3}},
+                 ["engine", "filter"])
     monkeypatch.chdir(repo)
     p = stage_params("filter")
-    assert p.filter.quantile == 0.3
+    assert p.filter.quantile == 0.3 and p.engine == "ray"  # a top-level key, declared by its name
     assert p.score.k == 5  # not declared by this stage: the code default, so DVC tracks everything it uses
     assert p.openai.max_concurrency == 3  # a run setting: read from the file, declared by no stage
 
