@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 import logging
 import math
@@ -223,15 +222,44 @@ def _streamed_json_lines(path: Path, check: _Utf8Check) -> Iterator[Source]:
                 yield src
 
 
-def _csv_rows(path: Path, raw: bytes, encoding: str) -> Iterator[Source]:
-    """CSV rows by the header's names (the header is line 1; a row's line is where it starts).
-    Every value is a string; a row with more or fewer fields than the header is `ragged_row`."""
-    if _is_utf8(encoding):
-        text = raw.removeprefix(BOM).decode("utf-8", "surrogateescape")
-    else:
-        text = _decode(path, raw, encoding)
+def _text_lines(path: Path, encoding: str, check: _Utf8Check) -> Iterator[str]:
+    """The file's lines one at a time, line endings kept (what the csv module wants). UTF-8 keeps an
+    undecodable byte as a surrogate (that row is quarantined) and `check` sees every line's bytes for
+    the file-level verdict; another encoding (data.encoding) decodes strictly."""
+    utf8 = _is_utf8(encoding)
+    try:
+        handle = path.open(encoding="utf-8" if utf8 else encoding, errors="surrogateescape" if utf8 else "strict", newline="")
+    except LookupError:
+        raise InputError(f"{path}: data.encoding {encoding!r} is not an encoding Python knows; fix data.encoding in params.yaml") from None
+    with handle:
+        try:
+            for lineno, line in enumerate(handle, start=1):
+                if utf8:
+                    check.see(lineno, line.rstrip("\r\n").encode("utf-8", "surrogateescape"))
+                yield line.removeprefix("\ufeff") if lineno == 1 else line
+        except UnicodeDecodeError:  # the text layer decodes ahead in blocks: find the line in a second pass
+            raise InputError(f"{path}: not valid {encoding} (line {_undecodable_line(path, encoding)}); "
+                             "fix data.encoding in params.yaml") from None
+
+
+def _undecodable_line(path: Path, encoding: str) -> int:
+    """The first line (counted at b"\\n") holding bytes that `encoding` cannot decode."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError:
+                return lineno
+    return lineno
+
+
+def _csv_rows(path: Path, lines: Iterator[str]) -> Iterator[Source]:
+    """CSV rows by the header's names (the header is line 1; a row's line is where it starts), read
+    as they stream past. Every value is a string; a row with more or fewer fields than the header is
+    `ragged_row`."""
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(lines)
     header: list[str] | None = None
     end = 0
     while True:
@@ -414,16 +442,19 @@ def load_rows(
 
 
 def _sources(path: Path, kind: str, encoding: str, check: _Utf8Check) -> Iterator[Source]:
-    """The file's rows as read: UTF-8 JSONL one line at a time, other formats and encodings read whole."""
+    """The file's rows as read: UTF-8 JSONL and CSV (in any encoding) one line at a time, Parquet in
+    batches; a JSONL file in another encoding and a .json array are read whole."""
     if kind == "parquet":
         return _parquet_rows(path)
-    if kind != "csv" and _is_utf8(encoding) and path.suffix.lower() != ".json":
+    if kind == "csv":
+        return _csv_rows(path, _text_lines(path, encoding, check))
+    if _is_utf8(encoding) and path.suffix.lower() != ".json":
         return _streamed_json_lines(path, check)
     raw = path.read_bytes()
     if _is_utf8(encoding):
         for lineno, line in enumerate(raw.split(b"\n"), start=1):
             check.see(lineno, line)
-    return _csv_rows(path, raw, encoding) if kind == "csv" else _json_lines(path, raw, encoding)
+    return _json_lines(path, raw, encoding)
 
 
 def iter_rows(

@@ -219,6 +219,18 @@ def test_a_file_in_another_encoding_stops_naming_it_unless_data_encoding_says_so
     assert load_rows(array, IngestConfig(encoding="cp1252"))[0][0]["prompt"] == "Café?"
 
 
+def test_a_csv_is_read_as_it_streams_and_a_bad_byte_in_its_encoding_names_the_line(tmp_path):
+    path = tmp_path / "big.csv"
+    rows = [f'r{i},"Question {i}?","Line one\r\nline two of {i}"\r\n' for i in range(2000)]
+    path.write_bytes(("id,prompt,response\r\n" + "".join(rows)).encode("cp1252") + b"r3,Bad \x81 byte?,Yes\r\n")
+    quarantine: list = []
+    stream = iter_rows(path, IngestConfig(encoding="cp1252"), quarantine)
+    first = next(stream)  # the first row arrives before the bad byte 90 kB further down is read
+    assert (first["id"], first["response"]) == ("r0", "Line one\r\nline two of 0")
+    with pytest.raises(InputError, match=r"big\.csv: not valid cp1252 \(line 4002\); fix data\.encoding"):
+        list(stream)
+
+
 def _file_case(tmp_path, kind):
     path = tmp_path / "data.jsonl"
     if kind == "missing":
