@@ -16,7 +16,7 @@ from clearcurate.curation import ScoreColumns, keep_mask, threshold
 from clearcurate.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import atomic_jsonl, iter_jsonl, write_json
+from clearcurate.records import atomic_jsonl, iter_jsonl, progress, write_json
 
 log = logging.getLogger("filter")
 
@@ -26,8 +26,8 @@ def main() -> None:
     setup_logging()
     p = stage_params("filter")
     cfg = p.filter
-    scores = ScoreColumns.collect(iter_jsonl(args.scored))
-    ids = [r["id"] for r in iter_jsonl(args.train)]
+    scores = ScoreColumns.collect(progress(iter_jsonl(args.scored), "read scores"))
+    ids = [r["id"] for r in progress(iter_jsonl(args.train), "read ids")]
     confidence, statistic, missing = scores.align(ids)
     del scores
     if missing:
@@ -43,7 +43,7 @@ def main() -> None:
     del outcomes, frame
     reason = f"confidence < gamma {gamma:.4f}"
     with atomic_jsonl(args.kept) as kept_out, atomic_jsonl(args.removed) as removed_out:
-        for k, row in enumerate(iter_jsonl(args.train)):
+        for k, row in enumerate(progress(iter_jsonl(args.train), "write kept and removed", total=len(ids))):
             if kept[k]:
                 kept_out.write(row)
             else:

@@ -10,17 +10,14 @@ when no row was read), so `<out>/quarantine.jsonl` exists whatever happened.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import NoReturn
-
-from tqdm import tqdm
 
 from clearcurate.expectations import InstructionColumns, instruction_suite, validate
 from clearcurate.ingest import check_file, iter_rows, quarantine_codes
 from clearcurate.llm.factory import prepare_base
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import InputError, Record, atomic_jsonl, write_json, write_jsonl
+from clearcurate.records import InputError, Record, atomic_jsonl, progress, write_json, write_jsonl
 
 log = logging.getLogger("prepare")
 
@@ -44,7 +41,6 @@ def main() -> None:
         _stop(exc, quarantine, args.out)
     token_count, context = prepare_base(p, args.model_out)
     cfg = p.ingest()
-    progress = os.environ.get("CLEARCURATE_PROGRESS", "1") != "0"
     counts: dict[str, dict[str, int]] = {}
     for split, source in (("train", p.data.train), ("test", p.data.test)):
         bad: list[Record] = []
@@ -53,7 +49,7 @@ def main() -> None:
             # Rows stream from the source into a temp file, renamed into place only once the gate passed.
             with atomic_jsonl(args.out / f"{split}.jsonl") as out:
                 rows = iter_rows(source, cfg, bad, token_count, context, min_chars=p.validate.min_chars, max_chars=p.validate.max_chars)
-                for row in tqdm(rows, desc=f"prepare {split}", unit="row", mininterval=10, disable=not progress):
+                for row in progress(rows, f"prepare {split}"):
                     out.write(row)
                     columns.add(row)
                 validate(f"prepared_{split}", columns.frame(), instruction_suite(p.validate), p.validate, args.validation)

@@ -16,11 +16,26 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+T = TypeVar("T")
+PROGRESS_ENV = "CLEARCURATE_PROGRESS"  # 0: no progress bars (e.g. for log files)
+
+
+def show_progress() -> bool:
+    """Whether long work shows progress bars: yes, unless CLEARCURATE_PROGRESS=0."""
+    return os.environ.get(PROGRESS_ENV, "1") != "0"
+
+
+def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
+    """`items` passed through a progress bar on a terminal: a pass over a million rows takes minutes,
+    and a stage that says nothing for that long looks hung. Off when stderr is not a terminal."""
+    return iter(tqdm(items, desc=desc, total=total, unit="row", mininterval=2, leave=False, disable=None if show_progress() else True))
 
 
 class InputError(ValueError):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from clearcurate.records import InputError, Record, parse_jsonl
+from clearcurate.records import InputError, Record, parse_jsonl, progress
 
 CURATED = "data/curated/train.jsonl"
 SCORED = "data/scored/train.jsonl"
@@ -45,7 +45,7 @@ def iter_rows(path: str, rev: str | None, repo: str | None = None) -> Iterator[R
     where = f"{path}@{rev or 'workspace'}"
     try:
         with dvc.api.open(path, repo=repo, rev=rev, mode="r", encoding="utf-8") as handle:
-            for number, row in enumerate(parse_jsonl(handle, where), start=1):
+            for number, row in enumerate(progress(parse_jsonl(handle, where), f"read {where}"), start=1):
                 if "id" not in row:
                     raise InputError(f"{where}: row {number} has no 'id'")
                 yield row

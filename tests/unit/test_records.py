@@ -75,3 +75,13 @@ def test_atomic_jsonl_renames_only_a_complete_file_and_keeps_the_old_one_on_fail
         raise RuntimeError("gate failed")
     assert read_jsonl(path) == [{"id": "a"}, {"id": "b", "text": "é"}]
     assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]  # no temp file left behind
+
+
+def test_progress_passes_every_row_through_with_or_without_a_bar(monkeypatch):
+    from clearcurate.records import progress, show_progress
+
+    rows = [{"id": str(i)} for i in range(5)]
+    for setting in ("0", "1"):
+        monkeypatch.setenv("CLEARCURATE_PROGRESS", setting)
+        assert show_progress() is (setting == "1")
+        assert list(progress(iter(rows), "read", total=5)) == rows

@@ -5,7 +5,6 @@ The only place that branches on the backend: stages get a `ChatLM` and never ask
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.openai_api import BudgetExceeded, OpenAIChatLM, read_model_ref, write_model_ref
 from clearcurate.params import Params
+from clearcurate.records import show_progress
 
 NO_LIMIT = 10**9  # count every token of a row, however long
 
@@ -49,7 +49,7 @@ def load_lm(p: Params, model_dir: str | Path, adapter_dir: str | Path | None = N
     model ids that `prepare` and `train` recorded in `model_dir` / `adapter_dir`.
     Progress bars are on unless CLEARCURATE_PROGRESS=0 (e.g. for log files).
     """
-    show = os.environ.get("CLEARCURATE_PROGRESS", "1") != "0"
+    show = show_progress()
     if p.model.backend == "openai":
         base = read_model_ref(model_dir)
         tuned = read_model_ref(adapter_dir) if adapter_dir is not None else None
