@@ -1,13 +1,17 @@
-"""The Ray engine (`score.engine: ray`): scoring's model work on a Ray cluster.
+"""The Ray engine (`engine: ray`): the model work of score, correct and evaluate on a Ray cluster.
 
 Where the local engine works through the rows in this process, this one
 - trains the missing cross-fit fold adapters as Ray tasks, in parallel (one per GPU, or sharing the CPUs);
-- streams the rows that are not cached through Ray Data in blocks of `model.batch_size` rows, to a fixed pool of actors
-  (`ScoreWorker`): each loads the base model once and holds every fold adapter, so any block can
-  go to any free actor; blocks are sorted by fold, so an actor switches adapters about once;
-- hands each block's results back to the driver as it finishes, which caches them (a killed run
+- streams rows through Ray Data in blocks of `model.batch_size` rows to a fixed pool of actors, each of
+  which loads the base model once and holds the adapters the stage needs (shipped as bytes, written to
+  a temporary folder only while peft reads them), so any block can go to any free actor:
+  `run` for scoring (`ScoreWorker`: every fold adapter; blocks sorted by fold, so an actor switches
+  adapters about once), `map_blocks` for any work function `(LocalLM, rows) -> one result a row`
+  (`BlockWorker`: Auto-Correct's `correct_rows`, evaluate's `clearcurate.answers.model_answers`);
+- hands each block's results back to the driver as it finishes (scoring caches them: a killed run
   resumes like a local one, and either engine resumes the other's run: same keys, same seeds);
-- records a row that fails, with its reason, and goes on (clearcurate.scoring.RowsFailed at the end).
+- records a row that fails, with its reason, and goes on: a failing block is retried row by row, so
+  only a row that fails by itself fails; what that means is the stage's call.
 
 The cluster: $RAY_ADDRESS (e.g. `ray://head:10001` or `auto`), else the latest `ray start` on this
 machine, else a local one started here for the run (`ray.init`'s own rules). How many workers: one
@@ -27,8 +31,8 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -48,10 +52,11 @@ log = logging.getLogger(__name__)
 
 WORKERS_ENV = "CLEARCURATE_RAY_WORKERS"
 THREADS_ENV = "CLEARCURATE_RAY_THREADS"
+Work = Callable[[LocalLM, list[Record]], list[Record]]  # a block of rows -> one result a row, in order
 
 
 class RayEngine:
-    """Scoring on a Ray cluster; use as a context manager (connects, and disconnects at the end).
+    """Model work on a Ray cluster; use as a context manager (connects, and disconnects at the end).
 
     `workers` / `threads` override the environment (benchmarks compare worker counts in one run).
     """
@@ -70,7 +75,7 @@ class RayEngine:
             ray.init(logging_level=logging.WARNING)
             self._started = True
         context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # scoring shows one bar over the rows
+        context.enable_progress_bars = False  # the stage shows one bar over the rows
         context.print_on_execution_start = False
         log.info("Ray cluster: %s; %d workers of %s", ray.get_runtime_context().gcs_address, self.workers,
                  "1 GPU" if self._gpus else f"{self.threads} CPU thread(s)")
@@ -110,22 +115,49 @@ class RayEngine:
 
     def run(self, tasks: Sequence[Record], cfg: ScoreConfig, adapters: Mapping[str, Path]) -> Iterator[Record]:
         """Stream `tasks` (clearcurate.scoring._on_engine) through the actor pool; yield each result as its block finishes."""
-        if not tasks:
+        yield from self._stream(tasks, ScoreWorker, {"adapters": _adapter_files(adapters), "cfg": cfg})
+
+    def map_blocks(self, rows: Sequence[Record], work: Work, adapters: Mapping[str, Path]) -> Iterator[Record]:
+        """`work(lm, block)` on blocks of `batch_size` rows, on actors holding the base model and `adapters` (by name,
+        loaded with peft as the local engine loads them; the first is active). Yields one entry a row, in the rows'
+        order, as soon as its block and all before it are done: `{"result": ...}`, what `work` gave for the row, or
+        `{"error": ...}`, why the row failed when computed alone.
+
+        `work` must pickle (a module-level function; its settings bound with functools.partial) and must give a
+        row the same result whatever rows share its block, as the local engine runs all rows in one call.
+        """
+        items = [{"index": i, "row": row} for i, row in enumerate(rows)]
+        yield from _in_order(self._stream(items, BlockWorker, {"adapters": _adapter_files(adapters), "work": work}))
+
+    def _stream(self, items: Sequence[Record], worker: type, kwargs: Mapping[str, object]) -> Iterator[Record]:
+        """`items` (each with an `index`) through a pool of `worker` actors in blocks; each result as its block finishes."""
+        if not items:
             return
         block = self.batch_size  # one batch a call: many blocks keep every worker busy to the end; a kill loses one each
-        data = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=math.ceil(len(tasks) / block))
-        files = {name: {f.name: f.read_bytes() for f in path.iterdir() if f.is_file()} for name, path in adapters.items()}
-        scored = data.map_batches(
-            ScoreWorker,
-            fn_constructor_kwargs={"model_dir": self.model_dir, "model_id": self.model_id, "adapters": files, "cfg": cfg,
-                                   "batch_size": self.batch_size, "threads": self.threads},
+        blocks = math.ceil(len(items) / block)
+        data = ray.data.from_items([{"item": json.dumps(t)} for t in items], override_num_blocks=blocks)
+        done = data.map_batches(
+            worker,
+            fn_constructor_kwargs={"model_dir": self.model_dir, "model_id": self.model_id, "batch_size": self.batch_size,
+                                   "threads": self.threads, **kwargs},
             batch_size=block,
-            compute=ray.data.ActorPoolStrategy(size=min(self.workers, math.ceil(len(tasks) / block))),
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers, blocks)),
             **self._resources(),
         )
-        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in done.iter_batches(batch_size=None, batch_format="numpy"):
             for text in batch["result"]:
                 yield json.loads(text)
+
+
+def _in_order(results: Iterable[Record]) -> Iterator[Record]:
+    """Results indexed 0, 1, ... in any order, yielded in index order, each as soon as all before it have come."""
+    waiting: dict[int, Record] = {}
+    following = 0
+    for result in results:
+        waiting[result["index"]] = result
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1
 
 
 def _load(model_dir: str, model_id: str, batch_size: int, threads: int) -> LocalLM:
@@ -137,13 +169,32 @@ def _load(model_dir: str, model_id: str, batch_size: int, threads: int) -> Local
     return LocalLM(*load(model_dir), batch_size=batch_size, show_progress=False)
 
 
+def _adapter_files(adapters: Mapping[str, Path]) -> dict[str, dict[str, bytes]]:
+    """Each adapter's saved files as bytes, to ship to the actors (a killed actor then leaves no files behind)."""
+    return {name: _files(Path(path)) for name, path in adapters.items()}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """A saved adapter's files by name."""
+    return {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()}
+
+
+@contextmanager
+def _written(files: Mapping[str, bytes]) -> Iterator[Path]:
+    """An adapter's files in a temporary folder, for as long as peft reads them."""
+    with tempfile.TemporaryDirectory(prefix="clearcurate-adapter-") as folder:
+        for name, data in files.items():
+            (Path(folder) / name).write_bytes(data)
+        yield Path(folder)
+
+
 def _train_adapter(model_dir: str, model_id: str, rows: list[Record], cfg: LoraTrainConfig, threads: int, desc: str) -> dict[str, bytes]:
     """Train one fold adapter on a worker; its saved files, for the driver to cache."""
     lm = _load(model_dir, model_id, cfg.batch_size, threads)
     adapted, _ = lm.new_adapter(rows, cfg, desc=desc)
     with tempfile.TemporaryDirectory(prefix="clearcurate-adapter-") as tmp:
         adapted.save_pretrained(tmp)
-        return {f.name: f.read_bytes() for f in Path(tmp).iterdir() if f.is_file()}
+        return _files(Path(tmp))
 
 
 class ScoreWorker:
@@ -170,16 +221,14 @@ class ScoreWorker:
         if adapter != self._current:
             self._merged.close()
             self._current = None
-            with tempfile.TemporaryDirectory(prefix="clearcurate-adapter-") as folder:  # only while peft reads it
-                for file, data in self.adapters[adapter].items():
-                    (Path(folder) / file).write_bytes(data)
+            with _written(self.adapters[adapter]) as folder:
                 adapted = self.tuned.open_adapter(folder)
             self._merged.enter_context(self.tuned.using(adapted))
             self._current = adapter
         return self.tuned
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tasks = [json.loads(t) for t in batch["task"]]
+        tasks = [json.loads(t) for t in batch["item"]]
         results: dict[int, Record] = {t["index"]: {"index": t["index"]} for t in tasks}
         sampling = [t for t in tasks if t["sample"]]
         for adapter, group in itertools.groupby(sampling, key=lambda t: t["adapter"]):
@@ -195,19 +244,41 @@ class ScoreWorker:
         return {"result": np.array([json.dumps(r) for r in results.values()], dtype=object)}
 
 
-def _collect(results: dict[int, Record], kind: str, tasks: list[Record], compute: Callable[[list[Record]], list[Record]]) -> None:
-    """`compute` these tasks together; when that fails, each alone, so only the rows that fail by themselves fail."""
+class BlockWorker:
+    """A Ray Data actor for `RayEngine.map_blocks`: the base model with the stage's adapters loaded (unmerged,
+    switched with `use_adapter`, as the local engine runs them), and the work function it runs on each block."""
+
+    def __init__(self, model_dir: str, model_id: str, adapters: Mapping[str, Mapping[str, bytes]], work: Work,
+                 batch_size: int, threads: int) -> None:
+        self.lm = _load(model_dir, model_id, batch_size, threads)
+        with ExitStack() as stack:
+            self.lm.load_adapters({name: stack.enter_context(_written(files)) for name, files in adapters.items()})
+        self.work = work
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        items = [json.loads(t) for t in batch["item"]]
+        results: dict[int, Record] = {item["index"]: {"index": item["index"]} for item in items}
+        name = getattr(self.work, "func", self.work).__name__  # a partial's function: what failed, in a row's reason
+        _collect(results, "result", items, lambda part: self.work(self.lm, [item["row"] for item in part]), name)
+        return {"result": np.array([json.dumps(r) for r in results.values()], dtype=object)}
+
+
+def _collect(results: dict[int, Record], kind: str, tasks: list[Record], compute: Callable[[list[Record]], list[Record]],
+             what: str | None = None) -> None:
+    """`compute` these tasks together, into `kind` of each result; when that fails, each alone, so only the rows that
+    fail by themselves fail, with the error (named by `what`, else `kind`) as their reason."""
     if not tasks:
         return
+    what = what or kind
     try:
         for task, value in zip(tasks, compute(tasks), strict=True):
             results[task["index"]][kind] = value
     except Exception as err:  # a row's failure is recorded with its reason, never fatal
         if len(tasks) == 1:
             entry = results[tasks[0]["index"]]
-            entry["error"] = "; ".join(filter(None, [entry.get("error"), f"{kind}: {type(err).__name__}: {err}"]))
+            entry["error"] = "; ".join(filter(None, [entry.get("error"), f"{what}: {type(err).__name__}: {err}"]))
             return
-        log.warning("%s of %d rows failed together (%s): trying each alone", kind, len(tasks), err)
+        log.warning("%s of %d rows failed together (%s): trying each alone", what, len(tasks), err)
         for task in tasks:
-            _collect(results, kind, [task], compute)
+            _collect(results, kind, [task], compute, what)
 

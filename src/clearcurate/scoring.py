@@ -349,6 +349,12 @@ class Engine(Protocol):
         """Each task's results (`{"index", "samples"?, "reflection"?, "error"?}`), yielded as its block finishes."""
         ...
 
+    def map_blocks(self, rows: Sequence[Record], work: Callable[[LocalLM, list[Record]], list[Record]],
+                   adapters: Mapping[str, Path]) -> Iterator[Record]:
+        """`work(lm, block)` on blocks of rows, with `adapters` loaded; `{"result"}` or `{"error"}` a row, in order
+        (correct's and evaluate's model work)."""
+        ...
+
 
 def score_rows(
     lm: ChatLM,

@@ -94,6 +94,12 @@ class Sampled:
     given_logprob: float | None = None
 
 
+def adapter_identity(path: str | Path) -> str:
+    """A saved adapter's identity, a hash of its config and weights: equal for the same model, wherever it is stored."""
+    files = ("adapter_config.json", "adapter_model.safetensors")
+    return hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in files)).hexdigest()
+
+
 class LocalLM:
     """A loaded model + tokenizer with batched, cache-sharing inference."""
 
@@ -181,8 +187,7 @@ class LocalLM:
             else:
                 with peft_quietly():
                     self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
-            files = ("adapter_config.json", "adapter_model.safetensors")
-            identity[name] = hashlib.sha256(b"".join((Path(path) / f).read_bytes() for f in files)).hexdigest()
+            identity[name] = adapter_identity(path)
         return identity
 
     def use_adapter(self, name: str) -> None:
