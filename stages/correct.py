@@ -3,6 +3,10 @@
 The judge (`correct.judge`) is described in clearcurate.correction; every decision keeps its
 evidence in the changes file (replacements) and the decisions file (all of them); the ledger
 (clearcurate.outcomes) accounts for every source row of the training split.
+With `engine: ray` the model work (proposals and judging) runs in blocks of removed rows on a Ray
+cluster's actors, each holding the base model and the filtered adapter, with the local engine's
+decisions; a row that fails there is removed, with the error as its reason. The ledger, the gates
+and the files are made here either way.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 from collections.abc import Iterator
 from itertools import chain
 
-from clearcurate.correction import correct_rows
+from clearcurate.correction import correct_on, correct_rows
 from clearcurate.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.llm.factory import api_budget, load_lm
 from clearcurate.llm.openai_api import api_metrics
@@ -33,10 +37,22 @@ def main() -> None:
     p = stage_params("correct")
     kept_ids = [r["id"] for r in iter_jsonl(args.kept)]  # the kept rows themselves stream into the curated file
     removed = read_jsonl(args.removed)  # Auto-Correct's model work needs these rows
-    lm = load_lm(p, args.base, adapter_dir=args.adapter)
     cfg = p.correct_config()
-    with api_budget("correct"):
-        decisions = correct_rows(lm, removed, cfg)
+    if p.engine == "ray":
+        from clearcurate.cache import model_fingerprint
+        from clearcurate.distributed import RayEngine
+
+        with RayEngine(args.base, model_fingerprint(args.base), p.model.batch_size) as engine:
+            decisions = correct_on(engine, removed, cfg, args.adapter)
+        usage = {}  # the Ray engine runs local models only
+    else:
+        lm = load_lm(p, args.base, adapter_dir=args.adapter)
+        with api_budget("correct"):
+            decisions = correct_rows(lm, removed, cfg)
+        usage = api_metrics(lm)
+    if failed := [d for d in decisions if "error" in d]:
+        log.warning("Auto-Correct failed on %d rows, which stay removed with the error as their reason: %s", len(failed),
+                    "; ".join(f"{d['id']}: {d['error']}" for d in failed[:5]))
     by_id = {d["id"]: d for d in decisions}
     corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason")}, "response": by_id[r["id"]]["new"]}
                  for r in removed if by_id[r["id"]]["outcome"] == Outcome.CORRECTED]
@@ -67,7 +83,7 @@ def main() -> None:
         **counts, "judge": cfg.judge, "eta": cfg.eta, "given": len(decisions),
         "replaced_share": replaced / len(decisions) if decisions else None,
         "max_confidence": max((d["confidence"] for d in decisions), default=None),
-        "judge_unparsed": unparsed, **api_metrics(lm),
+        "judge_unparsed": unparsed, "failed": len(failed), **usage,
     })
     log.info("outcomes: %s; Auto-Correct (%s judge) replaced %d of %d removed rows", counts, cfg.judge, replaced, len(decisions))
 

@@ -1,6 +1,11 @@
 """DVC stage `evaluate`: every model on the clean test set, plus the scorer's detection quality.
 
-The base model is loaded once; the three adapters are attached to it and switched in turn.
+The base model is loaded once; the three adapters are attached to it and switched in turn, and a
+model that is the same as an earlier one (retrain reused the filtered adapter) is run once.
+With `engine: ray` this model work (clearcurate.answers) runs in blocks of test rows on a Ray
+cluster's actors, each holding the base model and the adapters; a row that fails there stops the
+stage, after every other row is done, with the failed rows and their reasons (metrics over a subset
+of the test set would mislead). Metrics are computed here, the same for either engine.
 Test rows with `answers` (short-answer QA) get SQuAD exact match and F1; otherwise (free-form
 data) the greedy answer's token F1 with the reference response. Every model also gets held-out
 loss: the reference responses' per-token negative log-likelihood (local models only).
@@ -11,23 +16,17 @@ them (null or absent) there are no detection metrics at all, not zeros.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-
+from clearcurate.answers import BASE, model_answers
 from clearcurate.budget import token_budgets
-from clearcurate.evaluation import (
-    correction_scores,
-    detection_scores,
-    freeform_per_question,
-    heldout_nll,
-    heldout_scores,
-    squad_scores,
-)
+from clearcurate.evaluation import correction_scores, detection_scores, model_scores
 from clearcurate.llm.factory import api_budget, load_lm
 from clearcurate.llm.openai_api import api_metrics
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import read_jsonl, write_json, write_jsonl
+from clearcurate.records import Record, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("evaluate")
 MODELS = ("baseline", "filtered", "corrected")  # adapters on the base model, each a --<name> argument
@@ -46,6 +45,24 @@ def labels_path(value: str | None, labels_dir: Path) -> Path | None:
     return path
 
 
+def on_ray(base: Path, batch_size: int, rows: Sequence[Record], work: partial[list[Record]], adapters: Mapping[str, Path]) -> list[Record]:
+    """`work` on the Ray engine in blocks of rows; after every row is done, stop if any failed (naming each, with its reason)."""
+    from clearcurate.cache import model_fingerprint
+    from clearcurate.distributed import RayEngine
+
+    answers, failures = [], {}
+    with RayEngine(base, model_fingerprint(base), batch_size) as engine:
+        for row, out in zip(rows, engine.map_blocks(rows, work, adapters), strict=True):
+            answers.append(out.get("result"))
+            if "error" in out:
+                failures[row["id"]] = out["error"]
+    if failures:
+        raise SystemExit(f"evaluate: {len(failures)} of {len(rows)} test rows failed on the Ray engine, so no metrics are "
+                         "written (metrics over the other rows would mislead): "
+                         + "; ".join(f"{row_id}: {why}" for row_id, why in failures.items()))
+    return answers
+
+
 def main() -> None:
     args = stage_args(
         __doc__, "test", "scored", "removed", "decisions", "labels", "base", *MODELS, "predictions", "scores", "metrics",
@@ -56,48 +73,45 @@ def main() -> None:
     adapters = {name: getattr(args, name) for name in MODELS}
     labels_file = labels_path(cfg.noise_labels, args.labels)
     test = read_jsonl(args.test)
-    short_answer = all(r.get("answers") for r in test)
     references = [r.get("answers") or [r["response"]] for r in test]
     lm = load_lm(p, args.base)
-    prompts = [lm.chat(r["prompt"]) for r in test]
     # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
     longest = [max(lm.token_counts(refs)) for refs in references]
-    max_new = token_budgets(longest, cfg.max_new_tokens, cfg.max_new_tokens_cap)
+    rows = [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": n}
+            for r, n in zip(test, token_budgets(longest, cfg.max_new_tokens, cfg.max_new_tokens_cap))]
+    short_answer = all(r.get("answers") for r in test)
     if not short_answer:
         log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")
     with_loss = lm.supports_logprobs
     if not with_loss:
         log.info("held-out loss needs the reference's log-likelihood, which a chat API does not give: left out")
+    if p.engine == "ray":
+        from clearcurate.llm.hf import adapter_identity
+
+        identity = {name: adapter_identity(path) for name, path in adapters.items()}
+    else:
+        identity = lm.load_adapters(adapters)
+    # The same model (retrain reused the filtered adapter or model id) gives the same answers: run the first only.
+    runs: dict[str, str] = {}
+    for name in MODELS:
+        runs.setdefault(identity[name], name)
+    work = partial(model_answers, models=[BASE, *runs.values()], with_loss=with_loss)
+    if p.engine == "ray":
+        answers = on_ray(args.base, p.model.batch_size, rows, work, {name: adapters[name] for name in runs.values()})
+    else:
+        with api_budget("evaluate"):  # a spent API budget stops cleanly
+            answers = work(lm, rows)
+
     metrics: dict[str, dict[str, float]] = {}
     predictions: list[dict[str, str]] = []
-    # The same model (retrain reused the filtered adapter or model id) gives the same greedy answers.
-    identity = lm.load_adapters(adapters)
-    reference_texts = [r["response"] for r in test]
-
-    def run(name: str) -> tuple[list[str], list[float] | None]:
-        texts = lm.greedy(prompts, max_new, desc=f"eval {name}")
-        return texts, heldout_nll(lm.continuation_logprobs(prompts, reference_texts, desc=f"loss {name}")) if with_loss else None
-
-    done: dict[str, tuple[list[str], list[float] | None]] = {}
-    with api_budget("evaluate"):  # a spent API budget stops cleanly
-        for name in ("base", *MODELS):
-            if name == "base":
-                with lm.base_model():
-                    texts, nll = run(name)
-            elif identity[name] in done:
-                log.info("%s is the same model as an earlier one: its answers are reused", name)
-                texts, nll = done[identity[name]]
-            else:
-                lm.use_adapter(name)
-                texts, nll = done[identity[name]] = run(name)
-            if short_answer:
-                metrics[name] = squad_scores(texts, references)
-            else:
-                metrics[name] = {k: 100.0 * float(np.mean(v)) for k, v in freeform_per_question(texts, reference_texts).items()}
-            if nll is not None:
-                metrics[name].update(heldout_scores(nll))
-            predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
-            log.info("%-9s %s", name, "  ".join(f"{k} {v:.3f}" for k, v in metrics[name].items()))
+    for name in (BASE, *MODELS):
+        run = name if name == BASE else runs[identity[name]]
+        if run != name:
+            log.info("%s is the same model as %s: its answers are reused", name, run)
+        texts = [a[run]["text"] for a in answers]
+        metrics[name] = model_scores(texts, test, [a[run]["nll"] for a in answers] if with_loss else None)
+        predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
+        log.info("%-9s %s", name, "  ".join(f"{k} {v:.3f}" for k, v in metrics[name].items()))
 
     if labels_file is None:
         log.info("no noise labels (evaluate.noise_labels is null): no detection or correction metrics")
@@ -115,7 +129,7 @@ def main() -> None:
     headline = "f1" if short_answer else "token_f1_vs_reference"  # what the plot draws, named in every row
     write_json(
         args.scores,
-        [{"model": m, "metric": headline, "score": metrics[m][headline], **metrics[m]} for m in ("base", *MODELS)],
+        [{"model": m, "metric": headline, "score": metrics[m][headline], **metrics[m]} for m in (BASE, *MODELS)],
     )
     write_jsonl(args.predictions, predictions)
 

@@ -49,6 +49,21 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def assert_same_records(got: list[dict], expected: list[dict], tol: float = 1e-6) -> None:
+    """Equal record by record and field by field, floats within `tol` (a row's batch sets its padding, which moves
+    float rounding); texts, outcomes and everything else exactly."""
+    assert [r.get("id") for r in got] == [r.get("id") for r in expected]
+    for g, e in zip(got, expected):
+        assert set(g) == set(e), (e.get("id"), sorted(set(g) ^ set(e)))
+        for key, value in e.items():
+            if isinstance(value, float):
+                assert abs(g[key] - value) <= tol, (e.get("id"), key, g[key], value)
+            elif isinstance(value, dict):
+                assert_same_records([g[key]], [value], tol)
+            else:
+                assert g[key] == value, (e.get("id"), key, g[key], value)
+
+
 def build_pipeline_repo(
     work: Path,
     params_update: Callable[[dict], None] | None = None,

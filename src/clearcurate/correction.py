@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +29,7 @@ from clearcurate.llm.base import ChatLM
 from clearcurate.outcomes import Outcome
 from clearcurate.params import CorrectConfig
 from clearcurate.records import Record
-from clearcurate.scoring import reflect
+from clearcurate.scoring import Engine, reflect
 
 
 def candidate_first(row_id: str, seed: int) -> bool:
@@ -46,6 +48,23 @@ def correct_rows(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list
     if cfg.judge == "agreement":
         return _agreement(lm, rows, cfg)
     return _pairwise(lm, rows, cfg)
+
+
+def correct_on(engine: Engine, rows: Sequence[Record], cfg: CorrectConfig, adapter: Path) -> list[Record]:
+    """`correct_rows` on `engine`, in blocks of rows, on workers holding the filtered model's `adapter`.
+
+    Every row gets a decision: one whose work fails on the engine (alone: a failing block is retried
+    row by row) is removed, with the error as its reason, and the other rows go on.
+    """
+    work = partial(correct_rows, cfg=cfg)
+    return [failed_decision(row, out["error"]) if "error" in out else out["result"]
+            for row, out in zip(rows, engine.map_blocks(rows, work, {"filtered": adapter}), strict=True)]
+
+
+def failed_decision(row: Record, error: str) -> Record:
+    """The decision for a row Auto-Correct could not decide: removed (as the filter had it), with the error as its reason."""
+    return {"id": row["id"], "outcome": Outcome.REMOVED, "reason": f"Auto-Correct failed on this row: {error}",
+            "confidence": 0.0, "error": error, "old": row["response"], "new": row["response"]}
 
 
 def _agreement(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:

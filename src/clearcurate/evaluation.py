@@ -139,6 +139,16 @@ def heldout_scores(nll_per_row: Sequence[float]) -> dict[str, float]:
     return {"heldout_nll_per_token": mean, "heldout_perplexity": float(np.exp(mean))}
 
 
+def model_scores(texts: Sequence[str], test: Sequence[Mapping], nll: Sequence[float] | None) -> dict[str, float]:
+    """One model's test metrics: SQuAD EM / F1 when every row has `answers`, else token F1 with the reference
+    response; with `nll` (per row), held-out loss too."""
+    if all(r.get("answers") for r in test):
+        scores = squad_scores(texts, [r["answers"] for r in test])
+    else:
+        scores = {k: 100.0 * float(np.mean(v)) for k, v in freeform_per_question(texts, [r["response"] for r in test]).items()}
+    return {**scores, **(heldout_scores(nll) if nll is not None else {})}
+
+
 def answer_key(text: str) -> str:
     """What an answer commits to, for telling whether two answers agree.
 

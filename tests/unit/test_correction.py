@@ -4,6 +4,7 @@ from clearcurate.correction import CorrectConfig, candidate_first, correct_rows
 from clearcurate.outcomes import Outcome
 from clearcurate.params import ORDERS
 from clearcurate.training import LoraTrainConfig, attach_lora
+from helpers import assert_same_records
 
 ROWS = [{"id": f"r{i}", "prompt": f"Question {i}?", "response": f"answer {i}"} for i in range(4)]
 
@@ -62,3 +63,11 @@ def test_agreement_judge_decides_from_the_filtered_models_samples(filtered_lm):
             assert d["new"] in d["samples"] and d["new"] != row["response"]
         else:
             assert d["reason"]
+
+
+@pytest.mark.parametrize("judge", ["pairwise", "agreement"])
+def test_decisions_do_not_depend_on_the_rows_decided_with_them(filtered_lm, judge):
+    """What the Ray engine relies on: it decides rows in blocks, the local engine all at once."""
+    cfg = CorrectConfig(judge=judge, k=3, max_new_tokens=3, eta=0.0)
+    whole = correct_rows(filtered_lm, ROWS, cfg)
+    assert_same_records(correct_rows(filtered_lm, ROWS[:1], cfg) + correct_rows(filtered_lm, ROWS[1:], cfg), whole)

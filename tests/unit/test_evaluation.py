@@ -6,6 +6,7 @@ from clearcurate.evaluation import (
     detection_scores,
     final_number,
     final_number_scores,
+    model_scores,
     squad_scores,
 )
 
@@ -109,3 +110,12 @@ def test_freeform_metrics_are_overlap_and_heldout_loss_by_name():
         heldout_nll([(-1.0, 0)])
     with pytest.raises(ValueError):
         freeform_per_question(["a"], [])
+
+
+def test_model_scores_are_squad_scores_with_answers_else_token_f1_plus_heldout_loss():
+    qa = [{"response": "Denver", "answers": ["Denver Broncos"]}, {"response": "x", "answers": ["Carolina"]}]
+    assert model_scores(["Denver Broncos", "no"], qa, None) == squad_scores(["Denver Broncos", "no"], [["Denver Broncos"], ["Carolina"]])
+    freeform = [{"response": "deep blue sky"}, {"response": "red"}]
+    scores = model_scores(["deep blue", "red"], freeform, [1.0, 3.0])
+    assert scores["token_f1_vs_reference"] == pytest.approx(100 * (0.8 + 1.0) / 2)
+    assert scores["heldout_nll_per_token"] == pytest.approx(2.0) and scores["heldout_perplexity"] == pytest.approx(math.exp(2.0))

@@ -1,0 +1,14 @@
+"""evaluate's model work: each model's greedy answer and held-out loss per test row, the same for any split into blocks."""
+
+from clearcurate.answers import BASE, model_answers
+from helpers import assert_same_records
+
+
+def test_answers_do_not_depend_on_the_rows_computed_with_them(tiny_lm):
+    """What the Ray engine relies on: it answers test rows in blocks, the local engine all at once."""
+    rows = [{"id": f"t{i}", "prompt": tiny_lm.chat(f"Question {i}{'?' * i}"), "reference": ["red", "a deep blue"][i % 2],
+             "max_new_tokens": 2 + i % 3} for i in range(5)]
+    whole = model_answers(tiny_lm, rows, [BASE], with_loss=True)
+    assert all(set(a) == {BASE} and isinstance(a[BASE]["text"], str) and a[BASE]["nll"] > 0 for a in whole)
+    assert_same_records(model_answers(tiny_lm, rows[:2], [BASE], True) + model_answers(tiny_lm, rows[2:], [BASE], True), whole)
+    assert [a[BASE]["nll"] for a in model_answers(tiny_lm, rows, [BASE], with_loss=False)] == [None] * len(rows)
