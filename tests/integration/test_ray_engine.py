@@ -1,6 +1,7 @@
 """The Ray engine on a real local Ray cluster (`ray start --head` on 127.0.0.1, 2 CPUs, so 2 workers) and the tiny model:
 a killed `score` stage resumes with only the missing rows, and gives the local engine's samples, scores and
-decisions; a failing row fails alone, with its reason."""
+decisions; a failing row fails alone, with its reason. Auto-Correct and evaluate's model work on the cluster
+give the local engine's decisions, answers and metrics; a row Auto-Correct fails on is removed, with the error."""
 
 from __future__ import annotations
 
@@ -15,20 +16,25 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
+from clearcurate.answers import BASE, model_answers
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.correction import CorrectConfig, correct_on, correct_rows
 from clearcurate.curation import FilterConfig, split_by_threshold, threshold
-from clearcurate.distributed import RayEngine
+from clearcurate.distributed import RayEngine, _in_order
+from clearcurate.evaluation import model_scores
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.models import load
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig
-from helpers import ROOT, command_env
+from clearcurate.training import LoraTrainConfig, attach_lora
+from helpers import ROOT, assert_same_records, command_env
 
 ROWS = 24
 TRAIN = LoraTrainConfig(batch_size=4, max_length=128, lora_r=4, lora_alpha=8)
@@ -139,3 +145,94 @@ def test_a_killed_ray_run_resumes_with_only_the_rest_and_equals_the_local_engine
     decide = lambda scored: split_by_threshold(  # noqa: E731
         {r["id"]: r["confidence"] for r in scored}, threshold([r["confidence"] for r in scored], FilterConfig(quantile=0.25)).gamma)
     assert decide(on_ray) == decide(local)
+
+
+def test_results_come_in_the_rows_order_as_soon_as_all_before_them_are_done():
+    arrived: list[int] = []
+
+    def arrivals() -> Iterator[dict]:
+        for i in (2, 0, 1, 5, 3, 4):
+            arrived.append(i)
+            yield {"index": i}
+
+    released = [(result["index"], len(arrived)) for result in _in_order(arrivals())]  # (row, results come by then)
+    assert released == [(0, 2), (1, 3), (2, 3), (3, 5), (4, 6), (5, 6)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """The local engine's runs here on one thread, as each Ray worker's: two threads spin against each other when the
+    workers (or other jobs) hold the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
+    """Two LoRA adapters as `train` saves them, with random weights (no training needed): each changes the model."""
+    out = tmp_path_factory.mktemp("adapters")
+    lm = LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False)
+    for seed, name in enumerate(("baseline", "filtered")):
+        adapted = attach_lora(lm.model, TRAIN)
+        weights = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for key, param in adapted.named_parameters():
+                if "lora_B" in key:
+                    param.copy_(0.1 * torch.randn(param.shape, generator=weights))
+        adapted.save_pretrained(out / name)
+        lm.model = adapted.unload()
+    return {name: out / name for name in ("baseline", "filtered")}
+
+
+CORRECT = CorrectConfig(k=2, max_new_tokens=3)
+BAD = {"id": "bad", "prompt": None, "response": "red"}  # no prompt: proposing for it raises
+
+
+@pytest.fixture(scope="module")
+def corrected_on_ray(cluster, tiny_model_dir, adapters) -> list[dict]:
+    """Auto-Correct's decisions for 6 removed rows and a bad one among them, on 2 workers in blocks of 2 rows."""
+    rows = _rows(6)
+    with RayEngine(tiny_model_dir, model_fingerprint(tiny_model_dir), batch_size=2) as engine:
+        return correct_on(engine, [*rows[:3], BAD, *rows[3:]], CORRECT, adapters["filtered"])
+
+
+def test_auto_correct_on_ray_decides_as_the_local_engine(corrected_on_ray, tiny_model_dir, adapters):
+    """The default (agreement) judge: the same samples, evidence and decisions; the pairwise judge's decisions do not
+    depend on the rows decided with them either (tests/unit/test_correction.py)."""
+    local = correct_rows(LocalLM(*load(tiny_model_dir, adapters["filtered"]), batch_size=2, show_progress=False), _rows(6), CORRECT)
+    on_ray = [d for d in corrected_on_ray if d["id"] != "bad"]
+    assert_same_records(json.loads(json.dumps(on_ray)), json.loads(json.dumps(local)))  # as the decisions file has them
+    base = correct_rows(LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False), _rows(6), CORRECT)
+    assert [d["samples"] for d in on_ray] != [d["samples"] for d in base]  # the workers proposed with the filtered model
+
+
+def test_a_row_auto_correct_fails_on_stays_removed_with_its_reason(corrected_on_ray):
+    assert [d["id"] for d in corrected_on_ray] == ["r0", "r1", "r2", "bad", "r3", "r4", "r5"]
+    (bad,) = [d for d in corrected_on_ray if d["id"] == "bad"]
+    assert bad["outcome"] == "removed" and bad["new"] == bad["old"] == "red"
+    assert bad["reason"].startswith("Auto-Correct failed on this row: correct_rows: ") and "Error" in bad["reason"]
+    assert all("error" not in d for d in corrected_on_ray if d["id"] != "bad")
+
+
+def test_evaluate_on_ray_gives_the_local_engines_answers_and_metrics(cluster, tiny_model_dir, adapters):
+    lm = LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False)
+    test = [{"id": f"t{i}", "prompt": f"Question {i}: name a colour.", "response": ["red", "a deep blue"][i % 2]} for i in range(5)]
+    rows = [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": 3 + i % 3}
+            for i, r in enumerate(test)]
+    work = partial(model_answers, models=[BASE, "baseline", "filtered"], with_loss=True)
+    # One worker (the Auto-Correct test runs two): on 2 cores one actor starts sooner than two.
+    with RayEngine(tiny_model_dir, model_fingerprint(tiny_model_dir), batch_size=2, workers=1) as engine:
+        on_ray = [out["result"] for out in engine.map_blocks(rows, work, adapters)]
+    lm.load_adapters(adapters)
+    local = work(lm, rows)
+    assert_same_records(on_ray, local)
+    for name in (BASE, "baseline", "filtered"):
+        metrics = {engine: model_scores([a[name]["text"] for a in answers], test, [a[name]["nll"] for a in answers])
+                   for engine, answers in (("ray", on_ray), ("local", local))}
+        assert metrics["ray"] == pytest.approx(metrics["local"], rel=1e-6, abs=1e-6)
+    # the adapters are in use on the workers: each model has its own held-out loss
+    losses = {name: [a[name]["nll"] for a in on_ray] for name in (BASE, "baseline", "filtered")}
+    assert losses[BASE] != pytest.approx(losses["filtered"], abs=1e-3)
+    assert losses["baseline"] != pytest.approx(losses["filtered"], abs=1e-3)
