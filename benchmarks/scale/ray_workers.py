@@ -29,7 +29,6 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import redirect_stdout
-from dataclasses import replace
 from pathlib import Path
 
 import ray
@@ -128,7 +127,7 @@ def main() -> None:
     setup_logging()
     p = load_file(args.params)
     rows = read_jsonl(args.data)[: args.rows]
-    cfg, train_cfg = replace(p.score, engine="local"), p.train
+    cfg, train_cfg = p.score, p.train
     similarity = get_similarity(cfg.similarity)
     with tempfile.TemporaryDirectory(prefix="ray-workers-") as tmp, redirect_stdout(sys.stderr):  # the Trainer prints to stdout
         work = Path(tmp)
