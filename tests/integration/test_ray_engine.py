@@ -217,14 +217,20 @@ def test_a_row_auto_correct_fails_on_stays_removed_with_its_reason(corrected_on_
 
 
 def test_evaluate_on_ray_gives_the_local_engines_answers_and_metrics(cluster, tiny_model_dir, adapters):
+    """Base, baseline and filtered: the same greedy texts, NLLs and metrics; a row that fails comes back as its error
+    alone (stages/evaluate.py then stops, listing it)."""
     lm = LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False)
     test = [{"id": f"t{i}", "prompt": f"Question {i}: name a colour.", "response": ["red", "a deep blue"][i % 2]} for i in range(5)]
     rows = [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": 3 + i % 3}
             for i, r in enumerate(test)]
     work = partial(model_answers, models=[BASE, "baseline", "filtered"], with_loss=True)
+    bad = {"id": "bad", "prompt": None, "reference": "red", "max_new_tokens": 3}  # fails alone; the stage then stops
     # One worker (the Auto-Correct test runs two): on 2 cores one actor starts sooner than two.
     with RayEngine(tiny_model_dir, model_fingerprint(tiny_model_dir), batch_size=2, workers=1) as engine:
-        on_ray = [out["result"] for out in engine.map_blocks(rows, work, adapters)]
+        out = list(engine.map_blocks([*rows[:3], bad, *rows[3:]], work, adapters))
+    assert [sorted(o) for o in out] == [["index", "result"]] * 3 + [["error", "index"]] + [["index", "result"]] * 2
+    assert out[3]["error"].startswith("model_answers: TypeError")
+    on_ray = [o["result"] for o in out if "result" in o]
     lm.load_adapters(adapters)
     local = work(lm, rows)
     assert_same_records(on_ray, local)
