@@ -190,8 +190,10 @@ def _lookup(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Where each of `keys` is in the sorted `table`, or -1."""
     if not len(table):
         return np.full(len(keys), -1, np.int64)
-    at = np.minimum(np.searchsorted(table, keys), len(table) - 1)
-    return np.where(table[at] == keys, at, -1)
+    at = np.searchsorted(table, keys)
+    np.minimum(at, len(table) - 1, out=at)
+    at[table[at] != keys] = -1
+    return at
 
 
 class _Version:
@@ -213,23 +215,25 @@ class _Version:
 
 class RowTable:
     """Two versions of a dataset as the row diff needs them, in compact arrays: per row its id
-    (`IdColumn`), an 8-byte digest of its response and its own confidence (NaN where none), and
-    the confidences of each version's scored set. About 90 bytes a row for both versions."""
+    (`IdColumn`), an 8-byte digest of its response and its own confidence (NaN where none); then
+    per distinct id the confidence from each version's scored set. About 100 bytes a row for both
+    versions. Add every row (`add`) before the scored sets' confidences (`add_scored`)."""
+
+    SCORED_CHUNK = 65_536  # scored rows matched to the versions' ids at a time
 
     def __init__(self) -> None:
         self._ids = (IdColumn(), IdColumn())
         self._digest = (array("Q"), array("Q"))
         self._own = (array("d"), array("d"))
-        self._scored_ids = (IdColumn(), IdColumn())
-        self._scored = (array("d"), array("d"))
-
-    @property
-    def scored_rows(self) -> list[int]:
-        """Rows with a confidence in each version's scored set."""
-        return [len(ids) for ids in self._scored_ids]
+        self._versions: tuple[_Version, _Version] | None = None
+        self._scored: list[np.ndarray] = []
+        self._pending: tuple[list[tuple[int, float]], list[tuple[int, float]]] = ([], [])
+        self.scored_rows = [0, 0]  # rows with a confidence in each version's scored set
 
     def add(self, version: int, i: str, row: Record) -> None:
         """A row of version 0 (a) or 1 (b); a repeated id keeps its first place and its last row's values."""
+        if self._versions is not None:
+            raise RuntimeError("RowTable: every row must be added before the scored confidences")
         self._ids[version].append(i)
         self._digest[version].append(_digest(_response(row).encode("utf-8", "surrogatepass")))
         self._own[version].append(float(row["confidence"]) if "confidence" in row else math.nan)
@@ -238,42 +242,61 @@ class RowTable:
         """Whether any row of the version carries its own confidence."""
         return any(not math.isnan(c) for c in self._own[version])
 
-    def add_scored(self, version: int, i: str, confidence: float) -> None:
-        """A confidence from the version's scored set (a repeated id keeps its last)."""
-        self._scored_ids[version].append(i)
-        self._scored[version].append(float(confidence))
+    def versions(self) -> tuple[_Version, _Version]:
+        """Both versions' distinct ids (computed once, when the rows are all in)."""
+        if self._versions is None:
+            self._versions = _Version(self._ids[0]), _Version(self._ids[1])
+            self._scored = [np.full(len(v.digests), math.nan) for v in self._versions]
+        return self._versions
 
-    def _confidences(self, version: int, v: _Version, scored: bool) -> np.ndarray:
-        """Each distinct id's confidence: from the scored set, or the row's own."""
-        if not scored:
-            return np.frombuffer(self._own[version], dtype=np.float64)[v.last] if len(v.last) else np.zeros(0)
-        digests, _, last = self._scored_ids[version].unique()
-        values = np.frombuffer(self._scored[version], dtype=np.float64)[last] if len(last) else np.zeros(0)
-        at = _lookup(v.digests, digests)
-        return np.where(at >= 0, values[np.maximum(at, 0)] if len(values) else math.nan, math.nan)
+    def add_scored(self, version: int, i: str, confidence: float) -> None:
+        """A confidence from the version's scored set (ids of neither version are skipped; a repeated id keeps its last)."""
+        self.versions()
+        self.scored_rows[version] += 1
+        pending = self._pending[version]
+        pending.append((_digest(i.encode("utf-8", "surrogatepass")), float(confidence)))
+        if len(pending) >= self.SCORED_CHUNK:
+            self._flush(version)
+
+    def _flush(self, version: int) -> None:
+        pending = self._pending[version]
+        if not pending:
+            return
+        digests = np.fromiter((d for d, _ in pending), np.uint64, len(pending))
+        values = np.fromiter((c for _, c in pending), np.float64, len(pending))
+        pending.clear()
+        at = _lookup(digests, self.versions()[version].digests)
+        hit = at >= 0
+        self._scored[version][at[hit]] = values[hit]
+
+    def _values(self, version: int, column: array, chosen: np.ndarray) -> np.ndarray:
+        """A per-row column's value for the `chosen` distinct ids (their last row's)."""
+        rows = self.versions()[version].last[chosen]
+        return np.frombuffer(column, dtype=np.uint64 if column.typecode == "Q" else np.float64)[rows] if len(rows) else np.zeros(0)
 
     def diff(self, scored: tuple[bool, bool]) -> RowDiff:
         """Added / removed ids, changed responses and moved confidences (ids in both versions only), with
         each version's confidences from its scored set where `scored` says so, else the rows' own.
         `response_changed` maps each such id to "" until `fill_word_diffs` gives it its diff."""
-        a, b = _Version(self._ids[0]), _Version(self._ids[1])
-        digest_a, digest_b = (np.frombuffer(self._digest[k], dtype=np.uint64)[v.last] if len(v.last) else np.zeros(0, np.uint64)
-                              for k, v in ((0, a), (1, b)))
-        conf_a, conf_b = self._confidences(0, a, scored[0]), self._confidences(1, b, scored[1])
+        a, b = self.versions()
+        for version in (0, 1):
+            self._flush(version)
         in_a = b.match(a)
         out = RowDiff(rows_a=len(a.digests), rows_b=len(b.digests))
         out.added = b.ids_of(in_a < 0)
         out.removed = a.ids_of(a.match(b) < 0)
         both = np.flatnonzero(in_a >= 0)
         at = in_a[both]
-        out.response_changed = dict.fromkeys(b.ids_of(both[digest_a[at] != digest_b[both]]), "")
-        x, y = conf_a[at], conf_b[both]
+        del in_a
+        rewritten = self._values(0, self._digest[0], at) != self._values(1, self._digest[1], both)
+        out.response_changed = dict.fromkeys(b.ids_of(both[rewritten]), "")
+        del rewritten
+        x = self._scored[0][at] if scored[0] else self._values(0, self._own[0], at)
+        y = self._scored[1][both] if scored[1] else self._values(1, self._own[1], both)
         with np.errstate(invalid="ignore"):
-            moved = both[np.abs(x - y) > CONFIDENCE_TOLERANCE]  # NaN on either side compares False: not moved
-        positions = {int(p): int(u) for u, p in zip(moved, b.first[moved])}
-        for p in sorted(positions):
-            u = positions[p]
-            out.confidence_changed[self._ids[1][p]] = (float(conf_a[in_a[u]]), float(conf_b[u]))
+            moved = np.flatnonzero(np.abs(x - y) > CONFIDENCE_TOLERANCE)  # NaN on either side compares False: not moved
+        for k in moved[np.argsort(b.first[both[moved]], kind="stable")]:
+            out.confidence_changed[self._ids[1][int(b.first[both[k]])]] = (float(x[k]), float(y[k]))
         return out
 
 
@@ -297,9 +320,10 @@ def diff_rows(
     """Added / removed ids, rewritten responses and moved confidences (ids in both versions only);
     confidences from `conf_a` / `conf_b` where given and not empty, else the rows' own."""
     table = RowTable()
-    for version, rows, conf in ((0, a, conf_a), (1, b, conf_b)):
+    for version, rows in enumerate((a, b)):
         for i, row in rows.items():
             table.add(version, i, row)
+    for version, conf in enumerate((conf_a, conf_b)):
         for i, c in (conf or {}).items():
             table.add_scored(version, i, c)
     diff = table.diff((bool(conf_a), bool(conf_b)))

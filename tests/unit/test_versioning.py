@@ -102,6 +102,8 @@ def test_row_table_orders_rows_and_takes_the_scored_sets_last_confidence():
     assert (diff.rows_a, diff.rows_b, diff.added, diff.removed) == (3, 3, ["w"], ["z"])
     assert diff.response_changed == {} and diff.confidence_changed == {"y": (0.1, 0.2)}
     assert not RowTable().diff((False, False)).summary()["rows_a"]
+    with pytest.raises(RuntimeError, match="every row must be added before"):
+        table.add(0, "late", {"response": "too late"})
 
 
 def test_two_ids_with_one_digest_are_an_error_not_one_row(monkeypatch):
