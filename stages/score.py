@@ -47,11 +47,12 @@ def main() -> None:
             raise SystemExit(f"score: {err}. All are listed with their reasons in {cache.root / FAILURES}; every other row is "
                              "cached, so rerunning `dvc repro` computes only these") from None
     seconds = time.perf_counter() - start
-    names = ("consistency", "reflection", "likelihood", "relevance", "length")
+    names = ("consistency", "reflection", "likelihood", "relevance", "length", "fluency")
     components = [c for c in names if scored and all(c in s for s in scored)]
     optional = [c for c in names if c not in components and any(c in s for s in scored)]
     frame = pd.DataFrame({col: [s.get(col) for s in scored] for col in ("id", "confidence", *components, *optional)})
-    validate("scored", frame, scored_suite([r["id"] for r in rows], components, optional), p.validate, args.validation)
+    frame["id_in_input"] = frame["id"].isin({r["id"] for r in rows})
+    validate("scored", frame, scored_suite(len(rows), components, optional), p.validate, args.validation)
     write_jsonl(args.out, scored)
     conf = np.array([s["confidence"] for s in scored])
     write_json(

@@ -59,12 +59,14 @@ def test_instruction_rows_pass_and_each_fault_is_named(tmp_path):
 def test_scored_rows_pass_and_each_fault_is_named(tmp_path):
     ids = ["a", "b", "c"]
     good = pd.DataFrame({"id": ids, "confidence": [0.1, 0.5, 1.0], "reflection": [0.0, 0.3, 0.9]})
-    assert validate("scored", good, scored_suite(ids, ["reflection"]), CFG, tmp_path)
+    good["id_in_input"] = good["id"].isin(ids)
+    assert validate("scored", good, scored_suite(len(ids), ["reflection"]), CFG, tmp_path)
 
     bad = pd.DataFrame({"id": ["a", "b", "zz", "zz"], "confidence": [1.2, 0.5, 0.4, 0.3], "reflection": [0.1, None, 0.2, 0.2]})
-    msg = _failures(bad, scored_suite(ids, ["reflection"]), tmp_path)
+    bad["id_in_input"] = bad["id"].isin(ids)
+    msg = _failures(bad, scored_suite(len(ids), ["reflection"]), tmp_path)
     assert "expect_table_row_count_to_equal(table): observed 4" in msg
-    assert "expect_column_values_to_be_in_set(id): 2 rows, e.g. ids zz, zz" in msg
+    assert "expect_column_values_to_be_in_set(id_in_input): 2 rows, e.g. ids zz, zz" in msg
     assert "expect_column_values_to_be_unique(id)" in msg
     assert "expect_column_values_to_be_between(confidence): 1 rows, e.g. ids a" in msg
     assert "expect_column_values_to_not_be_null(reflection): 1 rows, e.g. ids b" in msg
