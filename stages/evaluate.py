@@ -26,7 +26,7 @@ from clearcurate.evaluation import correction_scores, detection_scores, model_sc
 from clearcurate.llm.factory import api_budget, load_lm
 from clearcurate.llm.openai_api import api_metrics
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import Record, read_jsonl, write_json, write_jsonl
+from clearcurate.records import Record, progress, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger("evaluate")
 MODELS = ("baseline", "filtered", "corrected")  # adapters on the base model, each a --<name> argument
@@ -52,7 +52,7 @@ def on_ray(base: Path, batch_size: int, rows: Sequence[Record], work: partial[li
 
     answers, failures = [], {}
     with RayEngine(base, model_fingerprint(base), batch_size) as engine:
-        for row, out in zip(rows, engine.map_blocks(rows, work, adapters), strict=True):
+        for row, out in zip(rows, progress(engine.map_blocks(rows, work, adapters), "evaluate", len(rows)), strict=True):
             answers.append(out.get("result"))
             if "error" in out:
                 failures[row["id"]] = out["error"]

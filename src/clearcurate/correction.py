@@ -28,7 +28,7 @@ from clearcurate.curation import agreement_verdict, correction_reason, pairwise_
 from clearcurate.llm.base import ChatLM
 from clearcurate.outcomes import Outcome
 from clearcurate.params import CorrectConfig
-from clearcurate.records import Record
+from clearcurate.records import Record, progress
 from clearcurate.scoring import Engine, reflect
 
 
@@ -56,9 +56,8 @@ def correct_on(engine: Engine, rows: Sequence[Record], cfg: CorrectConfig, adapt
     Every row gets a decision: one whose work fails on the engine (alone: a failing block is retried
     row by row) is removed, with the error as its reason, and the other rows go on.
     """
-    work = partial(correct_rows, cfg=cfg)
-    return [failed_decision(row, out["error"]) if "error" in out else out["result"]
-            for row, out in zip(rows, engine.map_blocks(rows, work, {"filtered": adapter}), strict=True)]
+    done = progress(engine.map_blocks(rows, partial(correct_rows, cfg=cfg), {"filtered": adapter}), "correct", len(rows))
+    return [failed_decision(row, out["error"]) if "error" in out else out["result"] for row, out in zip(rows, done, strict=True)]
 
 
 def failed_decision(row: Record, error: str) -> Record:
