@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from run import HERE, Cache, DatasetSpec, gsm8k_config, keyed_score_params, load_params, plan, squad_config, train_config
+from run import HERE, Cache, DatasetSpec, gsm8k_config, load_params, plan, squad_config, train_config
 from sklearn.metrics import roc_auc_score
 
 from clearcurate import confidence as cf
@@ -105,7 +105,7 @@ def score_key(cache: Cache, rows: list[Record], score_cfg: ScoreConfig, train_cf
     to [0, 1], and the report recomputes that mapping for every scale it compares (so is the length
     scale, and whether the likelihood is per token). A token cap of 0 (a fixed sample budget) is left
     out too: the sets scored before the cap existed used a fixed one."""
-    raw = {k: v for k, v in keyed_score_params(asdict(score_cfg)).items()
+    raw = {k: v for k, v in asdict(score_cfg).items()
            if k not in ("relevance_scale", "length_scale", "likelihood_per") and not (k == "max_new_tokens_cap" and v == 0)}
     return cache.key(rows, raw, asdict(train_cfg))
 

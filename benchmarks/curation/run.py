@@ -256,16 +256,6 @@ def load_params(path: Path, batch_size: int | None = None) -> tuple[dict[str, An
         raise SystemExit(str(err)) from None
 
 
-# Score settings that change where the work runs, not its results (clearcurate.distributed): left
-# out of stored results' keys, so finished work is found whichever engine ran it.
-RESULT_NEUTRAL_SCORE_KEYS = ("engine",)
-
-
-def keyed_score_params(score: dict[str, Any]) -> dict[str, Any]:
-    """The score settings a stored result is keyed by (all but RESULT_NEUTRAL_SCORE_KEYS)."""
-    return {k: v for k, v in score.items() if k not in RESULT_NEUTRAL_SCORE_KEYS}
-
-
 def train_config(values: dict[str, Any]) -> LoraTrainConfig:
     """`train` as written in params.yaml (see `load_params`); unknown keys still fail."""
     return LoraTrainConfig(**{**values, "target_modules": tuple(values["target_modules"])})
@@ -302,7 +292,7 @@ class Bench:
 
     def score(self, spec: DatasetSpec, scorer: str, train: list[Record]) -> dict[str, Any] | None:
         """Per-row scores (higher = cleaner) of one scorer, with its wall time."""
-        key = self.cache.key(self.model_name, train, keyed_score_params(self.score_params), self.train_cfg, spec.max_new_tokens)
+        key = self.cache.key(self.model_name, train, self.score_params, self.train_cfg, spec.max_new_tokens)
         return self.cache.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
 
     def _score(self, spec: DatasetSpec, scorer: str, train: list[Record]) -> dict[str, Any]:
