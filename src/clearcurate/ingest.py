@@ -133,12 +133,21 @@ class _Utf8Check:
         except UnicodeDecodeError:
             self.bad.append(lineno)
 
+    def hint(self) -> str | None:
+        """The likely encoding when the file starts with a UTF-16 byte-order mark, or some lines are not
+        UTF-8 and no non-ASCII line is (perhaps too few lines for `error`'s verdict)."""
+        if not self.bad:
+            return None
+        if self.head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return "utf-16"
+        return None if self.good else "cp1252" if self.cp1252 else "latin-1"
+
     def error(self, path: Path) -> str | None:
         """The file-level error, or None when the file is UTF-8 (or only a line or so is damaged)."""
         if not self.bad:
             return None
-        guess = "utf-16" if self.head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "cp1252" if self.cp1252 else "latin-1"
-        if guess != "utf-16" and (len(self.bad) < 2 or self.good):
+        guess = self.hint()
+        if guess is None or (guess != "utf-16" and len(self.bad) < 2):
             return None
         lines = ", ".join(map(str, self.bad[:5])) + (", ..." if len(self.bad) > 5 else "")
         return (f"{path}: not UTF-8 (invalid bytes on lines {lines}; it looks like {guess}); "
@@ -553,7 +562,9 @@ def iter_rows(
             raise FileRejected(f"{first['source']}:{first['line']}: {first['reason']} "
                                f"({len(quarantine)} bad rows; prepare.strict is true)", quarantine)
         if not count:
-            raise FileRejected(f"{path}: no usable rows (all {len(quarantine)} quarantined), {summary}; "
-                               "fix the file, or data.format / data.columns in params.yaml", quarantine)
+            encoding = check.hint() if _is_utf8(cfg.encoding) and kind != "parquet" else None
+            fix = (f"save it as UTF-8, or set data.encoding: {encoding} in params.yaml (its non-ASCII lines are not UTF-8)"
+                   if encoding else "fix the file, or data.format / data.columns in params.yaml")
+            raise FileRejected(f"{path}: no usable rows (all {len(quarantine)} quarantined), {summary}; {fix}", quarantine)
     if not count:
         raise InputError(f"{path}: no usable rows (empty file); point data.train / data.test in params.yaml at a file with rows")

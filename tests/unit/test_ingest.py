@@ -219,6 +219,18 @@ def test_a_file_in_another_encoding_stops_naming_it_unless_data_encoding_says_so
     assert load_rows(array, IngestConfig(encoding="cp1252"))[0][0]["prompt"] == "Café?"
 
 
+@pytest.mark.parametrize("name, text", [("one.jsonl", '{"prompt": "Café?", "response": "Oui"}\n'),
+                                        ("one.csv", "prompt,response\nCafé?,Oui\n")])
+def test_a_one_row_file_in_another_encoding_names_the_encoding(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(text.encode("cp1252"))
+    with pytest.raises(InputError) as err:  # one bad line is too few for the file-level verdict, but it is every row
+        load_rows(path, IngestConfig())
+    assert str(err.value) == (f"{path}: no usable rows (all 1 quarantined), unparseable: 1; save it as UTF-8, or set "
+                              "data.encoding: cp1252 in params.yaml (its non-ASCII lines are not UTF-8)")
+    assert load_rows(path, IngestConfig(encoding="cp1252"))[0][0]["prompt"] == "Café?"
+
+
 def test_a_csv_is_read_as_it_streams_and_a_bad_byte_in_its_encoding_names_the_line(tmp_path):
     path = tmp_path / "big.csv"
     rows = [f'r{i},"Question {i}?","Line one\r\nline two of {i}"\r\n' for i in range(2000)]
