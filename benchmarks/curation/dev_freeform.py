@@ -239,7 +239,7 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
                 scored = with_base(scored, base)
                 best = variants(scored, rows, tokenizer)["likelihood per token, relevance total"]
                 res[budget_name] = {c: round(float(spearmanr([lengths[i] for i in clean], [best[i][c] for i in clean]).statistic), 3)
-                                    for c in (*COMPONENTS, "reflection")}
+                                    for c in (*COMPONENTS, "reflection") if c in best[0]}
         out["sets"][spec.name] = {**res, "note": "Spearman(response length, component) on the clean rows"}
     per_variant: dict[str, Any] = {}
     for name in (f"likelihood {lik}, relevance {rel}" for lik in LIKELIHOODS for rel in RELEVANCE_NORMS):

@@ -448,7 +448,7 @@ def ablations(
     def variant(k: int, alpha: float, sims: list[list[float]] | None = None) -> list[float]:
         out = []
         for i, (row, rec) in enumerate(zip(train, records)):
-            comps = {"reflection": rec["reflection"], **({"relevance": rec["relevance"]} if "relevance" in rec else {})}
+            comps = {c: rec[c] for c in ("reflection", "relevance") if c in rec}  # reflection: computed only where weighted
             if k > 0:
                 s = (sims[i] if sims is not None else rec["sample_similarity"])[:k]
                 ems = [cf.exact_match(a, row["response"]) for a in rec["samples"][:k]]
@@ -480,6 +480,8 @@ def ablations(
             {"ablation": "similarity", "setting": "embedding (MiniLM)", "auroc": auc(variant(score_cfg.k, score_cfg.alpha, sims))}
         )
     for label, recs in (("crossfit components", records), *((("paper recipe", paper["records"]),) if paper else ())):
+        if "reflection" not in recs[0]:
+            continue  # scored with weights that give reflection none, so it was not computed
         for beta in (0.0, 0.3, 0.5, 0.7, 1.0):
             vals = [beta * r["consistency"] + (1 - beta) * r["reflection"] for r in recs]
             rows_out.append({"ablation": f"beta, O and S only ({label})", "setting": f"beta={beta:g}", "auroc": auc(vals)})

@@ -11,7 +11,8 @@ produces the samples:
   given response is than the adapted model's best own answer) and a relevance component (how
   much the prompt raises the response's likelihood: a response written for another prompt
   gains nothing).
-Self-reflection is always asked of the base model, the same judge for every row.
+Self-reflection and fluency are asked of the base model, the same judge for every row, and only
+when the weights give them a share (`base_parts`).
 """
 
 from __future__ import annotations
@@ -298,34 +299,47 @@ def _components(
     return results
 
 
-def reflection_records(lm: ChatLM, rows: Sequence[Record]) -> list[Record]:
-    """The base model's work on these rows, uncached, as the cache stores it: `reflect`'s A/B/C
-    probabilities and, where the model gives log-probabilities, log p(response | prompt) and its
-    token count (the fluency component's input)."""
-    records = [{"reflection_probs": p} for p in reflect(lm, rows)]
-    if lm.supports_logprobs:
+def base_parts(weights: Mapping[str, float]) -> tuple[str, ...]:
+    """The base model's work these weights need: `reflection` (two questions per row) and `fluency`
+    (one forward pass). A part without weight is not computed: in the `short` preset neither is, which
+    saves a third of the demo's scoring time."""
+    return tuple(part for part in ("reflection", "fluency") if weights.get(part, 0) > 0)
+
+
+def reflection_records(lm: ChatLM, rows: Sequence[Record], parts: Sequence[str]) -> list[Record]:
+    """The base model's work on these rows, uncached, as the cache stores it: for `reflection`,
+    `reflect`'s A/B/C probabilities; for `fluency`, where the model gives log-probabilities,
+    log p(response | prompt) and its token count (the fluency component's input)."""
+    records: list[Record] = [{} for _ in rows]
+    if "reflection" in parts:
+        for record, probs in zip(records, reflect(lm, rows)):
+            record["reflection_probs"] = probs
+    if "fluency" in parts and lm.supports_logprobs:
         pairs = lm.continuation_logprobs([lm.chat(r["prompt"]) for r in rows], [r["response"] for r in rows], desc="fluency")
         for record, (logprob, tokens) in zip(records, pairs):
             record.update(response_logprob_base=logprob, response_tokens_base=tokens)
     return records
 
 
-def _reflect_keys(rows: Sequence[Record], model_id: str) -> list[str]:
-    """Cache keys of reflections: the base model, the scoring code and the row's first question."""
+def _reflect_keys(rows: Sequence[Record], model_id: str, parts: Sequence[str]) -> list[str]:
+    """Cache keys of the base model's work: the base model, the scoring code, the parts and the row's first question."""
     template = (prompts.reflection_question(1, "", ""), prompts.CHOICE_PREFIX, prompts.REFLECTION_CHOICES)
     version = code_version()
-    return [digest(model_id, version, "reflect", template, prompts.reflection_question(0, r["prompt"], r["response"])) for r in rows]
+    return [digest(model_id, version, "reflect", tuple(parts), template, prompts.reflection_question(0, r["prompt"], r["response"]))
+            for r in rows]
 
 
-def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache) -> list[Record]:
-    """`reflection_records` per row, through the cache."""
+def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: ScoreCache, parts: Sequence[str]) -> list[Record]:
+    """`reflection_records` per row, through the cache (nothing to compute when no part is weighted)."""
+    if not parts:
+        return [{} for _ in rows]
     chunk, show = _chunked(lm)
 
     def compute(idx: list[int]) -> list[Record]:
         with _quiet(lm):
-            return reflection_records(lm, [rows[i] for i in idx])
+            return reflection_records(lm, [rows[i] for i in idx], parts)
 
-    return _cached(_reflect_keys(rows, model_id), "reflection", cache, compute, chunk, "reflect", show)
+    return _cached(_reflect_keys(rows, model_id, parts), "reflection", cache, compute, chunk, "base model", show)
 
 
 class RowsFailed(RuntimeError):
@@ -388,22 +402,23 @@ def score_rows(
     log.info("confidence weights: %s %s (likelihood per %s)", preset, cfg.component_weights(), cfg.likelihood_per)
     if cfg.recipe == "crossfit" and train_cfg is None:
         raise ValueError("the crossfit recipe needs the LoRA training config")
+    parts = base_parts(cfg.component_weights())
     if engine is not None:
-        raw, folds, reflections = _on_engine(engine, lm, rows, cfg, budgets, train_cfg, cache, model_id)
+        raw, folds, reflections = _on_engine(engine, lm, rows, cfg, budgets, train_cfg, cache, model_id, parts)
     elif cfg.recipe == "paper":
         gen_prompts = _paper_prompts(lm, rows, cfg)
         keys = _sample_keys(digest(model_id, "base"), cfg, False, gen_prompts, rows, budgets)
         raw = _sample_raw(lm, rows, gen_prompts, cfg, budgets, False, keys, cache, "sample") if cfg.k else []
         folds: list[int | None] = [None] * len(rows)
-        reflections = _reflect_cached(lm, rows, model_id, cache)
+        reflections = _reflect_cached(lm, rows, model_id, cache, parts)
     else:
         raw, folds = _crossfit(lm, rows, cfg, budgets, train_cfg, cache, model_id)
-        reflections = _reflect_cached(lm, rows, model_id, cache)
-    parts = _components(rows, raw, cfg, similarity, lm.token_counts)
+        reflections = _reflect_cached(lm, rows, model_id, cache, parts)
+    components = _components(rows, raw, cfg, similarity, lm.token_counts)
     weights = cfg.component_weights()
     out = []
-    for row, part, fold, base in zip(rows, parts, folds, reflections):
-        refl = base["reflection_probs"]
+    for row, part, fold, base in zip(rows, components, folds, reflections):
+        refl = base.get("reflection_probs", [])
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
         arithmetic = verify.arithmetic(row["response"])
         comps = {**({"reflection": float(np.mean(parsed))} if parsed else {}), **part,
@@ -416,7 +431,8 @@ def score_rows(
         if not any(active.values()):
             raise ValueError(f"row {row['id']}: no component to score it with (reflection unparsed, k = 0)")
         confidence = cf.checked(cf.combine(numeric, active), arithmetic, ARITHMETIC_PENALTY)
-        record = {"id": row["id"], "confidence": confidence, "weights_preset": preset, **comps, "reflection_probs": refl}
+        record = {"id": row["id"], "confidence": confidence, "weights_preset": preset, **comps,
+                  **({"reflection_probs": refl} if "reflection_probs" in base else {})}
         if len(parsed) < len(refl):
             record["reflection_unparsed"] = len(refl) - len(parsed)
         if fold is not None:
@@ -541,6 +557,7 @@ def _on_engine(
     train_cfg: LoraTrainConfig | None,
     cache: ScoreCache,
     model_id: str,
+    parts: Sequence[str],
 ) -> tuple[list[Record], list[int | None], list[Record]]:
     """Samples and reflections of every row, the missing ones computed on `engine` and cached as its blocks finish.
 
@@ -563,9 +580,9 @@ def _on_engine(
             for i, prompt, key in zip(fold.held, fold.gen_prompts, _fold_keys(fold, rows, cfg, budgets, model_id)):
                 gen_prompts[i], sample_keys[i], adapter_of[i] = prompt, key, fold.adapter.name
         folds = [fold_of(r["id"], cfg.folds) for r in rows]
-    reflect_keys = _reflect_keys(rows, model_id)
+    reflect_keys = _reflect_keys(rows, model_id, parts)
     raw: list[Record | None] = [cache.get("samples", k) if k is not None else {} for k in sample_keys]
-    reflections: list[Record | None] = [cache.get("reflection", k) for k in reflect_keys]
+    reflections: list[Record | None] = [cache.get("reflection", k) if parts else {} for k in reflect_keys]
     tasks = [
         {"index": i, "prompt": rows[i]["prompt"], "response": rows[i]["response"], "gen_prompt": gen_prompts[i], "budget": budgets[i],
          "adapter": adapter_of[i], "with_likelihood": cfg.recipe == "crossfit", "sample": raw[i] is None, "reflect": reflections[i] is None}

@@ -32,7 +32,7 @@ def test_config_validation_and_weights():
 @pytest.mark.parametrize("recipe", ["paper", "crossfit"])
 def test_score_rows_writes_every_component(tiny_lm, recipe):
     cfg = ScoreConfig(recipe=recipe, k=2, max_new_tokens=3, fewshot=2, likelihood_per="token", likelihood_scale=0.5,
-                      weights={} if recipe == "paper" else {"consistency": 1, "reflection": 1, "likelihood": 1})
+                      weights={} if recipe == "paper" else {"consistency": 1, "reflection": 1, "likelihood": 1, "fluency": 1})
     out = score_rows(tiny_lm, ROWS, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
     assert [o["id"] for o in out] == [r["id"] for r in ROWS]
     for o in out:
@@ -44,10 +44,29 @@ def test_score_rows_writes_every_component(tiny_lm, recipe):
             expected = cf.likelihood_ratio(o["response_logprob"] / o["response_tokens"], max(rates), cfg.likelihood_scale)
             assert o["likelihood"] == pytest.approx(expected)
             assert o["length"] == pytest.approx(cf.length_agreement(o["response_tokens"], o["sample_tokens"]))
-        # the base model's per-token likelihood of the response after its prompt, under either recipe
-        assert o["fluency"] == pytest.approx(cf.fluency(o["response_logprob_base"], o["response_tokens_base"], FLUENCY_SCALE))
-        if recipe == "paper":
+        if recipe == "crossfit":  # the base model's per-token likelihood of the response after its prompt
+            assert o["fluency"] == pytest.approx(cf.fluency(o["response_logprob_base"], o["response_tokens_base"], FLUENCY_SCALE))
+        else:  # the paper's weighting gives fluency nothing, so it is not computed
+            assert "fluency" not in o and "response_logprob_base" not in o
             assert o["confidence"] == pytest.approx(0.7 * o["consistency"] + 0.3 * o["reflection"])
+
+
+def test_base_model_work_is_done_only_for_weighted_components(tiny_lm):
+    from clearcurate.scoring import base_parts
+
+    assert base_parts({"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2}) == ()
+    assert base_parts({"consistency": 0.1, "fluency": 0.8, "reflection": 0.0}) == ("fluency",)
+    assert base_parts({"reflection": 0.3, "fluency": 0.1}) == ("reflection", "fluency")
+    weights = {"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2}
+    cfg = ScoreConfig(k=2, max_new_tokens=3, weights=weights)
+    lean = score_rows(tiny_lm, ROWS, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    for o in lean:
+        assert not {"reflection", "reflection_probs", "fluency", "response_logprob_base"} & o.keys()
+    # computing them anyway (a zero weight) changes no confidence: the lean run lost nothing it used
+    full = score_rows(tiny_lm, ROWS, ScoreConfig(k=2, max_new_tokens=3, weights={**weights, "reflection": 0, "fluency": 1e-12}),
+                      get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    assert all("fluency" in o for o in full)
+    assert [o["confidence"] for o in lean] == pytest.approx([o["confidence"] for o in full], abs=1e-9)
 
 
 def test_crossfit_leaves_the_base_model_unchanged(tiny_lm):
