@@ -25,12 +25,17 @@ def model_answers(lm: ChatLM, rows: Sequence[Record], models: Sequence[str], wit
     names of adapters loaded with `load_adapters`; `with_loss`: the model gives log-probabilities (local models).
     """
     prompts = [r["prompt"] for r in rows]
+    budgets = [r["max_new_tokens"] for r in rows]
     out: list[Record] = [{} for _ in rows]
     for name in models:
         with _running(lm, name):
-            texts = lm.greedy(prompts, [r["max_new_tokens"] for r in rows], desc=f"eval {name}")
-            losses = lm.continuation_logprobs(prompts, [r["reference"] for r in rows], desc=f"loss {name}") if with_loss else None
-        for answers, text, nll in zip(out, texts, heldout_nll(losses) if losses else [None] * len(rows)):
+            if with_loss:  # one prefill per row: the reference is scored on the prompt's KV cache, then the answer decoded
+                sampled = lm.sample(prompts, 1, 0.0, budgets, desc=f"eval {name}", given=[r["reference"] for r in rows])
+                texts = [s.generations[0].text for s in sampled]
+                nlls: list[float | None] = list(heldout_nll([(s.given_logprob, s.given_tokens) for s in sampled]))
+            else:
+                texts, nlls = lm.greedy(prompts, budgets, desc=f"eval {name}"), [None] * len(rows)
+        for answers, text, nll in zip(out, texts, nlls):
             answers[name] = {"text": text, "nll": nll}
     return out
 

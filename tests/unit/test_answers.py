@@ -12,3 +12,17 @@ def test_answers_do_not_depend_on_the_rows_computed_with_them(tiny_lm):
     assert all(set(a) == {BASE} and isinstance(a[BASE]["text"], str) and a[BASE]["nll"] > 0 for a in whole)
     assert_same_records(model_answers(tiny_lm, rows[:2], [BASE], True) + model_answers(tiny_lm, rows[2:], [BASE], True), whole)
     assert [a[BASE]["nll"] for a in model_answers(tiny_lm, rows, [BASE], with_loss=False)] == [None] * len(rows)
+
+
+def test_one_pass_answers_equal_separate_greedy_decoding_and_reference_loss(tiny_lm):
+    """evaluate scores the reference on the prompt's KV cache before decoding: the same as two separate passes."""
+    rows = [{"id": f"t{i}", "prompt": tiny_lm.chat(f"Name colour number {i}{'!' * i}"), "reference": ["red", "a deep blue sea"][i % 2],
+             "max_new_tokens": 3 + i % 2} for i in range(5)]
+    answers = model_answers(tiny_lm, rows, [BASE], with_loss=True)
+    prompts = [r["prompt"] for r in rows]
+    with tiny_lm.base_model():
+        texts = tiny_lm.greedy(prompts, [r["max_new_tokens"] for r in rows])
+        pairs = tiny_lm.continuation_logprobs(prompts, [r["reference"] for r in rows])
+    assert [a[BASE]["text"] for a in answers] == texts
+    for a, (logprob, tokens) in zip(answers, pairs):
+        assert abs(a[BASE]["nll"] - (-logprob / tokens)) < 1e-4

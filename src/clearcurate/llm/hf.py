@@ -92,6 +92,7 @@ class Sampled:
 
     generations: list[Generation]
     given_logprob: float | None = None
+    given_tokens: int | None = None  # tokens the given log-probability covers (the response and the end of turn)
 
 
 def adapter_identity(path: str | Path) -> str:
@@ -287,6 +288,7 @@ class LocalLM:
         logits = result.logits[:, -1, :].float()
         attention = enc["attention_mask"]
         given_lp: list[float | None] = [None] * len(prompts)
+        given_n: list[int | None] = [None] * len(prompts)
         if given is not None:  # teacher-force the given responses on the cached prompt, then undo
             suffixes = [[*self._ids(g), self.eos_id] for g in given]
             cont_logits = self._extend(cache, attention, suffixes)
@@ -295,6 +297,7 @@ class LocalLM:
             logprobs = torch.log_softmax(all_logits, dim=-1)
             for r, s in enumerate(suffixes):
                 given_lp[r] = float(logprobs[r, torch.arange(len(s), device=self.device), torch.tensor(s, device=self.device)].sum())
+                given_n[r] = len(s)
         position = enc["position_ids"][:, -1]
         if n > 1:  # prefill once, then share the prompt's KV cache across the n samples
             cache.batch_repeat_interleave(n)
@@ -338,7 +341,7 @@ class LocalLM:
             Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), lp, len(t))
             for t, lp in zip(tokens, total_lp)
         ]
-        return [Sampled(gens[r * n : (r + 1) * n], given_lp[r]) for r in range(len(prompts))]
+        return [Sampled(gens[r * n : (r + 1) * n], given_lp[r], given_n[r]) for r in range(len(prompts))]
 
     def greedy(self, prompts: Sequence[str], max_new_tokens: int | Sequence[int] = 32, desc: str = "generate") -> list[str]:
         """The most likely continuation of each prompt (greedy decoding)."""
