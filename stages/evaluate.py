@@ -74,7 +74,7 @@ def main() -> None:
     labels_file = labels_path(cfg.noise_labels, args.labels)
     test = read_jsonl(args.test)
     references = [r.get("answers") or [r["response"]] for r in test]
-    lm = load_lm(p, args.base)
+    lm = load_lm(p, args.base, weights=p.engine != "ray")  # on Ray the actors hold the model; here prompts and token counts only
     # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
     longest = [max(lm.token_counts(refs)) for refs in references]
     rows = [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": n}

@@ -29,7 +29,7 @@ def main() -> None:
     if p.model.backend == "openai" and cfg.recipe != "paper":
         raise SystemExit("score: recipe crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
     rows = read_jsonl(args.train)
-    lm = load_lm(p, args.base)
+    lm = load_lm(p, args.base, weights=p.engine != "ray")  # on Ray the actors hold the model; here prompts and token counts only
     cache = ScoreCache(cache_dir())
     model_id = model_fingerprint(args.base)
     log.info("per-row results are cached in %s (delete it to clear)", cache.root)

@@ -42,11 +42,13 @@ def prepare_base(p: Params, out_dir: Path) -> tuple[Callable[[str, str], int], i
     return count, int(AutoConfig.from_pretrained(out_dir).max_position_embeddings)
 
 
-def load_lm(p: Params, model_dir: str | Path, adapter_dir: str | Path | None = None) -> ChatLM:
+def load_lm(p: Params, model_dir: str | Path, adapter_dir: str | Path | None = None, weights: bool = True) -> ChatLM:
     """The stage's model, loaded once: the prepared base model, optionally with an adapter on top.
 
     With `model.backend: openai` the "model" is a client of the endpoint in `openai`, calling the
-    model ids that `prepare` and `train` recorded in `model_dir` / `adapter_dir`.
+    model ids that `prepare` and `train` recorded in `model_dir` / `adapter_dir`. `weights=False`:
+    the tokenizer only, for a driver whose model work runs on the Ray engine (it renders prompts
+    and counts tokens; the weights of a large model would not even fit there).
     Progress bars are on unless CLEARCURATE_PROGRESS=0 (e.g. for log files).
     """
     show = show_progress()
@@ -54,6 +56,8 @@ def load_lm(p: Params, model_dir: str | Path, adapter_dir: str | Path | None = N
         base = read_model_ref(model_dir)
         tuned = read_model_ref(adapter_dir) if adapter_dir is not None else None
         return OpenAIChatLM(p.openai, model=tuned, base=base, batch_size=p.model.batch_size, show_progress=show)
+    if not weights:
+        return LocalLM(None, models.load_tokenizer(model_dir), batch_size=p.model.batch_size, show_progress=show)
     model, tokenizer = models.load(model_dir, adapter_dir)
     return LocalLM(model, tokenizer, batch_size=p.model.batch_size, show_progress=show)
 

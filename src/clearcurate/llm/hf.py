@@ -102,7 +102,8 @@ def adapter_identity(path: str | Path) -> str:
 
 
 class LocalLM:
-    """A loaded model + tokenizer with batched, cache-sharing inference."""
+    """A loaded model + tokenizer with batched, cache-sharing inference (`model` None: the tokenizer only,
+    for rendering prompts and counting tokens where the model work runs elsewhere)."""
 
     def __init__(self, model, tokenizer, batch_size: int = 8, show_progress: bool = True) -> None:
         self.model = model

@@ -125,15 +125,24 @@ def peft_quietly() -> Iterator[None]:
         yield
 
 
-def load(model_dir: str | Path, adapter_dir: str | Path | None = None):
-    """Load (model, tokenizer) from a prepared directory, optionally with a LoRA adapter on top."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(model_dir: str | Path):
+    """The tokenizer of a prepared model directory, left-padded as batched inference needs."""
+    from transformers import AutoTokenizer
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(f"{model_dir} is not a prepared model directory: run `dvc repro prepare`")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load(model_dir: str | Path, adapter_dir: str | Path | None = None):
+    """Load (model, tokenizer) from a prepared directory, optionally with a LoRA adapter on top."""
+    from transformers import AutoModelForCausalLM
+
+    model_dir = Path(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=torch.float32, use_safetensors=True, trust_remote_code=False
     )
