@@ -190,31 +190,45 @@ INCUMBENT = {
 }
 
 
+def component_matrix(recs: list[Record], length_adjusted: bool) -> np.ndarray:
+    """Rows x COMPONENTS: the stored values, or each as it stands among the set's responses of its
+    length (`confidence.length_adjusted`, the library's math, over the whole set as scoring does)."""
+    raw = np.array([[r[c] for c in COMPONENTS] for r in recs])
+    if not length_adjusted:
+        return raw
+    lengths = [r.get("response_tokens") or r["response_tokens_base"] for r in recs]  # both count the end of turn
+    return np.column_stack([cf.length_adjusted(list(raw[:, j]), lengths) for j in range(len(COMPONENTS))])
+
+
 def choose_presets(sets: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     """Per preset: among the weightings (and fluency scales) that are length-fair on its clean sets,
-    the best worst-case AUROC over its noisy sets."""
+    over raw and length-adjusted components, the best worst-case AUROC over its noisy sets."""
     y = {s: [0 if labels[r["id"]]["noisy"] else 1 for r in rows] for s, (rows, labels, _) in sets.items()}
     lengths = {s: [len(r["response"]) for r in rows] for s, (rows, _, _) in sets.items()}
     out = {}
     for preset, (noisy, clean, definitions) in PRESET_SETS.items():
         results = []
-        for scale in FLUENCY_SCALES:
+        # Length-adjusted components at the library's fluency scale only (a monotone rescaling changes little
+        # once each component is ranked against its length trend).
+        for adjusted, scale in [*((False, s) for s in FLUENCY_SCALES), (True, FLUENCY_SCALE)]:
             recs = {s: variants(scored, rows, tokenizer, scale)[definitions] for s, (rows, _, scored) in sets.items()}
-            matrix = {s: np.array([[r[c] for c in COMPONENTS] for r in recs[s]]) for s in recs}
+            matrix = {s: component_matrix(recs[s], adjusted) for s in (*noisy, *clean)}
             for w in grid():
-                if not w["fluency"] and scale != FLUENCY_SCALES[0]:
+                if not adjusted and not w["fluency"] and scale != FLUENCY_SCALES[0]:
                     continue  # the scale changes nothing without fluency: each such weighting once
                 conf = {s: matrix[s] @ np.array([w[c] for c in COMPONENTS]) for s in (*noisy, *clean)}
                 rho = {s: round(float(spearmanr(lengths[s], conf[s]).statistic), 3) for s in clean}
                 if all(abs(v) <= 0.2 for v in rho.values()):
                     auc = {s: round(float(roc_auc_score(y[s], conf[s])), 3) for s in noisy}
-                    results.append({"weights": w, "fluency_scale": scale if w["fluency"] else None, "min_auroc": min(auc.values()),
-                                    "auroc": auc, "spearman_length_clean": rho})
+                    results.append({"weights": w, "length_adjusted": adjusted, "fluency_scale": scale if w["fluency"] else None,
+                                    "min_auroc": min(auc.values()), "auroc": auc, "spearman_length_clean": rho})
         incumbent = INCUMBENT[preset]
         ranked = sorted(results, key=lambda r: (-r["min_auroc"], (r["weights"], r["fluency_scale"]) != incumbent,
                                                 -sum(r["auroc"].values()), r["fluency_scale"] or 0))
+        best_raw = next((r for r in ranked if not r["length_adjusted"]), None)
         out[preset] = {
             "definitions": definitions, "chosen_on": list(noisy), "fair_on": list(clean), "chosen": ranked[0], "runners_up": ranked[1:3],
+            "best without length adjustment": best_raw,
         }
     return out
 
@@ -271,9 +285,9 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
     out["chosen"] = next((k for k, v in per_variant.items() if v is best), None)
     if "dev-dolly-n-20" in sets:  # which free-form defects the free-form preset catches
         rows, labels, scored = sets["dev-dolly-n-20"]
-        free = out["presets"]["free_form"]
-        scale = free["chosen"]["fluency_scale"] or FLUENCY_SCALE
-        conf = [cf.combine(r, free["chosen"]["weights"]) for r in variants(scored, rows, tokenizer, scale)[free["definitions"]]]
+        chosen = out["presets"]["free_form"]["chosen"]
+        recs = variants(scored, rows, tokenizer, chosen["fluency_scale"] or FLUENCY_SCALE)[out["presets"]["free_form"]["definitions"]]
+        conf = list(component_matrix(recs, chosen["length_adjusted"]) @ np.array([chosen["weights"][c] for c in COMPONENTS]))
         kinds = sorted({lab["noise_type"] for lab in labels.values() if lab["noisy"]})
         out["free_form_auroc_by_defect (dev-dolly-n-20, each defect against the clean rows)"] = {
             kind: round(float(roc_auc_score(*zip(*[(0 if labels[r["id"]]["noisy"] else 1, c) for r, c in zip(rows, conf)

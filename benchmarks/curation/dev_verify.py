@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from dev import DEV_SETS, dev_cli, dev_rows
-from dev_freeform import SETS, labelled_sets, rows_of, variants
+from dev_freeform import COMPONENTS, SETS, component_matrix, labelled_sets, rows_of, variants
 from run import HERE
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
@@ -34,7 +34,7 @@ from clearcurate import confidence as cf
 from clearcurate import verify
 from clearcurate.llm import models
 from clearcurate.noisy_data import GSM8K_TRAIN_SOURCE, alter_step, gsm8k_final_answer, gsm8k_rows
-from clearcurate.presets import PRESETS, preset_for
+from clearcurate.presets import ARITHMETIC_PENALTY, PRESETS, preset_for
 from clearcurate.records import write_json
 
 log = logging.getLogger("dev-verify")
@@ -81,21 +81,30 @@ def model_written(cache_root: Any, golds: dict[str, str]) -> list[str]:
     return out
 
 
+def preset_confidence(records: list[Any], rows: list[Any], tokenizer: Any, preset_name: str) -> list[float]:
+    """A preset's confidence (before the arithmetic check) of stored rows, as scoring combines it."""
+    preset = PRESETS[preset_name]
+    recs = variants(records, rows, tokenizer)[f"likelihood per {preset.likelihood_per}, relevance per token"]
+    return list(component_matrix(recs, preset.length_adjusted) @ np.array([preset.weights.get(c, 0.0) for c in COMPONENTS]))
+
+
 def gate_aurocs(tokenizer: Any, params: dict[str, Any], cache: Any) -> dict[str, Any]:
     """AUROC (noisy sets) and Spearman(length, confidence) (clean sets) of the preset each set gets,
-    with each gate."""
+    with each gate; and of every preset with the library's gate."""
     sets = labelled_sets(params, cache)
     out: dict[str, Any] = {}
     for name, (rows, labels, scored) in sets.items():
         preset_name = preset_for(float(np.median([r.get("response_tokens") or len(r["samples"][0].split()) for r in scored])))
-        preset = PRESETS[preset_name]
-        definitions = f"likelihood per {preset.likelihood_per}, relevance per token"
-        records = variants(scored, rows, tokenizer)[definitions]
-        base = [cf.combine(r, preset.weights) for r in records]
+        base = preset_confidence(scored, rows, tokenizer, preset_name)
         shares = [verify.arithmetic(row["response"]) for row in rows]
         y = [0 if labels[row["id"]]["noisy"] else 1 for row in rows]
         res: dict[str, Any] = {"preset": preset_name, "rows_flagged": sum(s is not None and s < 1 for s in shares),
                                "noisy_rows_flagged": sum(s is not None and s < 1 and not t for s, t in zip(shares, y))}
+        if 0 < sum(y) < len(y):  # every preset here, checked as scoring checks (x ARITHMETIC_PENALTY on a failed calculation)
+            res["every preset, library gate"] = {
+                other: round(float(roc_auc_score(y, [cf.checked(c, s, ARITHMETIC_PENALTY) for c, s in
+                                                     zip(preset_confidence(scored, rows, tokenizer, other), shares)])), 3)
+                for other in PRESETS}
         for gate, fn in GATES.items():
             conf = [c * (fn(s) if s is not None else 1.0) for c, s in zip(base, shares)]
             if 0 < sum(y) < len(y):

@@ -77,7 +77,7 @@ from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
-from clearcurate.scoring import ScoreConfig, likelihood, score_rows
+from clearcurate.scoring import ScoreConfig, confidences, likelihood, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
@@ -291,9 +291,16 @@ class Bench:
         return ScoreConfig(**params)
 
     def score(self, spec: DatasetSpec, scorer: str, train: list[Record]) -> dict[str, Any] | None:
-        """Per-row scores (higher = cleaner) of one scorer, with its wall time."""
+        """Per-row scores (higher = cleaner) of one scorer, with its wall time. CLEAR's confidences are
+        recomputed from the stored components with the current presets, so a preset chosen after the
+        work was stored (on development sets) applies without new model calls."""
         key = self.cache.key(self.model_name, train, self.score_params, self.train_cfg, spec.max_new_tokens)
-        return self.cache.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
+        result = self.cache.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
+        if result is None or scorer != "clear":
+            return result
+        preset = result["records"][0].get("weights_preset", "short")  # stored before presets existed: today's short one
+        cfg = self.score_config(spec, "crossfit").with_preset(preset)
+        return {**result, "scores": [c for c, _ in confidences(result["records"], cfg, preset)]}
 
     def _score(self, spec: DatasetSpec, scorer: str, train: list[Record]) -> dict[str, Any]:
         log.info("%s: scoring with %s", spec.name, scorer)

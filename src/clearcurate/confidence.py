@@ -149,6 +149,34 @@ def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> fl
     return sum(components[k] * w for k, w in active.items()) / sum(active.values())
 
 
+def length_adjusted(values: Sequence[float], lengths: Sequence[int]) -> list[float]:
+    """Where each value stands among the responses of its length, in (0, 1): the residual of a
+    least-squares line of the values on log(length) over the rows scored together, standardised and
+    put through the normal CDF (0.5: as expected at that length).
+
+    Why: on free-form data the likelihood-type components drift with length (a long correct answer
+    reads as less likely per token, and the prompt explains less of it), so any fixed weighting of
+    them partly measures length (issue 12). The line is set by the data's clean majority; a defect
+    (an evasive template, a cut-off or misplaced response) stands off it at any length.
+    """
+    if len(values) != len(lengths):
+        raise ValueError("need one length per value")
+    if any(n < 1 for n in lengths):
+        raise ValueError("lengths must be at least 1 token")
+    n = len(values)
+    if n == 0:
+        return []
+    x = [math.log(v) for v in lengths]
+    mx, my = sum(x) / n, sum(values) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, values)) / sxx if sxx > 0 else 0.0
+    residuals = [b - my - slope * (a - mx) for a, b in zip(x, values)]
+    sd = math.sqrt(sum(e * e for e in residuals) / n)
+    if sd <= 1e-12:  # nothing stands out: every row is as expected for its length
+        return [0.5] * n
+    return [0.5 * (1.0 + math.erf(e / sd / math.sqrt(2.0))) for e in residuals]
+
+
 def checked(confidence: float, arithmetic: float | None, penalty: float) -> float:
     """The confidence of a response after its written calculations were checked: times `penalty`
     when any of them fails (`arithmetic` < 1), unchanged when they hold or there are none (None)."""

@@ -8,7 +8,9 @@ confidence on clean Dolly rows). `auto` picks the preset by the data's median re
 
 `fluency` (the base model's per-token likelihood of the response after its prompt, Superfiltering's
 perplexity signal) carries most of the free-form weight: evasive templates, cut-off text and
-responses to another instruction read unnaturally whatever the model's own samples say.
+responses to another instruction read unnaturally whatever the model's own samples say. There the
+components are weighed against the set's length trend (`Preset.length_adjusted`), which lets
+relevance (the prompt's share of the response's likelihood) in without favouring short answers.
 
 Every number here comes from `benchmarks/curation/dev.py` and `dev_freeform.py` (development rows
 only; `dev_results.json`, `dev_freeform_results.json`); see docs/curation.md.
@@ -26,6 +28,9 @@ class Preset:
     weights: dict[str, float]
     likelihood_per: str  # response: totals (a longer response is less likely) | token: rates
     likelihood_scale: float  # nats per response or per token: spreads the component over [0, 1]
+    # The weights apply to each component's standing among responses of its length
+    # (confidence.length_adjusted), not to its raw value: where length is not a sign of noise.
+    length_adjusted: bool = False
 
 
 PRESETS = {
@@ -33,9 +38,11 @@ PRESETS = {
     # (0.733; 0.842 / 0.733 / 0.734 / 0.829).
     "short": Preset({"consistency": 0.6, "likelihood": 0.2, "relevance": 0.2}, "response", 5.0),
     # Best worst-case AUROC on Dolly-N and GSM8K-N among the weightings with |Spearman(length,
-    # confidence)| <= 0.2 on clean Dolly and GSM8K rows, fluency included (0.793 / 0.949; issue
-    # 12's c.2 l.7 v.1 without fluency: 0.734 / 0.919).
-    "free_form": Preset({"consistency": 0.1, "likelihood": 0.1, "fluency": 0.8}, "token", 0.5),
+    # confidence)| <= 0.2 on clean Dolly and GSM8K rows, over raw and length-adjusted components:
+    # relevance .2 + fluency .8, both length-adjusted (0.839 / 0.996, Spearman 0.04 / -0.03). The
+    # best on raw components was c.1 l.1 fluency .8 (0.793 / 0.949): fairness held fluency at 0.8
+    # and kept relevance (which catches evasive answers) out.
+    "free_form": Preset({"relevance": 0.2, "fluency": 0.8}, "token", 0.5, length_adjusted=True),
 }
 # Nats per token that spread the fluency component (the base model's per-token log-likelihood of
 # the response after its prompt) over [0, 1]; chosen with the free_form weights among 0.5, 1, 2, 4.

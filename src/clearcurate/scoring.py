@@ -38,7 +38,7 @@ from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
 from clearcurate.params import LoraTrainConfig, ScoreConfig
-from clearcurate.presets import ARITHMETIC_PENALTY, FLUENCY_SCALE
+from clearcurate.presets import ARITHMETIC_PENALTY, FLUENCY_SCALE, PRESETS
 from clearcurate.records import Record
 from clearcurate.similarity import Similarity
 
@@ -415,9 +415,8 @@ def score_rows(
         raw, folds = _crossfit(lm, rows, cfg, budgets, train_cfg, cache, model_id)
         reflections = _reflect_cached(lm, rows, model_id, cache, parts)
     components = _components(rows, raw, cfg, similarity, lm.token_counts)
-    weights = cfg.component_weights()
     out = []
-    for row, part, fold, base in zip(rows, components, folds, reflections):
+    for row, part, fold, base, n_tokens in zip(rows, components, folds, reflections, response_tokens):
         refl = base.get("reflection_probs", [])
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
         arithmetic = verify.arithmetic(row["response"])
@@ -426,18 +425,43 @@ def score_rows(
         if base.get("response_logprob_base") is not None:
             comps["fluency"] = cf.fluency(base["response_logprob_base"], base["response_tokens_base"], FLUENCY_SCALE)
             comps.update(response_logprob_base=base["response_logprob_base"], response_tokens_base=base["response_tokens_base"])
-        numeric = {k: v for k, v in comps.items() if isinstance(v, float)}
-        active = {k: w for k, w in weights.items() if k != "reflection" or parsed}  # an unparsed reflection drops out
-        if not any(active.values()):
-            raise ValueError(f"row {row['id']}: no component to score it with (reflection unparsed, k = 0)")
-        confidence = cf.checked(cf.combine(numeric, active), arithmetic, ARITHMETIC_PENALTY)
-        record = {"id": row["id"], "confidence": confidence, "weights_preset": preset, **comps,
+        comps.setdefault("response_tokens", n_tokens + 1)  # the response and its end of turn, as the likelihoods count it
+        record = {"id": row["id"], "confidence": None, "weights_preset": preset, **comps,
                   **({"reflection_probs": refl} if "reflection_probs" in base else {})}
         if len(parsed) < len(refl):
             record["reflection_unparsed"] = len(refl) - len(parsed)
         if fold is not None:
             record["fold"] = fold
         out.append(record)
+    for record, (confidence, adjusted) in zip(out, confidences(out, cfg, preset)):
+        record["confidence"] = confidence
+        if adjusted:
+            record["length_adjusted"] = adjusted
+    return out
+
+
+def confidences(records: Sequence[Record], cfg: ScoreConfig, preset: str) -> list[tuple[float, dict[str, float]]]:
+    """Each row's confidence from its stored components, with the length-adjusted values the preset
+    weighs (`Preset.length_adjusted`, over all these rows together) and the arithmetic check applied.
+
+    No model work: the benchmark recomputes stored rows with it when a preset changes. `cfg` has the
+    preset applied (`with_preset`).
+    """
+    weights = cfg.component_weights()
+    numeric = [{k: v for k, v in r.items() if isinstance(v, float)} for r in records]
+    adjusted: list[dict[str, float]] = [{} for _ in records]
+    if preset in PRESETS and PRESETS[preset].length_adjusted:
+        for name in (k for k, w in weights.items() if w):
+            have = [i for i, num in enumerate(numeric) if name in num]
+            lengths = [records[i]["response_tokens"] for i in have]
+            for i, value in zip(have, cf.length_adjusted([numeric[i][name] for i in have], lengths)):
+                adjusted[i][name] = value
+    out = []
+    for record, num, adj in zip(records, numeric, adjusted):
+        active = {k: w for k, w in weights.items() if k != "reflection" or k in num}  # an unparsed reflection drops out
+        if not any(active.values()):
+            raise ValueError(f"row {record['id']}: no component to score it with (reflection unparsed, k = 0)")
+        out.append((cf.checked(cf.combine({**num, **adj}, active), record.get("arithmetic"), ARITHMETIC_PENALTY), adj))
     return out
 
 

@@ -121,3 +121,29 @@ def test_fluency_is_the_per_token_likelihood_on_0_1():
         cf.fluency(-1.0, 0)
     with pytest.raises(ValueError):
         cf.fluency(-1.0, 1, scale=0.0)
+
+
+def test_length_adjusted_values_follow_no_length_trend_and_single_out_a_row_off_it():
+    from scipy.stats import spearmanr
+
+    lengths = [5 + 7 * i for i in range(40)]
+    values = [0.9 - 0.15 * math.log(n) + 0.01 * ((i * 7) % 5 - 2) for i, n in enumerate(lengths)]  # falls with length
+    assert spearmanr(lengths, values).statistic < -0.9
+    adjusted = cf.length_adjusted(values, lengths)
+    assert all(0.0 < a < 1.0 for a in adjusted)
+    assert abs(spearmanr(lengths, adjusted).statistic) < 0.3  # the length trend is gone
+    values[20] -= 0.3  # one response reads far worse than others of its length
+    adjusted = cf.length_adjusted(values, lengths)
+    assert min(range(40), key=adjusted.__getitem__) == 20 and adjusted[20] < 0.01
+    assert max(adjusted) < 0.9  # the rest sit near the line
+
+
+def test_length_adjusted_edge_cases():
+    assert cf.length_adjusted([], []) == []
+    assert cf.length_adjusted([0.3, 0.3, 0.3], [4, 9, 20]) == [0.5, 0.5, 0.5]  # nothing stands out
+    same_length = cf.length_adjusted([0.2, 0.5, 0.8], [7, 7, 7])  # no line to fit: against the mean
+    assert same_length[0] < 0.5 < same_length[2] and same_length[1] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="one length per value"):
+        cf.length_adjusted([0.1, 0.2], [3])
+    with pytest.raises(ValueError, match="at least 1 token"):
+        cf.length_adjusted([0.1], [0])

@@ -131,3 +131,19 @@ def test_a_response_whose_calculation_fails_loses_confidence(tiny_lm):
             assert o["arithmetic"] == 0.0 and o["confidence"] == pytest.approx(ARITHMETIC_PENALTY * combined)
         else:
             assert o["arithmetic"] == 1.0 and o["confidence"] == pytest.approx(combined)
+
+
+def test_the_free_form_preset_weighs_components_against_the_length_trend(tiny_lm):
+    """Long responses get the free_form preset: relevance and fluency, each as it stands among responses of its length."""
+    from clearcurate.presets import PRESETS
+
+    words = "the quick brown fox jumps over the lazy dog and runs into the green field near the old farm house".split()
+    rows = [{"id": f"f{i}", "prompt": f"Describe scene {i}.", "response": " ".join((words * 3)[: 24 + 3 * i])} for i in range(8)]
+    out = score_rows(tiny_lm, rows, ScoreConfig(k=1, max_new_tokens=4), get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    weights = PRESETS["free_form"].weights
+    assert {o["weights_preset"] for o in out} == {"free_form"} and PRESETS["free_form"].length_adjusted
+    relevance = cf.length_adjusted([o["relevance"] for o in out], [o["response_tokens"] for o in out])
+    fluency = cf.length_adjusted([o["fluency"] for o in out], [o["response_tokens"] for o in out])
+    for o, rel, flu in zip(out, relevance, fluency):
+        assert o["length_adjusted"] == pytest.approx({"relevance": rel, "fluency": flu})
+        assert o["confidence"] == pytest.approx((weights["relevance"] * rel + weights["fluency"] * flu) / sum(weights.values()))
