@@ -16,6 +16,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 CHOICE_SCORES = {"A": 1.0, "B": 0.0, "C": 0.5}
+# Components computed from sampled answers: with none of them weighted, nothing is sampled.
+SAMPLED_COMPONENTS = ("consistency", "likelihood", "length")
+# Components of the out-of-fold (cross-fit) model: with none of them weighted, no fold model is trained.
+FOLD_COMPONENTS = (*SAMPLED_COMPONENTS, "relevance")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _ANSWER = re.compile(r"answer\s*:\s*", re.IGNORECASE)
 

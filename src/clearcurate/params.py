@@ -107,7 +107,7 @@ class ScoreConfig:
             raise ValueError("score.weights: auto depends on the data: apply with_preset(preset_for(...)) first")
         weights = dict(self.weights) if self.weights else cf.paper_weights(self.beta)
         if self.k == 0:  # no samples: consistency, likelihood and length are undefined
-            weights = {n: w for n, w in weights.items() if n == "reflection"}
+            weights = {n: w for n, w in weights.items() if n not in cf.SAMPLED_COMPONENTS}
         return weights
 
 

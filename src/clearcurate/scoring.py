@@ -36,7 +36,7 @@ from clearcurate import prompts, verify
 from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.llm.base import ChatLM
-from clearcurate.llm.hf import LocalLM
+from clearcurate.llm.hf import LocalLM, Sampled
 from clearcurate.params import LoraTrainConfig, ScoreConfig
 from clearcurate.presets import ARITHMETIC_PENALTY, FLUENCY_SCALE, PRESETS
 from clearcurate.records import Record
@@ -190,16 +190,21 @@ def sample_records(
     """The k sampled answers (and their log-probabilities, and that of the given response) of these rows, uncached.
 
     Every row's samples are seeded by `cfg.seed` and its own prompt (clearcurate.llm.hf), so they do not
-    depend on which rows are computed together: chunks, resumed runs and engines agree.
+    depend on which rows are computed together: chunks, resumed runs and engines agree. With k = 0 (no
+    weighted component needs samples: `sampled_config`) only the given response is scored, one forward pass.
     """
-    sampled = lm.sample(
-        list(gen_prompts),
-        n=cfg.k,
-        temperature=cfg.temperature,
-        max_new_tokens=list(budgets),
-        seed=cfg.seed,
-        given=list(responses) if with_likelihood else None,
-    )
+    if cfg.k == 0:
+        given = lm.continuation_logprobs(list(gen_prompts), list(responses)) if with_likelihood else [(None, None)] * len(responses)
+        sampled = [Sampled([], lp) for lp, _ in given]
+    else:
+        sampled = lm.sample(
+            list(gen_prompts),
+            n=cfg.k,
+            temperature=cfg.temperature,
+            max_new_tokens=list(budgets),
+            seed=cfg.seed,
+            given=list(responses) if with_likelihood else None,
+        )
     # Without the prompt: how much the prompt explains the response (relevance, as in IFD/PMI).
     no_prompt = [lm.chat("")] * len(responses)
     alone = lm.continuation_logprobs(no_prompt, list(responses)) if with_likelihood else [(None, None)] * len(responses)
@@ -266,9 +271,10 @@ def _components(
     """Consistency (and likelihood and length, where the given response was scored) from the raw samples.
 
     `count` gives token counts for raw results stored before they carried them (text + end of turn).
+    With k = 0 there are no samples: relevance only, where the given response was scored.
     """
     if cfg.k == 0:
-        return [{} for _ in rows]
+        return [_relevance(r, cfg) for r in raw] if raw else [{} for _ in rows]
     answers = [[cf.extract_answer(t) for t in r["texts"]] for r in raw]
     flat_a = [a for ans in answers for a in ans]
     flat_r = [row["response"] for row, ans in zip(rows, answers) for _ in ans]
@@ -291,12 +297,24 @@ def _components(
             part["response_logprob"] = r["response_logprob"]
             part["best_sample_logprob"] = max(lp for lp in r["sample_logprobs"] if lp is not None)
             part["sample_tokens"] = sample_tokens
-        if r.get("response_logprob_alone") is not None:
-            part["relevance"] = cf.relevance(r["response_logprob"], r["response_logprob_alone"], r["response_tokens"], cfg.relevance_scale)
-            part["response_logprob_alone"] = r["response_logprob_alone"]
-            part["response_tokens"] = r["response_tokens"]
-        results.append(part)
+        results.append({**part, **_relevance(r, cfg)})
     return results
+
+
+def _relevance(raw: Record, cfg: ScoreConfig) -> Record:
+    """How much the prompt raises the response's likelihood under the fold model (with its inputs), where it was scored."""
+    if raw.get("response_logprob_alone") is None:
+        return {}
+    return {"relevance": cf.relevance(raw["response_logprob"], raw["response_logprob_alone"], raw["response_tokens"], cfg.relevance_scale),
+            "response_logprob": raw["response_logprob"], "response_logprob_alone": raw["response_logprob_alone"],
+            "response_tokens": raw["response_tokens"]}
+
+
+def sampled_config(cfg: ScoreConfig) -> ScoreConfig:
+    """`cfg` for the sampling work: k = 0 when no weighted component needs samples (the free_form preset
+    weighs relevance and fluency only), which leaves one forward pass per row of a 5 x 256-token job."""
+    weights = cfg.component_weights()
+    return cfg if any(weights.get(c, 0) > 0 for c in cf.SAMPLED_COMPONENTS) else replace(cfg, k=0)
 
 
 def base_parts(weights: Mapping[str, float]) -> tuple[str, ...]:
@@ -403,18 +421,19 @@ def score_rows(
     if cfg.recipe == "crossfit" and train_cfg is None:
         raise ValueError("the crossfit recipe needs the LoRA training config")
     parts = base_parts(cfg.component_weights())
+    sampling = sampled_config(cfg)
     if engine is not None:
-        raw, folds, reflections = _on_engine(engine, lm, rows, cfg, budgets, train_cfg, cache, model_id, parts)
+        raw, folds, reflections = _on_engine(engine, lm, rows, sampling, budgets, train_cfg, cache, model_id, parts)
     elif cfg.recipe == "paper":
         gen_prompts = _paper_prompts(lm, rows, cfg)
-        keys = _sample_keys(digest(model_id, "base"), cfg, False, gen_prompts, rows, budgets)
-        raw = _sample_raw(lm, rows, gen_prompts, cfg, budgets, False, keys, cache, "sample") if cfg.k else []
+        keys = _sample_keys(digest(model_id, "base"), sampling, False, gen_prompts, rows, budgets)
+        raw = _sample_raw(lm, rows, gen_prompts, sampling, budgets, False, keys, cache, "sample") if sampling.k else []
         folds: list[int | None] = [None] * len(rows)
         reflections = _reflect_cached(lm, rows, model_id, cache, parts)
     else:
-        raw, folds = _crossfit(lm, rows, cfg, budgets, train_cfg, cache, model_id)
+        raw, folds = _crossfit(lm, rows, sampling, budgets, train_cfg, cache, model_id)
         reflections = _reflect_cached(lm, rows, model_id, cache, parts)
-    components = _components(rows, raw, cfg, similarity, lm.token_counts)
+    components = _components(rows, raw, sampling, similarity, lm.token_counts)
     out = []
     for row, part, fold, base, n_tokens in zip(rows, components, folds, reflections, response_tokens):
         refl = base.get("reflection_probs", [])
@@ -493,8 +512,8 @@ def _folds(
     out = []
     for f in range(cfg.folds):
         held = [i for i, x in enumerate(assignment) if x == f]
-        if not held or cfg.k == 0:
-            continue
+        if not held or not any(cfg.component_weights().get(c, 0) > 0 for c in cf.FOLD_COMPONENTS):
+            continue  # nothing to score with a fold model
         train = [rows[i] for i, x in enumerate(assignment) if x != f]
         slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, code_version(), asdict(fold_cfg))[:16]}"
         train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
@@ -609,7 +628,8 @@ def _on_engine(
     reflections: list[Record | None] = [cache.get("reflection", k) if parts else {} for k in reflect_keys]
     tasks = [
         {"index": i, "prompt": rows[i]["prompt"], "response": rows[i]["response"], "gen_prompt": gen_prompts[i], "budget": budgets[i],
-         "adapter": adapter_of[i], "with_likelihood": cfg.recipe == "crossfit", "sample": raw[i] is None, "reflect": reflections[i] is None}
+         "adapter": adapter_of[i], "with_likelihood": cfg.recipe == "crossfit", "sample": raw[i] is None, "reflect": reflections[i] is None,
+         "base_parts": list(parts)}
         for i in range(n) if raw[i] is None or reflections[i] is None
     ]
     if len(tasks) < n:
@@ -631,7 +651,7 @@ def _on_engine(
     if failures:
         cache.record_failures(failures)
         raise RowsFailed(failures)
-    return raw if cfg.k else [], folds, reflections  # type: ignore[return-value]
+    return raw, folds, reflections  # type: ignore[return-value]
 
 
 def _write_files(files: Mapping[str, bytes], folder: Path) -> None:
