@@ -312,7 +312,8 @@ def _relevance(raw: Record, cfg: ScoreConfig) -> Record:
 
 def sampled_config(cfg: ScoreConfig) -> ScoreConfig:
     """`cfg` for the sampling work: k = 0 when no weighted component needs samples (the free_form preset
-    weighs relevance and fluency only), which leaves one forward pass per row of a 5 x 256-token job."""
+    weighs relevance and fluency only). The fold model then scores the given response alone, two forward
+    passes a row instead of k sampled answers of up to `max_new_tokens_cap` tokens."""
     weights = cfg.component_weights()
     return cfg if any(weights.get(c, 0) > 0 for c in cf.SAMPLED_COMPONENTS) else replace(cfg, k=0)
 
