@@ -751,7 +751,9 @@ def report(results: dict[str, Any], out: Path) -> None:
             "removes the noisy share it estimates from the scores. Δ vs No curation is the paired difference (same "
             "seeds, same questions) with a 95% bootstrap CI that resamples seeds and test questions; the verdict is "
             "'better' or 'worse' only when the CI excludes 0. Settings were chosen on development sets "
-            "(`benchmarks/curation/dev.py`), never on these."
+            "(`benchmarks/curation/dev.py`), never on these. CLEAR's confidences are combined from its stored per-row "
+            "components by the current code (`clearcurate.scoring.confidences`), so a preset chosen on development sets "
+            "applies without rescoring; its wall time and model calls are those of the run that stored the components."
         ),
         "",
         "![results](results.png)",
