@@ -736,12 +736,15 @@ def report(results: dict[str, Any], out: Path) -> None:
         ),
         "",
         (
-            "Data (built by the seeded builders in `clearcurate.noisy_data` from the sources bundled in `data/sources/`): "
-            "SQuAD v1.1 dev (CC BY-SA 4.0) and GSM8K (MIT). SQuAD-N replaces a response with another sentence of its "
+            "Data (built by the seeded builders in `clearcurate.noisy_data` and `clearcurate.noisy_freeform` from the sources "
+            "bundled in `data/sources/`): SQuAD v1.1 dev (CC BY-SA 4.0), GSM8K (MIT) and part of Dolly 15k (CC BY-SA 3.0). "
+            "SQuAD-N replaces a response with another sentence of its "
             "paragraph; SQuAD plausible puts another question's answer span of the same paragraph, of the same kind and "
             "similar length; train and test are split by article. GSM8K-N swaps in another question's worked solution; "
             "GSM8K plausible alters one arithmetic step of the row's own solution and carries the slip to a wrong final "
-            "number; test questions come from GSM8K's test split."
+            "number; test questions come from GSM8K's test split. Dolly-N gives each noisy row one realistic free-form "
+            "defect that applies to it (another instruction's response, a response cut off midway, a changed number, an "
+            "evasive non-answer); its rows come from a pool the development sets never use."
         ),
         "",
         (
@@ -751,7 +754,7 @@ def report(results: dict[str, Any], out: Path) -> None:
             "removes the noisy share it estimates from the scores. Δ vs No curation is the paired difference (same "
             "seeds, same questions) with a 95% bootstrap CI that resamples seeds and test questions; the verdict is "
             "'better' or 'worse' only when the CI excludes 0. Settings were chosen on development sets "
-            "(`benchmarks/curation/dev.py`), never on these. CLEAR's confidences are combined from its stored per-row "
+            "(`benchmarks/curation/dev.py`, `dev_freeform.py`), never on these. CLEAR's confidences are combined from its stored per-row "
             "components by the current code (`clearcurate.scoring.confidences`), so a preset chosen on development sets "
             "applies without rescoring; its wall time and model calls are those of the run that stored the components."
         ),
@@ -781,7 +784,7 @@ def report(results: dict[str, Any], out: Path) -> None:
             f"γ fixed = {res['gammas']['clear_filter']:.3f}; auto: estimated noisy share "
             f"{'n/a' if est is None else f'{est:.0%}'}, γ = {res['gammas']['clear_filter_auto']:.3f}. "
             f"Base model without fine-tuning: {metric} "
-            + (" / ".join(f"{v:.1f}" for k, v in res["base"].items() if k != "per_question") if res["base"] else "not run yet") + ".",
+            + (" / ".join(format(res["base"][m], _fmt(m)) for m in TABLE_METRICS[spec["kind"]]) if res["base"] else "not run yet") + ".",
             "",
             "Detection of the injected rows (precision/recall of the rows each score would remove):",
             "",
