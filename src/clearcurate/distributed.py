@@ -46,7 +46,7 @@ from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.models import load
 from clearcurate.params import LoraTrainConfig, ScoreConfig
 from clearcurate.records import Record
-from clearcurate.scoring import reflection_records, sample_records
+from clearcurate.scoring import base_parts, reflection_records, sample_records
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +240,8 @@ class ScoreWorker:
                                       [t["budget"] for t in part], self.cfg, part[0]["with_likelihood"])
 
             _collect(results, "samples", group, sample)
-        reflecting = [t for t in tasks if t["reflect"]]  # every task of a run asks for the same base parts
-        _collect(results, "reflection", reflecting, lambda part: reflection_records(self.base, part, part[0]["base_parts"]))
+        parts = base_parts(self.cfg.component_weights())
+        _collect(results, "reflection", [t for t in tasks if t["reflect"]], lambda part: reflection_records(self.base, part, parts))
         return {"result": np.array([json.dumps(r) for r in results.values()], dtype=object)}
 
 

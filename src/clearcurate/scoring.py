@@ -509,12 +509,15 @@ def _folds(
     lm: ChatLM, rows: Sequence[Record], cfg: ScoreConfig, fold_cfg: LoraTrainConfig, cache: ScoreCache, model_id: str
 ) -> list[_Fold]:
     """The folds that have rows to score, each with its cached adapter if one fits (`ScoreCache.fold_adapter`)."""
+    weights = cfg.component_weights()
+    if not any(weights.get(c, 0) > 0 for c in cf.FOLD_COMPONENTS):
+        return []  # nothing to score with a fold model
     assignment = [fold_of(r["id"], cfg.folds) for r in rows]
     out = []
     for f in range(cfg.folds):
         held = [i for i, x in enumerate(assignment) if x == f]
-        if not held or not any(cfg.component_weights().get(c, 0) > 0 for c in cf.FOLD_COMPONENTS):
-            continue  # nothing to score with a fold model
+        if not held:
+            continue
         train = [rows[i] for i, x in enumerate(assignment) if x != f]
         slot = f"fold{f + 1}of{cfg.folds}-{digest(model_id, code_version(), asdict(fold_cfg))[:16]}"
         train_rows = [digest(r["id"], r["prompt"], r["response"]) for r in train]
@@ -629,8 +632,7 @@ def _on_engine(
     reflections: list[Record | None] = [cache.get("reflection", k) if parts else {} for k in reflect_keys]
     tasks = [
         {"index": i, "prompt": rows[i]["prompt"], "response": rows[i]["response"], "gen_prompt": gen_prompts[i], "budget": budgets[i],
-         "adapter": adapter_of[i], "with_likelihood": cfg.recipe == "crossfit", "sample": raw[i] is None, "reflect": reflections[i] is None,
-         "base_parts": list(parts)}
+         "adapter": adapter_of[i], "with_likelihood": cfg.recipe == "crossfit", "sample": raw[i] is None, "reflect": reflections[i] is None}
         for i in range(n) if raw[i] is None or reflections[i] is None
     ]
     if len(tasks) < n:

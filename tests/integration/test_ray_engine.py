@@ -84,8 +84,7 @@ def cluster() -> Iterator[str]:
 def test_a_failing_row_fails_alone_with_its_reason(cluster, tiny_model_dir):
     lm = LocalLM(*load(tiny_model_dir), batch_size=2, show_progress=False)
     tasks = [{"index": i, "prompt": f"Name colour {i}.", "response": "red", "gen_prompt": lm.chat(f"Name colour {i}."),
-              "budget": 0 if i == 2 else 4, "adapter": None, "with_likelihood": False, "sample": True, "reflect": True,
-              "base_parts": ["reflection"]}
+              "budget": 0 if i == 2 else 4, "adapter": None, "with_likelihood": False, "sample": True, "reflect": True}
              for i in range(4)]  # a zero token budget: sampling raises for that row
     with RayEngine(tiny_model_dir, model_fingerprint(tiny_model_dir), batch_size=2) as engine:
         results = {r["index"]: r for r in engine.run(tasks, ScoreConfig(**PARAMS), {})}
