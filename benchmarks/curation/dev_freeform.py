@@ -190,14 +190,50 @@ INCUMBENT = {
 }
 
 
-def component_matrix(recs: list[Record], length_adjusted: bool) -> np.ndarray:
+def component_matrix(recs: list[Record], length_adjusted: bool, groups: list[str] | None = None) -> np.ndarray:
     """Rows x COMPONENTS: the stored values, or each as it stands among the set's responses of its
-    length (`confidence.length_adjusted`, the library's math, over the whole set as scoring does)."""
+    length (`confidence.length_adjusted`, the library's math, over the whole set as scoring does, or
+    per group as `score.group_by` does)."""
     raw = np.array([[r[c] for c in COMPONENTS] for r in recs])
     if not length_adjusted:
         return raw
     lengths = [r.get("response_tokens") or r["response_tokens_base"] for r in recs]  # both count the end of turn
-    return np.column_stack([cf.length_adjusted(list(raw[:, j]), lengths) for j in range(len(COMPONENTS))])
+    return np.column_stack([cf.length_adjusted(list(raw[:, j]), lengths, groups) for j in range(len(COMPONENTS))])
+
+
+# Sets that mix kinds of response (issue 12's Alpaca trial): Dolly answers and GSM8K worked solutions
+# scored together, as a user who concatenates sources would; each row's source is its `score.group_by` group.
+MIXED_SETS = {"dev-mixed-clean": ("dev-dolly-clean", "dev-gsm8k-clean"), "dev-mixed-n-20": ("dev-dolly-n-20", "dev-gsm8k-n-20")}
+
+
+def mixed_report(sets: dict[str, Any], tokenizer: Any, preset: dict[str, Any]) -> dict[str, Any]:
+    """The chosen free-form preset on the mixed sets, with one length line over the mix and with one per source."""
+    chosen = preset["chosen"]
+    weights = np.array([chosen["weights"][c] for c in COMPONENTS])
+    out: dict[str, Any] = {}
+    for name, parts in MIXED_SETS.items():
+        if not all(p in sets for p in parts):
+            continue
+        rows, labels, recs, groups = [], {}, [], []
+        for part in parts:
+            part_rows, part_labels, scored = sets[part]
+            rows += part_rows
+            labels.update(part_labels)
+            recs += variants(scored, part_rows, tokenizer, chosen["fluency_scale"] or FLUENCY_SCALE)[preset["definitions"]]
+            groups += [part] * len(part_rows)
+        y = np.array([0 if labels[r["id"]]["noisy"] else 1 for r in rows])
+        clean = y == 1
+        lengths = np.array([len(r["response"]) for r in rows])
+        res: dict[str, Any] = {"rows": len(rows), "noisy": int((~clean).sum())}
+        for how, g in (("one length line (group_by: null)", None), ("one line per source (group_by: source)", groups)):
+            conf = component_matrix(recs, chosen["length_adjusted"], g) @ weights
+            res[how] = {
+                "spearman_length_confidence_clean": round(float(spearmanr(lengths[clean], conf[clean]).statistic), 3),
+                "mean_confidence_clean_by_source": {p: round(float(conf[clean & (np.array(groups) == p)].mean()), 3) for p in parts},
+                **({"auroc": round(float(roc_auc_score(y, conf)), 3)} if 0 < y.sum() < len(y) else {}),
+            }
+        out[name] = res
+    return out
 
 
 def choose_presets(sets: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
@@ -276,6 +312,7 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
                              "chosen": ranked[0] if ranked else None, "runners_up": ranked[1:3]}
     out["selection"] = per_variant
     out["presets"] = choose_presets(sets, tokenizer)
+    out["mixed kinds (free_form preset)"] = mixed_report(sets, tokenizer, out["presets"]["free_form"])
     for spec in SETS:  # the baselines a free-form user would try, on the same rows
         rows, labels = rows_of(spec)
         if spec.noise_rate and (base := cache.get(f"{spec.name}/baselines-{cache.key(rows, params['model']['name'])}")):

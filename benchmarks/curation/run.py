@@ -77,7 +77,7 @@ from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
-from clearcurate.scoring import ScoreConfig, confidences, likelihood, score_rows
+from clearcurate.scoring import RECOMBINE_ONLY, ScoreConfig, confidences, likelihood, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
@@ -294,7 +294,8 @@ class Bench:
         """Per-row scores (higher = cleaner) of one scorer, with its wall time. CLEAR's confidences are
         recomputed from the stored components with the current presets, so a preset chosen after the
         work was stored (on development sets) applies without new model calls."""
-        key = self.cache.key(self.model_name, train, self.score_params, self.train_cfg, spec.max_new_tokens)
+        stored_with = {k: v for k, v in self.score_params.items() if k not in RECOMBINE_ONLY}  # recombined below, not rescored
+        key = self.cache.key(self.model_name, train, stored_with, self.train_cfg, spec.max_new_tokens)
         result = self.cache.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
         if result is None or scorer != "clear":
             return result

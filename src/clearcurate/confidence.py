@@ -13,7 +13,7 @@ import re
 import statistics
 import string
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 CHOICE_SCORES = {"A": 1.0, "B": 0.0, "C": 0.5}
 # Components computed from sampled answers: with none of them weighted, nothing is sampled.
@@ -153,7 +153,7 @@ def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> fl
     return sum(components[k] * w for k, w in active.items()) / sum(active.values())
 
 
-def length_adjusted(values: Sequence[float], lengths: Sequence[int]) -> list[float]:
+def length_adjusted(values: Sequence[float], lengths: Sequence[int], groups: Sequence[Hashable] | None = None) -> list[float]:
     """Where each value stands among the responses of its length, in (0, 1): the residual of a
     least-squares line of the values on log(length) over the rows scored together, standardised and
     put through the normal CDF (0.5: as expected at that length).
@@ -162,11 +162,35 @@ def length_adjusted(values: Sequence[float], lengths: Sequence[int]) -> list[flo
     reads as less likely per token, and the prompt explains less of it), so any fixed weighting of
     them partly measures length (issue 12). The line is set by the data's clean majority; a defect
     (an evasive template, a cut-off or misplaced response) stands off it at any length.
+
+    `groups` (one label per value, e.g. each row's source dataset): one line per group, since
+    kinds of response follow different trends (worked solutions read as likelier per token than
+    open answers of the same length). Groups of fewer than MIN_GROUP_ROWS rows share one line.
     """
-    if len(values) != len(lengths):
-        raise ValueError("need one length per value")
+    if len(values) != len(lengths) or (groups is not None and len(groups) != len(values)):
+        raise ValueError("need one length per value (and one group, if groups are given)")
     if any(n < 1 for n in lengths):
         raise ValueError("lengths must be at least 1 token")
+    if groups is None:
+        return _against_length_line(values, lengths)
+    members: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    pooled = [i for idx in members.values() if len(idx) < MIN_GROUP_ROWS for i in idx]
+    parts = [idx for idx in members.values() if len(idx) >= MIN_GROUP_ROWS] + ([sorted(pooled)] if pooled else [])
+    out = [0.5] * len(values)
+    for idx in parts:
+        for i, v in zip(idx, _against_length_line([values[i] for i in idx], [lengths[i] for i in idx])):
+            out[i] = v
+    return out
+
+
+# Fewer rows than this cannot set a group's own length line; such groups are fitted together.
+MIN_GROUP_ROWS = 10
+
+
+def _against_length_line(values: Sequence[float], lengths: Sequence[int]) -> list[float]:
+    """`length_adjusted` for rows that share one line."""
     n = len(values)
     if n == 0:
         return []

@@ -65,6 +65,9 @@ class ScoreConfig:
     # auto: the preset for the data's answer length (clearcurate.presets); a dict: these weights;
     # empty: the paper's beta * O + (1 - beta) * S
     weights: dict[str, float] | str = "auto"
+    # A field of the rows naming each row's kind or source (e.g. Dolly's `category`): presets that weigh
+    # components against the length trend fit one trend per group (confidence.length_adjusted).
+    group_by: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -82,6 +85,8 @@ class ScoreConfig:
             raise ValueError(f"score.weights must be auto, a mapping of component weights or empty, got {self.weights!r}")
         if self.likelihood_per not in ("response", "token"):
             raise ValueError(f"score.likelihood_per must be response or token, got {self.likelihood_per!r}")
+        if self.group_by is not None and (not isinstance(self.group_by, str) or not self.group_by.strip()):
+            raise ValueError(f"score.group_by must be a field name or null, got {self.group_by!r}")
         for name in ("likelihood", "relevance", "length"):
             if self.recipe == "paper" and isinstance(self.weights, dict) and self.weights.get(name):
                 raise ValueError(f"score.weights.{name} needs score.recipe: crossfit (the paper recipe has no {name})")

@@ -435,8 +435,11 @@ def score_rows(
         raw, folds = _crossfit(lm, rows, sampling, budgets, train_cfg, cache, model_id)
         reflections = _reflect_cached(lm, rows, model_id, cache, parts)
     components = _components(rows, raw, sampling, similarity, lm.token_counts)
+    groups = row_groups(rows, cfg.group_by) if cfg.group_by is not None else None
+    if groups is not None and not (preset in PRESETS and PRESETS[preset].length_adjusted):
+        log.info("score.group_by: %s weighs no component against length, so the groups change nothing", preset)
     out = []
-    for row, part, fold, base, n_tokens in zip(rows, components, folds, reflections, response_tokens):
+    for i, (row, part, fold, base, n_tokens) in enumerate(zip(rows, components, folds, reflections, response_tokens)):
         refl = base.get("reflection_probs", [])
         parsed = [cf.reflection_certainty(p) for p in refl if p is not None]
         arithmetic = verify.arithmetic(row["response"])
@@ -452,6 +455,8 @@ def score_rows(
             record["reflection_unparsed"] = len(refl) - len(parsed)
         if fold is not None:
             record["fold"] = fold
+        if groups is not None:
+            record["group"] = groups[i]
         out.append(record)
     for record, (confidence, adjusted) in zip(out, confidences(out, cfg, preset)):
         record["confidence"] = confidence
@@ -460,9 +465,24 @@ def score_rows(
     return out
 
 
+# Score settings that change only how stored components combine (`confidences`), never a row's model
+# work: keys of stored scoring results leave them out, so changing one recombines instead of rescoring.
+RECOMBINE_ONLY = ("group_by",)
+
+
+def row_groups(rows: Sequence[Record], field: str) -> list[str | None]:
+    """Each row's `score.group_by` value as a group label (None where the row lacks it). A field no
+    row has is an error: a typo must not silently fit one trend for everything."""
+    groups = [None if row.get(field) is None else str(row[field]) for row in rows]
+    if rows and all(g is None for g in groups):
+        raise ValueError(f"score.group_by: no row has a field {field!r} (fields of the first row: {sorted(rows[0])})")
+    return groups
+
+
 def confidences(records: Sequence[Record], cfg: ScoreConfig, preset: str) -> list[tuple[float, dict[str, float]]]:
     """Each row's confidence from its stored components, with the length-adjusted values the preset
-    weighs (`Preset.length_adjusted`, over all these rows together) and the arithmetic check applied.
+    weighs (`Preset.length_adjusted`, over all these rows together, or per `group` with
+    `score.group_by`) and the arithmetic check applied.
 
     No model work: the benchmark recomputes stored rows with it when a preset changes. `cfg` has the
     preset applied (`with_preset`).
@@ -474,7 +494,8 @@ def confidences(records: Sequence[Record], cfg: ScoreConfig, preset: str) -> lis
         for name in (k for k, w in weights.items() if w):
             have = [i for i, num in enumerate(numeric) if name in num]
             lengths = [records[i]["response_tokens"] for i in have]
-            for i, value in zip(have, cf.length_adjusted([numeric[i][name] for i in have], lengths)):
+            groups = [records[i].get("group") for i in have] if cfg.group_by is not None else None
+            for i, value in zip(have, cf.length_adjusted([numeric[i][name] for i in have], lengths, groups)):
                 adjusted[i][name] = value
     out = []
     for record, num, adj in zip(records, numeric, adjusted):

@@ -147,3 +147,32 @@ def test_length_adjusted_edge_cases():
         cf.length_adjusted([0.1, 0.2], [3])
     with pytest.raises(ValueError, match="at least 1 token"):
         cf.length_adjusted([0.1], [0])
+
+
+def test_length_adjusted_per_group_removes_a_gap_between_kinds_that_one_line_keeps():
+    """Two kinds of response at overlapping lengths, one read as likelier per token (worked solutions
+    against open answers): one line over the mix ranks a whole kind low; one line per kind does not."""
+    from scipy.stats import spearmanr
+
+    lengths = [20 + 5 * (i % 20) for i in range(80)]
+    kind = ["solution" if i < 40 else "answer" for i in range(80)]
+    values = [(0.8 if k == "solution" else 0.4) - 0.05 * math.log(n) + 0.01 * ((i * 7) % 5 - 2)
+              for i, (n, k) in enumerate(zip(lengths, kind))]
+    pooled = cf.length_adjusted(values, lengths)
+    grouped = cf.length_adjusted(values, lengths, kind)
+    gap = lambda adj: sum(adj[:40]) / 40 - sum(adj[40:]) / 40  # noqa: E731
+    assert gap(pooled) > 0.6 and abs(gap(grouped)) < 0.05
+    assert abs(spearmanr(lengths[:40], grouped[:40]).statistic) < 0.3  # each kind's own trend is gone
+    assert grouped[:40] == pytest.approx(cf.length_adjusted(values[:40], lengths[:40]))  # a group alone is as if scored alone
+
+
+def test_length_adjusted_pools_small_groups_and_checks_its_inputs():
+    lengths = [10 + i for i in range(30)]
+    values = [0.5 + 0.01 * (i % 3) for i in range(30)]
+    groups = ["big"] * 20 + [f"tiny{i % 3}" for i in range(10)]  # three groups of 3-4 rows: one shared line
+    out = cf.length_adjusted(values, lengths, groups)
+    assert out[20:] == pytest.approx(cf.length_adjusted(values[20:], lengths[20:]))
+    assert out[:20] == pytest.approx(cf.length_adjusted(values[:20], lengths[:20]))
+    assert cf.MIN_GROUP_ROWS == 10
+    with pytest.raises(ValueError, match="one group"):
+        cf.length_adjusted([0.1, 0.2], [3, 4], ["a"])

@@ -147,3 +147,26 @@ def test_the_free_form_preset_weighs_components_against_the_length_trend(tiny_lm
     for o, rel, flu in zip(out, relevance, fluency):
         assert o["length_adjusted"] == pytest.approx({"relevance": rel, "fluency": flu})
         assert o["confidence"] == pytest.approx((weights["relevance"] * rel + weights["fluency"] * flu) / sum(weights.values()))
+
+
+def test_group_by_fits_the_length_trend_per_group_and_a_missing_field_is_an_error(tiny_lm):
+    from clearcurate.scoring import confidences, row_groups
+
+    words = "the quick brown fox jumps over the lazy dog and runs into the green field near the old farm house".split()
+    rows = [{"id": f"g{i}", "prompt": f"Describe scene {i}.", "response": " ".join((words * 3)[: 24 + i]),
+             "source": "a" if i < 10 else "b"} for i in range(20)]
+    cfg = ScoreConfig(k=1, max_new_tokens=4, group_by="source")
+    out = score_rows(tiny_lm, rows, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
+    assert [o["group"] for o in out] == [r["source"] for r in rows]
+    for name in ("relevance", "fluency"):
+        for lo, hi in ((0, 10), (10, 20)):  # each source against its own length line
+            expected = cf.length_adjusted([o[name] for o in out[lo:hi]], [o["response_tokens"] for o in out[lo:hi]])
+            assert [o["length_adjusted"][name] for o in out[lo:hi]] == pytest.approx(expected)
+    ungrouped = confidences(out, ScoreConfig(k=1).with_preset("free_form"), "free_form")  # the benchmark's recomputation
+    assert [c for c, _ in ungrouped] != pytest.approx([o["confidence"] for o in out])
+    assert row_groups([{"id": "x", "source": 3}, {"id": "y"}], "source") == ["3", None]
+    with pytest.raises(ValueError, match=r"score\.group_by: no row has a field 'sorce'"):
+        score_rows(tiny_lm, rows, ScoreConfig(k=1, max_new_tokens=4, group_by="sorce"), get_similarity("token_f1"),
+                   LoraTrainConfig(epochs=1, batch_size=4))
+    with pytest.raises(ValueError, match=r"score\.group_by must be a field name"):
+        ScoreConfig(group_by=" ")
