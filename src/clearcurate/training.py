@@ -109,10 +109,17 @@ def response_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def attach_lora(model, cfg: LoraTrainConfig):
-    """Wrap a base model with a fresh LoRA adapter (peft)."""
+    """Wrap a base model with a fresh LoRA adapter (peft), initialised from `cfg.seed`.
+
+    peft draws the adapter's A matrices from the global RNG; unseeded, every run started from a
+    different adapter and `dvc repro` of the same data gave another model (demo EM moved by 2 points).
+    """
     from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
 
     from clearcurate.llm.models import peft_quietly
+
+    set_seed(cfg.seed)
 
     lora = LoraConfig(
         r=cfg.lora_r,

@@ -76,3 +76,35 @@ def test_an_adapter_is_reused_only_for_the_same_rows_and_settings(tiny_model_dir
     log = json.loads((tmp_path / "corrected" / "train_log.json").read_text())
     assert log["reused_from"] == str(tmp_path / "filtered")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary directory left
+
+
+def test_the_same_rows_and_seed_give_the_same_adapter_whatever_ran_before(tiny_model_dir):
+    """`dvc repro` of unchanged data must rebuild the same model: the adapter's initialisation and its
+    training follow cfg.seed, not whatever the global RNG holds."""
+    from clearcurate.llm.models import load
+
+    cfg = LoraTrainConfig(max_steps=3, batch_size=3, learning_rate=5e-3, seed=7)
+
+    def trained(noise_draws: int) -> dict[str, torch.Tensor]:
+        torch.rand(noise_draws)  # other work moved the global RNG
+        model, tok = load(tiny_model_dir)
+        peft_model = attach_lora(model, cfg)
+        train_lora(peft_model, tok, ROWS, cfg)
+        return {k: v.detach().clone() for k, v in peft_model.state_dict().items() if "lora_" in k}
+
+    first, second = trained(1), trained(1000)
+    assert first.keys() == second.keys() and first
+    for name in first:
+        torch.testing.assert_close(first[name], second[name], atol=0, rtol=0)
+
+
+def test_the_adapter_initialisation_follows_the_seed(tiny_model_dir):
+    from clearcurate.llm.models import load
+
+    def initial(seed: int) -> torch.Tensor:
+        model, _ = load(tiny_model_dir)
+        state = attach_lora(model, LoraTrainConfig(seed=seed)).state_dict()
+        return torch.cat([v.flatten() for k, v in sorted(state.items()) if "lora_A" in k])
+
+    torch.testing.assert_close(initial(3), initial(3), atol=0, rtol=0)
+    assert not torch.equal(initial(3), initial(4))
