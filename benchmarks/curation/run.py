@@ -775,13 +775,16 @@ def report(results: dict[str, Any], out: Path) -> None:
         where = res.get("machine", "n/a")
         steps = spec["max_steps"] or meta["train"]["max_steps"]
         est = res.get("auto_estimated_noise_share")
+        planned = spec["seeds"] or meta["seeds"]
+        finished = min((len({c["seed"] for c in cells}) for cells in res["downstream"].values()), default=0)
+        seeds = f"{planned} seeds" if finished >= planned else f"{planned} seeds planned, every method trained on {finished} so far"
         lines += [
             "",
             f"## {name}",
             "",
             f"{spec['n_train']} training rows ({spec['noise_rate']:.0%} noisy, {spec['noise'] or 'default'} noise), "
             f"{spec['n_test']} clean test rows, {steps} training steps of batch {meta['train']['batch_size']}, "
-            f"{spec['seeds'] or meta['seeds']} seeds. Work done on: {where}. "
+            f"{seeds}. Work done on: {where}. "
             f"γ fixed = {res['gammas']['clear_filter']:.3f}; auto: estimated noisy share "
             f"{'n/a' if est is None else f'{est:.0%}'}, γ = {res['gammas']['clear_filter_auto']:.3f}. "
             f"Base model without fine-tuning: {metric} "
