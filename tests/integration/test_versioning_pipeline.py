@@ -48,22 +48,30 @@ def _hashes(repo: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def history(pipeline_run, tmp_path_factory, s3_endpoint):
-    """Two commits of the pipeline: the default quantile, then a stricter filter (quantile 0.5).
+    """Two commits of the pipeline: the default quantile, then a stricter filter (a fixed gamma).
 
     The team's S3 remote is configured from the first commit, as a team sets it up: DVC reads
     (and pushes) a commit's data through the remote that commit's config names. The second
     commit is a DVC experiment (`dvc exp run -S ...`), applied and committed as the README says.
+    The stricter gamma is taken from the first run's scores: the random tiny model ties many rows
+    (saturated components), and a stricter quantile of tied scores can equal the first one.
     """
     repo = copy_repo(pipeline_run, tmp_path_factory.mktemp("team") / "repo")
     run_cmd(["dvc", "remote", "add", "-d", "team", "s3://team-data/clearcurate"], repo)
     run_cmd(["dvc", "remote", "modify", "team", "endpointurl", s3_endpoint], repo)
     first = _commit(repo, "run 1: quantile 0.2, S3 remote for the team")
     before = _snapshot(repo)
-    run_cmd(["dvc", "exp", "run", "-n", "strict", "-S", "filter.quantile=0.5"], repo)
+    first_gamma = json.loads((repo / "metrics/filter.json").read_text())["gamma"]
+    above = sorted({r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl")} - {first_gamma})
+    above = [c for c in above if c > first_gamma]
+    assert above, "every row scored at or below the first run's gamma: no stricter filter to try"
+    strict_gamma = above[len(above) // 2]  # removes more rows than run 1, and keeps at least one
+    run_cmd(["dvc", "exp", "run", "-n", "strict", "-S", "filter.quantile=null", "-S", f"filter.gamma={strict_gamma!r}"], repo)
     shown = run_cmd(["dvc", "exp", "show", "--csv"], repo, stdout_only=True)
     run_cmd(["dvc", "exp", "apply", "strict"], repo)
-    assert yaml.safe_load((repo / "params.yaml").read_text())["filter"]["quantile"] == 0.5
-    second = _commit(repo, "run 2: quantile 0.5 (experiment strict)")
+    applied = yaml.safe_load((repo / "params.yaml").read_text())["filter"]
+    assert applied["quantile"] is None and applied["gamma"] == strict_gamma
+    second = _commit(repo, "run 2: a stricter gamma (experiment strict)")
     return {"repo": repo, "a": first, "b": second, "before": before, "after": _snapshot(repo),
             "exp_show": list(csv.DictReader(io.StringIO(shown)))}
 
@@ -103,7 +111,7 @@ def _diff_json(repo: Path, *args: str) -> dict:
 @pytest.mark.pipeline
 def test_diff_of_two_real_commits_is_exact(history):
     repo, expected = history["repo"], _expected_row_diff(history["before"], history["after"])
-    assert expected["removed"], "the stricter filter should drop rows from the curated set"
+    assert expected["removed"] or expected["changed"], "the stricter filter should remove rows or send them to Auto-Correct"
     out = _diff_json(repo, history["a"], history["b"])
     assert sorted(out["added"]) == expected["added"] and sorted(out["removed"]) == expected["removed"]
     assert sorted(c["id"] for c in out["response_changed"]) == expected["changed"]
@@ -171,14 +179,14 @@ def test_plots_diff_renders_every_plot_for_two_commits(history, tmp_path):
 
 @pytest.mark.pipeline
 def test_experiment_with_another_threshold_gives_other_metrics(history):
-    rows = history["exp_show"]  # `dvc exp show --csv` right after `dvc exp run -n strict -S filter.quantile=0.5`
+    rows = history["exp_show"]  # `dvc exp show --csv` right after `dvc exp run -n strict -S filter.quantile=null -S filter.gamma=...`
 
     def column(suffix: str) -> str:  # DVC prefixes a column with its file when names collide
         return next(c for c in rows[0] if c == suffix or c.endswith(":" + suffix))
 
     strict = next(r for r in rows if r["Experiment"] == "strict")
     baseline = next(r for r in rows if r["Experiment"] == "" and r["rev"] != "workspace")  # the commit it started from
-    assert strict[column("filter.quantile")] == "0.5" and baseline[column("filter.quantile")] == "0.2"
+    assert baseline[column("filter.quantile")] == "0.2" and strict[column("filter.quantile")] != "0.2"
     assert float(strict[column("kept")]) < float(baseline[column("kept")])  # a stricter filter keeps fewer rows
     assert strict[column("kept")] == str(len(history["after"]["data/filtered/kept.jsonl"]))
     assert strict[column("filtered.f1")] != "" and strict[column("corrected.f1")] != ""  # evaluate ran for it
