@@ -422,9 +422,11 @@ def removal_sets(
     }
 
 
-def calls_per_row(scorer: str, score_cfg: ScoreConfig) -> str:
-    """Model work per row, from the configuration (forward = one prompt pass, generation = one sampled answer)."""
-    k = score_cfg.k
+def calls_per_row(scorer: str, score_cfg: ScoreConfig, samples: int | None = None) -> str:
+    """Model work per row (forward = one prompt pass, generation = one sampled answer): from the
+    configuration, or for CLEAR the samples its stored rows hold (a preset that weighs no sampled
+    component samples nothing)."""
+    k = score_cfg.k if samples is None else samples
     return {
         "clear": f"{(score_cfg.folds - 1) * score_cfg.fold_epochs:g} training passes + {k} generations + 3 forwards",
         "paper": f"{k} generations + 2 forwards",
@@ -468,18 +470,24 @@ def ablations(
             out.append(cf.combine(comps, w))
         return out
 
-    for k in (0, 3, score_cfg.k):
+    sampled = "samples" in records[0]  # a preset that weighs no sampled component samples nothing to ablate
+    if not sampled:
+        log.info("%s: CLEAR sampled nothing (preset %s): no ablations of samples, alpha or similarity",
+                 spec_name, records[0].get("weights_preset"))
+    for k in (0, 3, score_cfg.k) if sampled else ():
         rows_out.append({"ablation": "samples k", "setting": f"k={k}", "auroc": auc(variant(k, score_cfg.alpha))})
-    for alpha in (0.0, 0.5, score_cfg.alpha, 1.0):
+    for alpha in (0.0, 0.5, score_cfg.alpha, 1.0) if sampled else ():
         rows_out.append(
             {"ablation": "alpha (similarity vs exact match)", "setting": f"alpha={alpha:g}", "auroc": auc(variant(score_cfg.k, alpha))}
         )
-    rows_out.append({"ablation": "similarity", "setting": "token_f1", "auroc": auc(variant(score_cfg.k, score_cfg.alpha))})
+    if sampled:
+        rows_out.append({"ablation": "similarity", "setting": "token_f1", "auroc": auc(variant(score_cfg.k, score_cfg.alpha))})
     try:
-        embed = get_similarity("embedding")
+        embed = get_similarity("embedding") if sampled else None
     except RuntimeError as err:  # the embedding model is an optional package; rebuild with --report-only where it is
         log.warning("%s: embedding ablation left out: %s", spec_name, err)
-    else:
+        embed = None
+    if embed is not None:
         flat = embed(
             [a for rec in records for a in rec["samples"]], [row["response"] for row, rec in zip(train, records) for _ in rec["samples"]]
         )
@@ -527,7 +535,8 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
         detection.append({
             "scorer": s, "auroc": det.get("auroc"), "precision": det["filter_precision"], "recall": det["filter_recall"],
             "seconds": scored[s]["seconds"], "seconds_per_row": scored[s]["seconds"] / len(train),
-            "calls_per_row": calls_per_row(s, clear_cfg if s == "clear" else bench.score_config(spec, "paper")),
+            "calls_per_row": calls_per_row(s, clear_cfg, len(scored[s]["records"][0].get("samples", []))) if s == "clear"
+            else calls_per_row(s, bench.score_config(spec, "paper")),
         })
 
     downstream: dict[str, list[dict[str, Any]]] = {m: [] for m in spec.methods}

@@ -91,3 +91,22 @@ def test_lower_loss_is_better_and_higher_accuracy_is_better():
     assert paired["oracle"]["heldout_nll"]["diff"] == pytest.approx(-0.2)  # in nats, not percent
     assert paired["oracle"]["heldout_nll"]["verdict"] == "better"  # lower loss
     assert paired["oracle"]["exact_match"]["verdict"] == "better" and paired["oracle"]["exact_match"]["diff"] > 10  # percent
+
+
+def test_ablations_and_model_work_follow_what_clear_sampled():
+    """A set scored with a preset that samples nothing (free form: GSM8K-N's solutions) has no sample
+    ablations to recompute, and its report says 0 generations, not the configured k."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from run import ablations, calls_per_row
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    from clearcurate.scoring import ScoreConfig
+
+    train = [{"id": f"r{i}", "prompt": f"q{i}", "response": f"a{i}"} for i in range(6)]
+    labels = {r["id"]: {"noisy": i < 2} for i, r in enumerate(train)}
+    records = [{"id": r["id"], "weights_preset": "free_form", "relevance": 0.1 * i, "fluency": 0.5} for i, r in enumerate(train)]
+    rows = ablations("free-form set", train, labels, {"records": records}, None, ScoreConfig())
+    assert [(r["ablation"], r["setting"], r["auroc"]) for r in rows] == [("single component (crossfit)", "relevance", 1.0)]
+    assert calls_per_row("clear", ScoreConfig(), samples=0) == "1 training passes + 0 generations + 3 forwards"
+    assert calls_per_row("clear", ScoreConfig()) == "1 training passes + 5 generations + 3 forwards"
