@@ -62,8 +62,7 @@ def history(pipeline_run, tmp_path_factory, s3_endpoint):
     first = _commit(repo, "run 1: quantile 0.2, S3 remote for the team")
     before = _snapshot(repo)
     first_gamma = json.loads((repo / "metrics/filter.json").read_text())["gamma"]
-    above = sorted({r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl")} - {first_gamma})
-    above = [c for c in above if c > first_gamma]
+    above = sorted({r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl") if r["confidence"] > first_gamma})
     assert above, "every row scored at or below the first run's gamma: no stricter filter to try"
     strict_gamma = above[len(above) // 2]  # removes more rows than run 1, and keeps at least one
     run_cmd(["dvc", "exp", "run", "-n", "strict", "-S", "filter.quantile=null", "-S", f"filter.gamma={strict_gamma!r}"], repo)
