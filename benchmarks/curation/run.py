@@ -266,9 +266,10 @@ class Bench:
 
     def __init__(
         self, lm: LocalLM | None, params: dict[str, Any], cache: Cache, model_name: str, seeds: int,
-        rows_cache: ScoreCache | None = None, model_id: str = "",
+        rows_cache: ScoreCache | None = None, model_id: str = "", only_seeds: Sequence[int] | None = None,
     ) -> None:
         self.lm = lm
+        self.only_seeds = None if only_seeds is None else set(only_seeds)  # parallel workers each take some seeds
         self.cache = cache
         self.rows_cache = rows_cache  # per-row samples and fold adapters: a long scoring run resumes mid-way
         self.model_id = model_id
@@ -282,6 +283,10 @@ class Bench:
 
     def seeds_for(self, spec: DatasetSpec) -> int:
         return spec.seeds or self.seeds
+
+    def seeds_to_train(self, spec: DatasetSpec) -> list[int]:
+        """The seeds this process trains: all of the set's, or those asked for that the set has."""
+        return [s for s in range(self.seeds_for(spec)) if self.only_seeds is None or s in self.only_seeds]
 
     # ---- scoring -------------------------------------------------------------------------
     def score_config(self, spec: DatasetSpec, recipe: str) -> ScoreConfig:
@@ -543,7 +548,7 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
     correction: dict[str, list[dict[str, Any]]] = {}
     by_id = {r["id"]: r for r in train}
     correct_methods = [m for m in spec.methods if m in JUDGE_OF]
-    for seed in range(seeds):
+    for seed in bench.seeds_to_train(spec):
         sets = removed_by_seed[seed]
         for method in spec.methods:
             if method in JUDGE_OF:
@@ -892,8 +897,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in (*POWERED, FREEFORM)}), "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
                              "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N (default: small)")
+    parser.add_argument("--only-seeds", type=int, nargs="+", default=None,
+                        help="train only these seeds (0-based) of the selected part, e.g. one per parallel process on a GPU "
+                             "sharing one --cache; the report then shows only them: rebuild it with --report-only")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished work; run nothing")
     args = parser.parse_args(argv)
+    if args.only_seeds is not None and args.report_only:
+        parser.error("--only-seeds trains a subset of seeds; --report-only trains nothing (drop one of them)")
     setup_logging()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a time limit's SIGTERM unwinds like Ctrl-C
     for needed in (args.params, args.data_root / SQUAD_SOURCE.name, args.data_root / GSM8K_TRAIN_SOURCE.name):
@@ -913,7 +923,7 @@ def main(argv: list[str] | None = None) -> int:
         lm = load_lm(typed, model_dir)
     rows_cache = None if args.report_only else ScoreCache(args.cache / "score-cache" / safe_name)
     model_id = "" if args.report_only else model_fingerprint(args.cache / "models" / safe_name)
-    bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id)
+    bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id, args.only_seeds)
     # Parts not selected still appear in the report, from whatever of their work has finished.
     reader = Bench(None, params, Cache(cache.root, read_only=True), model_name, seeds)
     given = argv if argv is not None else sys.argv[1:]

@@ -110,3 +110,34 @@ def test_ablations_and_model_work_follow_what_clear_sampled():
     assert [(r["ablation"], r["setting"], r["auroc"]) for r in rows] == [("single component (crossfit)", "relevance", 1.0)]
     assert calls_per_row("clear", ScoreConfig(), samples=0) == "1 training passes + 0 generations + 3 forwards"
     assert calls_per_row("clear", ScoreConfig()) == "1 training passes + 5 generations + 3 forwards"
+
+
+def test_parallel_workers_each_train_their_seeds_into_one_cache(tmp_path):
+    """--only-seeds splits a part's seeds over processes (one per GPU worker); the report rebuilt from
+    the shared cache holds every seed, as if one process had trained them all."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["max_steps"] = 1
+    params["score"].update(k=2, max_new_tokens_cap=32)
+    params["evaluate"]["max_new_tokens_cap"] = 32
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    common = ["--quick", "--model", "tiny", "--params", str(tmp_path / "params.yaml"), "--only", "gsm8k-n-20",
+              "--seeds", "2", "--cache", str(tmp_path / "cache")]
+
+    def seeds_in(out: str) -> dict[str, list[int]]:
+        cells = json.loads((tmp_path / out / "results.json").read_text())["datasets"]["gsm8k-n-20"]["downstream"]
+        return {m: sorted(c["seed"] for c in cs) for m, cs in cells.items()}
+
+    worker = _run([*common, "--only-seeds", "1", "--out", str(tmp_path / "w1")])
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert seeds_in("w1") == {"none": [1], "clear_filter": [1], "oracle": [1]}
+    worker = _run([*common, "--only-seeds", "0", "7", "--out", str(tmp_path / "w0")])  # 7: not a seed of this set
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert seeds_in("w0") == {"none": [0], "clear_filter": [0], "oracle": [0]}
+
+    rebuilt = _run([*common, "--report-only", "--out", str(tmp_path / "all")])
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert seeds_in("all") == {"none": [0, 1], "clear_filter": [0, 1], "oracle": [0, 1]}
+    assert "2 seeds." in (tmp_path / "all" / "RESULTS.md").read_text()  # the report counts both workers' seeds
+
+    clash = _run([*common, "--only-seeds", "0", "--report-only", "--out", str(tmp_path / "x")])
+    assert clash.returncode == 2 and "--only-seeds" in clash.stderr
