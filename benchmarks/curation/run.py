@@ -57,6 +57,7 @@ from clearcurate.evaluation import (
     freeform_per_question,
     heldout_nll,
     paired_bootstrap,
+    same_answer,
     squad_per_question,
     verdict,
 )
@@ -575,7 +576,8 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
             if corrections is None:
                 continue
             for variant, decisions in corrections.items():
-                correction.setdefault(variant, []).append({"seed": seed, **correction_scores(decisions, labels), **_judge_stats(decisions)})
+                judged = {"seed": seed, **correction_scores(decisions, labels), **_judge_stats(decisions, labels)}
+                correction.setdefault(variant, []).append(judged)
             for m in correct_methods:
                 decisions = {d["id"]: d for d in corrections[JUDGE_OF[m]]}
                 curated = kept + [
@@ -591,25 +593,31 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
         "detection": detection,
         "downstream": downstream,
         "paired": paired_differences(downstream),
+        # Does correcting add anything to filtering? Same seeds, same questions.
+        "correct_vs_filter": paired_differences({m: downstream.get(m, []) for m in ("clear_filter", "clear_correct")},
+                                                reference="clear_filter").get("clear_correct"),
         "correction": correction,
         "ablations": ablations(spec.name, train, labels, scored["clear"], scored.get("paper"), clear_cfg) if spec.ablations else [],
     }
 
 
-def _judge_stats(decisions: list[Record]) -> dict[str, Any]:
-    """What the judge saw: its mean preference and largest confidence (is eta ever reachable?)."""
+def _judge_stats(decisions: list[Record], labels: dict[str, Record]) -> dict[str, Any]:
+    """What the judge saw: its mean preference and largest confidence (is eta ever reachable?), and
+    on how many noisy rows its candidate was right, replaced or not: the most any eta could repair."""
     prefs = [d.get("judge_preference", d.get("likelihood_preference")) for d in decisions]
     prefs = [p for p in prefs if p is not None]
+    noisy = [d for d in decisions if labels[d["id"]]["noisy"]]
     return {"mean_preference": float(np.mean(prefs)) if prefs else None,
-            "max_confidence": max((d["confidence"] for d in decisions), default=None)}
+            "max_confidence": max((d["confidence"] for d in decisions), default=None),
+            "noisy_candidate_right": sum(bool(d.get("new")) and same_answer(d["new"], labels[d["id"]]["clean_response"]) for d in noisy)}
 
 
-def paired_differences(downstream: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Every method against No curation, paired by seed and test question, with a 95% bootstrap CI."""
+def paired_differences(downstream: dict[str, list[dict[str, Any]]], reference: str = "none") -> dict[str, dict[str, Any]]:
+    """Every method against `reference` (No curation), paired by seed and test question, with a 95% bootstrap CI."""
     out: dict[str, dict[str, Any]] = {}
-    none = {c["seed"]: c for c in downstream.get("none", [])}
+    ref = {c["seed"]: c for c in downstream.get(reference, [])}
     for method, cells in downstream.items():
-        pairs = [(c, none[c["seed"]]) for c in cells if method != "none" and c["seed"] in none]
+        pairs = [(c, ref[c["seed"]]) for c in cells if method != reference and c["seed"] in ref]
         if not pairs:
             continue
         res = {"seeds": len(pairs)}
@@ -641,7 +649,8 @@ def _stat(values: Sequence[float]) -> tuple[float, float]:
 
 def _sum_correction(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Correction counts summed over seeds, with the shares recomputed from the sums."""
-    total = {k: sum(r[k] for r in rows) for k in ("given", "given_noisy", "replaced", "noisy_repaired", "clean_damaged")}
+    keys = ("given", "given_noisy", "replaced", "noisy_repaired", "clean_damaged", "noisy_candidate_right")
+    total = {k: sum(r[k] for r in rows) for k in keys}
     right = sum(r["replaced_matching_clean"] for r in rows)
     clean_given = total["given"] - total["given_noisy"]
     return {
@@ -677,7 +686,12 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             mc, _ = _stat([c[head] for c in ds["clear_correct"]])
             mf, _ = _stat([c[head] for c in ds["clear_filter"]])
             ok = mc <= mf if head in LOWER_IS_BETTER else mc >= mf
-            out.append(f"{name}: Filter+Correct at least as good as Filter: {mc:.3g} vs {mf:.3g} -> {'holds' if ok else 'does NOT hold'}.")
+            line = f"{name}: Filter+Correct at least as good as Filter: {mc:.3g} vs {mf:.3g} -> {'holds' if ok else 'does NOT hold'}"
+            if (vs := res.get("correct_vs_filter")) is not None:
+                d, f = vs[head], _fmt(head)
+                line += (f"; paired Δ {d['diff']:+{f}} {METRIC_LABELS[head]} [95% CI {d['low']:+{f}}, {d['high']:+{f}}] "
+                         f"over {vs['seeds']} seeds: {d['verdict']}")
+            out.append(line + ".")
         if "agreement" in res.get("correction", {}):
             c = _sum_correction(res["correction"]["agreement"])
             if c["given_noisy"]:
@@ -840,8 +854,8 @@ def report(results: dict[str, Any], out: Path) -> None:
             lines += ["", f"Auto-Correct on the rows the fixed filter removed (η = {meta['eta']}; counts summed over seeds; "
                       "a replacement is right when it gives the clean response's answer):", "",
                       "| judge | rows given (noisy) | replaced | correction precision | noisy rows repaired | clean rows damaged "
-                      "| mean preference | max confidence |",
-                      "|---|---|---|---|---|---|---|---|"]
+                      "| noisy rows with a right candidate (the most any η repairs) | mean preference | max confidence |",
+                      "|---|---|---|---|---|---|---|---|---|"]
             for variant, rows in res["correction"].items():
                 c = _sum_correction(rows)
                 prec = "n/a" if c["correction_precision"] is None else f"{c['correction_precision']:.2f}"
@@ -849,8 +863,10 @@ def report(results: dict[str, Any], out: Path) -> None:
                 dmg = "n/a" if c["clean_damaged_share"] is None else f"{c['clean_damaged']} ({c['clean_damaged_share']:.0%})"
                 pref = "n/a" if c["mean_preference"] is None else f"{c['mean_preference']:.3f}"
                 mx = "n/a" if c["max_confidence"] is None else f"{c['max_confidence']:.3f}"
+                right = c["noisy_candidate_right"]
+                ceiling = f"{right} ({right / c['given_noisy']:.0%})" if c["given_noisy"] else "n/a"
                 lines.append(f"| {JUDGE_LABELS[variant]} | {c['given']} ({c['given_noisy']}) | {c['replaced']} | {prec} | {rep} | {dmg} "
-                             f"| {pref} | {mx} |")
+                             f"| {ceiling} | {pref} | {mx} |")
         if res["ablations"]:
             lines += ["", "Ablations (detection AUROC, recomputed from the stored CLEAR samples; defaults from params.yaml):", "",
                       "| ablation | setting | AUROC |", "|---|---|---|"]

@@ -51,6 +51,9 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
         em = paired["exact_match"]
         assert em["low"] <= em["diff"] <= em["high"] and em["verdict"] in ("better", "worse", "no detectable change")
     assert set(squad["paired"]) == set(cells) - {"none"}
+    vs_filter = squad["correct_vs_filter"]  # does correcting add to filtering: paired with the filter's own seeds
+    em = vs_filter["exact_match"]
+    assert vs_filter["seeds"] == 1 and em["low"] <= em["diff"] <= em["high"]
     assert all(len(c["per_question"]["exact_match"]) == 8 for c in cells.values())
     assert {a["ablation"] for a in squad["ablations"]} >= {"samples k", "similarity"}
     dolly = results["datasets"]["dolly-n-20"]  # free-form: held-out loss and token F1, never exact match
@@ -60,6 +63,7 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     assert loss["low"] <= loss["diff"] <= loss["high"]
     report = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "## dolly-n-20" in report and "held-out NLL/token" in report
+    assert "Filter+Correct at least as good as Filter" in report and "paired Δ" in report
     assert "## Targets" in report and "## gsm8k-n-20" in report and "Oracle filter" in report and "95% CI" in report
     assert (tmp_path / "out" / "results.png").stat().st_size > 10_000
 
