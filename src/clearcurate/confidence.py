@@ -153,6 +153,10 @@ def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> fl
     return sum(components[k] * w for k, w in active.items()) / sum(active.values())
 
 
+# Fewer rows than this cannot set a group's own length line; such groups are fitted together.
+MIN_GROUP_ROWS = 10
+
+
 def length_adjusted(values: Sequence[float], lengths: Sequence[int], groups: Sequence[Hashable] | None = None) -> list[float]:
     """Where each value stands among the responses of its length, in (0, 1): the residual of a
     least-squares line of the values on log(length) over the rows scored together, standardised and
@@ -183,10 +187,6 @@ def length_adjusted(values: Sequence[float], lengths: Sequence[int], groups: Seq
         for i, v in zip(idx, _against_length_line([values[i] for i in idx], [lengths[i] for i in idx])):
             out[i] = v
     return out
-
-
-# Fewer rows than this cannot set a group's own length line; such groups are fitted together.
-MIN_GROUP_ROWS = 10
 
 
 def _against_length_line(values: Sequence[float], lengths: Sequence[int]) -> list[float]:

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import math
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -438,6 +439,11 @@ def score_rows(
     groups = row_groups(rows, cfg.group_by) if cfg.group_by is not None else None
     if groups is not None and not (preset in PRESETS and PRESETS[preset].length_adjusted):
         log.info("score.group_by: %s weighs no component against length, so the groups change nothing", preset)
+    if groups is None and preset in PRESETS and PRESETS[preset].length_adjusted:
+        for name, counts in group_field_candidates(rows).items():
+            shown = ", ".join(f"{v} {n}" for v, n in list(counts.items())[:5]) + (", ..." if len(counts) > 5 else "")
+            log.warning("rows carry %r (%s): if it names the kind or source of each response, set score.group_by: %s, "
+                        "so each kind is weighed against its own length trend (docs/scoring.md)", name, shown, name)
     out = []
     for i, (row, part, fold, base, n_tokens) in enumerate(zip(rows, components, folds, reflections, response_tokens)):
         refl = base.get("reflection_probs", [])
@@ -468,6 +474,22 @@ def score_rows(
 # Score settings that change only how stored components combine (`confidences`), never a row's model
 # work: keys of stored scoring results leave them out, so changing one recombines instead of rescoring.
 RECOMBINE_ONLY = ("group_by",)
+
+
+def group_field_candidates(rows: Sequence[Record]) -> dict[str, dict[str, int]]:
+    """Fields that look like a row's kind or source (every row has a text value, and at least two
+    values cover MIN_GROUP_ROWS rows each), with their value counts: what `score.group_by` could
+    name. A set that mixes kinds of response needs it (docs/scoring.md), and nothing else tells."""
+    skip = {"id", "prompt", "response"}
+    found: dict[str, dict[str, int]] = {}
+    for name in sorted(set(rows[0]) - skip) if rows else ():
+        values = [row.get(name) for row in rows]
+        if not all(isinstance(v, str) and v.strip() for v in values):
+            continue
+        counts = Counter(values)
+        if sum(n >= cf.MIN_GROUP_ROWS for n in counts.values()) >= 2 and len(counts) <= len(rows) // cf.MIN_GROUP_ROWS:
+            found[name] = dict(counts.most_common())
+    return found
 
 
 def row_groups(rows: Sequence[Record], field: str) -> list[str | None]:
@@ -610,7 +632,7 @@ def _crossfit(
                     log.info("cross-fit fold %d/%d: reusing the cached adapter %s", fold.number + 1, cfg.folds, fold.adapter.name)
                 stack.enter_context(lm.using(lm.open_adapter(fold.adapter)))  # the next fold starts from the base model
             fold_raw = _sample_raw(lm, [rows[i] for i in fold.held], fold.gen_prompts, cfg, [budgets[i] for i in fold.held], True,
-                                   keys, cache, f"sample fold {fold.number + 1}")
+                                   keys, cache, f"{'sample' if cfg.k else 'score'} fold {fold.number + 1}")
         for i, r in zip(fold.held, fold_raw):
             raw[i] = r
     return raw, [fold_of(r["id"], cfg.folds) for r in rows]

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from clearcurate import confidence as cf
@@ -170,3 +172,24 @@ def test_group_by_fits_the_length_trend_per_group_and_a_missing_field_is_an_erro
                    LoraTrainConfig(epochs=1, batch_size=4))
     with pytest.raises(ValueError, match=r"score\.group_by must be a field name"):
         ScoreConfig(group_by=" ")
+
+
+def test_a_field_that_looks_like_a_kind_of_response_is_suggested_for_group_by(tiny_lm, caplog):
+    from clearcurate.scoring import group_field_candidates
+
+    base = [{"id": str(i), "prompt": "p", "response": "r", "source": "a" if i < 12 else "b", "category": f"c{i}",
+             "note": "same", "n": i} for i in range(24)]
+    # category: a value per row; note: one value; n: not text. Only source splits the rows into kinds.
+    assert group_field_candidates(base) == {"source": {"a": 12, "b": 12}}
+    assert group_field_candidates([{**r, "source": "a" if i < 16 else "b"} for i, r in enumerate(base)]) == {}  # b: 8 rows
+    assert group_field_candidates([{**r, "source": ""} if i == 0 else r for i, r in enumerate(base)]) == {}  # a row lacks it
+    assert group_field_candidates([]) == {}
+
+    words = "the quick brown fox jumps over the lazy dog and runs into the green field near the old farm house".split()
+    rows = [{"id": f"k{i}", "prompt": f"Describe scene {i}.", "response": " ".join((words * 3)[: 24 + i]),
+             "source": "a" if i < 10 else "b"} for i in range(20)]
+    with caplog.at_level(logging.WARNING, logger="clearcurate.scoring"):
+        out = score_rows(tiny_lm, rows, ScoreConfig(k=1, max_new_tokens=4), get_similarity("token_f1"),
+                         LoraTrainConfig(epochs=1, batch_size=4))
+    assert out[0]["weights_preset"] == "free_form"
+    assert "rows carry 'source' (a 10, b 10)" in caplog.text and "score.group_by: source" in caplog.text
