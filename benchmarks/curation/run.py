@@ -27,8 +27,10 @@ one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible` and `
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
+import os
 import platform
 import random
 import signal
@@ -882,7 +884,18 @@ def _device_name(lm: LocalLM) -> str:
 
 
 def record_work(cache: Cache, meta_name: str, seconds: float, lm: LocalLM) -> None:
-    """Add this process's work on a dataset (time, date, machine) to what its raw results record."""
+    """Add this process's work on a dataset (time, date, machine) to what its raw results record.
+    Workers sharing a cache (--only-seeds) each add theirs under a lock on the cache folder, so none
+    is lost; their times add up (process time, more than the wall time of parallel work)."""
+    folder = os.open(cache.root, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        _add_work(cache, meta_name, seconds, lm)
+    finally:
+        os.close(folder)  # releases the lock
+
+
+def _add_work(cache: Cache, meta_name: str, seconds: float, lm: LocalLM) -> None:
     import torch
 
     previous = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": []}

@@ -134,9 +134,12 @@ def test_parallel_workers_each_train_their_seeds_into_one_cache(tmp_path):
     worker = _run([*common, "--only-seeds", "1", "--out", str(tmp_path / "w1")])
     assert worker.returncode == 0, worker.stderr[-3000:]
     assert seeds_in("w1") == {"none": [1], "clear_filter": [1], "oracle": [1]}
+    meta = tmp_path / "cache" / "results" / "quick" / "tiny" / "gsm8k-n-20" / "run_meta.json"
+    first = json.loads(meta.read_text())["wall_seconds"]
     worker = _run([*common, "--only-seeds", "0", "7", "--out", str(tmp_path / "w0")])  # 7: not a seed of this set
     assert worker.returncode == 0, worker.stderr[-3000:]
     assert seeds_in("w0") == {"none": [0], "clear_filter": [0], "oracle": [0]}
+    assert json.loads(meta.read_text())["wall_seconds"] > first  # each worker's time is added to the set's record
 
     rebuilt = _run([*common, "--report-only", "--out", str(tmp_path / "all")])
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
