@@ -20,12 +20,12 @@ import json
 import logging
 import math
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from run import HERE, Cache, DatasetSpec, gsm8k_config, load_params, plan, squad_config, train_config
+from run import HERE, Cache, DatasetSpec, gsm8k_config, load_params, plan, spec_train_config, squad_config, train_config
 from sklearn.metrics import roc_auc_score
 
 from clearcurate import confidence as cf
@@ -128,13 +128,10 @@ def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> Non
     scored = cache.fetch(f"{spec.name}/score-{key}", lambda: score_rows(lm, rows, score_cfg, similarity, train_cfg))
     if spec.noise_rate == 0:
         return
-    # Auto-Correct sees what the pipeline's filter removes: the lowest-scored 20% under the stored scores.
-    conf = {r["id"]: r["confidence"] for r in scored}
-    _, removed_ids = split_by_threshold(conf, threshold(list(conf.values()), FilterConfig(quantile=0.2)).gamma)
-    removed = [r for r in rows if r["id"] in set(removed_ids)]
-    kept = [r for r in rows if r["id"] not in set(removed_ids)]
-    filtered_cfg = filtered_train_config(spec, train_cfg)
-    ckey = cache.key(key, [r["id"] for r in removed], asdict(filtered_cfg), spec.max_new_tokens)
+    removed_ids, ckey = correction_key(cache, spec, rows, scored, key, train_cfg)
+    removed = [r for r in rows if r["id"] in removed_ids]
+    kept = [r for r in rows if r["id"] not in removed_ids]
+    filtered_cfg = spec_train_config(spec, train_cfg)
 
     def correct() -> dict[str, Any]:
         adapted = attach_lora(lm.model, filtered_cfg)
@@ -154,9 +151,16 @@ def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> Non
     cache.fetch(f"{spec.name}/correct-{ckey}", correct)
 
 
-def filtered_train_config(spec: DatasetSpec, train_cfg: LoraTrainConfig) -> LoraTrainConfig:
-    """The filtered model's budget: the set's own step count where it names one (as the benchmark does)."""
-    return replace(train_cfg, max_steps=spec.max_steps) if spec.max_steps else train_cfg
+def correction_key(
+    cache: Cache, spec: DatasetSpec, rows: list[Record], scored: list[Record], key: str, train_cfg: LoraTrainConfig
+) -> tuple[set[str], str]:
+    """The rows Auto-Correct sees (what the pipeline's filter removes: the lowest-scored 20% under the
+    stored scores) and the key its stored decisions go under, which names the filtered model's budget."""
+    conf = {r["id"]: r["confidence"] for r in scored}
+    _, removed_ids = split_by_threshold(conf, threshold(list(conf.values()), FilterConfig(quantile=0.2)).gamma)
+    removed = set(removed_ids)
+    ckey = cache.key(key, [r["id"] for r in rows if r["id"] in removed], asdict(spec_train_config(spec, train_cfg)), spec.max_new_tokens)
+    return removed, ckey
 
 
 def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
@@ -182,10 +186,7 @@ def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
                 name: round(float(roc_auc_score(y, [cf.combine(rescaled(r, scale), w) for r in scored])), 3)
                 for name, (w, scale) in WEIGHTINGS.items()
             }
-        conf = {r["id"]: r["confidence"] for r in scored}
-        _, removed_ids = split_by_threshold(conf, threshold(list(conf.values()), FilterConfig(quantile=0.2)).gamma)
-        removed = [r["id"] for r in rows if r["id"] in set(removed_ids)]
-        ckey = cache.key(key, removed, asdict(filtered_train_config(spec, train_cfg)), spec.max_new_tokens)
+        _, ckey = correction_key(cache, spec, rows, scored, key, train_cfg)
         corrections = cache.get(f"{spec.name}/correct-{ckey}")
         if corrections:
             res["correction"] = {judge: judge_table(decisions, labels) for judge, decisions in corrections.items()}

@@ -264,6 +264,11 @@ def train_config(values: dict[str, Any]) -> LoraTrainConfig:
     return LoraTrainConfig(**{**values, "target_modules": tuple(values["target_modules"])})
 
 
+def spec_train_config(spec: DatasetSpec, train_cfg: LoraTrainConfig) -> LoraTrainConfig:
+    """The budget a set's models train with: its own step count where it names one (larger sets need more steps)."""
+    return replace(train_cfg, max_steps=spec.max_steps) if spec.max_steps else train_cfg
+
+
 class Bench:
     """Holds the one loaded base model and runs scorers and fine-tunings against the cache."""
 
@@ -347,7 +352,7 @@ class Bench:
         return self.cache.fetch(name, lambda: self.evaluate(spec, test))
 
     def train_cfg_for(self, spec: DatasetSpec, seed: int) -> LoraTrainConfig:
-        return replace(self.train_cfg, seed=seed, **({"max_steps": spec.max_steps} if spec.max_steps else {}))
+        return replace(spec_train_config(spec, self.train_cfg), seed=seed)
 
     def train_key(self, rows: list[Record], test: list[Record], seed: int, spec: DatasetSpec) -> str:
         content = [(r["id"], r["prompt"], r["response"]) for r in rows]

@@ -72,5 +72,5 @@ def test_the_powered_dev_set_is_built_like_the_powered_sets_from_rows_no_benchma
         powered.max_steps, powered.max_context_words, powered.max_questions_per_paragraph)
     # The filtered model trains with the set's own budget; the 100-row sets keep params.yaml's.
     cfg = LoraTrainConfig(max_steps=16)
-    assert dev.filtered_train_config(spec, cfg).max_steps == 125
-    assert dev.filtered_train_config(dev.DEV_SETS[0], cfg) == cfg
+    assert dev.spec_train_config(spec, cfg).max_steps == 125
+    assert dev.spec_train_config(dev.DEV_SETS[0], cfg) == cfg
