@@ -9,7 +9,7 @@ component and of candidate weightings, the auto-threshold's estimate against the
 share, and each judge's replacements, correction precision and damage over a range of eta.
 
     .venv/bin/python benchmarks/curation/dev.py             # score and correct every dev set (resumable)
-    .venv/bin/python benchmarks/curation/dev.py --only dev-squad-n-20-1k --batch-size 32   # the 1,000-row set, on a GPU
+    .venv/bin/python benchmarks/curation/dev.py --only dev-squad-n-20-1k dev-squad-plausible-20-1k --batch-size 32   # 1,000-row sets, on a GPU
     .venv/bin/python benchmarks/curation/dev.py --report    # the numbers (also to dev_results.json), from stored results
 """
 
@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 
 from clearcurate import confidence as cf
 from clearcurate.correction import CorrectConfig, correct_rows
-from clearcurate.curation import FilterConfig, auto_statistic, should_replace, split_by_threshold, threshold
+from clearcurate.curation import FilterConfig, auto_statistic, redecide, split_by_threshold, threshold
 from clearcurate.evaluation import correction_scores, same_answer
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
@@ -43,7 +43,6 @@ from clearcurate.noisy_data import (
     build_squad_dev,
     squad_split,
 )
-from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
 from clearcurate.scoring import RECOMBINE_ONLY, ScoreConfig, score_rows
@@ -65,8 +64,9 @@ DEV_SETS = [
 # 100 rows, so the replace rule is measured again at that scale. Scored like the sets above, but
 # left out of the weight grid, which was chosen on those.
 DEV_SETS_POWERED = [
-    DatasetSpec("dev-squad-n-20-1k", "squad", 0.2, 1000, 0, 32, (), max_context_words=150, max_questions_per_paragraph=3,
-                max_steps=125),
+    DatasetSpec(f"dev-squad-{name}-20-1k", "squad", 0.2, 1000, 0, 32, (), noise=noise, max_context_words=150,
+                max_questions_per_paragraph=3, max_steps=125)
+    for name, noise in (("n", "sentence"), ("plausible", "plausible"))
 ]
 # Candidate confidence weightings compared on development data: (weights, relevance scale). The first
 # is params.yaml's before issue 11.
@@ -197,6 +197,8 @@ def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
     small, powered = ({s.name for s in sets} for sets in (DEV_SETS, DEV_SETS_POWERED))
     out["eta_selection"] = select_eta({name: out[name]["correction"] for name in small if "correction" in out.get(name, {})})
     out["eta_selection_powered"] = select_eta({name: out[name]["correction"] for name in powered if "correction" in out.get(name, {})})
+    # params.yaml's correct.eta is this one's agreement choice: every development set, both scales, pooled.
+    out["eta_selection_all"] = select_eta({name: out[name]["correction"] for name in small | powered if "correction" in out.get(name, {})})
     return out
 
 
@@ -271,10 +273,7 @@ def judge_table(decisions: list[Record], labels: dict[str, Record]) -> dict[str,
         "candidates_right_on_noisy": sum(same_answer(d["new"], labels[d["id"]]["clean_response"]) for d in noisy),
     }
     for eta in ETAS:
-        redone = [
-            {**d, "outcome": (Outcome.CORRECTED if should_replace(d["confidence"], eta, d["new"], d["old"]) else Outcome.REMOVED).value}
-            for d in decisions
-        ]
+        redone = [redecide(d, eta) for d in decisions]
         table[f"eta={eta}"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in correction_scores(redone, labels).items()}
     return table
 

@@ -51,7 +51,7 @@ from clearcurate import params as params_mod
 from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, model_fingerprint
 from clearcurate.correction import CorrectConfig, correct_rows
-from clearcurate.curation import FilterConfig, split_by_threshold, threshold
+from clearcurate.curation import FilterConfig, redecide, split_by_threshold, threshold
 from clearcurate.evaluation import (
     correction_scores,
     detection_scores,
@@ -384,11 +384,13 @@ class Bench:
 
         A variant is a judge (agreement, pairwise: both orders) or a fixed-slot pairwise judge
         (candidate_a, candidate_b: the position-bias ablation). The filtered model proposes and,
-        for the agreement judge, samples: it never trained on the removed rows.
+        for the agreement judge, samples: it never trained on the removed rows. The stored evidence
+        does not depend on eta (its key leaves eta out); the decisions are taken at params' eta on reading.
         """
         key = self.train_key(kept, test, seed, spec)
         fname = f"{spec.name}/train-{key}"
-        cname = f"{spec.name}/correct-{self.cache.key(key, removed, asdict(self.correct_cfg), list(variants))}"
+        evidence_cfg = {k: v for k, v in asdict(self.correct_cfg).items() if k != "eta"}
+        cname = f"{spec.name}/correct-{self.cache.key(key, removed, evidence_cfg, list(variants))}"
         filtered, corrections = self.cache.get(fname), self.cache.get(cname)
         if (filtered is None or corrections is None) and self.cache.read_only:
             return filtered, None
@@ -406,7 +408,8 @@ class Bench:
             corrections = filtered.pop("extra")
             self.cache.put(fname, filtered)
             self.cache.put(cname, corrections)
-        return filtered, corrections
+        eta = self.correct_cfg.eta
+        return filtered, {variant: [redecide(d, eta) for d in decisions] for variant, decisions in corrections.items()}
 
 
 def removal_sets(

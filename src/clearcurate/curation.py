@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from clearcurate import verify
+from clearcurate.outcomes import Outcome
 from clearcurate.params import AUTO, FilterConfig
+from clearcurate.records import Record
 
 
 @dataclass(frozen=True)
@@ -228,3 +230,19 @@ def correction_reason(candidate_confidence: float, eta: float, candidate: str | 
     """Why a low-confidence row was or was not corrected (written next to every outcome)."""
     refused = refusal(candidate_confidence, eta, candidate, original)
     return refused or f"candidate preferred with confidence {candidate_confidence:.3f} > eta {eta}"
+
+
+def redecide(decision: Record, eta: float) -> Record:
+    """A stored Auto-Correct decision taken again at another `eta` from its evidence.
+
+    The evidence (the candidate, its confidence, the original) does not depend on eta, so it is
+    recorded once and any eta is applied to it later: changing eta re-decides, it does not resample.
+    A row that failed, or was refused for a reason no eta changes, keeps its stored decision and reason.
+    """
+    if "error" in decision or decision.get("judge_unparsed"):
+        return decision
+    if refusal(decision["confidence"], -math.inf, decision["new"], decision["old"]) is not None:
+        return decision
+    replace = should_replace(decision["confidence"], eta, decision["new"], decision["old"])
+    return {**decision, "outcome": Outcome.CORRECTED if replace else Outcome.REMOVED,
+            "reason": correction_reason(decision["confidence"], eta, decision["new"], decision["old"])}

@@ -10,10 +10,12 @@ from clearcurate.curation import (
     estimate_noise_share,
     keep_mask,
     pairwise_preference,
+    redecide,
     should_replace,
     split_by_threshold,
     threshold,
 )
+from clearcurate.outcomes import Outcome
 from clearcurate.params import AUTO
 
 
@@ -141,6 +143,22 @@ def test_a_candidate_whose_calculation_fails_never_replaces():
     assert should_replace(0.99, 0.5, right, "#### 13")
     assert correction_reason(0.99, 0.5, right, "#### 13") == "candidate preferred with confidence 0.990 > eta 0.5"
     assert correction_reason(0.4, 0.5, right, "#### 13") == "candidate confidence 0.400 <= eta 0.5"
+
+
+def test_a_stored_decision_is_taken_again_at_another_eta_from_its_evidence():
+    stored = {"id": "r", "outcome": "removed", "reason": "candidate confidence 0.750 <= eta 0.8", "confidence": 0.75,
+              "agreement": 0.8, "old": "wrong", "new": "right"}
+    lower = redecide(stored, 0.7)
+    assert lower["outcome"] == Outcome.CORRECTED and lower["reason"] == "candidate preferred with confidence 0.750 > eta 0.7"
+    assert lower["agreement"] == 0.8 and stored["outcome"] == "removed"  # evidence kept, the stored record untouched
+    assert redecide(lower, 0.8)["outcome"] == Outcome.REMOVED
+    # Refusals no eta changes keep their stored, more precise reason; so do failures and unparsed judges.
+    agreed = {**stored, "confidence": 0.99, "new": "wrong", "reason": "the held-out model agrees with the original answer"}
+    assert redecide(agreed, 0.0) == agreed
+    failed = {**stored, "confidence": 0.99, "error": "timeout", "reason": "Auto-Correct failed on this row: timeout"}
+    assert redecide(failed, 0.0) == failed
+    unparsed = {**stored, "judge_unparsed": True, "confidence": 0.99}
+    assert redecide(unparsed, 0.0) == unparsed
 
 
 def _old_filter(scored, train_ids, cfg):

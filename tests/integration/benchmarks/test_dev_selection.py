@@ -52,25 +52,24 @@ def test_weights_maximise_the_worst_informative_set_and_skip_sets_without_signal
     assert best["min_auroc"] == min(best["auroc"]["a"], best["auroc"]["b"]) > 0.75
 
 
-def test_the_powered_dev_set_is_built_like_the_powered_sets_from_rows_no_benchmark_uses():
+def test_the_powered_dev_sets_are_built_like_the_powered_sets_from_rows_no_benchmark_uses():
     import run
 
     from clearcurate.training import LoraTrainConfig
 
-    (spec,) = dev.DEV_SETS_POWERED
-    rows, labels = dev.dev_rows(spec)
-    assert len(rows) == 1000 and sum(label["noisy"] for label in labels.values()) == 200
     used = set()
     for bench in run.plan(quick=False):
         if bench.kind == "squad":
             train, test, _ = run.build(bench, run.SOURCES)
             used |= {r["id"] for r in train + test}
-    assert not {r["id"] for r in rows} & used
-    powered = run.POWERED[0]  # SQuAD-N 1k, sentence noise
-    assert powered.noise == "sentence" and spec.noise in ("", "sentence")
-    assert (spec.max_steps, spec.max_context_words, spec.max_questions_per_paragraph) == (
-        powered.max_steps, powered.max_context_words, powered.max_questions_per_paragraph)
-    # The filtered model trains with the set's own budget; the 100-row sets keep params.yaml's.
-    cfg = LoraTrainConfig(max_steps=16)
-    assert dev.spec_train_config(spec, cfg).max_steps == 125
-    assert dev.spec_train_config(dev.DEV_SETS[0], cfg) == cfg
+    assert [s.noise for s in dev.DEV_SETS_POWERED] == [p.noise for p in run.POWERED] == ["sentence", "plausible"]
+    for spec, powered in zip(dev.DEV_SETS_POWERED, run.POWERED, strict=True):
+        rows, labels = dev.dev_rows(spec)
+        assert len(rows) == 1000 and sum(label["noisy"] for label in labels.values()) == 200
+        assert not {r["id"] for r in rows} & used
+        assert (spec.max_steps, spec.max_context_words, spec.max_questions_per_paragraph) == (
+            powered.max_steps, powered.max_context_words, powered.max_questions_per_paragraph)
+        # The filtered model trains with the set's own budget; the 100-row sets keep params.yaml's.
+        cfg = LoraTrainConfig(max_steps=16)
+        assert dev.spec_train_config(spec, cfg).max_steps == 125
+    assert dev.spec_train_config(dev.DEV_SETS[0], LoraTrainConfig(max_steps=16)) == LoraTrainConfig(max_steps=16)
