@@ -9,7 +9,7 @@ component and of candidate weightings, the auto-threshold's estimate against the
 share, and each judge's replacements, correction precision and damage over a range of eta.
 
     .venv/bin/python benchmarks/curation/dev.py             # score and correct every dev set (resumable)
-    .venv/bin/python benchmarks/curation/dev.py --only dev-squad-n-20-1k dev-squad-plausible-20-1k --batch-size 32   # 1,000-row sets, on a GPU
+    .venv/bin/python benchmarks/curation/dev.py --only dev-squad-n-20-1k dev-squad-plausible-20-1k --batch-size 32  # on a GPU
     .venv/bin/python benchmarks/curation/dev.py --report    # the numbers (also to dev_results.json), from stored results
 """
 

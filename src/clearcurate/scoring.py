@@ -437,9 +437,10 @@ def score_rows(
         reflections = _reflect_cached(lm, rows, model_id, cache, parts)
     components = _components(rows, raw, sampling, similarity, lm.token_counts)
     groups = row_groups(rows, cfg.group_by) if cfg.group_by is not None else None
-    if groups is not None and not (preset in PRESETS and PRESETS[preset].length_adjusted):
+    length_adjusted = preset in PRESETS and PRESETS[preset].length_adjusted
+    if groups is not None and not length_adjusted:
         log.info("score.group_by: %s weighs no component against length, so the groups change nothing", preset)
-    if groups is None and preset in PRESETS and PRESETS[preset].length_adjusted:
+    if groups is None and length_adjusted:
         for name, counts in group_field_candidates(rows).items():
             shown = ", ".join(f"{v} {n}" for v, n in list(counts.items())[:5]) + (", ..." if len(counts) > 5 else "")
             log.warning("rows carry %r (%s): if it names the kind or source of each response, set score.group_by: %s, "
