@@ -77,6 +77,17 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert json.loads((tmp_path / "rebuilt" / "results.json").read_text())["datasets"] == results["datasets"]
 
+    # Auto-Correct's stored evidence does not depend on eta: another eta re-decides it, with no model work.
+    params["correct"]["eta"] = 0.0
+    (tmp_path / "eta0.yaml").write_text(yaml.safe_dump(params))
+    eta0 = _run(["--quick", "--model", "tiny", "--params", str(tmp_path / "eta0.yaml"), "--out", str(tmp_path / "eta0"),
+                 "--cache", str(tmp_path / "cache"), "--report-only"])
+    assert eta0.returncode == 0, eta0.stderr[-3000:]
+    redecided = json.loads((tmp_path / "eta0" / "results.json").read_text())["datasets"]["squad-n-20"]["correction"]
+    assert set(redecided) == set(squad["correction"])
+    for variant, rows in redecided.items():  # a lower eta replaces at least what the default did
+        assert rows[0]["given"] == n_removed and rows[0]["replaced"] >= squad["correction"][variant][0]["replaced"]
+
 
 def test_lower_loss_is_better_and_higher_accuracy_is_better():
     sys.path.insert(0, str(SCRIPT.parent))
