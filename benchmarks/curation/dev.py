@@ -176,6 +176,7 @@ def correction_key(
 def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
     out: dict[str, Any] = {}
     labelled: dict[str, tuple[list[int], list[Record]]] = {}
+    labelled_powered: dict[str, tuple[list[int], list[Record]]] = {}
     train_cfg = train_config(params["train"])
     for spec in DEV_SETS + DEV_SETS_POWERED:
         rows, labels = dev_rows(spec)
@@ -191,7 +192,7 @@ def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
         res["auto_share_on_confidence"] = round(threshold(scores, FilterConfig(quantile="auto")).estimated_noise_share, 3)
         if 0 < sum(y) < len(y):
             res["auroc_components"] = {c: round(float(roc_auc_score(y, [r[c] for r in scored])), 3)
-                                       for c in ("consistency", "reflection", "likelihood", "relevance") if c in scored[0]}
+                                       for c in ("consistency", "reflection", "likelihood", "relevance", "length") if c in scored[0]}
             res["auroc_weightings"] = {
                 name: round(float(roc_auc_score(y, [cf.combine(rescaled(r, scale), w) for r in scored])), 3)
                 for name, (w, scale) in WEIGHTINGS.items()
@@ -202,9 +203,13 @@ def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
             corrections |= cache.get(f"{spec.name}/correct-k{K_ABLATION}-{ckey}") or {}
             res["correction"] = {judge: judge_table(decisions, labels) for judge, decisions in corrections.items()}
         out[spec.name] = res
-        if 0 < sum(y) < len(y) and spec in DEV_SETS:
-            labelled[spec.name] = (y, scored)
+        if 0 < sum(y) < len(y):
+            (labelled if spec in DEV_SETS else labelled_powered)[spec.name] = (y, scored)
     out["weight_selection"] = select_weights(labelled)
+    # At the powered scale: would those sets change the choice, and what is the best any weighting reaches on each alone?
+    out["weight_selection_with_powered"] = select_weights(labelled | labelled_powered)
+    out["weight_ceiling_powered"] = {name: select_weights({name: data})["chosen (best worst-case)"]
+                                     for name, data in labelled_powered.items()}
     small, powered = ({s.name for s in sets} for sets in (DEV_SETS, DEV_SETS_POWERED))
     out["eta_selection"] = select_eta({name: out[name]["correction"] for name in small if "correction" in out.get(name, {})})
     out["eta_selection_powered"] = select_eta({name: out[name]["correction"] for name in powered if "correction" in out.get(name, {})})
