@@ -2,7 +2,9 @@
 
 The judge (`correct.judge`) is described in clearcurate.correction; every decision keeps its
 evidence in the changes file (replacements) and the decisions file (all of them); the ledger
-(clearcurate.outcomes) accounts for every source row of the training split.
+(clearcurate.outcomes) accounts for every source row of the training split. The evidence is cached
+per row without eta (clearcurate.correction.cached_decisions), so another `correct.eta` re-decides
+without model work.
 With `engine: ray` the model work (proposals and judging) runs in blocks of removed rows on a Ray
 cluster's actors, each holding the base model and the filtered adapter, with the local engine's
 decisions; a row that fails there is removed, with the error as its reason. The ledger, the gates
@@ -14,10 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import chain
+from typing import Any
 
-from clearcurate.correction import correct_on, correct_rows
+from clearcurate.cache import ScoreCache, cache_dir, digest, model_fingerprint
+from clearcurate.correction import cached_decisions, correct_on, correct_rows
 from clearcurate.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.llm.factory import api_budget, load_lm
 from clearcurate.llm.openai_api import api_metrics
@@ -38,18 +42,25 @@ def main() -> None:
     kept_ids = [r["id"] for r in iter_jsonl(args.kept)]  # the kept rows themselves stream into the curated file
     removed = read_jsonl(args.removed)  # Auto-Correct's model work needs these rows
     cfg = p.correct_config()
-    if p.engine == "ray":
-        from clearcurate.cache import model_fingerprint
-        from clearcurate.distributed import RayEngine
+    cache = ScoreCache(cache_dir())
+    base_id = model_fingerprint(args.base)
+    usage: dict[str, Any] = {}  # a remote API's calls and tokens, when this run made any
 
-        with RayEngine(args.base, model_fingerprint(args.base), p.model.batch_size) as engine:
-            decisions = correct_on(engine, removed, cfg, args.adapter)
-        usage = {}  # the Ray engine runs local models only
-    else:
+    def work(rows: Sequence[Record]) -> list[Record]:
+        """The model work for rows without cached evidence (the model is loaded only if there are any)."""
+        if p.engine == "ray":
+            from clearcurate.distributed import RayEngine
+
+            with RayEngine(args.base, base_id, p.model.batch_size) as engine:
+                return correct_on(engine, rows, cfg, args.adapter)
         lm = load_lm(p, args.base, adapter_dir=args.adapter)
-        with api_budget("correct"):
-            decisions = correct_rows(lm, removed, cfg)
-        usage = api_metrics(lm)
+        try:
+            with api_budget("correct"):
+                return correct_rows(lm, rows, cfg)
+        finally:
+            usage.update(api_metrics(lm))
+
+    decisions = cached_decisions(removed, cfg, cache, digest(base_id, model_fingerprint(args.adapter)), work)
     if failed := [d for d in decisions if "error" in d]:
         log.warning("Auto-Correct failed on %d rows, which stay removed with the error as their reason: %s", len(failed),
                     "; ".join(f"{d['id']}: {d['error']}" for d in failed[:5]))
@@ -83,7 +94,7 @@ def main() -> None:
         **counts, "judge": cfg.judge, "eta": cfg.eta, "given": len(decisions),
         "replaced_share": replaced / len(decisions) if decisions else None,
         "max_confidence": max((d["confidence"] for d in decisions), default=None),
-        "judge_unparsed": unparsed, "failed": len(failed), **usage,
+        "judge_unparsed": unparsed, "failed": len(failed), "cached": cache.hits.get("correction", 0), **usage,
     })
     log.info("outcomes: %s; Auto-Correct (%s judge) replaced %d of %d removed rows", counts, cfg.judge, replaced, len(decisions))
 

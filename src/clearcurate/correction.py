@@ -14,9 +14,11 @@ The pure decision math lives in `clearcurate.curation`; this module only calls t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -24,12 +26,13 @@ import numpy as np
 
 from clearcurate import confidence as cf
 from clearcurate import prompts
-from clearcurate.curation import agreement_verdict, correction_reason, pairwise_preference, should_replace
+from clearcurate.cache import ScoreCache, digest, source_fingerprint
+from clearcurate.curation import agreement_verdict, correction_reason, pairwise_preference, redecide, should_replace
 from clearcurate.llm.base import ChatLM
 from clearcurate.outcomes import Outcome
 from clearcurate.params import CorrectConfig
 from clearcurate.records import Record, progress
-from clearcurate.scoring import Engine, reflect
+from clearcurate.scoring import SCORING_MODULES, Engine, reflect
 
 
 def candidate_first(row_id: str, seed: int) -> bool:
@@ -48,6 +51,42 @@ def correct_rows(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list
     if cfg.judge == "agreement":
         return _agreement(lm, rows, cfg)
     return _pairwise(lm, rows, cfg)
+
+
+# What produces a row's cached evidence: the model stack scoring uses, plus the judges and their math.
+# Other code never reuses it (as in scoring's cache keys).
+CORRECTION_MODULES = (*SCORING_MODULES, "clearcurate.correction", "clearcurate.curation", "clearcurate.confidence")
+
+
+@functools.cache
+def _code_version() -> str:
+    return source_fingerprint(CORRECTION_MODULES)[:16]
+
+
+def cached_decisions(
+    rows: Sequence[Record], cfg: CorrectConfig, cache: ScoreCache, model_id: str,
+    work: Callable[[Sequence[Record]], list[Record]],
+) -> list[Record]:
+    """Every row's decision at `cfg.eta`, with model work (`work`) only for rows whose evidence is not cached.
+
+    The evidence (candidate, confidence) depends on the models (`model_id`: base and filtered
+    adapter), the row and the judge's settings, never on eta; it is cached under a key without
+    eta, so trying another eta re-decides stored rows without sampling again; other correction or
+    model code (`CORRECTION_MODULES`) never matches. A row whose work failed is not cached: the next
+    run tries it again.
+    """
+    settings = {k: v for k, v in asdict(cfg).items() if k != "eta"}
+    keys = [digest(_code_version(), model_id, settings, r["id"], r["prompt"], r["response"]) for r in rows]
+    stored = [cache.get("correction", k) for k in keys]
+    fresh = iter(work([r for r, s in zip(rows, stored, strict=True) if s is None]) if None in stored else [])
+    out = []
+    for key, evidence in zip(keys, stored, strict=True):
+        if evidence is None:
+            evidence = next(fresh)
+            if "error" not in evidence:
+                cache.put("correction", key, evidence)
+        out.append(redecide(evidence, cfg.eta))
+    return out
 
 
 def correct_on(engine: Engine, rows: Sequence[Record], cfg: CorrectConfig, adapter: Path) -> list[Record]:

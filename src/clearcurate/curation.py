@@ -239,10 +239,9 @@ def redecide(decision: Record, eta: float) -> Record:
     recorded once and any eta is applied to it later: changing eta re-decides, it does not resample.
     A row that failed, or was refused for a reason no eta changes, keeps its stored decision and reason.
     """
-    if "error" in decision or decision.get("judge_unparsed"):
-        return decision
-    if refusal(decision["confidence"], -math.inf, decision["new"], decision["old"]) is not None:
-        return decision
+    if "error" in decision or decision.get("judge_unparsed") or \
+            refusal(decision["confidence"], -math.inf, decision["new"], decision["old"]) is not None:
+        return {**decision, "outcome": Outcome(decision["outcome"])}
     replace = should_replace(decision["confidence"], eta, decision["new"], decision["old"])
     return {**decision, "outcome": Outcome.CORRECTED if replace else Outcome.REMOVED,
             "reason": correction_reason(decision["confidence"], eta, decision["new"], decision["old"])}

@@ -135,3 +135,27 @@ def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):
     # nothing needs recomputing; check-params reruns (about a second): it last checked the failed run's values
     reran = [line for line in run_cmd(["dvc", "repro"], repo).splitlines() if line.startswith("Running stage")]
     assert reran == ["Running stage 'check-params':"]
+
+
+def test_another_eta_re_decides_from_cached_evidence_without_model_work(pipeline_run, tmp_path_factory):
+    repo = copy_repo(pipeline_run, tmp_path_factory.mktemp("eta") / "repo")  # its own copy: this test changes params
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    # A threshold above all but the highest scores (the tiny model's tie at the bottom), so rows go to Auto-Correct.
+    gamma = sorted(r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl"))[-2]
+    params["filter"].update(gamma=gamma, quantile=None)
+    params["validate"]["max_removed_share"] = 0.95
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    run_cmd(["dvc", "repro", "correct"], repo)
+    first = json.loads((repo / "metrics/correct.json").read_text())
+    assert first["given"] > 0 and first["cached"] == 0  # the model's evidence was computed, and stored
+    assert first["eta"] == 0.0  # the test preset's: any differing candidate is accepted
+    params["correct"]["eta"] = 0.5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    out = run_cmd(["dvc", "repro", "correct"], repo)
+    assert "Running stage 'correct'" in out and "Running stage 'train'" not in out
+    metrics = json.loads((repo / "metrics/correct.json").read_text())
+    assert metrics["eta"] == 0.5 and metrics["given"] == first["given"]
+    assert metrics["cached"] == first["given"]  # every row's evidence came from the cache: no sampling, no judging
+    decisions = read_lines(repo / "data/curated/decisions.jsonl")
+    assert all((d["outcome"] == "corrected") == (d["reason"].endswith("> eta 0.5")) for d in decisions)
+    assert all(d["confidence"] > 0.5 for d in decisions if d["outcome"] == "corrected")
