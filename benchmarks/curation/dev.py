@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -139,26 +138,27 @@ def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> Non
 
     base = {"max_new_tokens": spec.max_new_tokens, "eta": 1.0}  # eta 1: record the evidence, decide in --report
 
-    def with_filtered(work: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-        """`work` run with the filtered model (trained on the kept rows, seeded: the same model each time) attached."""
-        def run_it() -> dict[str, Any]:
-            adapted = attach_lora(lm.model, filtered_cfg)
-            train_lora(adapted, lm.tokenizer, kept, filtered_cfg, desc=f"{spec.name} filtered")
-            lm.model = adapted
-            try:
-                return work()
-            finally:
-                lm.model = adapted.unload()
-        return run_it
-
-    cache.fetch(f"{spec.name}/correct-{ckey}", with_filtered(lambda: {
+    # Each stored piece of evidence and the work that makes it with the filtered model attached;
+    # the filtered model is trained once for all that are missing.
+    wanted = {f"{spec.name}/correct-{ckey}": lambda: {
         "agreement": correct_rows(lm, removed, CorrectConfig(judge="agreement", **base)),
         "pairwise": correct_rows(lm, removed, CorrectConfig(judge="pairwise", order="both", beta=float(params["score"]["beta"]), **base)),
-    }))
+    }}
     if spec in DEV_SETS_POWERED:
-        cache.fetch(f"{spec.name}/correct-k{K_ABLATION}-{ckey}", with_filtered(lambda: {
+        wanted[f"{spec.name}/correct-k{K_ABLATION}-{ckey}"] = lambda: {
             f"agreement_k{K_ABLATION}": correct_rows(lm, removed, CorrectConfig(judge="agreement", k=K_ABLATION, **base)),
-        }))
+        }
+    missing = {name: work for name, work in wanted.items() if cache.get(name) is None}
+    if not missing:
+        return
+    adapted = attach_lora(lm.model, filtered_cfg)
+    train_lora(adapted, lm.tokenizer, kept, filtered_cfg, desc=f"{spec.name} filtered")
+    lm.model = adapted
+    try:
+        for name, work in missing.items():
+            cache.put(name, work())
+    finally:
+        lm.model = adapted.unload()
 
 
 def correction_key(

@@ -50,7 +50,7 @@ from clearcurate import confidence as cf
 from clearcurate import params as params_mod
 from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, model_fingerprint
-from clearcurate.correction import CorrectConfig, correct_rows
+from clearcurate.correction import CorrectConfig, correct_rows, evidence_settings
 from clearcurate.curation import FilterConfig, redecide, split_by_threshold, threshold
 from clearcurate.evaluation import (
     correction_scores,
@@ -389,8 +389,7 @@ class Bench:
         """
         key = self.train_key(kept, test, seed, spec)
         fname = f"{spec.name}/train-{key}"
-        evidence_cfg = {k: v for k, v in asdict(self.correct_cfg).items() if k != "eta"}
-        cname = f"{spec.name}/correct-{self.cache.key(key, removed, evidence_cfg, list(variants))}"
+        cname = f"{spec.name}/correct-{self.cache.key(key, removed, evidence_settings(self.correct_cfg), list(variants))}"
         filtered, corrections = self.cache.get(fname), self.cache.get(cname)
         if (filtered is None or corrections is None) and self.cache.read_only:
             return filtered, None

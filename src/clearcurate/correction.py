@@ -63,6 +63,11 @@ def _code_version() -> str:
     return source_fingerprint(CORRECTION_MODULES)[:16]
 
 
+def evidence_settings(cfg: CorrectConfig) -> dict[str, object]:
+    """The settings a decision's evidence depends on: all but eta, which only decides from it (`curation.redecide`)."""
+    return {k: v for k, v in asdict(cfg).items() if k != "eta"}
+
+
 def cached_decisions(
     rows: Sequence[Record], cfg: CorrectConfig, cache: ScoreCache, model_id: str,
     work: Callable[[Sequence[Record]], list[Record]],
@@ -75,7 +80,7 @@ def cached_decisions(
     model code (`CORRECTION_MODULES`) never matches. A row whose work failed is not cached: the next
     run tries it again.
     """
-    settings = {k: v for k, v in asdict(cfg).items() if k != "eta"}
+    settings = evidence_settings(cfg)
     keys = [digest(_code_version(), model_id, settings, r["id"], r["prompt"], r["response"]) for r in rows]
     stored = [cache.get("correction", k) for k in keys]
     fresh = iter(work([r for r, s in zip(rows, stored, strict=True) if s is None]) if None in stored else [])
