@@ -16,6 +16,7 @@ share, and each judge's replacements, correction precision and damage over a ran
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -173,10 +174,11 @@ def correction_key(
     return removed, ckey
 
 
-def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
+def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     labelled: dict[str, tuple[list[int], list[Record]]] = {}
     labelled_powered: dict[str, tuple[list[int], list[Record]]] = {}
+    responses: dict[str, list[str]] = {}  # per set, in row order (the sets share row ids)
     train_cfg = train_config(params["train"])
     for spec in DEV_SETS + DEV_SETS_POWERED:
         rows, labels = dev_rows(spec)
@@ -185,6 +187,7 @@ def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
         scored = cache.get(f"{spec.name}/score-{key}")
         if scored is None:
             continue
+        responses[spec.name] = [r["response"] for r in rows]
         res: dict[str, Any] = {"rows": len(rows), "noisy": sum(label["noisy"] for label in labels.values())}
         y = [0 if labels[r["id"]]["noisy"] else 1 for r in rows]
         scores = [r["confidence"] for r in scored]
@@ -210,6 +213,7 @@ def report(params: dict[str, Any], cache: Cache) -> dict[str, Any]:
     out["weight_selection_with_powered"] = select_weights(labelled | labelled_powered)
     out["weight_ceiling_powered"] = {name: select_weights({name: data})["chosen (best worst-case)"]
                                      for name, data in labelled_powered.items()}
+    out["squad_n_target_cost"] = target_cost(labelled, labelled_powered, responses, tokenizer)
     small, powered = ({s.name for s in sets} for sets in (DEV_SETS, DEV_SETS_POWERED))
     out["eta_selection"] = select_eta({name: out[name]["correction"] for name in small if "correction" in out.get(name, {})})
     out["eta_selection_powered"] = select_eta({name: out[name]["correction"] for name in powered if "correction" in out.get(name, {})})
@@ -242,6 +246,43 @@ def select_eta(corrections: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 SCALES = (0.5, 1.0, 2.0, 3.0, 5.0)
+# Issue 11's detection target on SQuAD-N 20%, measured on its 1,000-row development set.
+SQUAD_N_TARGET = ("dev-squad-n-20-1k", 0.90)
+
+
+def target_cost(labelled: dict[str, tuple[list[int], list[Record]]], labelled_powered: dict[str, tuple[list[int], list[Record]]],
+                responses: dict[str, list[str]], tokenizer: Any) -> dict[str, Any]:
+    """What reaching issue 11's AUROC 0.90 on SQuAD-N would cost. Over consistency, likelihood, relevance
+    (scale 5, the preset's) and length agreement (steps of 0.1): the weighting with the best worst case over
+    the informative 100-row sets among those that reach 0.90 on the 1,000-row SQuAD-N set, beside the best
+    worst case of all and the best that set alone reaches. Length agreement (a sentence where a span is
+    due) is the component that can lift SQuAD-N; the preset's grid (dev_freeform.py) had it and left it out."""
+    name, bar = SQUAD_N_TARGET
+    if name not in labelled_powered:
+        return {}
+    count = lambda t: len(tokenizer.encode(t, add_special_tokens=False)) + 1  # noqa: E731  (+1: the end of turn, as scoring counts)
+    components = ("consistency", "likelihood", "relevance", "length")
+    sets = {**labelled, name: labelled_powered[name]}
+    informative = select_weights(labelled)["sets"]
+    matrix, y = {}, {}
+    for s, (labels, scored) in sets.items():
+        # Sets scored before length agreement was stored: recomputed from their stored samples, as scoring computes it.
+        length = [r["length"] if "length" in r else cf.length_agreement(count(response), [count(t) for t in r["samples"]], 1.0)
+                  for r, response in zip(scored, responses[s], strict=True)]
+        matrix[s] = np.column_stack([[rescaled(r, 5.0)[c] for r in scored] for c in components[:3]] + [length])
+        y[s] = labels
+    results = []
+    for ws in itertools.product(range(11), repeat=3):
+        if sum(ws) > 10:
+            continue
+        w = np.array([*ws, 10 - sum(ws)]) / 10
+        auc = {s: round(float(roc_auc_score(y[s], matrix[s] @ w)), 3) for s in sets}
+        results.append({"weights": dict(zip(components, map(float, w))), "min_auroc": min(auc[s] for s in informative), "auroc": auc})
+    best_worst = max(results, key=lambda r: (r["min_auroc"], r["auroc"][name]))
+    reaching = [r for r in results if r["auroc"][name] >= bar]
+    return {"set": name, "bar": bar, "worst_case_over": informative,
+            "best worst case": best_worst, "best on the set alone": max(results, key=lambda r: r["auroc"][name]),
+            "best worst case reaching the bar": max(reaching, key=lambda r: (r["min_auroc"], r["auroc"][name])) if reaching else None}
 
 
 def select_weights(labelled: dict[str, tuple[list[int], list[Record]]]) -> dict[str, Any]:
@@ -316,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     # with the weights that were the default when these sets were first scored.
     params["score"] = {**params["score"], **SCORED_WITH}
     if args.report:
-        measured = report(params, cache)
+        measured = report(params, cache, models.load_tokenizer(model_dir))
         write_json(HERE / "dev_results.json", measured)  # the evidence behind params.yaml's defaults, committed
         print(json.dumps(measured, indent=1))
         return 0

@@ -682,6 +682,10 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             ok = det["clear"] >= det["ifd"]
             out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'≥' if ok else '<'} IFD's {det['ifd']:.3f} -> "
                        f"{'holds' if ok else 'does NOT hold'}.")
+        if "clear" in det and (bar := detection_bar(res["spec"])) is not None:
+            ok = det["clear"] >= bar
+            out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'≥' if ok else '<'} {bar:.2f} -> "
+                       f"{'holds' if ok else 'does NOT hold'}.")
         paired = res.get("paired", {})
         head = HEADLINE[res["spec"]["kind"]]
         for method in ("clear_filter", "clear_filter_auto", "clear_correct", "clear_correct_pairwise"):
@@ -760,6 +764,97 @@ JUDGE_LABELS = {
 }
 
 
+def detection_bar(spec: dict[str, Any]) -> float | None:
+    """Issue 11's detection bar for a set: 0.90 on SQuAD-N 20% (a paragraph sentence), 0.75 on plausible wrong answers."""
+    if spec["noise"] == "plausible":
+        return 0.75
+    if spec["kind"] == "squad" and spec["noise"] in ("", "sentence") and spec["noise_rate"] == 0.2:
+        return 0.90
+    return None
+
+
+def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[str, Any]) -> list[str]:
+    """Why each target that this report finds unmet is out of reach, in the development measurements'
+    own numbers (dev_results.json, dev_freeform_results.json): issue 11 asks for the reason, measured."""
+    sets = results["datasets"]
+    clear = {n: next((d["auroc"] for d in r["detection"] if d["scorer"] == "clear"), None) for n, r in sets.items()}
+    ifd = {n: next((d["auroc"] for d in r["detection"] if d["scorer"] == "ifd"), None) for n, r in sets.items()}
+    chosen = dev["weight_selection"]["chosen (best worst-case)"]
+    out = []
+    below = [n for n, r in sets.items() if (bar := detection_bar(r["spec"])) and clear[n] is not None and clear[n] < bar]
+    squad_n = [n for n in below if detection_bar(sets[n]["spec"]) == 0.90]
+    if (cost := dev.get("squad_n_target_cost")) and squad_n:
+        reach, alone = cost["best worst case reaching the bar"], dev["weight_ceiling_powered"].get(cost["set"])
+        worst = min(cost["worst_case_over"], key=lambda s: reach["auroc"][s]) if reach else None
+        out.append(
+            f"**Detection AUROC ≥ 0.90 on SQuAD-N 20%** ({', '.join(f'{n} {clear[n]:.3f}' for n in squad_n)}). "
+            + (f"On the 1,000-row SQuAD-N development set no weighting of consistency, likelihood and relevance goes beyond "
+               f"{alone['auroc'][cost['set']]:.3f} (`weight_ceiling_powered`). " if alone else "")
+            + (f"Adding length agreement reaches {reach['auroc'][cost['set']]:.3f} there ({_weights(reach['weights'])}), but the "
+               f"worst case over the 100-row development sets falls from {chosen['min_auroc']:.3f} to {reach['min_auroc']:.3f} "
+               f"({worst} {chosen['auroc'][worst]:.3f} -> {reach['auroc'][worst]:.3f}): a plausible wrong span is as long as a right one. "
+               "The preset is chosen for the worst case (a user's data does not say which errors it has), so it stays "
+               f"{_weights(chosen['weights'])} (`squad_n_target_cost` in dev_results.json)." if reach else "No weighting reaches it."))
+    plausible_small = [n for n in below if detection_bar(sets[n]["spec"]) == 0.75]
+    small, big = (dev.get(n, {}).get("auroc_components", {}) for n in ("dev-squad-plausible-20", "dev-squad-plausible-20-1k"))
+    if plausible_small and small and big:
+        out.append(
+            f"**Detection AUROC ≥ 0.75 on plausible wrong spans** ({', '.join(f'{n} {clear[n]:.3f}' for n in plausible_small)}). "
+            f"The signal grows with the data the fold models learn from (each trains on the rows outside its fold): on the "
+            f"100-row development set of plausible spans consistency reaches {small['consistency']:.3f} and likelihood "
+            f"{small['likelihood']:.3f}, on the 1,000-row one {big['consistency']:.3f} and {big['likelihood']:.3f}. At that scale "
+            "CLEAR's AUROC is "
+            + ", ".join(f"{clear[n]:.3f} ({n})" for n, r in sets.items()
+                        if r["spec"]["noise"] == "plausible" and r["spec"]["n_train"] >= 1000)
+            + ".")
+    worse_than_ifd = [n for n in sets if clear[n] is not None and ifd[n] is not None and clear[n] < ifd[n]]
+    ff = freeform.get("presets", {}).get("free_form", {}).get("chosen")
+    dolly_ifd = freeform.get("sets", {}).get("dev-dolly-n-20", {}).get("baseline_auroc", {}).get("ifd")
+    relevance = freeform.get("selection", {}).get("likelihood per token, relevance per token", {}).get("component_auroc", {})
+    if worse_than_ifd and ff and dolly_ifd is not None and relevance:
+        out.append(
+            f"**CLEAR ≥ IFD** ({', '.join(f'{n} {clear[n]:.3f} < {ifd[n]:.3f}' for n in worse_than_ifd)}). A response written for another "
+            f"prompt is what IFD measures, and CLEAR's relevance component is IFD's inverse (development GSM8K-N: "
+            f"{relevance['dev-gsm8k-n-20']['relevance']:.3f} alone). On other free-form defects IFD is near chance (development Dolly-N: "
+            f"{dolly_ifd:.3f}), so the free-form preset ({_weights(ff['weights'])}, length-adjusted) gives up a little on swapped "
+            f"solutions ({ff['auroc']['dev-gsm8k-n-20']:.3f}) for Dolly-N ({ff['auroc']['dev-dolly-n-20']:.3f}).")
+    eta = dev.get("eta_selection_all", {}).get("agreement")
+    right = [(dev[n]["correction"]["agreement"]["candidates_right_on_noisy"], dev[n]["correction"]["agreement"]["eta=0.9"]["given_noisy"])
+             for n in ("dev-squad-n-20-1k", "dev-squad-plausible-20-1k") if "correction" in dev.get(n, {})]
+    unmet_correct = [n for n, r in sets.items() if "agreement" in r.get("correction", {})
+                     and _sum_correction(r["correction"]["agreement"])["given_noisy"]]
+    if eta and right and unmet_correct:
+        pooled = eta["pooled"][f"eta={eta['chosen_eta']}"]
+        out.append(
+            f"**Auto-Correct (≥ 25% repaired at precision ≥ 0.7, < 5% damage) and Filter+Correct ≥ Filter.** On the 1,000-row "
+            f"development sets the filtered model's answer is right for {sum(a for a, _ in right)} of the {sum(b for _, b in right)} "
+            f"noisy rows it is given, but agreement among its samples does not tell right answers from wrong ones: pooled over "
+            f"every development set, unanimous samples (η {eta['chosen_eta']}) replaced {pooled['replaced']} rows at precision "
+            f"{pooled['precision']:.2f}, damaging {pooled['clean_damaged_share']:.0%} of the clean rows given, and no η meets the "
+            "bar (`eta_selection_all`). Replacements right about half the time put back about as many wrong labels as they "
+            "repair: Filter+Correct − Filter here is "
+            + ", ".join(f"{v['exact_match']['diff']:+.1f} EM [95% CI {v['exact_match']['low']:+.1f}, {v['exact_match']['high']:+.1f}] ({n})"
+                        for n, r in sets.items()
+                        if (v := r.get("correct_vs_filter")) and r["spec"]["n_train"] >= 1000 and "exact_match" in v)
+            + ".")
+    estimates = {n: (v["auto_share"], v["noisy"] / v["rows"]) for n, v in dev.items() if isinstance(v, dict) and "auto_share" in v}
+    if any(r.get("auto_estimated_noise_share") is not None
+           and abs(r["auto_estimated_noise_share"] - r["spec"]["noise_rate"]) > 0.10 for r in sets.values()):
+        within = sum(abs(est - true) <= 0.10 for est, true in estimates.values())
+        none = sum(est == 0 and true > 0 for est, true in estimates.values())
+        out.append(
+            "**Auto threshold within ±10 points.** On the development sets the mixture estimated "
+            + ", ".join(f"{est:.0%} ({n}, true {true:.0%})" for n, (est, true) in estimates.items())
+            + f": within ±10 points on {within} of {len(estimates)}, and on {none} noisy sets it found no second population "
+            "at all. Noisy and clean rows' scores overlap (the detection AUROCs above), so the mixture has no gap to find; "
+            "the default stays a fixed quantile (docs/curation.md).")
+    return out
+
+
+def _weights(weights: dict[str, float]) -> str:
+    return " + ".join(f"{w:g} {c}" for c, w in weights.items() if w)
+
+
 def report(results: dict[str, Any], out: Path) -> None:
     """RESULTS.md, results.json and results.png, generated from the numbers only."""
     write_json(out / "results.json", results)
@@ -803,6 +898,12 @@ def report(results: dict[str, Any], out: Path) -> None:
         "",
         *[f"- {v}" for v in verdicts(results)],
     ]
+    dev, freeform = (json.loads(path.read_text()) if path.exists() else {}
+                     for path in (HERE / "dev_results.json", HERE / "dev_freeform_results.json"))
+    if reasons := out_of_reach(results, dev, freeform):
+        lines += ["", "## Why the unmet targets are out of reach", "",
+                  "Measured on the development sets (`benchmarks/curation/dev.py`, `dev_freeform.py`), not on these:", "",
+                  *[f"- {r}" for r in reasons]]
     if meta.get("missing"):
         lines += ["", f"Not run yet: {', '.join(meta['missing'])}. Rerun the command: finished work in raw/ is reused."]
     for name, res in results["datasets"].items():

@@ -73,3 +73,32 @@ def test_the_powered_dev_sets_are_built_like_the_powered_sets_from_rows_no_bench
         cfg = LoraTrainConfig(max_steps=16)
         assert dev.spec_train_config(spec, cfg).max_steps == 125
     assert dev.spec_train_config(dev.DEV_SETS[0], LoraTrainConfig(max_steps=16)) == LoraTrainConfig(max_steps=16)
+
+
+def test_target_cost_finds_what_reaching_the_detection_bar_costs_elsewhere():
+    """Length separates the large SQuAD-N-like set only; elsewhere it is noise. Reaching the bar there
+    needs length weight, and that weighting's worst case over the small sets is reported below the best."""
+    rng = np.random.default_rng(1)
+
+    def scored(signal: dict[str, float], n: int = 80) -> tuple[list[int], list[dict]]:
+        y = [1] * (n // 2) + [0] * (n // 2)
+        rows = []
+        for clean in y:
+            comps = {c: float(rng.random()) for c in ("consistency", "likelihood", "relevance", "length")}
+            comps["samples"] = []
+            for c, strength in signal.items():  # clean rows score higher on c, by `strength`
+                comps[c] = float(np.clip(comps[c] * (1 - strength) + strength * clean, 0, 0.999))
+            rows.append(comps)
+        return y, rows
+
+    small = {"a": scored({"consistency": 0.5}), "b": scored({"consistency": 0.4, "likelihood": 0.4})}
+    name, bar = dev.SQUAD_N_TARGET
+    powered = {name: scored({"consistency": 0.2, "length": 0.9})}
+    responses = {s: [""] * 80 for s in (*small, name)}
+    cost = dev.target_cost(small, powered, responses, tokenizer=None)  # every record has its length
+    reach, best = cost["best worst case reaching the bar"], cost["best worst case"]
+    assert reach["auroc"][name] >= bar and reach["weights"]["length"] > 0
+    assert reach["min_auroc"] < best["min_auroc"] and best["weights"]["length"] == 0
+    assert cost["best on the set alone"]["auroc"][name] >= reach["auroc"][name]
+    # Without the large set there is nothing to measure.
+    assert dev.target_cost(small, {}, responses, tokenizer=None) == {}
