@@ -30,10 +30,20 @@ def test_report_scores_each_component_and_preset_against_the_labels():
     assert out["arithmetic_check_flags"] == {"noisy": 1, "clean": 0}
 
 
-def test_the_writer_stops_with_the_rows_it_could_not_answer_wrongly(tiny_lm):
-    """The random tiny model never ends with `#### N`: no row is given a made-up solution."""
+def test_a_writer_that_makes_no_wrong_answer_stops_the_run(tiny_lm):
+    """The random tiny model never ends with `#### N`: it wrote no wrong solution, and says so."""
+    from clearcurate.training import LoraTrainConfig
+
     rows = [{"id": f"g{i}", "prompt": f"Tom has {i} apples and buys 2 more. How many now?", "response": f"{i}+2={i + 2}\n#### {i + 2}"}
             for i in range(4)]
     labels = {r["id"]: {"noisy": i % 2 == 0, "clean_response": r["response"]} for i, r in enumerate(rows)}
-    with pytest.raises(RuntimeError, match="no wrong solution in 4 draws for \\['g0', 'g2'\\]"):
-        dev_natural.written(tiny_lm, rows, labels)
+    with pytest.raises(RuntimeError, match="the writer gave no wrong answer in 4 draws"):
+        dev_natural.written(tiny_lm, rows, labels, dev_natural.SETS["dev-gsm8k-model-20"], LoraTrainConfig())
+
+
+def test_a_span_the_paragraph_holds_is_a_wrong_answer_only_when_it_is_not_the_right_one():
+    row = {"prompt": "Context: The bridge opened in 1932 and was widened in 1958.\n\nQuestion: When did the bridge open?"}
+    assert dev_natural.wrong("1958", row, "1932")
+    assert not dev_natural.wrong("1932", row, "1932") and not dev_natural.wrong("in 1975", row, "1932")
+    assert dev_natural.wrong("Tom pays 3*4=12\n#### 12", {"prompt": "q"}, "3*5=15\n#### 15")
+    assert not dev_natural.wrong("Tom pays 15", {"prompt": "q"}, "3*5=15\n#### 15")  # no final answer: not a worked solution
