@@ -213,7 +213,7 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
     out["weight_selection_with_powered"] = select_weights(labelled | labelled_powered)
     out["weight_ceiling_powered"] = {name: select_weights({name: data})["chosen (best worst-case)"]
                                      for name, data in labelled_powered.items()}
-    out["squad_n_target_cost"] = target_cost(labelled, labelled_powered, responses, tokenizer)
+    out["squad_n_target_cost"] = target_cost(labelled, labelled_powered, out["weight_selection"]["sets"], responses, tokenizer)
     small, powered = ({s.name for s in sets} for sets in (DEV_SETS, DEV_SETS_POWERED))
     out["eta_selection"] = select_eta({name: out[name]["correction"] for name in small if "correction" in out.get(name, {})})
     out["eta_selection_powered"] = select_eta({name: out[name]["correction"] for name in powered if "correction" in out.get(name, {})})
@@ -250,8 +250,14 @@ SCALES = (0.5, 1.0, 2.0, 3.0, 5.0)
 SQUAD_N_TARGET = ("dev-squad-n-20-1k", 0.90)
 
 
+def grid(components: tuple[str, ...]) -> list[dict[str, float]]:
+    """Weights over the components in steps of 0.1, summing to 1."""
+    return [dict(zip(components, (*(w / 10 for w in ws), (10 - sum(ws)) / 10)))
+            for ws in itertools.product(range(11), repeat=len(components) - 1) if sum(ws) <= 10]
+
+
 def target_cost(labelled: dict[str, tuple[list[int], list[Record]]], labelled_powered: dict[str, tuple[list[int], list[Record]]],
-                responses: dict[str, list[str]], tokenizer: Any) -> dict[str, Any]:
+                informative: list[str], responses: dict[str, list[str]], tokenizer: Any) -> dict[str, Any]:
     """What reaching issue 11's AUROC 0.90 on SQuAD-N would cost. Over consistency, likelihood, relevance
     (scale 5, the preset's) and length agreement (steps of 0.1): the weighting with the best worst case over
     the informative 100-row sets among those that reach 0.90 on the 1,000-row SQuAD-N set, beside the best
@@ -263,7 +269,6 @@ def target_cost(labelled: dict[str, tuple[list[int], list[Record]]], labelled_po
     count = lambda t: len(tokenizer.encode(t, add_special_tokens=False)) + 1  # noqa: E731  (+1: the end of turn, as scoring counts)
     components = ("consistency", "likelihood", "relevance", "length")
     sets = {**labelled, name: labelled_powered[name]}
-    informative = select_weights(labelled)["sets"]
     matrix, y = {}, {}
     for s, (labels, scored) in sets.items():
         # Sets scored before length agreement was stored: recomputed from their stored samples, as scoring computes it.
@@ -272,12 +277,10 @@ def target_cost(labelled: dict[str, tuple[list[int], list[Record]]], labelled_po
         matrix[s] = np.column_stack([[rescaled(r, 5.0)[c] for r in scored] for c in components[:3]] + [length])
         y[s] = labels
     results = []
-    for ws in itertools.product(range(11), repeat=3):
-        if sum(ws) > 10:
-            continue
-        w = np.array([*ws, 10 - sum(ws)]) / 10
+    for weights in grid(components):
+        w = np.array([weights[c] for c in components])
         auc = {s: round(float(roc_auc_score(y[s], matrix[s] @ w)), 3) for s in sets}
-        results.append({"weights": dict(zip(components, map(float, w))), "min_auroc": min(auc[s] for s in informative), "auroc": auc})
+        results.append({"weights": weights, "min_auroc": min(auc[s] for s in informative), "auroc": auc})
     best_worst = max(results, key=lambda r: (r["min_auroc"], r["auroc"][name]))
     reaching = [r for r in results if r["auroc"][name] >= bar]
     return {"set": name, "bar": bar, "worst_case_over": informative,

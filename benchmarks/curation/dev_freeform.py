@@ -17,7 +17,6 @@ questions no benchmark trains on), never from a benchmark's rows.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, score_key
+from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, grid, score_key
 from run import HERE, Cache, DatasetSpec, train_config
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
@@ -160,12 +159,6 @@ def labelled_sets(params: dict[str, Any], cache: Cache) -> dict[str, tuple[list[
     return out
 
 
-def grid() -> list[dict[str, float]]:
-    """Weights over the components in steps of 0.1, summing to 1."""
-    return [dict(zip(COMPONENTS, (*(w / 10 for w in ws), (10 - sum(ws)) / 10)))
-            for ws in itertools.product(range(11), repeat=len(COMPONENTS) - 1) if sum(ws) <= 10]
-
-
 # `score.weights: auto` picks a preset by the data's median response length (clearcurate.presets).
 # Each preset is chosen on the development sets of its kind, with the library's components
 # (likelihood and relevance per token, length agreement):
@@ -249,7 +242,7 @@ def choose_presets(sets: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
         for adjusted, scale in [*((False, s) for s in FLUENCY_SCALES), (True, FLUENCY_SCALE)]:
             recs = {s: variants(scored, rows, tokenizer, scale)[definitions] for s, (rows, _, scored) in sets.items()}
             matrix = {s: component_matrix(recs[s], adjusted) for s in (*noisy, *clean)}
-            for w in grid():
+            for w in grid(COMPONENTS):
                 if not adjusted and not w["fluency"] and scale != FLUENCY_SCALES[0]:
                     continue  # the scale changes nothing without fluency: each such weighting once
                 conf = {s: matrix[s] @ np.array([w[c] for c in COMPONENTS]) for s in (*noisy, *clean)}
@@ -301,7 +294,7 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
         components = {s: {c: round(float(roc_auc_score(y[s], [r[c] for r in recs[s]])), 3) for c in COMPONENTS} for s in noisy}
         informative = [s for s in noisy if max(components[s].values()) >= 0.6]
         results = []
-        for w in grid():
+        for w in grid(COMPONENTS):
             conf = {s: [cf.combine(r, w) for r in recs[s]] for s in recs}
             auc = {s: round(float(roc_auc_score(y[s], conf[s])), 3) for s in noisy}
             rho = {s: round(float(spearmanr(lengths[s], conf[s]).statistic), 3) for s in clean}

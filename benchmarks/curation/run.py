@@ -677,7 +677,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     """Issue 11's targets, checked mechanically against the numbers in this report."""
     out = []
     for name, res in results["datasets"].items():
-        det = {d["scorer"]: d["auroc"] for d in res["detection"] if d["auroc"] is not None}
+        det = detection_aurocs(res)
         if "clear" in det and "ifd" in det:
             ok = det["clear"] >= det["ifd"]
             out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'≥' if ok else '<'} IFD's {det['ifd']:.3f} -> "
@@ -764,6 +764,11 @@ JUDGE_LABELS = {
 }
 
 
+def detection_aurocs(res: dict[str, Any]) -> dict[str, float]:
+    """A set's detection AUROC per scorer (scorers without one left out)."""
+    return {d["scorer"]: d["auroc"] for d in res["detection"] if d["auroc"] is not None}
+
+
 def detection_bar(spec: dict[str, Any]) -> float | None:
     """Issue 11's detection bar for a set: 0.90 on SQuAD-N 20% (a paragraph sentence), 0.75 on plausible wrong answers."""
     if spec["noise"] == "plausible":
@@ -778,8 +783,7 @@ def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[st
     own numbers (dev_results.json, dev_freeform_results.json, dev_natural_results.json): issue 11 asks
     for the reason, measured."""
     sets = results["datasets"]
-    clear = {n: next((d["auroc"] for d in r["detection"] if d["scorer"] == "clear"), None) for n, r in sets.items()}
-    ifd = {n: next((d["auroc"] for d in r["detection"] if d["scorer"] == "ifd"), None) for n, r in sets.items()}
+    clear, ifd = ({n: detection_aurocs(r).get(scorer) for n, r in sets.items()} for scorer in ("clear", "ifd"))
     chosen = dev["weight_selection"]["chosen (best worst-case)"]
     out = []
     below = [n for n, r in sets.items() if (bar := detection_bar(r["spec"])) and clear[n] is not None and clear[n] < bar]

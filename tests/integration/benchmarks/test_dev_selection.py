@@ -95,10 +95,10 @@ def test_target_cost_finds_what_reaching_the_detection_bar_costs_elsewhere():
     name, bar = dev.SQUAD_N_TARGET
     powered = {name: scored({"consistency": 0.2, "length": 0.9})}
     responses = {s: [""] * 80 for s in (*small, name)}
-    cost = dev.target_cost(small, powered, responses, tokenizer=None)  # every record has its length
+    cost = dev.target_cost(small, powered, sorted(small), responses, tokenizer=None)  # every record has its length
     reach, best = cost["best worst case reaching the bar"], cost["best worst case"]
     assert reach["auroc"][name] >= bar and reach["weights"]["length"] > 0
     assert reach["min_auroc"] < best["min_auroc"] and best["weights"]["length"] == 0
     assert cost["best on the set alone"]["auroc"][name] >= reach["auroc"][name]
     # Without the large set there is nothing to measure.
-    assert dev.target_cost(small, {}, responses, tokenizer=None) == {}
+    assert dev.target_cost(small, {}, sorted(small), responses, tokenizer=None) == {}
