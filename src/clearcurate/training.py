@@ -54,11 +54,30 @@ def encode_example(tokenizer, prompt: str, response: str, max_length: int) -> di
     eos = tokenizer.eos_token_id
     if eos in full_ids[len(prompt_ids) :]:
         full_ids = full_ids[: len(prompt_ids) + full_ids[len(prompt_ids) :].index(eos) + 1]
-    labels = [IGNORE_INDEX] * len(prompt_ids) + full_ids[len(prompt_ids) :]
-    if len(full_ids) > max_length:  # keep the response, cut the prompt from the left
-        cut = len(full_ids) - max_length
-        full_ids, labels = full_ids[cut:], labels[cut:]
-    return {"input_ids": full_ids, "labels": labels}
+    response_ids = full_ids[len(prompt_ids) :]
+    keep_prompt, keep_response = fit_lengths(len(prompt_ids), len(response_ids), max_length)
+    prompt_ids, response_ids = prompt_ids[len(prompt_ids) - keep_prompt :], response_ids[:keep_response]
+    return {"input_ids": prompt_ids + response_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + response_ids}
+
+
+def fit_lengths(prompt_tokens: int, response_tokens: int, max_length: int) -> tuple[int, int]:
+    """How many prompt and response tokens a training row keeps within `max_length` (the long-row rule).
+
+    A row that fits keeps everything. Otherwise the prompt is cut from the left (a question after its
+    context survives), but keeps at least a quarter of the window (all of itself if shorter), and the
+    response keeps the rest: a longer one loses its tail, its end of turn with it, so the model never
+    learns to stop mid-text. So no row is trained as a response without its prompt: a response of
+    `max_length` tokens once pushed the whole prompt out and the batch's loss crashed (issue 27). Rows
+    whose response leaves a quarter of the window are cut as before (the prompt only).
+    """
+    if max_length < 2:
+        raise ValueError(f"train.max_length must be at least 2 tokens (one of prompt, one of response), got {max_length}")
+    if prompt_tokens < 1 or response_tokens < 1:
+        raise ValueError("a training row needs at least one prompt token and one response token")
+    if prompt_tokens + response_tokens <= max_length:
+        return prompt_tokens, response_tokens
+    keep_prompt = min(prompt_tokens, max(max_length - response_tokens, max_length // 4, 1))
+    return keep_prompt, max_length - keep_prompt
 
 
 class _Collator:
@@ -82,7 +101,10 @@ class _Collator:
             ids[r, width - n :] = torch.tensor(b["input_ids"])
             labels[r, width - n :] = torch.tensor(b["labels"])
             mask[r, width - n :] = 1
+        # Every row has a prompt token before its first label (`fit_lengths`), so keep <= width.
         first_label = int((labels != IGNORE_INDEX).float().argmax(dim=1).min())
+        if first_label == 0:
+            raise ValueError("a training row has no prompt token before its response (encode_example keeps at least one)")
         return {
             "input_ids": ids,
             "labels": labels,

@@ -8,6 +8,7 @@ from clearcurate.training import (
     _Collator,
     attach_lora,
     encode_example,
+    fit_lengths,
     response_loss,
     train_lora,
 )
@@ -26,6 +27,47 @@ def test_labels_cover_only_the_response_and_end_of_turn(tiny_lm):
 def test_long_prompts_are_cut_from_the_left(tiny_lm):
     ex = encode_example(tiny_lm.tokenizer, "word " * 400, "blue", max_length=64)
     assert len(ex["input_ids"]) == 64 and ex["labels"][-2:] == ex["input_ids"][-2:]
+
+
+def test_a_row_that_fits_keeps_everything_and_a_shorter_response_keeps_the_old_left_cut():
+    assert fit_lengths(100, 20, 320) == (100, 20)
+    assert fit_lengths(400, 20, 320) == (300, 20)  # the prompt's left is cut, the response whole
+    assert fit_lengths(400, 240, 320) == (80, 240)  # down to a quarter of the window
+
+
+def test_a_long_response_loses_its_tail_never_its_prompt():
+    assert fit_lengths(30, 1000, 320) == (30, 290)  # a short prompt stays whole
+    assert fit_lengths(500, 1000, 320) == (80, 240)  # a long one keeps a quarter of the window
+    assert fit_lengths(100, 250, 320) == (80, 240)
+    assert fit_lengths(1, 5000, 8) == (1, 7)
+    for prompt, response in ((1, 1), (3, 400), (400, 3), (319, 319), (5, 321), (2, 2)):
+        for window in (2, 3, 8, 320):
+            p, r = fit_lengths(prompt, response, window)
+            assert p >= 1 and r >= 1 and p + r <= window and p <= prompt and r <= response
+
+
+def test_a_response_longer_than_max_length_trains_with_its_prompt_and_no_end_of_turn(tiny_lm):
+    """Issue 27: such a row once lost its whole prompt, and the batch's loss crashed on a shape mismatch."""
+    tok = tiny_lm.tokenizer
+    long_response = " ".join(f"word{i}" for i in range(300))
+    ex = encode_example(tok, "Write a long essay.", long_response, max_length=64)
+    labelled = [t for t in ex["labels"] if t != IGNORE_INDEX]
+    assert len(ex["input_ids"]) == 64 and 0 < len(labelled) < 64
+    assert tok.decode(ex["input_ids"][: 64 - len(labelled)]).rstrip().endswith("Write a long essay.<|im_end|>\n<|im_start|>assistant")
+    assert tok.eos_token_id not in labelled  # cut text never teaches the model to stop there
+    assert long_response.startswith(tok.decode(labelled).strip())
+    rows = [ex, encode_example(tok, "Short?", "Yes.", max_length=64)]
+    batch = _Collator(tok.pad_token_id)(rows)
+    with torch.no_grad():
+        loss = response_loss(tiny_lm.model, batch)
+    assert torch.isfinite(loss)
+
+
+def test_the_collator_refuses_a_row_without_a_prompt(tiny_lm):
+    import pytest
+
+    with pytest.raises(ValueError, match="no prompt token"):
+        _Collator(tiny_lm.tokenizer.pad_token_id)([{"input_ids": [5, 6, 7], "labels": [5, 6, 7]}])
 
 
 def test_response_loss_equals_full_logit_cross_entropy(tiny_lm):
