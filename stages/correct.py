@@ -18,12 +18,14 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 from clearcurate.cache import ScoreCache, cache_dir, digest, model_fingerprint
 from clearcurate.correction import cached_decisions, correct_on, correct_rows
+from clearcurate.curation import uncorrectable
 from clearcurate.expectations import outcome_columns, outcome_suite, validate
-from clearcurate.llm.factory import api_budget, load_lm
+from clearcurate.llm.factory import api_budget, load_lm, load_scorer, scorer_dir
 from clearcurate.llm.openai_api import api_metrics
 from clearcurate.outcomes import Outcome, ledger, outcome_counts, quarantine_ledger_id
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
@@ -34,7 +36,7 @@ log = logging.getLogger("correct")
 
 def main() -> None:
     args = stage_args(
-        __doc__, "train", "quarantine", "kept", "removed", "filter_metrics", "base", "adapter",
+        __doc__, "train", "quarantine", "kept", "removed", "filter_metrics", "base", "scorer", "adapter",
         "curated", "changes", "decisions", "outcomes", "validation", "metrics",
     )
     setup_logging()
@@ -44,6 +46,9 @@ def main() -> None:
     cfg = p.correct_config()
     cache = ScoreCache(cache_dir())
     base_id = model_fingerprint(args.base)
+    # The pairwise judge is the scorer when params name one apart from the model being trained.
+    judge_dir = scorer_dir(args.base, args.scorer) if cfg.judge == "pairwise" else Path(args.base)
+    models_id = digest(base_id, model_fingerprint(args.adapter), *([model_fingerprint(judge_dir)] if judge_dir != Path(args.base) else []))
     usage: dict[str, Any] = {}  # a remote API's calls and tokens, when this run made any
 
     def work(rows: Sequence[Record]) -> list[Record]:
@@ -54,18 +59,24 @@ def main() -> None:
             with RayEngine(args.base, base_id, p.model.batch_size) as engine:
                 return correct_on(engine, rows, cfg, args.adapter)
         lm = load_lm(p, args.base, adapter_dir=args.adapter)
+        judge = load_scorer(p, args.base, args.scorer) if judge_dir != Path(args.base) else None
         try:
             with api_budget("correct"):
-                return correct_rows(lm, rows, cfg)
+                return correct_rows(lm, rows, cfg, judge=judge)
         finally:
             usage.update(api_metrics(lm))
+            if judge is not None:
+                usage.update({f"judge_{k}": v for k, v in api_metrics(judge).items()})
 
-    decisions = cached_decisions(removed, cfg, cache, digest(base_id, model_fingerprint(args.adapter)), work)
+    # A row whose prompt is at fault (a defect check said so) is decided without model work; the rest are Auto-Correct's.
+    fixed = {r["id"]: d for r in removed if (d := uncorrectable(r)) is not None}
+    tried = iter(cached_decisions([r for r in removed if r["id"] not in fixed], cfg, cache, models_id, work))
+    decisions = [{**(fixed.get(r["id"]) or next(tried)), "filter_reason": r["reason"]} for r in removed]
     if failed := [d for d in decisions if "error" in d]:
         log.warning("Auto-Correct failed on %d rows, which stay removed with the error as their reason: %s", len(failed),
                     "; ".join(f"{d['id']}: {d['error']}" for d in failed[:5]))
     by_id = {d["id"]: d for d in decisions}
-    corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason")}, "response": by_id[r["id"]]["new"]}
+    corrected = [{**{k: v for k, v in r.items() if k not in ("confidence", "reason", "defects")}, "response": by_id[r["id"]]["new"]}
                  for r in removed if by_id[r["id"]]["outcome"] == Outcome.CORRECTED]
     quarantined = [q for q in iter_jsonl(args.quarantine) if q["split"] == "train"]
 
@@ -80,7 +91,8 @@ def main() -> None:
     for e in entries():
         ids.append(e["id"])
         outcomes.append(e["outcome"].value)
-    frame = outcome_columns(ids, outcomes, [scores.get(i, math.nan) for i in ids], gamma, input_ids=upstream)
+    frame = outcome_columns(ids, outcomes, [scores.get(i, math.nan) for i in ids], gamma, input_ids=upstream,
+                            removed_for_defect={r["id"] for r in removed if r.get("defects")})
     validate("curated", frame, outcome_suite(len(upstream), gamma, p.validate), p.validate, args.validation)
     del ids, outcomes, upstream, frame
     write_jsonl(args.curated, chain(iter_jsonl(args.kept), corrected))
@@ -89,12 +101,15 @@ def main() -> None:
     write_jsonl(args.outcomes, entries())
     counts = outcome_counts(entries())
     unparsed = sum(bool(d.get("judge_unparsed")) for d in decisions)
+    if fixed:
+        log.info("%d removed rows have a defect of their prompt: Auto-Correct leaves them removed", len(fixed))
     replaced = counts[Outcome.CORRECTED.value]
     write_json(args.metrics, {
         **counts, "judge": cfg.judge, "eta": cfg.eta, "given": len(decisions),
         "replaced_share": replaced / len(decisions) if decisions else None,
         "max_confidence": max((d["confidence"] for d in decisions), default=None),
-        "judge_unparsed": unparsed, "failed": len(failed), "cached": cache.hits.get("correction", 0), **usage,
+        "judge_unparsed": unparsed, "failed": len(failed), "cached": cache.hits.get("correction", 0),
+        "prompt_at_fault": len(fixed), **usage,
     })
     log.info("outcomes: %s; Auto-Correct (%s judge) replaced %d of %d removed rows", counts, cfg.judge, replaced, len(decisions))
 

@@ -1,7 +1,9 @@
-"""DVC stage `filter` (Auto-Filter): keep rows with confidence >= gamma, write the rest as removed.
+"""DVC stage `filter` (Auto-Filter): keep rows with confidence >= gamma and no defect, write the rest as removed.
 
 gamma is fixed, a quantile of the scores, or (quantile: auto) the quantile at the noisy share
-estimated from the scores themselves; the estimate goes to metrics/filter.json.
+estimated from the scores themselves; the estimate goes to metrics/filter.json. A row that `score`
+found a defect in (clearcurate.defects: a refusal, a placeholder, a cut-off response...) is removed
+whatever its score, with the check's reason; metrics/filter.json counts removals by reason.
 
 The files stream: the scores and the training ids are read into arrays first, the decision is made
 and validated on those, and a second pass over the training rows writes each to kept or removed,
@@ -11,8 +13,9 @@ so memory grows with the ids, not with the records (benchmarks/scale/memory.py).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
-from clearcurate.curation import ScoreColumns, keep_mask, threshold
+from clearcurate.curation import ScoreColumns, keep_mask, removal_reason, threshold
 from clearcurate.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
@@ -29,6 +32,7 @@ def main() -> None:
     scores = ScoreColumns.collect(progress(iter_jsonl(args.scored), "read scores"))
     ids = [r["id"] for r in progress(iter_jsonl(args.train), "read ids")]
     confidence, statistic, missing = scores.align(ids)
+    defects = scores.defects_of(ids)
     del scores
     if missing:
         raise RuntimeError(f"{args.scored} lacks {len(missing)} ids, e.g. {missing[:3]}: rerun score")
@@ -36,21 +40,26 @@ def main() -> None:
     gamma = cut.gamma
     if cut.estimated_noise_share is not None:
         log.info("estimated noisy share %.3f (quantile: auto): removing the lowest-scored rows up to it", cut.estimated_noise_share)
-    kept = keep_mask(confidence, gamma)
+    kept = keep_mask(confidence, gamma, defects)
     outcomes = [Outcome.KEPT.value if k else Outcome.REMOVED.value for k in kept]
     frame = outcome_columns(ids, outcomes, confidence, gamma, input_ids=ids)
     validate("filtered", frame, outcome_suite(len(ids), gamma, p.validate), p.validate, args.validation)
     del outcomes, frame
-    reason = f"confidence < gamma {gamma:.4f}"
     with atomic_jsonl(args.kept) as kept_out, atomic_jsonl(args.removed) as removed_out:
         for k, row in enumerate(progress(iter_jsonl(args.train), "write kept and removed", total=len(ids))):
             if kept[k]:
                 kept_out.write(row)
             else:
-                removed_out.write({**row, "confidence": float(confidence[k]), "reason": reason})
+                found = defects.get(k, [])
+                removed_out.write({**row, "confidence": float(confidence[k]), "reason": removal_reason(confidence[k], gamma, found),
+                                   **({"defects": found} if found else {})})
+    by_check = Counter(d["check"] for found in defects.values() for d in found)
     estimate = {} if cut.estimated_noise_share is None else {"estimated_noise_share": cut.estimated_noise_share}
-    write_json(args.metrics, {"gamma": gamma, "threshold": cut.method, **estimate, "kept": kept_out.count, "removed": removed_out.count})
-    log.info("gamma %.4f: kept %d, removed %d of %d rows", gamma, kept_out.count, removed_out.count, len(ids))
+    write_json(args.metrics, {"gamma": gamma, "threshold": cut.method, **estimate, "kept": kept_out.count, "removed": removed_out.count,
+                              "removed_for_defects": len(defects), "removed_for_score": removed_out.count - len(defects),
+                              "defects": dict(sorted(by_check.items()))})
+    log.info("gamma %.4f: kept %d, removed %d of %d rows (%d for a defect: %s)", gamma, kept_out.count, removed_out.count, len(ids),
+             len(defects), ", ".join(f"{n} {c}" for c, n in sorted(by_check.items())) or "none")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""DVC stage `prepare`: convert the base model once, read the data in the user's format, quarantine bad rows.
+"""DVC stage `prepare`: convert the base model (and a separate scorer, if any) once, read the data, quarantine bad rows.
 
 Every source row ends as a prepared row (with a stable id) or in `<out>/quarantine.jsonl`
 with its file, line, code and reason; rows longer than the model's context or outside
@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from clearcurate.expectations import InstructionColumns, instruction_suite, validate
 from clearcurate.ingest import check_file, iter_rows, quarantine_codes
-from clearcurate.llm.factory import prepare_base
+from clearcurate.llm.factory import prepare_base, prepare_scorer
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import InputError, Record, atomic_jsonl, progress, write_json, write_jsonl
 
@@ -30,7 +30,7 @@ def _stop(exc: InputError, quarantine: list[Record], out: Path) -> NoReturn:
 
 
 def main() -> None:
-    args = stage_args(__doc__, "out", "model_out", "validation", "metrics")
+    args = stage_args(__doc__, "out", "model_out", "scorer_out", "validation", "metrics")
     setup_logging()
     p = stage_params("prepare")
     quarantine: list[Record] = []
@@ -40,6 +40,7 @@ def main() -> None:
     except InputError as exc:
         _stop(exc, quarantine, args.out)
     token_count, context = prepare_base(p, args.model_out)
+    prepare_scorer(p, args.scorer_out)
     cfg = p.ingest()
     counts: dict[str, dict[str, int]] = {}
     for split, source in (("train", p.data.train), ("test", p.data.test)):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from clearcurate.cache import FAILURES, ScoreCache, cache_dir, model_fingerprint
 from clearcurate.expectations import scored_suite, validate
-from clearcurate.llm.factory import api_budget, load_lm
+from clearcurate.llm.factory import api_budget, load_scorer, scorer_dir
 from clearcurate.llm.openai_api import api_metrics
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
@@ -22,16 +22,18 @@ log = logging.getLogger("score")
 
 
 def main() -> None:
-    args = stage_args(__doc__, "train", "base", "out", "validation", "metrics")
+    args = stage_args(__doc__, "train", "base", "scorer", "out", "validation", "metrics")
     setup_logging()
     p = stage_params("score")
     cfg = p.score
-    if p.model.backend == "openai" and cfg.recipe != "paper":
-        raise SystemExit("score: recipe crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
+    if p.scorer_backend() == "openai" and cfg.recipe != "paper":
+        raise SystemExit(f"score: recipe crossfit trains LoRA fold models locally; with {p.scorer_backend_key()}: openai "
+                         "use score.recipe: paper")
     rows = read_jsonl(args.train)
-    lm = load_lm(p, args.base, weights=p.engine != "ray")  # on Ray the actors hold the model; here prompts and token counts only
+    scorer = scorer_dir(args.base, args.scorer)  # the model being trained, unless params name another
+    lm = load_scorer(p, args.base, args.scorer, weights=p.engine != "ray")  # on Ray the actors hold the model
     cache = ScoreCache(cache_dir())
-    model_id = model_fingerprint(args.base)
+    model_id = model_fingerprint(scorer)
     log.info("per-row results are cached in %s (delete it to clear)", cache.root)
     start = time.perf_counter()
     with api_budget("score"), ExitStack() as stack:
@@ -39,7 +41,7 @@ def main() -> None:
         if p.engine == "ray":
             from clearcurate.distributed import RayEngine
 
-            engine = stack.enter_context(RayEngine(args.base, model_id, p.model.batch_size))
+            engine = stack.enter_context(RayEngine(scorer, model_id, p.model.batch_size))
             where = {"workers": engine.workers}
         try:
             scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), p.train, cache=cache, model_id=model_id, engine=engine)
@@ -60,6 +62,7 @@ def main() -> None:
         {
             "rows": len(scored),
             "recipe": cfg.recipe,
+            "scorer": p.scorer.name or ("the model being trained" if not p.scorer.separate() else p.model.name),
             "engine": p.engine,
             **where,
             "weights_preset": scored[0]["weights_preset"] if scored else None,  # score.weights: auto picks by answer length

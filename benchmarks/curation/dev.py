@@ -46,7 +46,7 @@ from clearcurate.noisy_data import (
 )
 from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
-from clearcurate.scoring import RECOMBINE_ONLY, ScoreConfig, score_rows
+from clearcurate.scoring import ScoreConfig, score_rows, stored_settings
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
@@ -116,10 +116,11 @@ def dev_rows(spec: DatasetSpec) -> tuple[list[Record], dict[str, Record]]:
 def score_key(cache: Cache, rows: list[Record], score_cfg: ScoreConfig, train_cfg: LoraTrainConfig) -> str:
     """The stored scores' key. The relevance scale is left out: it only maps stored log-probabilities
     to [0, 1], and the report recomputes that mapping for every scale it compares (so is the length
-    scale, whether the likelihood is per token, and `scoring.RECOMBINE_ONLY`). A token cap of 0 (a fixed sample budget) is left
-    out too: the sets scored before the cap existed used a fixed one."""
-    recomputed = ("relevance_scale", "length_scale", "likelihood_per", *RECOMBINE_ONLY)
-    raw = {k: v for k, v in asdict(score_cfg).items() if k not in recomputed and not (k == "max_new_tokens_cap" and v == 0)}
+    scale, whether the likelihood is per token, and what `scoring.stored_settings` leaves out). A token cap
+    of 0 (a fixed sample budget) is left out too: the sets scored before the cap existed used a fixed one."""
+    recomputed = ("relevance_scale", "length_scale", "likelihood_per")
+    raw = {k: v for k, v in stored_settings(asdict(score_cfg)).items()
+           if k not in recomputed and not (k == "max_new_tokens_cap" and v == 0)}
     return cache.key(rows, raw, asdict(train_cfg))
 
 

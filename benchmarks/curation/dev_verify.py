@@ -34,7 +34,7 @@ from clearcurate import confidence as cf
 from clearcurate import verify
 from clearcurate.llm import models
 from clearcurate.noisy_data import GSM8K_TRAIN_SOURCE, alter_step, gsm8k_final_answer, gsm8k_rows
-from clearcurate.presets import ARITHMETIC_PENALTY, PRESETS, preset_for
+from clearcurate.presets import DEFECT_PENALTY, PRESETS, preset_for
 from clearcurate.records import write_json
 
 log = logging.getLogger("dev-verify")
@@ -100,9 +100,9 @@ def gate_aurocs(tokenizer: Any, params: dict[str, Any], cache: Any) -> dict[str,
         y = [0 if labels[row["id"]]["noisy"] else 1 for row in rows]
         res: dict[str, Any] = {"preset": preset_name, "rows_flagged": sum(s is not None and s < 1 for s in shares),
                                "noisy_rows_flagged": sum(s is not None and s < 1 and not t for s, t in zip(shares, y))}
-        if 0 < sum(y) < len(y):  # every preset here, checked as scoring checks (x ARITHMETIC_PENALTY on a failed calculation)
+        if 0 < sum(y) < len(y):  # every preset here, checked as scoring checks (x DEFECT_PENALTY on a failed calculation)
             res["every preset, library gate"] = {
-                other: round(float(roc_auc_score(y, [cf.checked(c, s, ARITHMETIC_PENALTY) for c, s in
+                other: round(float(roc_auc_score(y, [cf.penalized(c, s is not None and s < 1, DEFECT_PENALTY) for c, s in
                                                      zip(preset_confidence(scored, rows, tokenizer, other), shares)])), 3)
                 for other in PRESETS}
         for gate, fn in GATES.items():

@@ -80,7 +80,7 @@ from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
-from clearcurate.scoring import RECOMBINE_ONLY, ScoreConfig, confidences, likelihood, score_rows
+from clearcurate.scoring import ScoreConfig, confidences, likelihood, score_rows, stored_settings
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
@@ -307,7 +307,7 @@ class Bench:
         """Per-row scores (higher = cleaner) of one scorer, with its wall time. CLEAR's confidences are
         recomputed from the stored components with the current presets, so a preset chosen after the
         work was stored (on development sets) applies without new model calls."""
-        stored_with = {k: v for k, v in self.score_params.items() if k not in RECOMBINE_ONLY}  # recombined below, not rescored
+        stored_with = stored_settings(self.score_params)  # what only recombines is recombined below, not rescored
         key = self.cache.key(self.model_name, train, stored_with, self.train_cfg, spec.max_new_tokens)
         result = self.cache.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
         if result is None or scorer != "clear":

@@ -205,12 +205,13 @@ def _against_length_line(values: Sequence[float], lengths: Sequence[int]) -> lis
     return [0.5 * (1.0 + math.erf(e / sd / math.sqrt(2.0))) for e in residuals]
 
 
-def checked(confidence: float, arithmetic: float | None, penalty: float) -> float:
-    """The confidence of a response after its written calculations were checked: times `penalty`
-    when any of them fails (`arithmetic` < 1), unchanged when they hold or there are none (None)."""
+def penalized(confidence: float, defective: bool, penalty: float) -> float:
+    """The confidence of a row after the defect checks (clearcurate.defects): times `penalty` when any
+    check found a defect, unchanged otherwise. One penalty whatever the number of defects: a defect
+    puts a row among the lowest scores, and the filter removes it anyway."""
     if not 0.0 <= penalty <= 1.0:
-        raise ValueError(f"the arithmetic penalty must be in [0, 1], got {penalty}")
-    return confidence * penalty if arithmetic is not None and arithmetic < 1.0 else confidence
+        raise ValueError(f"the defect penalty must be in [0, 1], got {penalty}")
+    return confidence * penalty if defective else confidence
 
 
 def paper_weights(beta: float) -> dict[str, float]:

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import random
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -41,16 +42,17 @@ def candidate_first(row_id: str, seed: int) -> bool:
     return random.Random(digest).random() < 0.5
 
 
-def correct_rows(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+def correct_rows(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig, judge: ChatLM | None = None) -> list[Record]:
     """Decide every removed row: corrected (with the new response) or removed, with a reason and the evidence.
 
-    `lm` must run the filtered model (it never saw these rows); `base_model()` gives the judge.
+    `lm` must run the filtered model (it never saw these rows). The pairwise judge is `judge` (a separate
+    scorer: params' `scorer`) or, by default, `lm.base_model()`.
     """
     if not rows:
         return []
     if cfg.judge == "agreement":
         return _agreement(lm, rows, cfg)
-    return _pairwise(lm, rows, cfg)
+    return _pairwise(lm, rows, cfg, judge)
 
 
 # What produces a row's cached evidence: the model stack scoring uses, plus the judges and their math.
@@ -155,21 +157,24 @@ def _judge(lm: ChatLM, rows: Sequence[Record], candidates: Sequence[str], cand_a
     return [cf.candidate_preference(list(p), a) if np.all(np.isfinite(p)) else None for p, a in zip(verdicts, cand_a)]
 
 
-def _pairwise(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[Record]:
+def _pairwise(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig, judge: ChatLM | None = None) -> list[Record]:
     candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], cfg.max_new_tokens, desc="propose")
-    with lm.base_model():  # the base model judges, not the model that wrote the candidate
+    with ExitStack() as stack:  # the base model (or the scorer) judges, not the model that wrote the candidate
+        if judge is None:
+            judge = lm
+            stack.enter_context(lm.base_model())
         if cfg.order == "both":
-            first = _judge(lm, rows, candidates, [True] * len(rows))
-            second = _judge(lm, rows, candidates, [False] * len(rows))
+            first = _judge(judge, rows, candidates, [True] * len(rows))
+            second = _judge(judge, rows, candidates, [False] * len(rows))
             prefs = [None if a is None or b is None else pairwise_preference(a, b) for a, b in zip(first, second)]
             shown = ["both"] * len(rows)
         else:
             slots = [candidate_first(r["id"], cfg.seed) if cfg.order == "random" else cfg.order == "candidate_a" for r in rows]
-            prefs = _judge(lm, rows, candidates, slots)
+            prefs = _judge(judge, rows, candidates, slots)
             first = [p if a else None for p, a in zip(prefs, slots)]
             second = [None if a else p for p, a in zip(prefs, slots)]
             shown = ["A" if a else "B" for a in slots]
-        reflections = reflect(lm, rows, responses=candidates)
+        reflections = reflect(judge, rows, responses=candidates)
     weights = cf.paper_weights(cfg.beta)
     out: list[Record] = []
     for row, cand, pref, p_a, p_b, slot, refl in zip(rows, candidates, prefs, first, second, shown, reflections):

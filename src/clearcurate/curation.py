@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from clearcurate import verify
+from clearcurate.defects import correctable, describe, response_defects
 from clearcurate.outcomes import Outcome
 from clearcurate.params import AUTO, FilterConfig
 from clearcurate.records import Record
@@ -98,18 +98,21 @@ def auto_statistic(scored: Sequence[dict]) -> list[float] | None:
 @dataclass(frozen=True)
 class ScoreColumns:
     """What Auto-Filter needs of `score`'s records, in arrays with an index by id: each row's
-    confidence and `row_statistic`. A million records of about 1.5 kB each become about 100 bytes a row."""
+    confidence and `row_statistic`, and the defects of the rows that have any. A million records of
+    about 1.5 kB each become about 100 bytes a row."""
 
     index: dict[str, int]
     confidence: np.ndarray
     statistic: np.ndarray  # NaN where `has_statistic` is False
     has_statistic: np.ndarray
+    defects: dict[int, list[dict[str, str]]]  # by position: only rows with a defect (clearcurate.defects)
 
     @classmethod
     def collect(cls, scored: Iterable[Mapping]) -> ScoreColumns:
         """From score records as they stream past; a repeated id keeps its last record's values."""
         index: dict[str, int] = {}
         confidence, statistic, has = array("d"), array("d"), array("b")
+        defects: dict[int, list[dict[str, str]]] = {}
         for record in scored:
             stat = row_statistic(record)
             values = (float(record["confidence"]), math.nan if stat is None else stat, stat is not None)
@@ -120,8 +123,12 @@ class ScoreColumns:
                 has.append(values[2])
             else:
                 confidence[i], statistic[i], has[i] = values
+            if found := record.get("defects"):
+                defects[i] = list(found)
+            else:
+                defects.pop(i, None)
         return cls(index, np.frombuffer(confidence, dtype=float), np.frombuffer(statistic, dtype=float),
-                   np.frombuffer(has, dtype=np.int8).astype(bool))
+                   np.frombuffer(has, dtype=np.int8).astype(bool), defects)
 
     def align(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
         """Confidences in the order of `ids`, the `auto_statistic` (None unless every one of them has it)
@@ -132,11 +139,26 @@ class ScoreColumns:
         statistic = self.statistic[found] if len(ids) and self.has_statistic[found].all() else None
         return self.confidence[found], statistic, missing
 
+    def defects_of(self, ids: Sequence[str]) -> dict[int, list[dict[str, str]]]:
+        """The defects of the rows of `ids` that have any, by position in `ids`."""
+        return {k: self.defects[i] for k, row_id in enumerate(ids) if (i := self.index.get(row_id, -1)) in self.defects}
 
-def keep_mask(confidences: np.ndarray, gamma: float) -> np.ndarray:
-    """Which rows Auto-Filter keeps (confidence >= gamma), as `split_by_threshold` decides, for
-    confidences held in one array (the filter stage's million rows) rather than a mapping."""
-    return np.asarray(confidences, dtype=float) >= gamma
+
+def keep_mask(confidences: np.ndarray, gamma: float, defective: Collection[int] = ()) -> np.ndarray:
+    """Which rows Auto-Filter keeps: confidence >= gamma (as `split_by_threshold` decides), and no
+    defect (`defective`: positions of rows with one, removed whatever their score), for confidences
+    held in one array (the filter stage's million rows) rather than a mapping."""
+    keep = np.asarray(confidences, dtype=float) >= gamma
+    if len(defective):
+        keep[np.fromiter(defective, dtype=np.int64)] = False
+    return keep
+
+
+def removal_reason(confidence: float, gamma: float, defects: Sequence[Mapping[str, str]] = ()) -> str:
+    """Why Auto-Filter removed a row: its defects (clearcurate.defects), else its score below gamma."""
+    if defects:
+        return describe(defects)
+    return f"confidence {confidence:.4f} < gamma {gamma:.4f}"
 
 
 def split_by_threshold(confidences: Mapping[str, float], gamma: float) -> tuple[list[str], list[str]]:
@@ -207,15 +229,16 @@ def pairwise_preference(p_first: float, p_second: float) -> float:
 
 def refusal(candidate_confidence: float, eta: float, candidate: str | None, original: str) -> str | None:
     """Why the candidate must not replace the original, or None when it may: Auto-Correct replaces
-    only with a different, non-empty answer whose own calculations hold, when confident (> eta)."""
+    only with a different, non-empty answer that passes the defect checks of a response alone (its
+    calculations hold, it is no refusal or placeholder...), when confident (> eta)."""
     if candidate is None:
         return "the held-out model agrees with the original answer"
     if not candidate.strip():
         return "candidate empty"
     if candidate.strip() == original.strip():
         return "candidate equals original"
-    if (share := verify.arithmetic(candidate)) is not None and share < 1.0:
-        return "candidate has a calculation that does not hold"
+    if found := response_defects(candidate):
+        return f"candidate has a defect: {describe(found)}"
     if candidate_confidence <= eta:
         return f"candidate confidence {candidate_confidence:.3f} <= eta {eta}"
     return None
@@ -245,3 +268,15 @@ def redecide(decision: Record, eta: float) -> Record:
     replace = should_replace(decision["confidence"], eta, decision["new"], decision["old"])
     return {**decision, "outcome": Outcome.CORRECTED if replace else Outcome.REMOVED,
             "reason": correction_reason(decision["confidence"], eta, decision["new"], decision["old"])}
+
+
+PROMPT_AT_FAULT = "Auto-Correct does not rewrite a row whose prompt is at fault"
+
+
+def uncorrectable(row: Record) -> Record | None:
+    """The decision for a removed row no new response can fix (a defect of its prompt: clearcurate.defects),
+    made without model work; None when Auto-Correct may try."""
+    if correctable(row.get("defects", [])):
+        return None
+    return {"id": row["id"], "outcome": Outcome.REMOVED, "reason": PROMPT_AT_FAULT, "confidence": 0.0,
+            "old": row["response"], "new": row["response"]}

@@ -126,14 +126,16 @@ def outcome_suite(input_rows: int, gamma: float, cfg: ValidateConfig) -> list:
 
 
 def outcome_columns(
-    ids: Sequence[str], outcomes: Sequence[str], scores: Sequence[float], gamma: float, input_ids: Collection[str]
+    ids: Sequence[str], outcomes: Sequence[str], scores: Sequence[float], gamma: float, input_ids: Collection[str],
+    removed_for_defect: Collection[str] = (),
 ) -> pd.DataFrame:
     """One row per outcome with the score it was decided on (NaN where none) and whether its id is
-    one of `input_ids`, ready for `outcome_suite`. Built from columns: a stage with a million rows
-    holds these, not a record per row."""
+    one of `input_ids`, ready for `outcome_suite`. A corrected row must have been removed by the filter:
+    below gamma, or (`removed_for_defect`) for a defect, whatever its score. Built from columns: a stage
+    with a million rows holds these, not a record per row."""
     df = pd.DataFrame({"id": ids, "outcome": pd.Series(outcomes, dtype=object), "score": np.asarray(scores, dtype=float)})
     df["id_in_input"] = df["id"].isin(input_ids if isinstance(input_ids, (set, frozenset)) else set(input_ids))
-    df["corrected_below_gamma"] = (df["outcome"] != Outcome.CORRECTED) | (df["score"] < gamma)
+    df["corrected_below_gamma"] = (df["outcome"] != Outcome.CORRECTED) | (df["score"] < gamma) | df["id"].isin(set(removed_for_defect))
     return df
 
 

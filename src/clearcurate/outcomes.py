@@ -35,12 +35,14 @@ def quarantine_ledger_id(q: Record) -> str:
 def ledger(kept: Iterable[Record], decisions: Iterable[Record], quarantined: Iterable[Record]) -> Iterator[Record]:
     """One entry per source row of the training split: kept rows, Auto-Correct's decisions on the
     removed ones (corrected or removed, with their reason and confidence), and the rows prepare
-    quarantined (with their `code` and `reason`). Entries are made one at a time (a kept row needs
+    quarantined (with their `code` and `reason`). A decision's reason follows why the filter removed
+    the row (`filter_reason`: its defect, or its score below gamma). Entries are made one at a time (a kept row needs
     only its id), so a million-row ledger can be validated and written without being held."""
     for r in kept:
         yield {"id": r["id"], "outcome": Outcome.KEPT, "reason": "confidence >= gamma"}
     for d in decisions:
-        yield {"id": d["id"], "outcome": Outcome(d["outcome"]), "reason": d["reason"], "confidence": d["confidence"]}
+        reason = f"{d['filter_reason']}; Auto-Correct: {d['reason']}" if d.get("filter_reason") else d["reason"]
+        yield {"id": d["id"], "outcome": Outcome(d["outcome"]), "reason": reason, "confidence": d["confidence"]}
     for q in quarantined:
         yield {"id": quarantine_ledger_id(q), "outcome": Outcome.QUARANTINED, "code": q["code"], "reason": q["reason"], "row_id": q["id"]}
 

@@ -25,6 +25,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from clearcurate import confidence as cf
 from clearcurate import presets
 from clearcurate.budget import token_budget
+from clearcurate.defects import CHECKS, DEFAULT_CHECKS
 
 RECIPES = ("paper", "crossfit")
 AUTO = "auto"
@@ -57,6 +58,7 @@ class ScoreConfig:
     similarity: str = "token_f1"
     fewshot: int = 3
     folds: int = 2
+    fold_by: str = "id"  # crossfit: rows with the same value of this field share a fold (id, prompt or any row field)
     likelihood_scale: float = 5.0  # with explicit weights: nats per response (likelihood_per: response) or per token
     likelihood_per: str = "response"  # with explicit weights: response | token (auto: the preset says)
     relevance_scale: float = 5.0
@@ -68,9 +70,19 @@ class ScoreConfig:
     # A field of the rows naming each row's kind or source (e.g. Dolly's `category`): presets that weigh
     # components against the length trend fit one trend per group (confidence.length_adjusted).
     group_by: str | None = None
+    # The defect checks to run on every row (clearcurate.defects): a row with a defect is scored low and
+    # removed by the filter whatever the threshold. Drop a check that does not fit the data (e.g. language
+    # for a translation set).
+    defects: tuple[str, ...] = DEFAULT_CHECKS
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if unknown := [d for d in self.defects if d not in CHECKS]:
+            close = {u: difflib.get_close_matches(u, CHECKS, n=1) for u in unknown}
+            raise ValueError("score.defects names unknown checks: " + ", ".join(
+                f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items()) + f"; the checks are {list(CHECKS)}")
+        if len(set(self.defects)) < len(self.defects):
+            raise ValueError(f"score.defects names a check twice: {list(self.defects)}")
         if self.recipe not in RECIPES:
             raise ValueError(f"score.recipe must be one of {RECIPES}, got {self.recipe!r}")
         _require("score", self, {
@@ -85,6 +97,8 @@ class ScoreConfig:
             raise ValueError(f"score.weights must be auto, a mapping of component weights or empty, got {self.weights!r}")
         if self.likelihood_per not in ("response", "token"):
             raise ValueError(f"score.likelihood_per must be response or token, got {self.likelihood_per!r}")
+        if not isinstance(self.fold_by, str) or not self.fold_by.strip():
+            raise ValueError(f"score.fold_by must be id, prompt or another row field, got {self.fold_by!r}")
         if self.group_by is not None and (not isinstance(self.group_by, str) or not self.group_by.strip()):
             raise ValueError(f"score.group_by must be a field name or null, got {self.group_by!r}")
         for name in ("likelihood", "relevance", "length"):
@@ -309,6 +323,22 @@ class ModelParams(_Section):
     seed: int = 0
 
 
+class ScorerParams(_Section):
+    """`scorer`: the model that scores the data (`score`) and judges candidates (`correct.judge: pairwise`).
+
+    By default the model being trained. A user who fine-tunes a small model can often afford a larger
+    one to score with, which knows answers the small one gets wrong (docs/backends.md#a-scorer-apart-from-the-student).
+    """
+
+    name: str | None = None  # null: the model being trained; else a model source as in model.name (or an endpoint's model id)
+    backend: Literal["hf", "openai"] | None = None  # null: model.backend
+    seed: int = 0  # the `tiny` source's weights
+
+    def separate(self) -> bool:
+        """Whether scoring uses another model than the one being trained."""
+        return self.name is not None or self.backend is not None
+
+
 class DataParams(_Section):
     """`data`: where the rows are and how to read them."""
 
@@ -356,6 +386,7 @@ class Params:
     # Results are the same either way.
     engine: Literal["local", "ray"] = "local"
     model: ModelParams = ModelParams()
+    scorer: ScorerParams = ScorerParams()
     data: DataParams = DataParams()
     prepare: PrepareParams = PrepareParams()
     score: ScoreConfig = ScoreConfig()
@@ -379,14 +410,27 @@ class Params:
         """Settings that are valid alone but not together (checked on the whole file only: a stage's
         view holds defaults for the sections it does not declare)."""
         problems = []
-        if self.model.backend == "openai" and self.score.recipe != "paper":
-            problems.append("score.recipe: crossfit trains LoRA fold models locally; with model.backend: openai use score.recipe: paper")
+        if self.scorer_backend() == "openai" and self.score.recipe != "paper":
+            problems.append(f"score.recipe: crossfit trains LoRA fold models locally; with {self.scorer_backend_key()}: openai "
+                            "use score.recipe: paper")
+        if self.scorer.separate() and self.engine == "ray" and self.correct.judge == "pairwise":
+            problems.append("correct.judge: pairwise with a separate scorer runs the judge in the stage, not on the Ray engine: "
+                            "use engine: local, or correct.judge: agreement")
+        if self.scorer_backend() == "openai" and self.engine == "ray" and self.model.backend != "openai":
+            problems.append("scorer.backend: openai scores through the endpoint; with engine: ray use a local scorer (scorer.backend: hf)")
         if self.model.backend == "openai" and self.engine == "ray":
             problems.append("engine: ray runs the local model on a Ray cluster; with model.backend: openai use engine: local")
         if self.model.backend == "openai" and self.correct.judge == "agreement":
             problems.append("correct.judge: agreement compares log-probabilities, which a chat API does not return; "
                             "with model.backend: openai use correct.judge: pairwise")
         return problems
+
+    def scorer_backend(self) -> str:
+        """The backend of the model that scores (`scorer.backend`, else `model.backend`)."""
+        return self.scorer.backend or self.model.backend
+
+    def scorer_backend_key(self) -> str:
+        return "scorer.backend" if self.scorer.backend else "model.backend"
 
     def ingest(self) -> IngestConfig:
         """How prepare reads the user's files (`data.format`, `data.columns`, `data.encoding`, `prepare.strict`)."""

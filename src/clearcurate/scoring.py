@@ -33,13 +33,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from clearcurate import confidence as cf
-from clearcurate import prompts, verify
+from clearcurate import defects, prompts, verify
 from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM, Sampled
 from clearcurate.params import LoraTrainConfig, ScoreConfig
-from clearcurate.presets import ARITHMETIC_PENALTY, FLUENCY_SCALE, PRESETS
+from clearcurate.presets import DEFECT_PENALTY, FLUENCY_SCALE, PRESETS
 from clearcurate.records import Record
 from clearcurate.similarity import Similarity
 
@@ -80,6 +80,23 @@ def code_version() -> str:
 def fold_of(row_id: str, folds: int) -> int:
     """Stable fold assignment from the id, so adding rows never reshuffles existing ones."""
     return int(hashlib.sha256(row_id.encode("utf-8")).hexdigest(), 16) % folds
+
+
+def fold_assignment(rows: Sequence[Record], cfg: ScoreConfig) -> list[int]:
+    """Each row's fold: from its id, or (`score.fold_by`) from a field, so that rows sharing it (the same
+    prompt answered several times) share a fold and none is scored by a model that saw the others."""
+    if cfg.fold_by == "id":
+        return [fold_of(r["id"], cfg.folds) for r in rows]
+    missing = [r["id"] for r in rows if not isinstance(r.get(cfg.fold_by), str)]
+    if missing:
+        raise ValueError(f"score.fold_by: {len(missing)} rows have no text field {cfg.fold_by!r}, e.g. {missing[:3]}")
+    return [fold_of(f"{cfg.fold_by}:{r[cfg.fold_by]}", cfg.folds) for r in rows]
+
+
+def repeated_prompts(rows: Sequence[Record]) -> int:
+    """Rows whose prompt another row also has: with folds by id, their fold model saw the same prompt."""
+    counts = Counter(r["prompt"] for r in rows)
+    return sum(n for n in counts.values() if n > 1)
 
 
 def reflect(lm: ChatLM, rows: Sequence[Record], responses: Sequence[str] | None = None) -> list[list[list[float]]]:
@@ -422,6 +439,10 @@ def score_rows(
     log.info("confidence weights: %s %s (likelihood per %s)", preset, cfg.component_weights(), cfg.likelihood_per)
     if cfg.recipe == "crossfit" and train_cfg is None:
         raise ValueError("the crossfit recipe needs the LoRA training config")
+    if cfg.recipe == "crossfit" and cfg.fold_by == "id" and (repeated := repeated_prompts(rows)):
+        log.warning("%d rows share their prompt with another row: with folds by id, a fold model may have trained on the same "
+                    "prompt with another response. Set score.fold_by: prompt to keep each prompt's rows in one fold (docs/scoring.md)",
+                    repeated)
     parts = base_parts(cfg.component_weights())
     sampling = sampled_config(cfg)
     if engine is not None:
@@ -457,7 +478,8 @@ def score_rows(
             comps.update(response_logprob_base=base["response_logprob_base"], response_tokens_base=base["response_tokens_base"])
         comps.setdefault("response_tokens", n_tokens + 1)  # the response and its end of turn, as the likelihoods count it
         record = {"id": row["id"], "confidence": None, "weights_preset": preset, **comps,
-                  **({"reflection_probs": refl} if "reflection_probs" in base else {})}
+                  **({"reflection_probs": refl} if "reflection_probs" in base else {}),
+                  "defects": defects.find_defects(row["prompt"], row["response"], cfg.defects)}
         if len(parsed) < len(refl):
             record["reflection_unparsed"] = len(refl) - len(parsed)
         if fold is not None:
@@ -474,7 +496,15 @@ def score_rows(
 
 # Score settings that change only how stored components combine (`confidences`), never a row's model
 # work: keys of stored scoring results leave them out, so changing one recombines instead of rescoring.
-RECOMBINE_ONLY = ("group_by",)
+RECOMBINE_ONLY = ("group_by", "defects")
+# Settings added after results were stored, at the value that reproduces what was stored before they
+# existed: left out of stored results' keys at that value, so those results stay found.
+ADDED_AT = {"fold_by": "id"}
+
+
+def stored_settings(settings: Mapping[str, object]) -> dict[str, object]:
+    """The score settings a stored result's key names: all but `RECOMBINE_ONLY` and the `ADDED_AT` ones at their old behaviour."""
+    return {k: v for k, v in settings.items() if k not in RECOMBINE_ONLY and not (k in ADDED_AT and v == ADDED_AT[k])}
 
 
 def group_field_candidates(rows: Sequence[Record]) -> dict[str, dict[str, int]]:
@@ -505,7 +535,8 @@ def row_groups(rows: Sequence[Record], field: str) -> list[str | None]:
 def confidences(records: Sequence[Record], cfg: ScoreConfig, preset: str) -> list[tuple[float, dict[str, float]]]:
     """Each row's confidence from its stored components, with the length-adjusted values the preset
     weighs (`Preset.length_adjusted`, over all these rows together, or per `group` with
-    `score.group_by`) and the arithmetic check applied.
+    `score.group_by`) and the defect penalty applied (`defects`; records stored before the defect
+    checks existed carry only their `arithmetic` share, the first check).
 
     No model work: the benchmark recomputes stored rows with it when a preset changes. `cfg` has the
     preset applied (`with_preset`).
@@ -525,7 +556,7 @@ def confidences(records: Sequence[Record], cfg: ScoreConfig, preset: str) -> lis
         active = {k: w for k, w in weights.items() if k != "reflection" or k in num}  # an unparsed reflection drops out
         if not any(active.values()):
             raise ValueError(f"row {record['id']}: no component to score it with (reflection unparsed, k = 0)")
-        out.append((cf.checked(cf.combine({**num, **adj}, active), record.get("arithmetic"), ARITHMETIC_PENALTY), adj))
+        out.append((cf.penalized(cf.combine({**num, **adj}, active), defects.is_defective(record), DEFECT_PENALTY), adj))
     return out
 
 
@@ -556,7 +587,7 @@ def _folds(
     weights = cfg.component_weights()
     if not any(weights.get(c, 0) > 0 for c in cf.FOLD_COMPONENTS):
         return []  # nothing to score with a fold model
-    assignment = [fold_of(r["id"], cfg.folds) for r in rows]
+    assignment = fold_assignment(rows, cfg)
     out = []
     for f in range(cfg.folds):
         held = [i for i, x in enumerate(assignment) if x == f]
@@ -636,7 +667,7 @@ def _crossfit(
                                    keys, cache, f"{'sample' if cfg.k else 'score'} fold {fold.number + 1}")
         for i, r in zip(fold.held, fold_raw):
             raw[i] = r
-    return raw, [fold_of(r["id"], cfg.folds) for r in rows]
+    return raw, fold_assignment(rows, cfg)
 
 
 def _on_engine(
@@ -670,7 +701,7 @@ def _on_engine(
             adapters[fold.adapter.name] = fold.adapter
             for i, prompt, key in zip(fold.held, fold.gen_prompts, _fold_keys(fold, rows, cfg, budgets, model_id)):
                 gen_prompts[i], sample_keys[i], adapter_of[i] = prompt, key, fold.adapter.name
-        folds = [fold_of(r["id"], cfg.folds) for r in rows]
+        folds = fold_assignment(rows, cfg)
     reflect_keys = _reflect_keys(rows, model_id, parts)
     raw: list[Record | None] = [cache.get("samples", k) if k is not None else {} for k in sample_keys]
     reflections: list[Record | None] = [cache.get("reflection", k) if parts else {} for k in reflect_keys]

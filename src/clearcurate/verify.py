@@ -8,14 +8,18 @@ solutions have a calculation that does not hold; many are real slips in GSM8K it
 
 Only complete calculations are checked: `left = right` where both sides are plain arithmetic
 (digits, `+ - * /`, the times and division signs, a spaced `x` for times, brackets, `$` and
-thousands commas) and at least one side calculates something. Anything else (units between the
-numbers, percentages, mixed fractions, algebra, division by a written fraction) is skipped, not
-guessed, so text without calculations gets no verdict.
+thousands commas) and the left side calculates something. Anything else (units between the
+numbers, percentages, mixed numbers such as "5 and 2/3", clock times, algebra, division by a
+written fraction, a label before the `=` such as "Week 2 = 35 + 35") is skipped, not guessed, so
+text without calculations gets no verdict. So is a result off by an exact power of ten
+("$1 / 2 = 50 cents", "5 * 3 = $15,000" losses in thousands): a change of unit, written loosely,
+far more often than a slip (benchmarks/curation/dev_defects.py read every flag on clean GSM8K rows).
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -23,9 +27,9 @@ from dataclasses import dataclass
 # Runs of arithmetic text on either side of an `=`: digits, decimal points, thousands commas, `$`,
 # brackets, + - * /, the times and division signs, and x as times when spaced ("3 x 4"; "3x" is
 # algebra). A run longer than _MAX_RUN characters is not a calculation a person wrote.
-_RUN_CHARS = frozenset("0123456789$.,()+-*/×÷ ")
+_RUN_CHARS = frozenset("0123456789$.,()+-*/×÷–− ")
 _MAX_RUN = 200
-_OPERATORS = set("+-*/x×÷")
+_OPERATORS = set("+-*/x×÷–−")
 # "28 / 1/5" means 28 divided by a fifth, which plain precedence reads as 5.6: such notation is skipped.
 _OVER_FRACTION = re.compile(r"/\s*\d+\s*/")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -34,7 +38,8 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
 def evaluate(expr: str) -> float | None:
     """The value of a plain arithmetic expression as worked solutions write it (x for times, $ and
     commas), else None."""
-    text = expr.replace(" x ", " * ").replace("÷", "/").replace("×", "*").replace("$", "").replace(",", "").strip()
+    text = expr.replace(" x ", " * ").replace("÷", "/").replace("×", "*").replace("–", "-").replace("−", "-")
+    text = text.replace("$", "").replace(",", "").strip()
 
     def value(node: ast.AST) -> float:
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
@@ -80,6 +85,8 @@ def _left_side(run: str) -> tuple[str, float] | None:
         # Only a token that ends a sentence or clause is dropped: "1 1/2 * 60" is a mixed number.
         if i and tokens[i - 1][-1] not in ".,":
             return None
+        if i and re.fullmatch(r"\d{1,3},", tokens[i - 1]) and re.fullmatch(r"\d{3}\b.*", tokens[i]):
+            return None  # "14, 400 / 80": a thousands number with a stray space, not "400 / 80"
         candidate = " ".join(tokens[i:])
         if candidate[0] in _OPERATORS or _OVER_FRACTION.search(candidate):
             return None
@@ -119,6 +126,19 @@ def _run_end(text: str, start: int, step: int) -> int | None:
     return i
 
 
+_MIXED_BEFORE = re.compile(r"\d\s+and\s*$")  # "1 and 1/4 + ... = ...": the left side starts a mixed number's fraction
+_MIXED_AFTER = re.compile(r"\s*and\s*\(?\d+\s*/\s*\d")  # "17/3 = 5 and 2/3": the right side is a mixed number
+_FRACTION = re.compile(r"\(?\d+\s*/\s*\d")
+
+
+def _scaled(left: float, right: float) -> bool:
+    """Whether the sides differ by an exact power of ten (10 to a million): a change of unit."""
+    if left == 0 or right == 0:
+        return False
+    exponent = math.log10(abs(right / left))
+    return 1 <= abs(round(exponent)) <= 6 and abs(exponent - round(exponent)) < 1e-9
+
+
 def arithmetic_steps(text: str) -> list[Step]:
     """Every complete calculation written in `text`, checked (linear in its length)."""
     steps = []
@@ -127,10 +147,15 @@ def arithmetic_steps(text: str) -> list[Step]:
         before, end = _run_end(text, pos - 1, -1), _run_end(text, pos + 1, 1)
         if before is None or end is None:
             continue
+        if text[before : before + 1] == ":" or text[end : end + 1] == ":" or _MIXED_AFTER.match(text[end : end + 16]):
+            continue  # a clock time ("6:00+48=6:48") or a mixed number on the right
         left = _left_side(text[before + 1 : pos])
         right = _right_side(text[pos + 1 : end], text[end : end + 1])
-        if left is None or right is None or not (_is_calculation(left[0]) or _is_calculation(right[0])):
+        if left is None or right is None or not _is_calculation(left[0]) or _scaled(left[1], right[1]):
             continue
+        start = text.rfind(left[0], 0, pos)
+        if _FRACTION.match(left[0]) and _MIXED_BEFORE.search(text[max(0, start - 16) : start]):
+            continue  # the left side starts inside a mixed number ("12 x 1 and 1/4 = 15")
         tolerance = 0.5 * 10 ** -_decimals(right[0]) + 1e-9 if not _is_calculation(right[0]) else 1e-6 * max(1.0, abs(left[1]))
         steps.append(Step(left[0], right[0], left[1], right[1], abs(left[1] - right[1]) <= tolerance))
     return steps

@@ -103,13 +103,12 @@ def test_token_rate_puts_long_and_short_texts_on_one_scale():
         cf.token_rate(-1.0, 0)
 
 
-def test_checked_lowers_only_responses_whose_calculations_fail():
-    assert cf.checked(0.8, None, 0.1) == 0.8  # nothing to check
-    assert cf.checked(0.8, 1.0, 0.1) == 0.8
-    assert cf.checked(0.8, 0.5, 0.1) == pytest.approx(0.08)
-    assert cf.checked(0.8, 0.0, 1.0) == 0.8  # a penalty of 1 turns the check off
+def test_penalized_lowers_only_rows_with_a_defect():
+    assert cf.penalized(0.8, False, 0.1) == 0.8
+    assert cf.penalized(0.8, True, 0.1) == pytest.approx(0.08)
+    assert cf.penalized(0.8, True, 1.0) == 0.8  # a penalty of 1 turns the checks off
     with pytest.raises(ValueError, match="penalty"):
-        cf.checked(0.8, 0.0, 1.5)
+        cf.penalized(0.8, True, 1.5)
 
 
 def test_fluency_is_the_per_token_likelihood_on_0_1():

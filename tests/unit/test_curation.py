@@ -135,10 +135,13 @@ def test_replace_only_above_eta_and_when_different():
     assert correction_reason(0.9, 0.8, "", "old") == "candidate empty"
 
 
-def test_a_candidate_whose_calculation_fails_never_replaces():
+def test_a_candidate_with_a_defect_never_replaces():
     wrong = "She has 3 * 4 = 13 apples.\n#### 13"
     assert not should_replace(0.99, 0.5, wrong, "#### 12")
-    assert correction_reason(0.99, 0.5, wrong, "#### 12") == "candidate has a calculation that does not hold"
+    assert correction_reason(0.99, 0.5, wrong, "#### 12") == \
+        "candidate has a defect: defect arithmetic: the calculation 3 * 4 = 13 does not hold (3 * 4 is 12)"
+    for bad in ("As an AI language model, I cannot answer that.", "N/A"):
+        assert correction_reason(0.99, 0.5, bad, "Paris").startswith("candidate has a defect: defect ")
     right = "She has 3 * 4 = 12 apples.\n#### 12"
     assert should_replace(0.99, 0.5, right, "#### 13")
     assert correction_reason(0.99, 0.5, right, "#### 13") == "candidate preferred with confidence 0.990 > eta 0.5"
@@ -196,3 +199,29 @@ def test_score_columns_name_the_training_ids_without_a_score():
     confidence, statistic, missing = columns.align(["b", "x", "a", "y"])
     assert missing == ["x", "y"] and statistic is None
     assert confidence[0] == 0.7 and confidence[2] == 0.5
+
+
+def test_a_row_whose_prompt_is_at_fault_is_left_removed_without_model_work():
+    from clearcurate.curation import PROMPT_AT_FAULT, uncorrectable
+
+    row = {"id": "r", "prompt": "Describe the attached image.", "response": "A cat.",
+           "defects": [{"check": "needs_input", "reason": "the instruction refers to 'the attached image'"}]}
+    decision = uncorrectable(row)
+    assert decision is not None and decision["outcome"] == Outcome.REMOVED and decision["reason"] == PROMPT_AT_FAULT
+    assert decision["new"] == decision["old"] == "A cat."
+    assert uncorrectable({**row, "defects": [{"check": "refusal", "reason": "..."}]}) is None  # a new response can fix a refusal
+    assert uncorrectable({**row, "defects": []}) is None and uncorrectable({k: v for k, v in row.items() if k != "defects"}) is None
+
+
+def test_the_filter_removes_a_row_with_a_defect_whatever_its_score():
+    from clearcurate.curation import ScoreColumns, keep_mask, removal_reason
+
+    scored = [{"id": "a", "confidence": 0.9}, {"id": "b", "confidence": 0.95, "defects": [{"check": "refusal", "reason": "As an AI"}]},
+              {"id": "c", "confidence": 0.1, "defects": []}]
+    columns = ScoreColumns.collect(scored)
+    confidence, _, missing = columns.align(["c", "b", "a"])
+    defects = columns.defects_of(["c", "b", "a"])
+    assert not missing and set(defects) == {1}
+    assert keep_mask(confidence, 0.5, defects).tolist() == [False, False, True]
+    assert removal_reason(0.95, 0.5, defects[1]) == "defect refusal: As an AI"
+    assert removal_reason(0.1, 0.5) == "confidence 0.1000 < gamma 0.5000"

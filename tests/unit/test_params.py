@@ -47,6 +47,10 @@ def test_the_shipped_params_file_is_valid_and_matches_the_code_defaults() -> Non
     ({"correct": {"beta": 0.5}}, "beta is not a correct key: the pairwise judge uses score.beta"),
     ({"openai": {"api_key": "sk-123"}}, "api_key must not be in params"),
     ({"evaluate": {"max_new_tokens": 0}}, "evaluate.max_new_tokens: Input should be greater than or equal to 1"),
+    ({"score": {"defects": ["refusl"]}}, "score.defects names unknown checks: 'refusl' (did you mean 'refusal'?)"),
+    ({"score": {"fold_by": ""}}, "score.fold_by must be id, prompt or another row field"),
+    ({"scorer": {"backend": "vllm"}}, "scorer.backend: Input should be 'hf' or 'openai'"),
+    ({"scorer": {"nmae": "x"}}, "scorer.nmae: unknown key; did you mean scorer.name?"),
 ])
 def test_each_problem_names_the_key(values: dict, message: str) -> None:
     assert message in _error(values)
@@ -58,6 +62,17 @@ def test_the_engine_is_one_top_level_setting_and_ray_needs_a_local_model() -> No
     assert parse({**api, "engine": "local"}).engine == "local"
     message = "engine: ray runs the local model on a Ray cluster; with model.backend: openai use engine: local"
     assert message in _error({**api, "engine": "ray"})
+
+
+def test_a_scorer_apart_from_the_student_is_checked_with_the_rest() -> None:
+    assert not parse({}).scorer.separate() and parse({}).scorer_backend() == "hf"
+    endpoint = {"scorer": {"backend": "openai", "name": "Qwen/Qwen2.5-7B-Instruct"}}
+    assert "with scorer.backend: openai use score.recipe: paper" in _error(endpoint)
+    p = parse({**endpoint, "score": {"recipe": "paper"}})
+    assert p.scorer.separate() and p.scorer_backend() == "openai" and p.model.backend == "hf"
+    local = {"scorer": {"name": "models/qwen2.5-1.5b-instruct"}, "engine": "ray", "correct": {"judge": "pairwise"}}
+    assert "correct.judge: pairwise with a separate scorer runs the judge in the stage" in _error(local)
+    assert parse({**local, "correct": {"judge": "agreement"}}).scorer.name == "models/qwen2.5-1.5b-instruct"
 
 
 def test_every_problem_is_reported_at_once() -> None:

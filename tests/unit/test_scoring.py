@@ -1,9 +1,10 @@
 import logging
+from dataclasses import replace
 
 import pytest
 
 from clearcurate import confidence as cf
-from clearcurate.presets import ARITHMETIC_PENALTY, FLUENCY_SCALE
+from clearcurate.presets import DEFECT_PENALTY, FLUENCY_SCALE
 from clearcurate.scoring import ScoreConfig, fold_of, sample_budgets, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig
@@ -130,9 +131,32 @@ def test_a_response_whose_calculation_fails_loses_confidence(tiny_lm):
     for o in out:
         combined = cf.combine(o, {"consistency": 1, "reflection": 1})
         if o["id"] == "m3":  # "3 + 2 = 6"
-            assert o["arithmetic"] == 0.0 and o["confidence"] == pytest.approx(ARITHMETIC_PENALTY * combined)
+            assert o["arithmetic"] == 0.0 and o["confidence"] == pytest.approx(DEFECT_PENALTY * combined)
+            assert o["defects"] == [{"check": "arithmetic", "reason": "the calculation 3 + 2 = 6 does not hold (3 + 2 is 5)"}]
         else:
-            assert o["arithmetic"] == 1.0 and o["confidence"] == pytest.approx(combined)
+            assert o["arithmetic"] == 1.0 and o["confidence"] == pytest.approx(combined) and o["defects"] == []
+
+
+def test_defects_are_recorded_with_reasons_and_only_the_named_checks_run(tiny_lm):
+    rows = [{"id": "ok", "prompt": "Name a colour.", "response": "Blue."},
+            {"id": "ai", "prompt": "Name a colour.", "response": "As an AI language model, I do not see colours."},
+            {"id": "na", "prompt": "Name a shape.", "response": "N/A"},
+            *({"id": f"c{i}", "prompt": f"Name colour {i}.", "response": "Red."} for i in range(3))]
+    cfg = ScoreConfig(k=1, max_new_tokens=3, weights={"consistency": 1})
+    out = {o["id"]: o for o in score_rows(tiny_lm, rows, cfg, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))}
+    assert [d["check"] for d in out["ai"]["defects"]] == ["refusal"] and "As an AI language model" in out["ai"]["defects"][0]["reason"]
+    assert [d["check"] for d in out["na"]["defects"]] == ["placeholder"] and out["ok"]["defects"] == []
+    assert out["ai"]["confidence"] == pytest.approx(DEFECT_PENALTY * out["ai"]["consistency"])
+    only = replace(cfg, defects=("placeholder",))
+    again = {o["id"]: o for o in score_rows(tiny_lm, rows, only, get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))}
+    assert again["ai"]["defects"] == [] and again["na"]["defects"] == out["na"]["defects"]
+
+
+def test_records_stored_before_the_defect_checks_keep_their_arithmetic_penalty():
+    from clearcurate.defects import is_defective
+
+    assert is_defective({"arithmetic": 0.5}) and not is_defective({"arithmetic": 1.0}) and not is_defective({})
+    assert not is_defective({"arithmetic": 0.5, "defects": []})  # the checks ran (arithmetic was turned off)
 
 
 def test_the_free_form_preset_weighs_components_against_the_length_trend(tiny_lm):
@@ -140,7 +164,9 @@ def test_the_free_form_preset_weighs_components_against_the_length_trend(tiny_lm
     from clearcurate.presets import PRESETS
 
     words = "the quick brown fox jumps over the lazy dog and runs into the green field near the old farm house".split()
-    rows = [{"id": f"f{i}", "prompt": f"Describe scene {i}.", "response": " ".join((words * 3)[: 24 + 3 * i])} for i in range(8)]
+    # numbered words: no repeated text, so no defect check fires and the confidence is the preset's combination
+    rows = [{"id": f"f{i}", "prompt": f"Describe scene {i}.",
+             "response": " ".join(f"{w}{j}" for j, w in enumerate((words * 3)[: 24 + 3 * i])) + "."} for i in range(8)]
     out = score_rows(tiny_lm, rows, ScoreConfig(k=1, max_new_tokens=4), get_similarity("token_f1"), LoraTrainConfig(epochs=1, batch_size=4))
     weights = PRESETS["free_form"].weights
     assert {o["weights_preset"] for o in out} == {"free_form"} and PRESETS["free_form"].length_adjusted

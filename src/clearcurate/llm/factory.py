@@ -1,6 +1,7 @@
-"""One way to get the stage's model, whatever the backend (`model.backend` in params.yaml).
+"""One way to get the stage's model, whatever the backend (`model.backend`, `scorer.backend` in params.yaml).
 
-The only place that branches on the backend: stages get a `ChatLM` and never ask which one.
+The only place that branches on the backend: stages get a `ChatLM` and never ask which one. The
+model that scores (`scorer`) is the model being trained unless params name another one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.openai_api import BudgetExceeded, OpenAIChatLM, read_model_ref, write_model_ref
 from clearcurate.params import Params
-from clearcurate.records import show_progress
+from clearcurate.records import atomic_dir, show_progress, write_json
 
 NO_LIMIT = 10**9  # count every token of a row, however long
 
@@ -40,6 +41,40 @@ def prepare_base(p: Params, out_dir: Path) -> tuple[Callable[[str, str], int], i
         return len(encode_example(tokenizer, prompt, response, NO_LIMIT)["input_ids"])
 
     return count, int(AutoConfig.from_pretrained(out_dir).max_position_embeddings)
+
+
+SAME_AS_BASE = "same_as_base.json"  # in the scorer's folder when the scorer is the model being trained
+
+
+def prepare_scorer(p: Params, out_dir: Path) -> None:
+    """Make the scoring model available in `out_dir`: a marker when it is the model being trained (so
+    nothing is stored twice), the converted weights of another local model, or an endpoint model's id."""
+    if not p.scorer.separate():
+        with atomic_dir(out_dir) as tmp:
+            write_json(tmp / SAME_AS_BASE, {"scorer": "the model being trained (models/base)"})
+        return
+    if p.scorer_backend() == "openai":
+        write_model_ref(out_dir, p.scorer.name or p.openai.model, base_url=p.openai.base_url)
+        return
+    models.convert_to_safetensors(p.scorer.name or p.model.name, out_dir, seed=p.scorer.seed)
+
+
+def scorer_dir(base_dir: str | Path, scorer: str | Path) -> Path:
+    """The prepared folder of the model that scores: the base model's when the scorer is the model being trained."""
+    return Path(base_dir) if (Path(scorer) / SAME_AS_BASE).exists() else Path(scorer)
+
+
+def load_scorer(p: Params, base_dir: str | Path, scorer: str | Path, weights: bool = True) -> ChatLM:
+    """The model that scores and judges (`scorer` in params.yaml), loaded once, as `load_lm` loads the base model."""
+    where = scorer_dir(base_dir, scorer)
+    if where == Path(base_dir):
+        return load_lm(p, base_dir, weights=weights)
+    show = show_progress()
+    if p.scorer_backend() == "openai":
+        return OpenAIChatLM(p.openai, base=read_model_ref(where), batch_size=p.model.batch_size, show_progress=show)
+    if not weights:
+        return LocalLM(None, models.load_tokenizer(where), batch_size=p.model.batch_size, show_progress=show)
+    return LocalLM(*models.load(where), batch_size=p.model.batch_size, show_progress=show)
 
 
 def load_lm(p: Params, model_dir: str | Path, adapter_dir: str | Path | None = None, weights: bool = True) -> ChatLM:

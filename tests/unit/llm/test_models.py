@@ -50,6 +50,13 @@ def test_a_missing_local_model_directory_is_a_clear_error_and_writes_nothing(nam
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_a_missing_gguf_file_is_a_clear_error_and_writes_nothing(tmp_path):
+    out = tmp_path / "base"
+    with pytest.raises(FileNotFoundError, match="no such GGUF file"):
+        convert_to_safetensors(str(tmp_path / "model.Q4_K_M.gguf"), out)
+    assert not out.exists()
+
+
 def test_an_unprepared_directory_is_not_loaded(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"not a model")
     with pytest.raises(FileNotFoundError, match="not a prepared model directory: run `dvc repro prepare`"):
