@@ -1,0 +1,249 @@
+"""How natural-error detection grows with the data (issue 27), on development rows only.
+
+The cross-fit fold models learn the task from the rows outside their fold, so their samples should
+get better with more rows. This scores the natural-error development sets of `natural_sets.py`
+(TruthfulQA-judged: false answers GPT-3-family models wrote; BIG-Bench-Mistake: PaLM 2 traces with
+a wrong step) at growing sizes with the pipeline's own `score_rows`, every component computed, under
+each fold setting in `VARIANTS`, and reports each component's AUROC, each preset's (defect checks
+included), and the best weighting of the stored components. TruthfulQA's clean rows mix answers
+models wrote and the dataset's references, while every wrong one is model-written: its AUROC is also
+given on model-written rows only, where the writer cannot tell them apart. BIG-Bench-Mistake is also
+given per task (`score.group_by: task`).
+
+Scoring is resumable (the project's scoring cache under raw/score-cache). `--report` reads the
+stored records only and writes `dev_growth_results.json`; the compact per-row components it reads
+are committed under raw/dev-growth/.
+
+    .venv/bin/python benchmarks/curation/dev_growth.py                       # every set and variant (hours on 2 cores)
+    .venv/bin/python benchmarks/curation/dev_growth.py --only dev-truthfulqa-100 --variants crossfit-2x1
+    .venv/bin/python benchmarks/curation/dev_growth.py --only dev-truthfulqa-300 --scorer /models/qwen.gguf  # another scorer
+    .venv/bin/python benchmarks/curation/dev_growth.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from dev import grid
+from natural_sets import NaturalSpec, build
+from run import HERE, Cache, load_params, train_config
+from sklearn.metrics import roc_auc_score
+
+from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.defects import DEFAULT_CHECKS, find_defects
+from clearcurate.llm import models
+from clearcurate.llm.factory import load_lm
+from clearcurate.pipeline import setup_logging
+from clearcurate.presets import PRESETS, preset_for
+from clearcurate.records import Record, write_json
+from clearcurate.scoring import ScoreConfig, code_version, confidences, score_rows, stored_settings
+from clearcurate.similarity import get_similarity
+
+log = logging.getLogger("dev-growth")
+
+SETS = [
+    *(NaturalSpec(f"dev-truthfulqa-{n}", "truthfulqa", n) for n in (100, 300, 1000, 2800)),  # 2,867 rows is the dev part's most at 20%
+    *(NaturalSpec(f"dev-bbm-{n}", "bbm", n) for n in (100, 300)),  # 302 is its most: clean traces are few
+]
+# Fold settings compared: (folds, fold epochs, fold_by). The first is params.yaml's, with folds by prompt:
+# TruthfulQA's sets hold several answers per question, and a fold model must not have seen the question.
+# The last measures what folds by id (params.yaml's default) cost on such data.
+VARIANTS = {"crossfit-2x1": (2, 1.0, "prompt"), "crossfit-5x1": (5, 1.0, "prompt"), "crossfit-2x2": (2, 2.0, "prompt"),
+            "crossfit-2x1-by-id": (2, 1.0, "id")}
+COMPONENTS = ("consistency", "likelihood", "relevance", "length", "fluency", "reflection")
+COMPACT = HERE / "raw" / "dev-growth"  # committed: per-row components and labels, what --report reads
+STORE = HERE / "raw" / "score-cache"  # not committed: samples, fold adapters (resume)
+KEEP = (*COMPONENTS, "response_tokens", "arithmetic", "defects", "fold")
+
+
+def score_config(params: dict[str, Any], folds: int, epochs: float, fold_by: str) -> ScoreConfig:
+    """params.yaml's `score` with every component weighted (so every one is computed) and this fold setting."""
+    return ScoreConfig(**{**params["score"], "weights": dict.fromkeys(COMPONENTS, 1.0), "folds": folds, "fold_epochs": epochs,
+                          "fold_by": fold_by, "defects": tuple(params["score"].get("defects", DEFAULT_CHECKS))})
+
+
+def compact_path(spec: NaturalSpec, variant: str, params: dict[str, Any]) -> Path:
+    """Where a set's scores under a fold setting are stored: keyed by the rows, the model and the score
+    and train settings that change model work (the scoring code that made them is recorded inside)."""
+    cfg = score_config(params, *VARIANTS[variant])
+    key = Cache.key([r["id"] for r in build(spec)[0]], params["model"]["name"], stored_settings(asdict(cfg)), params["train"])
+    return COMPACT / f"{spec.name}--{variant}--{key}.json.gz"
+
+
+def load_compact(spec: NaturalSpec, variant: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored scores of a set under a fold setting, if any were made from its current rows with these
+    settings (those that change model work: `scoring.stored_settings`) and this model."""
+    cfg = stored_settings(asdict(score_config(params, *VARIANTS[variant])))
+    ids = sorted(r["id"] for r in build(spec)[0])
+    for path in sorted(COMPACT.glob(f"{spec.name}--{variant}--*.json.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            stored = json.load(f)
+        same_work = stored_settings(stored["score"]) == json.loads(json.dumps(cfg)) and sorted(r["id"] for r in stored["rows"]) == ids
+        # stored before the model and train settings were recorded: the key in the file name holds them
+        same_models = stored.get("model", params["model"]["name"]) == params["model"]["name"] and \
+            stored.get("train", params["train"]) == params["train"]
+        if same_work and same_models:
+            return stored
+    return None
+
+
+def run(spec: NaturalSpec, variant: str, lm: Any, params: dict[str, Any], model_id: str) -> None:
+    """Score one set under one fold setting (resumable) and store its compact rows."""
+    if load_compact(spec, variant, params) is not None:
+        return
+    rows, labels = build(spec)
+    cfg = score_config(params, *VARIANTS[variant])
+    log.info("%s, %s: %d rows", spec.name, variant, len(rows))
+    scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), train_config(params["train"]),
+                        cache=ScoreCache(STORE), model_id=model_id)
+    compact = [{"id": s["id"], **{k: s[k] for k in KEEP if k in s}, "label": labels[s["id"]], "task": r["task"]}
+               for r, s in zip(rows, scored, strict=True)]
+    COMPACT.mkdir(parents=True, exist_ok=True)
+    with gzip.open(compact_path(spec, variant, params), "wt", encoding="utf-8") as f:
+        json.dump({"spec": asdict(spec), "variant": variant, "model": params["model"]["name"], "train": params["train"],
+                   "score": asdict(cfg), "scoring_code": code_version(), "rows": compact}, f)
+
+
+def _auroc(y: list[int], values: list[float]) -> float | None:
+    return round(float(roc_auc_score(y, values)), 3) if 0 < sum(y) < len(y) else None
+
+
+def preset_aurocs(rows: list[Record], y: list[int], params: dict[str, Any], group: bool = False) -> dict[str, float | None]:
+    """Each preset's confidence AUROC on these rows as scoring combines it (defect checks included)."""
+    out = {}
+    for name in PRESETS:
+        cfg = ScoreConfig(**{**params["score"], "group_by": "task" if group else None}).with_preset(name)
+        records = [{**r, "group": r["task"]} if group else r for r in rows]
+        out[name] = _auroc(y, [c for c, _ in confidences(records, cfg, name)])
+    return out
+
+
+def summarise(stored: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    rows = stored["rows"]
+    y = [0 if r["label"]["noisy"] else 1 for r in rows]
+    have = [c for c in COMPONENTS if all(c in r for r in rows)]
+    auto = preset_for(float(np.median([r["response_tokens"] - 1 for r in rows])))
+    out: dict[str, Any] = {
+        "rows": len(rows), "noisy": len(y) - sum(y), "auto_preset": auto,
+        "component_auroc": {c: _auroc(y, [r[c] for r in rows]) for c in have},
+        "preset_auroc": preset_aurocs(rows, y, params),
+        "defect_flags": {"noisy": sum(bool(r.get("defects")) for r, t in zip(rows, y) if not t),
+                         "clean": sum(bool(r.get("defects")) for r, t in zip(rows, y) if t)},
+    }
+    if any(r["label"].get("writer") == "reference" for r in rows):
+        model_rows = [r for r in rows if r["label"]["writer"] == "model"]
+        ym = [0 if r["label"]["noisy"] else 1 for r in model_rows]
+        out["model_written_only"] = {"rows": len(model_rows), "component_auroc": {c: _auroc(ym, [r[c] for r in model_rows]) for c in have},
+                                     "preset_auroc": preset_aurocs(model_rows, ym, params)}
+    if len({r["task"] for r in rows}) > 1:
+        out["preset_auroc_group_by_task"] = preset_aurocs(rows, y, params, group=True)
+    return out
+
+
+def best_weighting(stored: dict[str, dict[str, Any]], components: tuple[str, ...]) -> dict[str, Any]:
+    """Over a 0.1 grid of these components' raw values: the weighting with the best worst case over the
+    given sets, and each set's own best (what the data could give, which no single weighting may reach)."""
+    matrices = {name: (np.column_stack([[r[c] for r in s["rows"]] for c in components]),
+                       [0 if r["label"]["noisy"] else 1 for r in s["rows"]]) for name, s in stored.items()}
+    results = []
+    for weights in grid(components):
+        w = np.array([weights[c] for c in components])
+        aucs = {name: float(roc_auc_score(y, m @ w)) for name, (m, y) in matrices.items()}
+        results.append((min(aucs.values()), weights, aucs))
+    worst, weights, aucs = max(results, key=lambda t: t[0])
+    per_set = {name: max(((a[name], wts) for _, wts, a in results), key=lambda t: t[0]) for name in matrices}
+    return {"components": list(components), "best_worst_case": {"weights": weights, "min_auroc": round(worst, 3),
+            "auroc": {k: round(v, 3) for k, v in aucs.items()}},
+            "each_set_best": {name: {"auroc": round(a, 3), "weights": wts} for name, (a, wts) in per_set.items()}}
+
+
+def scorers() -> list[str]:
+    """Every model some stored result was scored with (params.yaml's first)."""
+    names = set()
+    for path in COMPACT.glob("*.json.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            names.add(json.load(f).get("model"))
+    return sorted(n for n in names if n)
+
+
+def report(params: dict[str, Any]) -> dict[str, Any]:
+    """The measurements from the stored results, per scoring model: the curve, every set, and (for
+    params.yaml's model) the best weighting on the largest set of each source."""
+    out: dict[str, Any] = {}
+    default_model = params["model"]["name"]
+    for model in sorted(set(scorers()) | {default_model}, key=lambda m: (m != default_model, m)):
+        as_model = {**params, "model": {**params["model"], "name": model}}
+        stored: dict[tuple[str, str], dict[str, Any]] = {}
+        for spec in SETS:
+            for variant in VARIANTS:
+                if (found := load_compact(spec, variant, as_model)) is not None:
+                    stored[(spec.name, variant)] = found
+        if not stored:
+            continue
+        for (name, _), s in stored.items():  # the defect checks as they are now (pure: no rescoring when a check changes)
+            spec = next(x for x in SETS if x.name == name)
+            found = {r["id"]: find_defects(r["prompt"], r["response"], s["score"]["defects"]) for r in build(spec)[0]}
+            for r in s["rows"]:
+                r["defects"] = found[r["id"]]
+        sets = {f"{name} ({variant})": {**summarise(s, params), "scoring_code": s["scoring_code"],
+                                        "current_code": s["scoring_code"] == code_version()} for (name, variant), s in stored.items()}
+        curve: dict[str, Any] = {}
+        for kind in ("truthfulqa", "bbm"):
+            for variant in VARIANTS:
+                points = {spec.n_rows: sets[f"{spec.name} ({variant})"] for spec in SETS
+                          if spec.kind == kind and f"{spec.name} ({variant})" in sets}
+                if points:
+                    curve[f"{kind} ({variant})"] = {str(n): {"auto preset": s["preset_auroc"][s["auto_preset"]], **s["component_auroc"]}
+                                                    for n, s in sorted(points.items())}
+        default = next(iter(VARIANTS))
+        largest = {kind: max((s for s in SETS if s.kind == kind and (s.name, default) in stored), key=lambda s: s.n_rows, default=None)
+                   for kind in ("truthfulqa", "bbm")}
+        chosen = {spec.name: stored[(spec.name, default)] for spec in largest.values() if spec is not None}
+        out[model] = {"curve (auto preset and components by training rows)": curve, "sets": sets,
+                      **({"best weighting on the largest set of each source": best_weighting(chosen, COMPONENTS)}
+                         if len(chosen) == 2 and model == default_model else {})}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", action="store_true", help="print the measurements from stored results; run nothing")
+    parser.add_argument("--only", nargs="*", default=None, help="set names (default: all)")
+    parser.add_argument("--variants", nargs="*", default=None, help=f"fold settings (default: all of {list(VARIANTS)})")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--batch-size", type=int, default=None, help="rows per forward pass; changes speed, not results")
+    parser.add_argument("--scorer", default=None, help="score with this model source instead of model.name (a local directory "
+                        "or .gguf file, as scorer.name in params.yaml); results are stored under its file name")
+    args = parser.parse_args(argv)
+    setup_logging()
+    params, typed = load_params(args.params, args.batch_size)
+    if not args.report:
+        source = args.scorer or params["model"]["name"]
+        name = Path(source).name.removesuffix(".gguf")
+        model_dir = HERE / "raw" / "models" / name
+        if not (model_dir / "config.json").exists():
+            models.convert_to_safetensors(source, model_dir, seed=int(params["model"].get("seed", 0)))
+        lm = load_lm(typed, model_dir)
+        model_id = model_fingerprint(model_dir)
+        scoring = {**params, "model": {**params["model"], "name": name}}  # results are keyed by the model's name
+        for variant in args.variants or VARIANTS:
+            for spec in SETS:
+                if args.only is None or spec.name in args.only:
+                    run(spec, variant, lm, scoring, model_id)
+    measured = report(params)
+    if args.report or (not args.only and not args.variants):
+        write_json(HERE / "dev_growth_results.json", measured)
+    print(json.dumps(measured, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
