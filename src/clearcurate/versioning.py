@@ -427,7 +427,8 @@ def describe_flipped(
     texts: Mapping[str, Record] | None = None,
     only: Collection[str] | None = None,
 ) -> OutcomeDiff:
-    """Fill `diff.rows`: each flipped row's prompt and response (revision b's, else a's, else `texts`) and both confidences.
+    """Fill `diff.rows`: each flipped row's prompt and response (revision b's, else a's, else `texts`), both
+    confidences, and the reason each run gave (a defect check's, or a score below gamma), where it gave one.
 
     Confidences come from the scored sets (`conf_a`, `conf_b`), else from the decision rows themselves.
     With `only`, just those flipped rows are described.
@@ -439,6 +440,7 @@ def describe_flipped(
             "response": source.get("response"),
             "confidence_a": _confidence_of(i, conf_a, rows_a),
             "confidence_b": _confidence_of(i, conf_b, rows_b),
+            **{f"reason_{run}": rows[i]["reason"] for run, rows in (("a", rows_a), ("b", rows_b)) if rows.get(i, {}).get("reason")},
         }
     return diff
 
@@ -596,10 +598,10 @@ def render_outcomes(diff: OutcomeDiff, title: str, fmt: str, limit: int | None =
             detail = diff.rows.get(i, {})
             conf = _confidence_pair(detail.get("confidence_a"), detail.get("confidence_b"))
             lines.append(f"{'- ' if md else '  '}{i}: {x} -> {y}" + (f" (confidence {conf})" if conf else ""))
-            for name in ("prompt", "response"):
+            for name, label in (("prompt", "prompt"), ("response", "response"), ("reason_a", "why before"), ("reason_b", "why after")):
                 if detail.get(name) is not None:
                     text = one_line(str(detail[name]))
-                    lines.append(f"  - {name}: {text}" if md else f"      {name + ':':<9} {text}")
+                    lines.append(f"  - {label}: {text}" if md else f"      {label + ':':<11} {text}")
         if more:
             lines.append(f"{'- ' if md else '  '}… and {more} more (--limit to show more)")
     return "\n".join(lines)

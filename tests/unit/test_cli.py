@@ -102,7 +102,8 @@ def data_repo(tmp_path):
     _write(repo / "data/curated/train.jsonl", [{"id": "2", "response": "a grey sky"}, {"id": "4", "response": "new"}])
     _write(repo / "data/scored/train.jsonl", [{"id": i, "confidence": c} for i, c in (("1", 0.2), ("2", 0.7), ("3", 0.1))])
     _write(repo / "data/filtered/kept.jsonl", [ROWS["2"]])
-    _write(repo / "data/filtered/removed.jsonl", [{**ROWS["1"], "confidence": 0.2}, {**ROWS["3"], "confidence": 0.1}])
+    _write(repo / "data/filtered/removed.jsonl", [{**ROWS["1"], "confidence": 0.2, "reason": "confidence 0.2000 < gamma 0.5000"},
+                                                  {**ROWS["3"], "confidence": 0.1, "reason": "confidence 0.1000 < gamma 0.5000"}])
     return repo
 
 
@@ -132,8 +133,9 @@ def test_diff_of_a_stage_lists_the_rows_whose_decision_flipped(data_repo, capsys
     out = json.loads(capsys.readouterr().out)
     assert out["flipped"] == {"1": ["kept", "removed"]}
     assert out["counts_a"] == {"kept": 2, "removed": 1} and out["counts_b"] == {"kept": 1, "removed": 2}
-    # JSON: the flipped row's full prompt and response, and its confidence in both revisions (the scored sets)
-    assert out["rows"] == {"1": {"prompt": LONG_PROMPT, "response": "Paris", "confidence_a": 0.8, "confidence_b": 0.2}}
+    # JSON: the flipped row's full prompt and response, its confidence in both revisions (the scored sets) and why it went
+    assert out["rows"] == {"1": {"prompt": LONG_PROMPT, "response": "Paris", "confidence_a": 0.8, "confidence_b": 0.2,
+                                 "reason_b": "confidence 0.2000 < gamma 0.5000"}}
 
 
 def test_diff_of_a_stage_shows_what_each_flipped_row_says_and_its_confidences(data_repo, capsys):
@@ -142,9 +144,9 @@ def test_diff_of_a_stage_shows_what_each_flipped_row_says_and_its_confidences(da
     text = capsys.readouterr().out
     assert "  1: kept -> removed (confidence 0.8000 -> 0.2000 (-0.6000))" in text
     prompt = next(line for line in text.splitlines() if "prompt:" in line)
-    assert prompt.strip().startswith("prompt:   Which city is the capital of France, the country")  # one line
+    assert prompt.strip().startswith("prompt:     Which city is the capital of France, the country")  # one line
     assert prompt.endswith("…") and len(prompt.split("prompt:", 1)[1].strip()) == 80
-    assert "      response: Paris" in text
+    assert "      response:   Paris" in text and "      why after:  confidence 0.2000 < gamma 0.5000" in text
     main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--stage", "filter", "--format", "markdown"])
     md = capsys.readouterr().out
     assert "- 1: kept -> removed (confidence 0.8000 -> 0.2000 (-0.6000))" in md and "  - response: Paris" in md

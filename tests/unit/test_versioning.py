@@ -121,14 +121,17 @@ def test_two_ids_with_one_digest_are_an_error_not_one_row(monkeypatch):
 
 def test_flipped_rows_show_their_text_on_one_line_and_both_confidences():
     assert one_line("a\n  b\tc") == "a b c" and one_line("x" * 100, 10) == "x" * 9 + "…"
-    ledger_a = {"1": {"id": "1", "outcome": "removed", "confidence": 0.1}, "2": {"id": "2", "outcome": "kept"}}
+    ledger_a = {"1": {"id": "1", "outcome": "removed", "confidence": 0.1, "reason": "defect refusal: the response declines"},
+                "2": {"id": "2", "outcome": "kept"}}
     ledger_b = {"1": {"id": "1", "outcome": "corrected"}, "2": {"id": "2", "outcome": "kept"}}
     texts = {"1": {"id": "1", "prompt": "Capital of\nFrance?", "response": "Lyon"}}  # the ledger has ids only
     diff = diff_outcomes("correct", {i: r["outcome"] for i, r in ledger_a.items()}, {i: r["outcome"] for i, r in ledger_b.items()})
     describe_flipped(diff, ledger_a, ledger_b, None, {"2": 0.9}, texts)
-    assert diff.rows == {"1": {"prompt": "Capital of\nFrance?", "response": "Lyon", "confidence_a": 0.1, "confidence_b": None}}
+    assert diff.rows == {"1": {"prompt": "Capital of\nFrance?", "response": "Lyon", "confidence_a": 0.1, "confidence_b": None,
+                               "reason_a": "defect refusal: the response declines"}}
     text = render_outcomes(diff, "t", "text")
-    assert "  1: removed -> corrected (confidence 0.1000 -> n/a)" in text and "      prompt:   Capital of France?" in text
+    assert "  1: removed -> corrected (confidence 0.1000 -> n/a)" in text and "      prompt:     Capital of France?" in text
+    assert "      why before: defect refusal: the response declines" in text and "why after" not in text
     assert json.loads(render_outcomes(diff, "t", "json"))["rows"]["1"]["prompt"] == "Capital of\nFrance?"  # JSON: in full
 
 
