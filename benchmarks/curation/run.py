@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from report_natural import defect_lines, growth_lines
 
 from clearcurate import baselines
 from clearcurate import confidence as cf
@@ -919,6 +920,9 @@ def report(results: dict[str, Any], out: Path) -> None:
         lines += ["", "## Why the unmet targets are out of reach", "",
                   "Measured on the development sets (`benchmarks/curation/dev.py`, `dev_freeform.py`, `dev_natural.py`), not on these:", "",
                   *[f"- {r}" for r in reasons]]
+    growth, defects = (json.loads(path.read_text()) if path.exists() else {}
+                       for path in (HERE / "dev_growth_results.json", HERE / "dev_defects_results.json"))
+    lines += growth_lines(growth, meta["model"]) + defect_lines(defects)
     if meta.get("missing"):
         lines += ["", f"Not run yet: {', '.join(meta['missing'])}. Rerun the command: finished work in raw/ is reused."]
     for name, res in results["datasets"].items():
