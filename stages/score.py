@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from contextlib import ExitStack
 
 import numpy as np
@@ -73,6 +74,8 @@ def main() -> None:
             "cache_misses": cache.misses,
             "rows_per_second": round(len(scored) / seconds, 3),
             "reflection_unparsed": sum(int(s.get("reflection_unparsed", 0)) for s in scored),
+            "rows_with_defects": sum(bool(s["defects"]) for s in scored),  # the filter removes them (clearcurate.defects)
+            "defects": dict(sorted(Counter(d["check"] for s in scored for d in s["defects"]).items())),
             **api_metrics(lm),
         },
     )

@@ -27,6 +27,7 @@ import gzip
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -70,20 +71,20 @@ def score_config(params: dict[str, Any], folds: int, epochs: float, fold_by: str
                           "fold_by": fold_by, "defects": tuple(params["score"].get("defects", DEFAULT_CHECKS))})
 
 
-def compact_path(spec: NaturalSpec, variant: str, params: dict[str, Any]) -> Path:
+def compact_path(spec: NaturalSpec, variant: str, params: dict[str, Any], store: Path = COMPACT) -> Path:
     """Where a set's scores under a fold setting are stored: keyed by the rows, the model and the score
     and train settings that change model work (the scoring code that made them is recorded inside)."""
     cfg = score_config(params, *VARIANTS[variant])
     key = Cache.key([r["id"] for r in build(spec)[0]], params["model"]["name"], stored_settings(asdict(cfg)), params["train"])
-    return COMPACT / f"{spec.name}--{variant}--{key}.json.gz"
+    return store / f"{spec.name}--{variant}--{key}.json.gz"
 
 
-def load_compact(spec: NaturalSpec, variant: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def load_compact(spec: NaturalSpec, variant: str, params: dict[str, Any], store: Path = COMPACT) -> dict[str, Any] | None:
     """The stored scores of a set under a fold setting, if any were made from its current rows with these
     settings (those that change model work: `scoring.stored_settings`) and this model."""
     cfg = stored_settings(asdict(score_config(params, *VARIANTS[variant])))
     ids = sorted(r["id"] for r in build(spec)[0])
-    for path in sorted(COMPACT.glob(f"{spec.name}--{variant}--*.json.gz")):
+    for path in sorted(store.glob(f"{spec.name}--{variant}--*.json.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             stored = json.load(f)
         same_work = stored_settings(stored["score"]) == json.loads(json.dumps(cfg)) and sorted(r["id"] for r in stored["rows"]) == ids
@@ -95,19 +96,20 @@ def load_compact(spec: NaturalSpec, variant: str, params: dict[str, Any]) -> dic
     return None
 
 
-def run(spec: NaturalSpec, variant: str, lm: Any, params: dict[str, Any], model_id: str) -> None:
-    """Score one set under one fold setting (resumable) and store its compact rows."""
-    if load_compact(spec, variant, params) is not None:
+def run(spec: NaturalSpec, variant: str, lm: Any, params: dict[str, Any], model_id: str, store: Path = COMPACT,
+        cache: Path = STORE) -> None:
+    """Score one set under one fold setting (resumable, through the scoring cache `cache`) and store its compact rows in `store`."""
+    if load_compact(spec, variant, params, store) is not None:
         return
     rows, labels = build(spec)
     cfg = score_config(params, *VARIANTS[variant])
     log.info("%s, %s: %d rows", spec.name, variant, len(rows))
     scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), train_config(params["train"]),
-                        cache=ScoreCache(STORE), model_id=model_id)
+                        cache=ScoreCache(cache), model_id=model_id)
     compact = [{"id": s["id"], **{k: s[k] for k in KEEP if k in s}, "label": labels[s["id"]], "task": r["task"]}
                for r, s in zip(rows, scored, strict=True)]
-    COMPACT.mkdir(parents=True, exist_ok=True)
-    with gzip.open(compact_path(spec, variant, params), "wt", encoding="utf-8") as f:
+    store.mkdir(parents=True, exist_ok=True)
+    with gzip.open(compact_path(spec, variant, params, store), "wt", encoding="utf-8") as f:
         json.dump({"spec": asdict(spec), "variant": variant, "model": params["model"]["name"], "train": params["train"],
                    "score": asdict(cfg), "scoring_code": code_version(), "rows": compact}, f)
 
@@ -165,31 +167,31 @@ def best_weighting(stored: dict[str, dict[str, Any]], components: tuple[str, ...
             "each_set_best": {name: {"auroc": round(a, 3), "weights": wts} for name, (a, wts) in per_set.items()}}
 
 
-def scorers() -> list[str]:
-    """Every model some stored result was scored with (params.yaml's first)."""
+def scorers(store: Path = COMPACT) -> list[str]:
+    """Every model some stored result was scored with."""
     names = set()
-    for path in COMPACT.glob("*.json.gz"):
+    for path in store.glob("*.json.gz"):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             names.add(json.load(f).get("model"))
     return sorted(n for n in names if n)
 
 
-def report(params: dict[str, Any]) -> dict[str, Any]:
+def report(params: dict[str, Any], specs: Sequence[NaturalSpec] = SETS, store: Path = COMPACT) -> dict[str, Any]:
     """The measurements from the stored results, per scoring model: the curve, every set, and (for
     params.yaml's model) the best weighting on the largest set of each source."""
     out: dict[str, Any] = {}
     default_model = params["model"]["name"]
-    for model in sorted(set(scorers()) | {default_model}, key=lambda m: (m != default_model, m)):
+    for model in sorted(set(scorers(store)) | {default_model}, key=lambda m: (m != default_model, m)):
         as_model = {**params, "model": {**params["model"], "name": model}}
         stored: dict[tuple[str, str], dict[str, Any]] = {}
-        for spec in SETS:
+        for spec in specs:
             for variant in VARIANTS:
-                if (found := load_compact(spec, variant, as_model)) is not None:
+                if (found := load_compact(spec, variant, as_model, store)) is not None:
                     stored[(spec.name, variant)] = found
         if not stored:
             continue
         for (name, _), s in stored.items():  # the defect checks as they are now (pure: no rescoring when a check changes)
-            spec = next(x for x in SETS if x.name == name)
+            spec = next(x for x in specs if x.name == name)
             found = {r["id"]: find_defects(r["prompt"], r["response"], s["score"]["defects"]) for r in build(spec)[0]}
             for r in s["rows"]:
                 r["defects"] = found[r["id"]]
@@ -198,13 +200,13 @@ def report(params: dict[str, Any]) -> dict[str, Any]:
         curve: dict[str, Any] = {}
         for kind in ("truthfulqa", "bbm"):
             for variant in VARIANTS:
-                points = {spec.n_rows: sets[f"{spec.name} ({variant})"] for spec in SETS
+                points = {spec.n_rows: sets[f"{spec.name} ({variant})"] for spec in specs
                           if spec.kind == kind and f"{spec.name} ({variant})" in sets}
                 if points:
                     curve[f"{kind} ({variant})"] = {str(n): {"auto preset": s["preset_auroc"][s["auto_preset"]], **s["component_auroc"]}
                                                     for n, s in sorted(points.items())}
         default = next(iter(VARIANTS))
-        largest = {kind: max((s for s in SETS if s.kind == kind and (s.name, default) in stored), key=lambda s: s.n_rows, default=None)
+        largest = {kind: max((s for s in specs if s.kind == kind and (s.name, default) in stored), key=lambda s: s.n_rows, default=None)
                    for kind in ("truthfulqa", "bbm")}
         chosen = {spec.name: stored[(spec.name, default)] for spec in largest.values() if spec is not None}
         out[model] = {"curve (auto preset and components by training rows)": curve, "sets": sets,

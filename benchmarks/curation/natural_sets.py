@@ -170,7 +170,10 @@ def _draw(groups: dict[str, list[Record]], questions: list[str], n: int, noise_r
             if not want:
                 continue
             flag = max(want, key=lambda f: quota[f] / (n_noisy if f else n - n_noisy))
-            out.append(pools[q][flag].pop())
+            row = pools[q][flag].pop()
+            if not any(ch.isalnum() for ch in row["response"]):
+                continue  # one TruthfulQA answer is empty, yet labelled truthful and informative: never a row
+            out.append(row)
             quota[flag] -= 1
             if not (quota[True] or quota[False]):
                 break

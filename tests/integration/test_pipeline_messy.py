@@ -100,6 +100,8 @@ def test_every_defect_is_removed_with_its_check_named_and_prompt_faults_are_not_
     for check in ("needs_input", "input_placeholder"):
         row_id = prepared[DEFECTIVE[check][0]]
         assert ledger[row_id]["outcome"] == "removed" and "prompt is at fault" in ledger[row_id]["reason"]
+    score_metrics = json.loads((repo / "metrics/score.json").read_text())
+    assert score_metrics["rows_with_defects"] >= len(DEFECTIVE) and set(DEFECTIVE) <= set(score_metrics["defects"])
     filter_metrics = json.loads((repo / "metrics/filter.json").read_text())
     assert filter_metrics["removed_for_defects"] >= len(DEFECTIVE) and set(DEFECTIVE) <= set(filter_metrics["defects"])
     clean_ids = [prepared[i] for i, _, _ in CLEAN]

@@ -1,0 +1,79 @@
+"""The natural-error development sets (natural_sets.py), the growth curve's script (dev_growth.py) on the tiny
+model, and the defect checks' labels (dev_defects.py): every flag on the bundled development rows was read."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+import pytest
+import yaml
+
+from helpers import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
+natural_sets = pytest.importorskip("natural_sets")
+
+
+@pytest.mark.parametrize("kind", natural_sets.KINDS)
+def test_dev_and_test_parts_share_no_question_and_every_row_is_labelled(kind):
+    dev, test = (natural_sets.candidates(kind, part) for part in natural_sets.PARTS)
+    assert dev and test and not set(dev) & set(test)
+    assert all(isinstance(r["noisy"], bool) and r["prompt"] for group in dev.values() for r in group)
+    if kind == "truthfulqa":  # natural errors are false answers a model wrote; evasive non-answers are left out
+        rows = [r for group in dev.values() for r in group]
+        assert all(r["writer"] == "model" for r in rows if r["noisy"])
+        assert not any(r["response"].strip().lower().startswith("i have no comment") for r in rows)
+
+
+@pytest.mark.parametrize(("kind", "n"), [("truthfulqa", 300), ("bbm", 100)])
+def test_a_set_is_seeded_has_its_noise_rate_within_each_task_and_spreads_over_questions(kind, n):
+    spec = natural_sets.NaturalSpec(f"t-{kind}", kind, n)
+    rows, labels = natural_sets.build(spec)
+    assert (rows, labels) == natural_sets.build(spec)  # the same rows, in the same order
+    assert len(rows) == n == len(labels) and len({r["id"] for r in rows}) == n
+    assert sum(lab["noisy"] for lab in labels.values()) == pytest.approx(0.2 * n, abs=len({r["task"] for r in rows}))
+    by_task = Counter((r["task"], labels[r["id"]]["noisy"]) for r in rows)
+    for task in {r["task"] for r in rows}:
+        total = by_task[(task, True)] + by_task[(task, False)]
+        assert abs(by_task[(task, True)] - 0.2 * total) <= 1  # the task mix does not tell noisy rows apart
+    assert len({r["prompt"] for r in rows}) == n  # small sets: one row per question
+    assert all(any(ch.isalnum() for ch in r["response"]) for r in rows)  # TruthfulQA's one empty "truthful" answer is never drawn
+
+
+def test_a_set_larger_than_its_part_is_an_error():
+    with pytest.raises(ValueError, match="rows wanted; the dev part holds"):
+        natural_sets.build(natural_sets.NaturalSpec("too-big", "bbm", natural_sets.largest("bbm") + 1))
+
+
+def test_the_growth_script_scores_a_set_with_the_pipelines_code_and_reports_it(tiny_model_dir, tiny_lm, tmp_path):
+    dev_growth = pytest.importorskip("dev_growth")
+    from clearcurate.cache import model_fingerprint
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["model"]["name"] = "tiny"
+    params["score"].update(k=2, max_new_tokens=4, max_new_tokens_cap=8)
+    params["train"].update(batch_size=4, max_length=128)
+    spec = natural_sets.NaturalSpec("t-truthfulqa-20", "truthfulqa", 20)
+    store, cache = tmp_path / "growth", tmp_path / "cache"
+    dev_growth.run(spec, "crossfit-2x1", tiny_lm, params, model_fingerprint(tiny_model_dir), store, cache)
+    assert len(list(store.iterdir())) == 1
+    dev_growth.run(spec, "crossfit-2x1", None, params, "", store, cache)  # stored: no model work (the model is not even given)
+    out = dev_growth.report(params, [spec], store)["tiny"]
+    measured = out["sets"]["t-truthfulqa-20 (crossfit-2x1)"]
+    assert measured["rows"] == 20 and measured["noisy"] == 4 and measured["auto_preset"] == "short"
+    assert set(measured["component_auroc"]) == set(dev_growth.COMPONENTS) and measured["current_code"]
+    assert out["curve (auto preset and components by training rows)"]["truthfulqa (crossfit-2x1)"]["20"]["auto preset"] is not None
+
+
+def test_every_flag_on_the_bundled_development_rows_was_read():
+    """A changed check that flags new rows fails here until a person has read and judged them (dev_defects_labels.json)."""
+    dev_defects = pytest.importorskip("dev_defects")
+    labels = json.loads(dev_defects.LABELS.read_text(encoding="utf-8"))
+    measured = dev_defects.measure(dev_defects.clean_sets(), {k: v["verdict"] for k, v in labels.items()}, show=False)
+    unread = {name: {c: v.get("unread", 0) for c, v in m["by_check"].items() if v.get("unread")}
+              for name, m in measured.items() if isinstance(m, dict) and "by_check" in m}
+    assert not any(unread.values()), unread
+    precision = measured["precision by check (read verdicts, all sets)"]
+    assert all(p["precision"] is None or p["precision"] >= 0.9 for p in precision.values()), precision
