@@ -62,7 +62,10 @@ VARIANTS = {"crossfit-2x1": (2, 1.0, "prompt"), "crossfit-5x1": (5, 1.0, "prompt
 COMPONENTS = ("consistency", "likelihood", "relevance", "length", "fluency", "reflection")
 COMPACT = HERE / "raw" / "dev-growth"  # committed: per-row components and labels, what --report reads
 STORE = HERE / "raw" / "score-cache"  # not committed: samples, fold adapters (resume)
-KEEP = (*COMPONENTS, "response_tokens", "arithmetic", "defects", "fold")
+# What --report and other weightings need of each scored row: the components and the log-probabilities they
+# come from (so dev_freeform.py's other definitions, likelihood per token say, can be recomputed).
+KEEP = (*COMPONENTS, "response_tokens", "arithmetic", "defects", "fold", "response_logprob", "best_sample_logprob", "sample_tokens",
+        "sample_logprobs", "response_logprob_alone", "response_logprob_base", "response_tokens_base")
 
 
 def score_config(params: dict[str, Any], folds: int, epochs: float, fold_by: str) -> ScoreConfig:
@@ -85,8 +88,7 @@ def load_compact(spec: NaturalSpec, variant: str, params: dict[str, Any], store:
     cfg = stored_settings(asdict(score_config(params, *VARIANTS[variant])))
     ids = sorted(r["id"] for r in build(spec)[0])
     for path in sorted(store.glob(f"{spec.name}--{variant}--*.json.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            stored = json.load(f)
+        stored = _read(path)
         same_work = stored_settings(stored["score"]) == json.loads(json.dumps(cfg)) and sorted(r["id"] for r in stored["rows"]) == ids
         # stored before the model and train settings were recorded: the key in the file name holds them
         same_models = stored.get("model", params["model"]["name"]) == params["model"]["name"] and \
@@ -97,9 +99,11 @@ def load_compact(spec: NaturalSpec, variant: str, params: dict[str, Any], store:
 
 
 def run(spec: NaturalSpec, variant: str, lm: Any, params: dict[str, Any], model_id: str, store: Path = COMPACT,
-        cache: Path = STORE) -> None:
-    """Score one set under one fold setting (resumable, through the scoring cache `cache`) and store its compact rows in `store`."""
-    if load_compact(spec, variant, params, store) is not None:
+        cache: Path = STORE, refresh: bool = False) -> None:
+    """Score one set under one fold setting (resumable, through the scoring cache `cache`) and store its compact rows in `store`.
+
+    `refresh`: store them again even when stored (what the scoring cache holds is read, not recomputed)."""
+    if not refresh and load_compact(spec, variant, params, store) is not None:
         return
     rows, labels = build(spec)
     cfg = score_config(params, *VARIANTS[variant])
@@ -109,9 +113,17 @@ def run(spec: NaturalSpec, variant: str, lm: Any, params: dict[str, Any], model_
     compact = [{"id": s["id"], **{k: s[k] for k in KEEP if k in s}, "label": labels[s["id"]], "task": r["task"]}
                for r, s in zip(rows, scored, strict=True)]
     store.mkdir(parents=True, exist_ok=True)
+    while (stale := load_compact(spec, variant, params, store)) is not None:  # what this replaces (a refresh)
+        stale_path = next(p for p in store.glob(f"{spec.name}--{variant}--*.json.gz") if _read(p) == stale)
+        stale_path.unlink()
     with gzip.open(compact_path(spec, variant, params, store), "wt", encoding="utf-8") as f:
         json.dump({"spec": asdict(spec), "variant": variant, "model": params["model"]["name"], "train": params["train"],
                    "score": asdict(cfg), "scoring_code": code_version(), "rows": compact}, f)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _auroc(y: list[int], values: list[float]) -> float | None:
@@ -171,8 +183,7 @@ def scorers(store: Path = COMPACT) -> list[str]:
     """Every model some stored result was scored with."""
     names = set()
     for path in store.glob("*.json.gz"):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            names.add(json.load(f).get("model"))
+        names.add(_read(path).get("model"))
     return sorted(n for n in names if n)
 
 
@@ -222,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="*", default=None, help=f"fold settings (default: all of {list(VARIANTS)})")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--batch-size", type=int, default=None, help="rows per forward pass; changes speed, not results")
+    parser.add_argument("--refresh", action="store_true", help="store the compact rows again from the scoring cache (after KEEP grew)")
     parser.add_argument("--scorer", default=None, help="score with this model source instead of model.name (a local directory "
                         "or .gguf file, as scorer.name in params.yaml); results are stored under its file name")
     args = parser.parse_args(argv)
@@ -239,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variants or VARIANTS:
             for spec in SETS:
                 if args.only is None or spec.name in args.only:
-                    run(spec, variant, lm, scoring, model_id)
+                    run(spec, variant, lm, scoring, model_id, refresh=args.refresh)
     measured = report(params)
     if args.report or (not args.only and not args.variants):
         write_json(HERE / "dev_growth_results.json", measured)

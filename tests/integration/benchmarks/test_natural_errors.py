@@ -60,6 +60,11 @@ def test_the_growth_script_scores_a_set_with_the_pipelines_code_and_reports_it(t
     dev_growth.run(spec, "crossfit-2x1", tiny_lm, params, model_fingerprint(tiny_model_dir), store, cache)
     assert len(list(store.iterdir())) == 1
     dev_growth.run(spec, "crossfit-2x1", None, params, "", store, cache)  # stored: no model work (the model is not even given)
+    first = dev_growth.load_compact(spec, "crossfit-2x1", params, store)
+    dev_growth.run(spec, "crossfit-2x1", tiny_lm, params, model_fingerprint(tiny_model_dir), store, cache, refresh=True)
+    assert len(list(store.iterdir())) == 1  # a refresh replaces the stored rows, from the scoring cache
+    assert dev_growth.load_compact(spec, "crossfit-2x1", params, store)["rows"] == first["rows"]
+    assert {"response_logprob", "response_logprob_alone", "response_logprob_base"} <= set(first["rows"][0])
     out = dev_growth.report(params, [spec], store)["tiny"]
     measured = out["sets"]["t-truthfulqa-20 (crossfit-2x1)"]
     assert measured["rows"] == 20 and measured["noisy"] == 4 and measured["auto_preset"] == "short"
