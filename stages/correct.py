@@ -18,18 +18,16 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
-from clearcurate.cache import ScoreCache, cache_dir, digest, model_fingerprint
-from clearcurate.correction import cached_decisions, correct_on, correct_rows
+from clearcurate.cache import ScoreCache, cache_dir
+from clearcurate.correction import cached_decisions, correct
 from clearcurate.curation import uncorrectable
 from clearcurate.expectations import outcome_columns, outcome_suite, validate
-from clearcurate.llm.factory import api_budget, load_lm, load_scorer, scorer_dir
-from clearcurate.llm.openai_api import api_metrics
 from clearcurate.outcomes import Outcome, ledger, outcome_counts, quarantine_ledger_id
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import Record, iter_jsonl, read_jsonl, write_json, write_jsonl
+from clearcurate.runtime import sessions
 
 log = logging.getLogger("correct")
 
@@ -45,31 +43,20 @@ def main() -> None:
     removed = read_jsonl(args.removed)  # Auto-Correct's model work needs these rows
     cfg = p.correct_config()
     cache = ScoreCache(cache_dir())
-    base_id = model_fingerprint(args.base)
-    # The pairwise judge is the scorer when params name one apart from the model being trained.
-    judge_dir = scorer_dir(args.base, args.scorer) if cfg.judge == "pairwise" else Path(args.base)
-    models_id = digest(base_id, model_fingerprint(args.adapter), *([model_fingerprint(judge_dir)] if judge_dir != Path(args.base) else []))
+    judge_from = args.scorer if cfg.judge == "pairwise" else None  # the pairwise judge is the scorer, when params name another model
     usage: dict[str, Any] = {}  # a remote API's calls and tokens, when this run made any
 
     def work(rows: Sequence[Record]) -> list[Record]:
         """The model work for rows without cached evidence (the model is loaded only if there are any)."""
-        if p.engine == "ray":
-            from clearcurate.distributed import RayEngine
-
-            with RayEngine(args.base, base_id, p.model.batch_size) as engine:
-                return correct_on(engine, rows, cfg, args.adapter)
-        lm = load_lm(p, args.base, adapter_dir=args.adapter)
-        judge = load_scorer(p, args.base, args.scorer) if judge_dir != Path(args.base) else None
-        try:
-            with api_budget("correct"):
-                return correct_rows(lm, rows, cfg, judge=judge)
-        finally:
-            usage.update(api_metrics(lm))
-            if judge is not None:
-                usage.update({f"judge_{k}": v for k, v in api_metrics(judge).items()})
+        with sessions.trained_model(p, "correct", args.base, args.adapter, judge_from) as session:
+            try:
+                return correct(session.lm, session.engine, rows, cfg, args.adapter, judge=session.judge)
+            finally:
+                usage.update(session.usage())
 
     # A row whose prompt is at fault (a defect check said so) is decided without model work; the rest are Auto-Correct's.
     fixed = {r["id"]: d for r in removed if (d := uncorrectable(r)) is not None}
+    models_id = sessions.correction_models_id(args.base, args.adapter, judge_from)
     tried = iter(cached_decisions([r for r in removed if r["id"] not in fixed], cfg, cache, models_id, work))
     decisions = [{**(fixed.get(r["id"]) or next(tried)), "filter_reason": r["reason"]} for r in removed]
     if failed := [d for d in decisions if "error" in d]:

@@ -16,17 +16,15 @@ them (null or absent) there are no detection metrics at all, not zeros.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 
-from clearcurate.answers import BASE, model_answers
+from clearcurate.answers import BASE, answer_all, identities
 from clearcurate.budget import token_budgets
 from clearcurate.evaluation import correction_scores, detection_scores, model_scores
-from clearcurate.llm.factory import api_budget, load_lm
-from clearcurate.llm.openai_api import api_metrics
+from clearcurate.llm.base import RowsFailed
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import Record, progress, read_jsonl, write_json, write_jsonl
+from clearcurate.records import read_jsonl, write_json, write_jsonl
+from clearcurate.runtime import sessions
 
 log = logging.getLogger("evaluate")
 MODELS = ("baseline", "filtered", "corrected")  # adapters on the base model, each a --<name> argument
@@ -45,24 +43,6 @@ def labels_path(value: str | None, labels_dir: Path) -> Path | None:
     return path
 
 
-def on_ray(base: Path, batch_size: int, rows: Sequence[Record], work: partial[list[Record]], adapters: Mapping[str, Path]) -> list[Record]:
-    """`work` on the Ray engine in blocks of rows; after every row is done, stop if any failed (naming each, with its reason)."""
-    from clearcurate.cache import model_fingerprint
-    from clearcurate.distributed import RayEngine
-
-    answers, failures = [], {}
-    with RayEngine(base, model_fingerprint(base), batch_size) as engine:
-        for row, out in zip(rows, progress(engine.map_blocks(rows, work, adapters), "evaluate", len(rows)), strict=True):
-            answers.append(out.get("result"))
-            if "error" in out:
-                failures[row["id"]] = out["error"]
-    if failures:
-        raise SystemExit(f"evaluate: {len(failures)} of {len(rows)} test rows failed on the Ray engine, so no metrics are "
-                         "written (metrics over the other rows would mislead): "
-                         + "; ".join(f"{row_id}: {why}" for row_id, why in failures.items()))
-    return answers
-
-
 def main() -> None:
     args = stage_args(
         __doc__, "test", "scored", "removed", "decisions", "labels", "base", *MODELS, "predictions", "scores", "metrics",
@@ -74,33 +54,28 @@ def main() -> None:
     labels_file = labels_path(cfg.noise_labels, args.labels)
     test = read_jsonl(args.test)
     references = [r.get("answers") or [r["response"]] for r in test]
-    lm = load_lm(p, args.base, weights=p.engine != "ray")  # on Ray the actors hold the model; here prompts and token counts only
-    # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
-    longest = [max(lm.token_counts(refs)) for refs in references]
-    rows = [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": n}
-            for r, n in zip(test, token_budgets(longest, cfg.max_new_tokens, cfg.max_new_tokens_cap))]
-    short_answer = all(r.get("answers") for r in test)
-    if not short_answer:
-        log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")
-    with_loss = lm.supports_logprobs
-    if not with_loss:
-        log.info("held-out loss needs the reference's log-likelihood, which a chat API does not give: left out")
-    if p.engine == "ray":
-        from clearcurate.llm.hf import adapter_identity
-
-        identity = {name: adapter_identity(path) for name, path in adapters.items()}
-    else:
-        identity = lm.load_adapters(adapters)
-    # The same model (retrain reused the filtered adapter or model id) gives the same answers: run the first only.
-    runs: dict[str, str] = {}
-    for name in MODELS:
-        runs.setdefault(identity[name], name)
-    work = partial(model_answers, models=[BASE, *runs.values()], with_loss=with_loss)
-    if p.engine == "ray":
-        answers = on_ray(args.base, p.model.batch_size, rows, work, {name: adapters[name] for name in runs.values()})
-    else:
-        with api_budget("evaluate"):  # a spent API budget stops cleanly
-            answers = work(lm, rows)
+    with sessions.trained_model(p, "evaluate", args.base) as session:
+        lm = session.lm
+        # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
+        longest = [max(lm.token_counts(refs)) for refs in references]
+        rows = [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": n}
+                for r, n in zip(test, token_budgets(longest, cfg.max_new_tokens, cfg.max_new_tokens_cap))]
+        short_answer = all(r.get("answers") for r in test)
+        if not short_answer:
+            log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")
+        with_loss = lm.supports_logprobs
+        if not with_loss:
+            log.info("held-out loss needs the reference's log-likelihood, which a chat API does not give: left out")
+        identity = identities(lm, session.engine, adapters)
+        # The same model (retrain reused the filtered adapter or model id) gives the same answers: run the first only.
+        runs: dict[str, str] = {}
+        for name in MODELS:
+            runs.setdefault(identity[name], name)
+        try:
+            answers = answer_all(lm, session.engine, rows, [BASE, *runs.values()], with_loss, adapters)
+        except RowsFailed as err:
+            raise SystemExit(f"evaluate: {err}: no metrics are written (metrics over the other test rows would mislead)") from None
+        usage = session.usage()
 
     metrics: dict[str, dict[str, float]] = {}
     predictions: list[dict[str, str]] = []
@@ -125,7 +100,7 @@ def main() -> None:
         log.info("detection: %s", metrics["detection"])
         metrics["correction"] = correction_scores(read_jsonl(args.decisions), labels)
         log.info("Auto-Correct against the noise labels: %s", metrics["correction"])
-    write_json(args.metrics, {**metrics, **api_metrics(lm)})
+    write_json(args.metrics, {**metrics, **usage})
     headline = "f1" if short_answer else "token_f1_vs_reference"  # what the plot draws, named in every row
     write_json(
         args.scores,

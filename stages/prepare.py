@@ -15,9 +15,9 @@ from typing import NoReturn
 
 from clearcurate.expectations import InstructionColumns, instruction_suite, validate
 from clearcurate.ingest import check_file, iter_rows, quarantine_codes
-from clearcurate.llm.factory import prepare_base, prepare_scorer
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import InputError, Record, atomic_jsonl, progress, write_json, write_jsonl
+from clearcurate.runtime import models as runtime
 
 log = logging.getLogger("prepare")
 
@@ -39,8 +39,7 @@ def main() -> None:
             check_file(source)  # before the (slow) model conversion
     except InputError as exc:
         _stop(exc, quarantine, args.out)
-    token_count, context = prepare_base(p, args.model_out)
-    prepare_scorer(p, args.scorer_out)
+    token_count, context = runtime.prepare(p, args.model_out, args.scorer_out)
     cfg = p.ingest()
     counts: dict[str, dict[str, int]] = {}
     for split, source in (("train", p.data.train), ("test", p.data.test)):

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from contextlib import ExitStack
 
 import numpy as np
 import pandas as pd
 
-from clearcurate.cache import FAILURES, ScoreCache, cache_dir, model_fingerprint
+from clearcurate.cache import FAILURES, ScoreCache, cache_dir
 from clearcurate.expectations import scored_suite, validate
-from clearcurate.llm.factory import api_budget, load_scorer, scorer_dir
-from clearcurate.llm.openai_api import api_metrics
+from clearcurate.llm.base import RowsFailed
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import read_jsonl, write_json, write_jsonl
-from clearcurate.scoring import RowsFailed, score_rows
+from clearcurate.runtime import sessions
+from clearcurate.scoring import score_rows
 from clearcurate.similarity import get_similarity
 
 log = logging.getLogger("score")
@@ -27,25 +26,14 @@ def main() -> None:
     setup_logging()
     p = stage_params("score")
     cfg = p.score
-    if p.scorer_backend() == "openai" and cfg.recipe != "paper":
-        raise SystemExit(f"score: recipe crossfit trains LoRA fold models locally; with {p.scorer_backend_key()}: openai "
-                         "use score.recipe: paper")
     rows = read_jsonl(args.train)
-    scorer = scorer_dir(args.base, args.scorer)  # the model being trained, unless params name another
-    lm = load_scorer(p, args.base, args.scorer, weights=p.engine != "ray")  # on Ray the actors hold the model
     cache = ScoreCache(cache_dir())
-    model_id = model_fingerprint(scorer)
     log.info("per-row results are cached in %s (delete it to clear)", cache.root)
     start = time.perf_counter()
-    with api_budget("score"), ExitStack() as stack:
-        engine, where = None, {}
-        if p.engine == "ray":
-            from clearcurate.distributed import RayEngine
-
-            engine = stack.enter_context(RayEngine(scorer, model_id, p.model.batch_size))
-            where = {"workers": engine.workers}
+    with sessions.scoring(p, args.base, args.scorer) as session:
         try:
-            scored = score_rows(lm, rows, cfg, get_similarity(cfg.similarity), p.train, cache=cache, model_id=model_id, engine=engine)
+            scored = score_rows(session.lm, rows, cfg, get_similarity(cfg.similarity), p.train, cache=cache,
+                                model_id=session.model_id, engine=session.engine)
         except RowsFailed as err:
             raise SystemExit(f"score: {err}. All are listed with their reasons in {cache.root / FAILURES}; every other row is "
                              "cached, so rerunning `dvc repro` computes only these") from None
@@ -64,8 +52,7 @@ def main() -> None:
             "rows": len(scored),
             "recipe": cfg.recipe,
             "scorer": p.scorer.name or ("the model being trained" if not p.scorer.separate() else p.model.name),
-            "engine": p.engine,
-            **where,
+            **session.placement,
             "weights_preset": scored[0]["weights_preset"] if scored else None,  # score.weights: auto picks by answer length
             "confidence_mean": float(conf.mean()),
             "confidence_median": float(np.median(conf)),
@@ -76,7 +63,7 @@ def main() -> None:
             "reflection_unparsed": sum(int(s.get("reflection_unparsed", 0)) for s in scored),
             "rows_with_defects": sum(bool(s["defects"]) for s in scored),  # the filter removes them (clearcurate.defects)
             "defects": dict(sorted(Counter(d["check"] for s in scored for d in s["defects"]).items())),
-            **api_metrics(lm),
+            **session.usage(),
         },
     )
     log.info(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from clearcurate.llm.factory import load_lm
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.records import read_jsonl
+from clearcurate.runtime import models as runtime
 from clearcurate.training import reuse_adapter
 
 log = logging.getLogger("train")
@@ -23,7 +23,7 @@ def main() -> None:
         log.info("%s: %s holds the same %d rows and settings as %s: adapter reused, no training",
                  args.stage, args.data, len(rows), args.reuse)
         return
-    load_lm(p, args.base).fine_tune(rows, cfg, args.out, args.stage)  # LoRA locally, a fine-tuning job on a server
+    runtime.fine_tune(p, args.base, rows, cfg, args.out, args.stage)  # LoRA locally, a fine-tuning job on a server
     log.info("%s: fine-tuned model written to %s", args.stage, args.out)
 
 

@@ -1,7 +1,8 @@
 """Which of the package's modules a script runs: the transitive closure of its `clearcurate` imports.
 
 Function-level imports count (they run when the function does), and so do the `__init__.py` of
-every package on the way. Used by the test that keeps dvc.yaml's deps equal to what each stage runs.
+every package on the way; imports under `if TYPE_CHECKING:` do not (they never run). Used by the
+test that keeps dvc.yaml's deps equal to what each stage runs, and by the layout's import rules.
 """
 
 from __future__ import annotations
@@ -24,10 +25,24 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of `tree` except those under `if TYPE_CHECKING:`, which never run (type hints only)."""
+    out: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def _imports(path: Path) -> set[Path]:
-    """The package modules `path` imports directly, plus the packages they live in."""
+    """The package modules `path` imports directly (where the import runs), plus the packages they live in."""
     found: set[Path] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -55,3 +70,82 @@ def closure(script: Path) -> set[Path]:
         seen.add(module)
         todo.extend(_imports(module) - seen)
     return {m.relative_to(ROOT) for m in seen}
+
+
+# ---- the rules the layout keeps (tests/unit/test_import_rules.py) ------------------------------------
+
+# What only clearcurate.runtime may reach from a stage: the backends and the engines.
+BACKEND_MODULES = ("clearcurate.llm.hf", "clearcurate.llm.openai_api", "clearcurate.llm.factory", "clearcurate.llm.models",
+                   "clearcurate.llm.local_server", "clearcurate.distributed")
+# Pure decision logic and maths: testable without a model, so they import none (module or function level).
+PURE_MODULES = ("clearcurate.budget", "clearcurate.confidence", "clearcurate.curation", "clearcurate.defects", "clearcurate.evaluation",
+                "clearcurate.outcomes", "clearcurate.params", "clearcurate.presets", "clearcurate.prompts", "clearcurate.records",
+                "clearcurate.verify")
+MODEL_LIBRARIES = ("torch", "transformers", "peft", "ray", "sentence_transformers", "accelerate", "openai")
+MODEL_MODULES = (*BACKEND_MODULES, "clearcurate.scoring", "clearcurate.training", "clearcurate.correction", "clearcurate.runtime",
+                 "clearcurate.similarity", "clearcurate.answers")
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module name `path` imports, at module or function level (`from a import b`: a and a.b)."""
+    names: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def _reaches(names: set[str], targets: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if any(n == t or n.startswith(t + ".") for t in targets))
+
+
+def stage_violations(script: Path) -> list[str]:
+    """A stage that branches on the engine or the backend, or reaches a backend or engine module itself."""
+    problems = [f"{script.name} imports {n} (ask clearcurate.runtime)" for n in _reaches(imported_names(script), BACKEND_MODULES)]
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"), str(script))):
+        if isinstance(node, ast.Attribute) and node.attr in ("engine", "backend", "scorer_backend") and \
+                not (isinstance(node.value, ast.Name) and node.value.id == "session"):
+            problems.append(f"{script.name}:{node.lineno} reads .{node.attr} (the engine and backend are clearcurate.runtime's)")
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "RayEngine":
+            problems.append(f"{script.name}:{node.lineno} builds a RayEngine (clearcurate.runtime builds engines)")
+    return problems
+
+
+def engine_builders(paths: list[Path]) -> list[str]:
+    """The modules that construct a RayEngine (the rule: only clearcurate/runtime/sessions.py)."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "RayEngine":
+                found.append(str(path.relative_to(ROOT)))
+    return sorted(set(found))
+
+
+def pure_violations(path: Path) -> list[str]:
+    """What a pure module imports that runs or holds a model."""
+    return [f"{path.relative_to(ROOT)} imports {n}" for n in _reaches(imported_names(path), (*MODEL_LIBRARIES, *MODEL_MODULES))]
+
+
+def cycles() -> list[list[str]]:
+    """Import circles among the package's modules (module or function level), each as the modules around it."""
+    modules = sorted(SRC.rglob("*.py"))
+    graph = {m: _imports(m) - {m} for m in modules}
+    found, state = [], {}
+
+    def visit(node: Path, stack: list[Path]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if nxt.name == "__init__.py":
+                continue  # a package's __init__ runs on any import from it: not a dependency between modules
+            if state.get(nxt) == "open":
+                found.append([str(p.relative_to(SRC)) for p in stack[stack.index(nxt):]] + [str(nxt.relative_to(SRC))])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for m in modules:
+        if m not in state:
+            visit(m, [m])
+    return found

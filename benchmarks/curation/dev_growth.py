@@ -90,9 +90,7 @@ def load_compact(spec: NaturalSpec, variant: str, params: dict[str, Any], store:
     for path in sorted(store.glob(f"{spec.name}--{variant}--*.json.gz")):
         stored = _read(path)
         same_work = stored_settings(stored["score"]) == json.loads(json.dumps(cfg)) and sorted(r["id"] for r in stored["rows"]) == ids
-        # stored before the model and train settings were recorded: the key in the file name holds them
-        same_models = stored.get("model", params["model"]["name"]) == params["model"]["name"] and \
-            stored.get("train", params["train"]) == params["train"]
+        same_models = stored["model"] == params["model"]["name"] and stored["train"] == params["train"]
         if same_work and same_models:
             return stored
     return None

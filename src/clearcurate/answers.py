@@ -8,14 +8,45 @@ its left padding).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
 
 from clearcurate.evaluation import heldout_nll
-from clearcurate.llm.base import ChatLM
-from clearcurate.records import Record
+from clearcurate.llm.base import ChatLM, Engine, RowsFailed
+from clearcurate.records import Record, progress
 
 BASE = "base"  # the base model: every adapter switched off
+
+
+def identities(lm: ChatLM, engine: Engine | None, adapters: Mapping[str, str | Path]) -> dict[str, str]:
+    """Each adapter's identity (so an adapter equal to another is run once): here, loaded onto `lm`;
+    on an engine, whose workers load them, read from their files."""
+    if engine is not None:
+        from clearcurate.llm.hf import adapter_identity
+
+        return {name: adapter_identity(path) for name, path in adapters.items()}
+    return lm.load_adapters(adapters)
+
+
+def answer_all(lm: ChatLM, engine: Engine | None, rows: Sequence[Record], models: Sequence[str], with_loss: bool,
+               adapters: Mapping[str, str | Path]) -> list[Record]:
+    """`model_answers` of every row: here on `lm`, or on the engine in blocks of rows. A row that fails on
+    the engine stops the stage after every other row is done, naming each with its reason: metrics over
+    the other rows would mislead."""
+    work = partial(model_answers, models=models, with_loss=with_loss)
+    if engine is None:
+        return work(lm, rows)
+    answers, failures = [], {}
+    needed = {name: adapters[name] for name in models if name != BASE}
+    for row, out in zip(rows, progress(engine.map_blocks(rows, work, needed), "evaluate", len(rows)), strict=True):
+        answers.append(out.get("result"))
+        if "error" in out:
+            failures[row["id"]] = out["error"]
+    if failures:
+        raise RowsFailed(failures)
+    return answers
 
 
 def model_answers(lm: ChatLM, rows: Sequence[Record], models: Sequence[str], with_loss: bool) -> list[Record]:

@@ -29,11 +29,11 @@ from clearcurate import confidence as cf
 from clearcurate import prompts
 from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.curation import agreement_verdict, correction_reason, pairwise_preference, redecide, should_replace
-from clearcurate.llm.base import ChatLM
+from clearcurate.llm.base import ChatLM, Engine
 from clearcurate.outcomes import Outcome
 from clearcurate.params import CorrectConfig
 from clearcurate.records import Record, progress
-from clearcurate.scoring import SCORING_MODULES, Engine, reflect
+from clearcurate.scoring import SCORING_MODULES, reflect
 
 
 def candidate_first(row_id: str, seed: int) -> bool:
@@ -94,6 +94,15 @@ def cached_decisions(
                 cache.put("correction", key, evidence)
         out.append(redecide(evidence, cfg.eta))
     return out
+
+
+def correct(lm: ChatLM, engine: Engine | None, rows: Sequence[Record], cfg: CorrectConfig, adapter: Path,
+            judge: ChatLM | None = None) -> list[Record]:
+    """Every removed row's decision: on the engine (workers holding the filtered `adapter`), or here on
+    `lm`, the filtered model (`judge`: the pairwise judge when the scorer is another model)."""
+    if engine is not None:
+        return correct_on(engine, rows, cfg, adapter)
+    return correct_rows(lm, rows, cfg, judge=judge)
 
 
 def correct_on(engine: Engine, rows: Sequence[Record], cfg: CorrectConfig, adapter: Path) -> list[Record]:

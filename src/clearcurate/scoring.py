@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -36,8 +35,8 @@ from clearcurate import confidence as cf
 from clearcurate import defects, prompts, verify
 from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, source_fingerprint
-from clearcurate.llm.base import ChatLM
-from clearcurate.llm.hf import LocalLM, Sampled
+from clearcurate.llm.base import ChatLM, Engine, RowsFailed, Sampled
+from clearcurate.llm.hf import LocalLM
 from clearcurate.params import LoraTrainConfig, ScoreConfig
 from clearcurate.presets import DEFECT_PENALTY, FLUENCY_SCALE, PRESETS
 from clearcurate.records import Record
@@ -377,34 +376,6 @@ def _reflect_cached(lm: ChatLM, rows: Sequence[Record], model_id: str, cache: Sc
             return reflection_records(lm, [rows[i] for i in idx], parts)
 
     return _cached(_reflect_keys(rows, model_id, parts), "reflection", cache, compute, chunk, "base model", show)
-
-
-class RowsFailed(RuntimeError):
-    """Rows an engine could not score, with the reason for each; every other row's results are cached."""
-
-    def __init__(self, failures: Mapping[str, str]) -> None:
-        self.failures = dict(failures)
-        shown = "; ".join(f"{i}: {why}" for i, why in list(self.failures.items())[:5])
-        more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
-        super().__init__(f"{len(self.failures)} rows failed: {shown}{more}")
-
-
-class Engine(Protocol):
-    """Where the model work runs when not in this process (clearcurate.distributed.RayEngine)."""
-
-    def train_folds(self, train_sets: Sequence[Sequence[Record]], cfg: LoraTrainConfig) -> list[dict[str, bytes]]:
-        """One LoRA adapter per training set (its saved files), trained in parallel where the engine can."""
-        ...
-
-    def run(self, tasks: Sequence[Record], cfg: ScoreConfig, adapters: Mapping[str, Path]) -> Iterator[Record]:
-        """Each task's results (`{"index", "samples"?, "reflection"?, "error"?}`), yielded as its block finishes."""
-        ...
-
-    def map_blocks(self, rows: Sequence[Record], work: Callable[[LocalLM, list[Record]], list[Record]],
-                   adapters: Mapping[str, Path]) -> Iterator[Record]:
-        """`work(lm, block)` on blocks of rows, with `adapters` loaded; `{"result"}` or `{"error"}` a row, in order
-        (correct's and evaluate's model work)."""
-        ...
 
 
 def score_rows(

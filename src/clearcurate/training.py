@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from clearcurate.llm.hf import neutralize_special_tokens
+from clearcurate.llm.base import neutralize_special_tokens
 from clearcurate.params import LoraTrainConfig
 from clearcurate.records import Record, atomic_dir, write_json
 

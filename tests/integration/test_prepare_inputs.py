@@ -16,7 +16,7 @@ from helpers import ROOT, command_env, read_lines, run_cmd
 GOOD = b'{"id": "a", "prompt": "Capital of France?", "response": "Paris"}\n{"id": "b", "prompt": "2 + 2?", "response": "4"}\n'
 CP1252 = "id,prompt,response\na,Café?,Crème\nb,Déjà vu?,Oui\n".encode("cp1252")  # an old Excel export
 CMD = [sys.executable, str(ROOT / "stages" / "prepare.py"), "--out", "data/prepared", "--model-out", "models/base",
-       "--validation", "reports/validation/prepare", "--metrics", "metrics/prepare.json"]
+       "--scorer-out", "models/scorer", "--validation", "reports/validation/prepare", "--metrics", "metrics/prepare.json"]
 
 CASES = {  # data.train (its bytes, or None: not written), params edit, the error line's end, quarantined rows (codes)
     "missing": ("data/raw/missing.jsonl", None, {}, "data/raw/missing.jsonl: no such file; point data.train / data.test in "

@@ -23,14 +23,17 @@ import pytest
 import torch
 import yaml
 
-from clearcurate.answers import BASE, model_answers
+from clearcurate.answers import BASE, answer_all, model_answers
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.correction import CorrectConfig, correct_on, correct_rows
 from clearcurate.curation import FilterConfig, split_by_threshold, threshold
 from clearcurate.distributed import RayEngine, _in_order
 from clearcurate.evaluation import model_scores
+from clearcurate.llm.base import RowsFailed
+from clearcurate.llm.factory import prepare_scorer
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.models import load
+from clearcurate.params import parse
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora
@@ -95,13 +98,15 @@ def test_a_failing_row_fails_alone_with_its_reason(cluster, tiny_model_dir):
 
 @pytest.fixture()
 def stage_repo(tmp_path, tiny_model_dir) -> Path:
-    """What `score` reads, without running prepare: prepared rows, the tiny model as models/base, params with engine: ray."""
+    """What `score` reads, without running prepare: prepared rows, the tiny model as models/base (and as the scorer),
+    params with engine: ray."""
     for name in ("dvc.yaml", "stages"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
     (tmp_path / "data" / "prepared").mkdir(parents=True)
     (tmp_path / "data/prepared/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(ROWS)))
     shutil.copytree(tiny_model_dir, tmp_path / "models" / "base")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    prepare_scorer(parse(params), tmp_path / "models" / "scorer")  # the scorer is the model being trained: a marker
     params["model"].update(name="tiny", batch_size=2)  # blocks of 2 rows: 12 chances to be killed
     params["engine"] = "ray"
     params["score"].update(PARAMS)
@@ -228,6 +233,9 @@ def test_evaluate_on_ray_gives_the_local_engines_answers_and_metrics(cluster, ti
     # One worker (the Auto-Correct test runs two): on 2 cores one actor starts sooner than two.
     with RayEngine(tiny_model_dir, model_fingerprint(tiny_model_dir), batch_size=2, workers=1) as engine:
         out = list(engine.map_blocks([*rows[:3], bad, *rows[3:]], work, adapters))
+        # what the evaluate stage calls: every other row is done, then the failed ones are named with their reason
+        with pytest.raises(RowsFailed, match=r"1 rows failed: bad: model_answers: TypeError"):
+            answer_all(lm, engine, [*rows[:2], bad], [BASE, "baseline", "filtered"], True, adapters)
     assert [sorted(o) for o in out] == [["index", "result"]] * 3 + [["error", "index"]] + [["index", "result"]] * 2
     assert out[3]["error"].startswith("model_answers: TypeError")
     on_ray = [o["result"] for o in out if "result" in o]

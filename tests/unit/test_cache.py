@@ -166,8 +166,8 @@ def test_samples_depend_on_the_row_not_on_chunks_or_resuming(tiny_lm, tmp_path):
 
 
 def test_failed_rows_are_recorded_with_their_reasons(tmp_path):
+    from clearcurate.llm.base import RowsFailed
     from clearcurate.records import read_jsonl
-    from clearcurate.scoring import RowsFailed
 
     failures = {f"r{i}": f"samples: ValueError: reason {i}" for i in range(7)}
     path = ScoreCache(tmp_path).record_failures(failures)

@@ -33,7 +33,8 @@ from typing import Any
 
 import torch
 
-from clearcurate.llm.hf import LocalLM, neutralize_special_tokens
+from clearcurate.llm.base import neutralize_special_tokens
+from clearcurate.llm.hf import LocalLM
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,8 @@ import numpy as np
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tqdm.auto import tqdm
 
-from clearcurate.llm.hf import Generation, Sampled, per_prompt
+from clearcurate.llm.base import Generation, Sampled
+from clearcurate.llm.hf import per_prompt
 from clearcurate.params import OpenAIConfig
 from clearcurate.records import atomic_dir, write_json
 
