@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from natural_sets import candidates
+from noisy_freeform import DOLLY_SOURCE, pool_of
 from run import HERE
 
 from clearcurate.defects import CHECKS, find_defects
 from clearcurate.noisy_data import GSM8K_TRAIN_SOURCE, SQUAD_SOURCE, gsm8k_rows
-from clearcurate.noisy_freeform import DOLLY_SOURCE, pool_of
 from clearcurate.records import Record, read_jsonl, write_json
 
 LABELS = HERE / "dev_defects_labels.json"

@@ -24,17 +24,17 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import baselines
 import numpy as np
 from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, grid, score_key
+from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from run import HERE, Cache, DatasetSpec, train_config
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from clearcurate import baselines
 from clearcurate import confidence as cf
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
-from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from clearcurate.presets import FLUENCY_SCALE, PRESETS
 from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, score_rows

@@ -42,11 +42,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import baselines
 import numpy as np
 import yaml
+from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from report_natural import defect_lines, growth_lines
 
-from clearcurate import baselines
 from clearcurate import confidence as cf
 from clearcurate import params as params_mod
 from clearcurate.budget import token_budgets
@@ -77,7 +78,6 @@ from clearcurate.noisy_data import (
     build_gsm8k_n,
     build_squad_n,
 )
-from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging
 from clearcurate.records import Record, write_json
@@ -885,7 +885,7 @@ def report(results: dict[str, Any], out: Path) -> None:
         ),
         "",
         (
-            "Data (built by the seeded builders in `clearcurate.noisy_data` and `clearcurate.noisy_freeform` from the sources "
+            "Data (built by the seeded builders in `clearcurate.noisy_data` and `benchmarks/curation/noisy_freeform.py` from the sources "
             "bundled in `data/sources/`): SQuAD v1.1 dev (CC BY-SA 4.0), GSM8K (MIT) and part of Dolly 15k (CC BY-SA 3.0). "
             "SQuAD-N replaces a response with another sentence of its "
             "paragraph; SQuAD plausible puts another question's answer span of the same paragraph, of the same kind and "

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n  # benchmarks/curation (pyproject: pythonpath)
 
-from clearcurate.noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from helpers import build_pipeline_repo, run_cmd
 
 

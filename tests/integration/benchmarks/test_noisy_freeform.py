@@ -2,8 +2,7 @@ import random
 from collections import Counter
 
 import pytest
-
-from clearcurate.noisy_freeform import (
+from noisy_freeform import (
     DEFECTS,
     DOLLY_SOURCE,
     EVASIVE,

@@ -1,8 +1,7 @@
 import math
 
 import pytest
-
-from clearcurate.baselines import direct_rating, perplexity_scores
+from baselines import direct_rating, perplexity_scores
 
 ROWS = [
     {"id": "a", "prompt": "What is 2 + 2?", "response": "4"},
