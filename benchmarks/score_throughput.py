@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from clearcurate import prompts
+from clearcurate.core import prompts
+from clearcurate.core.records import read_jsonl
 from clearcurate.llm.factory import load_lm
 from clearcurate.params import ModelParams, Params
 from clearcurate.pipeline import setup_logging
-from clearcurate.records import read_jsonl
 from clearcurate.scoring import ScoreConfig, fewshot_examples, reflect
 
 log = logging.getLogger("score_throughput")

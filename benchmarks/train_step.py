@@ -23,10 +23,10 @@ from dataclasses import replace
 
 import torch
 
+from clearcurate.core.records import read_jsonl
 from clearcurate.llm import models
 from clearcurate.params import load_file
 from clearcurate.pipeline import setup_logging
-from clearcurate.records import read_jsonl
 from clearcurate.training import _Collator, attach_lora, encode_example, response_loss
 
 log = logging.getLogger("train_step")

@@ -78,9 +78,8 @@ def closure(script: Path) -> set[Path]:
 BACKEND_MODULES = ("clearcurate.llm.hf", "clearcurate.llm.openai_api", "clearcurate.llm.factory", "clearcurate.llm.models",
                    "clearcurate.llm.local_server", "clearcurate.distributed")
 # Pure decision logic and maths: testable without a model, so they import none (module or function level).
-PURE_MODULES = ("clearcurate.budget", "clearcurate.confidence", "clearcurate.curation", "clearcurate.defects", "clearcurate.evaluation",
-                "clearcurate.outcomes", "clearcurate.params", "clearcurate.presets", "clearcurate.prompts", "clearcurate.records",
-                "clearcurate.verify")
+PURE_MODULES = (*(f"clearcurate.core.{m.stem}" for m in sorted((SRC / "clearcurate" / "core").glob("*.py")) if m.stem != "__init__"),
+                "clearcurate.params")
 MODEL_LIBRARIES = ("torch", "transformers", "peft", "ray", "sentence_transformers", "accelerate", "openai")
 MODEL_MODULES = (*BACKEND_MODULES, "clearcurate.scoring", "clearcurate.training", "clearcurate.correction", "clearcurate.runtime",
                  "clearcurate.similarity", "clearcurate.answers")

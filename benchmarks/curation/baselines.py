@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clearcurate import prompts
+from clearcurate.core import prompts
+from clearcurate.core.records import Record
 from clearcurate.llm.hf import LocalLM
-from clearcurate.records import Record
 
 
 def direct_rating(lm: LocalLM, rows: Sequence[Record]) -> list[float]:

@@ -29,10 +29,11 @@ import numpy as np
 from run import HERE, Cache, DatasetSpec, gsm8k_config, load_params, plan, spec_train_config, squad_config, train_config
 from sklearn.metrics import roc_auc_score
 
-from clearcurate import confidence as cf
+from clearcurate.core import confidence as cf
+from clearcurate.core.curation import FilterConfig, auto_statistic, redecide, split_by_threshold, threshold
+from clearcurate.core.evaluation import correction_scores, same_answer
+from clearcurate.core.records import Record, write_json
 from clearcurate.correction import CorrectConfig, correct_rows
-from clearcurate.curation import FilterConfig, auto_statistic, redecide, split_by_threshold, threshold
-from clearcurate.evaluation import correction_scores, same_answer
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
 from clearcurate.noisy_data import (
@@ -45,7 +46,6 @@ from clearcurate.noisy_data import (
     squad_split,
 )
 from clearcurate.pipeline import setup_logging
-from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, score_rows, stored_settings
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora

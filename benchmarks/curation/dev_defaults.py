@@ -26,9 +26,9 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.core.records import write_json
 from clearcurate.llm.factory import load_lm
 from clearcurate.params import ScoreConfig
-from clearcurate.records import write_json
 from clearcurate.scoring import score_rows
 from clearcurate.similarity import get_similarity
 

@@ -1,4 +1,4 @@
-"""Development measurement of the defect checks (`clearcurate.defects`): how often each one flags rows
+"""Development measurement of the defect checks (`clearcurate.core.defects`): how often each one flags rows
 of clean development data, and how many of the rows it flags really have the defect.
 
 No model calls. The clean rows are development rows only: Dolly's dev pool, GSM8K training
@@ -34,9 +34,9 @@ from natural_sets import candidates
 from noisy_freeform import DOLLY_SOURCE, pool_of
 from run import HERE
 
-from clearcurate.defects import CHECKS, find_defects
+from clearcurate.core.defects import CHECKS, find_defects
+from clearcurate.core.records import Record, read_jsonl, write_json
 from clearcurate.noisy_data import GSM8K_TRAIN_SOURCE, SQUAD_SOURCE, gsm8k_rows
-from clearcurate.records import Record, read_jsonl, write_json
 
 LABELS = HERE / "dev_defects_labels.json"
 ALPACA_ROWS = 1000

@@ -5,7 +5,7 @@ does not follow the response's length; on Dolly-N (20% of responses given a real
 another instruction's response, cut off midway, a number changed, an evasive non-answer) it
 separates noisy rows from clean ones. Each set is scored twice with the crossfit recipe: with the
 fixed sample budget (`score.max_new_tokens_cap: 0`, the old behaviour) and with the
-length-aware one (`clearcurate.budget`). From the stored samples the report recomputes, without
+length-aware one (`clearcurate.core.budget`). From the stored samples the report recomputes, without
 new model calls, the likelihood component per token instead of per response and every candidate
 weighting, and prints as JSON: Spearman(response length, score) on the clean sets and AUROC on
 Dolly-N. Every row comes from the development pools (`noisy_freeform.pool_of`, GSM8K training
@@ -32,11 +32,11 @@ from run import HERE, Cache, DatasetSpec, train_config
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from clearcurate import confidence as cf
+from clearcurate.core import confidence as cf
+from clearcurate.core.presets import FLUENCY_SCALE, PRESETS
+from clearcurate.core.records import Record, write_json
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
-from clearcurate.presets import FLUENCY_SCALE, PRESETS
-from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.scoring import likelihood as scoring_likelihood
 from clearcurate.similarity import get_similarity
@@ -159,7 +159,7 @@ def labelled_sets(params: dict[str, Any], cache: Cache) -> dict[str, tuple[list[
     return out
 
 
-# `score.weights: auto` picks a preset by the data's median response length (clearcurate.presets).
+# `score.weights: auto` picks a preset by the data's median response length (clearcurate.core.presets).
 # Each preset is chosen on the development sets of its kind, with the library's components
 # (likelihood and relevance per token, length agreement):
 # - short answers (SQuAD's spans): the best worst-case AUROC over SQuAD-N 20%, 40% and plausible

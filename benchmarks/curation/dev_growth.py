@@ -39,12 +39,12 @@ from run import HERE, Cache, load_params, train_config
 from sklearn.metrics import roc_auc_score
 
 from clearcurate.cache import ScoreCache, model_fingerprint
-from clearcurate.defects import DEFAULT_CHECKS, find_defects
+from clearcurate.core.defects import DEFAULT_CHECKS, find_defects
+from clearcurate.core.presets import PRESETS, preset_for
+from clearcurate.core.records import Record, write_json
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
 from clearcurate.pipeline import setup_logging
-from clearcurate.presets import PRESETS, preset_for
-from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, code_version, confidences, score_rows, stored_settings
 from clearcurate.similarity import get_similarity
 

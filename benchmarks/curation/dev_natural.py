@@ -34,10 +34,10 @@ from dev import DEV_SETS, dev_cli, dev_rows, score_key
 from run import HERE, Cache, train_config
 from sklearn.metrics import roc_auc_score
 
-from clearcurate.evaluation import final_number, normalize_answer, same_answer
+from clearcurate.core.evaluation import final_number, normalize_answer, same_answer
+from clearcurate.core.presets import PRESETS, preset_for
+from clearcurate.core.records import Record, write_json
 from clearcurate.llm.factory import load_lm
-from clearcurate.presets import PRESETS, preset_for
-from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, confidences, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig

@@ -1,4 +1,4 @@
-"""Development measurements for the arithmetic check (`clearcurate.verify`): does it catch wrong
+"""Development measurements for the arithmetic check (`clearcurate.core.verify`): does it catch wrong
 worked solutions without flagging right ones, and how should it enter the confidence?
 
 No model calls: every number comes from source rows and the stored results of `dev.py` and
@@ -30,12 +30,12 @@ from run import HERE
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from clearcurate import confidence as cf
-from clearcurate import verify
+from clearcurate.core import confidence as cf
+from clearcurate.core import verify
+from clearcurate.core.presets import DEFECT_PENALTY, PRESETS, preset_for
+from clearcurate.core.records import write_json
 from clearcurate.llm import models
 from clearcurate.noisy_data import GSM8K_TRAIN_SOURCE, alter_step, gsm8k_final_answer, gsm8k_rows
-from clearcurate.presets import DEFECT_PENALTY, PRESETS, preset_for
-from clearcurate.records import write_json
 
 log = logging.getLogger("dev-verify")
 

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from clearcurate.records import Record, content_id
+from clearcurate.core.records import Record, content_id
 
 SOURCES = Path(__file__).resolve().parents[2] / "data" / "sources"
 TRUTHFULQA_SOURCE = SOURCES / "truthfulqa-judged.jsonl.gz"

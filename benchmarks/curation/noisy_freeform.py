@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clearcurate.records import Record, read_jsonl
+from clearcurate.core.records import Record, read_jsonl
 
 SOURCES = Path(__file__).resolve().parents[2] / "data" / "sources"
 DOLLY_SOURCE = SOURCES / "dolly-15k-part.jsonl.gz"

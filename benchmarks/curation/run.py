@@ -48,13 +48,12 @@ import yaml
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from report_natural import defect_lines, growth_lines
 
-from clearcurate import confidence as cf
 from clearcurate import params as params_mod
-from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest, model_fingerprint
-from clearcurate.correction import CorrectConfig, correct_rows, evidence_settings
-from clearcurate.curation import FilterConfig, redecide, split_by_threshold, threshold
-from clearcurate.evaluation import (
+from clearcurate.core import confidence as cf
+from clearcurate.core.budget import token_budgets
+from clearcurate.core.curation import FilterConfig, redecide, split_by_threshold, threshold
+from clearcurate.core.evaluation import (
     correction_scores,
     detection_scores,
     final_number_per_question,
@@ -65,6 +64,9 @@ from clearcurate.evaluation import (
     squad_per_question,
     verdict,
 )
+from clearcurate.core.outcomes import Outcome
+from clearcurate.core.records import Record, write_json
+from clearcurate.correction import CorrectConfig, correct_rows, evidence_settings
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
 from clearcurate.llm.hf import LocalLM
@@ -78,9 +80,7 @@ from clearcurate.noisy_data import (
     build_gsm8k_n,
     build_squad_n,
 )
-from clearcurate.outcomes import Outcome
 from clearcurate.pipeline import setup_logging
-from clearcurate.records import Record, write_json
 from clearcurate.scoring import ScoreConfig, confidences, likelihood, score_rows, stored_settings
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig, attach_lora, train_lora

@@ -1,6 +1,6 @@
 """Each model's answers on the test set: its greedy answer and the reference's held-out loss, per row.
 
-Model I/O only (the metrics are clearcurate.evaluation). Both engines run this one function: the
+Model I/O only (the metrics are clearcurate.core.evaluation). Both engines run this one function: the
 local engine on every test row at once, the Ray engine on blocks of rows (`RayEngine.map_blocks`).
 A row's answers do not depend on the rows computed with it, beyond float rounding (its batch sets
 its left padding).
@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from clearcurate.evaluation import heldout_nll
+from clearcurate.core.evaluation import heldout_nll
+from clearcurate.core.records import Record, progress
 from clearcurate.llm.base import ChatLM, Engine, RowsFailed
-from clearcurate.records import Record, progress
 
 BASE = "base"  # the base model: every adapter switched off
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from clearcurate.records import Record, atomic_dir, write_json, write_jsonl
+from clearcurate.core.records import Record, atomic_dir, write_json, write_jsonl
 
 DEFAULT_DIR = Path(".clearcurate/cache")
 ENV_VAR = "CLEARCURATE_CACHE"

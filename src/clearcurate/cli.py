@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clearcurate import __version__
+from clearcurate.core.records import InputError, Record, write_jsonl
 from clearcurate.noisy_data import (
     GSM8K_NOISE,
     GSM8K_TEST_SOURCE,
@@ -26,7 +27,6 @@ from clearcurate.noisy_data import (
     build_gsm8k_n,
     build_squad_n,
 )
-from clearcurate.records import InputError, Record, write_jsonl
 
 log = logging.getLogger("clearcurate")
 

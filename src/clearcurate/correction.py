@@ -9,7 +9,7 @@ Two judges, one decision rule (`curation.should_replace`: confidence > eta):
 - `pairwise` (the CLEAR paper's): the filtered model proposes its greedy answer; the base model
   judges original against candidate, asked in both orders and averaged to remove its preference
   for a slot (arXiv 2305.17926), combined with self-reflection on the candidate, weighted by beta.
-The pure decision math lives in `clearcurate.curation`; this module only calls the model.
+The pure decision math lives in `clearcurate.core.curation`; this module only calls the model.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from clearcurate import confidence as cf
-from clearcurate import prompts
 from clearcurate.cache import ScoreCache, digest, source_fingerprint
-from clearcurate.curation import agreement_verdict, correction_reason, pairwise_preference, redecide, should_replace
+from clearcurate.core import confidence as cf
+from clearcurate.core import prompts
+from clearcurate.core.curation import agreement_verdict, correction_reason, pairwise_preference, redecide, should_replace
+from clearcurate.core.outcomes import Outcome
+from clearcurate.core.records import Record, progress
 from clearcurate.llm.base import ChatLM, Engine
-from clearcurate.outcomes import Outcome
 from clearcurate.params import CorrectConfig
-from clearcurate.records import Record, progress
 from clearcurate.scoring import SCORING_MODULES, reflect
 
 
@@ -57,7 +57,7 @@ def correct_rows(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig, judge: 
 
 # What produces a row's cached evidence: the model stack scoring uses, plus the judges and their math.
 # Other code never reuses it (as in scoring's cache keys).
-CORRECTION_MODULES = (*SCORING_MODULES, "clearcurate.correction", "clearcurate.curation", "clearcurate.confidence")
+CORRECTION_MODULES = (*SCORING_MODULES, "clearcurate.correction", "clearcurate.core.curation", "clearcurate.core.confidence")
 
 
 @functools.cache

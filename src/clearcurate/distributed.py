@@ -42,10 +42,10 @@ import ray.data
 import torch
 
 from clearcurate.cache import model_fingerprint
+from clearcurate.core.records import Record
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.models import load
 from clearcurate.params import LoraTrainConfig, ScoreConfig
-from clearcurate.records import Record
 from clearcurate.scoring import base_parts, reflection_records, sample_records
 
 log = logging.getLogger(__name__)

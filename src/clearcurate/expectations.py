@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clearcurate.outcomes import Outcome
+from clearcurate.core.outcomes import Outcome
+from clearcurate.core.records import Record, write_json
 from clearcurate.params import ValidateConfig
-from clearcurate.records import Record, write_json
 from clearcurate.reports import VENDOR, remote_loads
 
 log = logging.getLogger(__name__)

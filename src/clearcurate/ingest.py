@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clearcurate.core.records import InputError, Record, content_id
 from clearcurate.params import IngestConfig
-from clearcurate.records import InputError, Record, content_id
 
 log = logging.getLogger(__name__)
 PREVIEW_CHARS = 200

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clearcurate.confidence import normalize_answer, token_f1
-from clearcurate.records import Record, read_jsonl
-from clearcurate.verify import evaluate
+from clearcurate.core.confidence import normalize_answer, token_f1
+from clearcurate.core.records import Record, read_jsonl
+from clearcurate.core.verify import evaluate
 
 SOURCES = Path(__file__).resolve().parents[2] / "data" / "sources"
 SQUAD_SOURCE = SOURCES / "squad-v1.1-dev.jsonl.gz"

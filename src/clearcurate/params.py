@@ -22,10 +22,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from clearcurate import confidence as cf
-from clearcurate import presets
-from clearcurate.budget import token_budget
-from clearcurate.defects import CHECKS, DEFAULT_CHECKS
+from clearcurate.core import confidence as cf
+from clearcurate.core import presets
+from clearcurate.core.budget import token_budget
+from clearcurate.core.defects import CHECKS, DEFAULT_CHECKS
 
 RECIPES = ("paper", "crossfit")
 AUTO = "auto"
@@ -64,13 +64,13 @@ class ScoreConfig:
     relevance_scale: float = 5.0
     length_scale: float = 1.0
     fold_epochs: float = 1.0
-    # auto: the preset for the data's answer length (clearcurate.presets); a dict: these weights;
+    # auto: the preset for the data's answer length (clearcurate.core.presets); a dict: these weights;
     # empty: the paper's beta * O + (1 - beta) * S
     weights: dict[str, float] | str = "auto"
     # A field of the rows naming each row's kind or source (e.g. Dolly's `category`): presets that weigh
     # components against the length trend fit one trend per group (confidence.length_adjusted).
     group_by: str | None = None
-    # The defect checks to run on every row (clearcurate.defects): a row with a defect is scored low and
+    # The defect checks to run on every row (clearcurate.core.defects): a row with a defect is scored low and
     # removed by the filter whatever the threshold. Drop a check that does not fit the data (e.g. language
     # for a translation set).
     defects: tuple[str, ...] = DEFAULT_CHECKS

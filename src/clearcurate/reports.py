@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
-from clearcurate import outcomes
-from clearcurate.outcomes import Outcome
-from clearcurate.records import Record
+from clearcurate.core import outcomes
+from clearcurate.core.outcomes import Outcome
+from clearcurate.core.records import Record
 
 WEB = Path(__file__).parent / "web"  # dvc_plots.html (the `dvc plots` page template) and vendor/
 VENDOR = WEB / "vendor"  # minified JS / CSS with their licences (vendor/README.md)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clearcurate.confidence import token_f1
+from clearcurate.core.confidence import token_f1
 
 Similarity = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 

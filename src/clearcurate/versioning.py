@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from clearcurate.records import InputError, Record, parse_jsonl, progress
+from clearcurate.core.records import InputError, Record, parse_jsonl, progress
 
 CURATED = "data/curated/train.jsonl"
 SCORED = "data/scored/train.jsonl"

@@ -36,7 +36,7 @@ def _changed_stages(work: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("module, must_include", [("src/clearcurate/reports.py", {"report"}),
-                                                  ("src/clearcurate/confidence.py", {"evaluate", "score"})])
+                                                  ("src/clearcurate/core/confidence.py", {"evaluate", "score"})])
 def test_editing_a_module_marks_exactly_its_importers(committed_repo: Path, module: str, must_include: set[str]) -> None:
     work = committed_repo
     assert _changed_stages(work) == set(), "a freshly committed pipeline has nothing to rerun"

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
+from clearcurate.core.records import write_json
 from clearcurate.expectations import instruction_suite, validate
 from clearcurate.params import ValidateConfig
-from clearcurate.records import write_json
 from clearcurate.reports import confidence_histogram, outcome_counts, page_loads, remote_loads
 from helpers import ROOT, run_cmd
 

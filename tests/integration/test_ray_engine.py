@@ -25,10 +25,10 @@ import yaml
 
 from clearcurate.answers import BASE, answer_all, model_answers
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.core.curation import FilterConfig, split_by_threshold, threshold
+from clearcurate.core.evaluation import model_scores
 from clearcurate.correction import CorrectConfig, correct_on, correct_rows
-from clearcurate.curation import FilterConfig, split_by_threshold, threshold
 from clearcurate.distributed import RayEngine, _in_order
-from clearcurate.evaluation import model_scores
 from clearcurate.llm.base import RowsFailed
 from clearcurate.llm.factory import prepare_scorer
 from clearcurate.llm.hf import LocalLM

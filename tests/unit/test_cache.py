@@ -101,10 +101,10 @@ def test_the_code_version_follows_the_source_of_the_scoring_modules(tmp_path, mo
     module.write_text("def f():\n    return 1\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "scoring_like", raising=False)
-    before = source_fingerprint(["scoring_like", "clearcurate.prompts"])
-    assert source_fingerprint(["scoring_like", "clearcurate.prompts"]) == before
+    before = source_fingerprint(["scoring_like", "clearcurate.core.prompts"])
+    assert source_fingerprint(["scoring_like", "clearcurate.core.prompts"]) == before
     module.write_text("def f():\n    return 2\n", encoding="utf-8")
-    assert source_fingerprint(["scoring_like", "clearcurate.prompts"]) != before
+    assert source_fingerprint(["scoring_like", "clearcurate.core.prompts"]) != before
     modules = set(scoring.SCORING_MODULES)
     assert {"clearcurate.scoring", "clearcurate.scoring.samples", "clearcurate.scoring.crossfit", "clearcurate.llm.hf"} <= modules
     assert "clearcurate.scoring.combine" not in scoring.SCORING_MODULES  # it combines cached values: editing it rescores nothing
@@ -168,8 +168,8 @@ def test_samples_depend_on_the_row_not_on_chunks_or_resuming(tiny_lm, tmp_path):
 
 
 def test_failed_rows_are_recorded_with_their_reasons(tmp_path):
+    from clearcurate.core.records import read_jsonl
     from clearcurate.llm.base import RowsFailed
-    from clearcurate.records import read_jsonl
 
     failures = {f"r{i}": f"samples: ValueError: reason {i}" for i in range(7)}
     path = ScoreCache(tmp_path).record_failures(failures)

@@ -1,7 +1,7 @@
 import pytest
 
+from clearcurate.core.outcomes import Outcome
 from clearcurate.correction import CorrectConfig, candidate_first, correct_rows
-from clearcurate.outcomes import Outcome
 from clearcurate.params import ORDERS
 from clearcurate.training import LoraTrainConfig, attach_lora
 from helpers import assert_same_records

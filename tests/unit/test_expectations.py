@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from clearcurate.core.outcomes import Outcome
 from clearcurate.expectations import (
     ExpectationError,
     InstructionColumns,
@@ -17,7 +18,6 @@ from clearcurate.expectations import (
     scored_suite,
     validate,
 )
-from clearcurate.outcomes import Outcome
 
 KEPT, CORRECTED, REMOVED, QUARANTINED = Outcome.KEPT, Outcome.CORRECTED, Outcome.REMOVED, Outcome.QUARANTINED
 

@@ -39,7 +39,7 @@ def test_each_rule_catches_a_planted_violation(tmp_path: Path, monkeypatch: pyte
     assert any("imports clearcurate.llm.hf" in x for x in problems) and any("reads .engine" in x for x in problems)
     assert any("builds a RayEngine" in x for x in problems) and any("imports clearcurate.distributed" in x for x in problems)
 
-    pure = ROOT / "src" / "clearcurate" / "budget.py"
+    pure = ROOT / "src" / "clearcurate" / "core" / "budget.py"
     planted = tmp_path / "budget.py"
     planted.write_text(pure.read_text(encoding="utf-8") + "\n\ndef f():\n    import torch\n", encoding="utf-8")
     monkeypatch.setattr("import_graph.ROOT", tmp_path)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from clearcurate.core.records import InputError, content_id
 from clearcurate.ingest import IngestConfig, _json_lines, _streamed_json_lines, _Utf8Check, iter_rows, load_rows
-from clearcurate.records import InputError, content_id
 
 GOOD = [{"id": "a", "prompt": "Capital of France?", "response": "Paris"},
         {"id": "b", "prompt": "2 + 2?", "response": "4", "meta": {"src": "x"}}]

@@ -30,7 +30,7 @@ def test_outcome_counts_list_every_outcome_and_reject_unknown_ones():
 
 
 def test_the_ledger_accounts_for_every_row_once_with_its_reason():
-    from clearcurate.outcomes import Outcome, ledger
+    from clearcurate.core.outcomes import Outcome, ledger
 
     kept = [{"id": "a", "prompt": "p", "response": "r"}]
     decisions = [{"id": "b", "outcome": "corrected", "reason": "candidate preferred", "confidence": 0.9},

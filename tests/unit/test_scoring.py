@@ -3,8 +3,8 @@ from dataclasses import replace
 
 import pytest
 
-from clearcurate import confidence as cf
-from clearcurate.presets import DEFECT_PENALTY, FLUENCY_SCALE
+from clearcurate.core import confidence as cf
+from clearcurate.core.presets import DEFECT_PENALTY, FLUENCY_SCALE
 from clearcurate.scoring import ScoreConfig, fold_of, sample_budgets, score_rows
 from clearcurate.similarity import get_similarity
 from clearcurate.training import LoraTrainConfig
@@ -85,7 +85,7 @@ def test_crossfit_leaves_the_base_model_unchanged(tiny_lm):
 
 
 def test_auto_weights_follow_the_answer_length_and_are_resolved_before_use():
-    from clearcurate.presets import PRESETS, preset_for
+    from clearcurate.core.presets import PRESETS, preset_for
 
     assert preset_for(4) == "short" and preset_for(45) == "free_form"
     auto = ScoreConfig()
@@ -153,7 +153,7 @@ def test_defects_are_recorded_with_reasons_and_only_the_named_checks_run(tiny_lm
 
 
 def test_records_stored_before_the_defect_checks_keep_their_arithmetic_penalty():
-    from clearcurate.defects import is_defective
+    from clearcurate.core.defects import is_defective
 
     assert is_defective({"arithmetic": 0.5}) and not is_defective({"arithmetic": 1.0}) and not is_defective({})
     assert not is_defective({"arithmetic": 0.5, "defects": []})  # the checks ran (arithmetic was turned off)
@@ -161,7 +161,7 @@ def test_records_stored_before_the_defect_checks_keep_their_arithmetic_penalty()
 
 def test_the_free_form_preset_weighs_components_against_the_length_trend(tiny_lm):
     """Long responses get the free_form preset: relevance and fluency, each as it stands among responses of its length."""
-    from clearcurate.presets import PRESETS
+    from clearcurate.core.presets import PRESETS
 
     words = "the quick brown fox jumps over the lazy dog and runs into the green field near the old farm house".split()
     # numbered words: no repeated text, so no defect check fires and the confidence is the preset's combination

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from clearcurate.records import Record
+from clearcurate.core.records import Record
 
 if TYPE_CHECKING:
     from clearcurate.llm.hf import LocalLM

@@ -236,7 +236,7 @@ class LocalLM:
     ) -> list[Sampled]:
         """k = `n` continuations per prompt (temperature 0: greedy, use n=1).
 
-        `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.budget).
+        `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.core.budget).
         With `given`, also returns log p(given[i] + end-of-turn | prompts[i]). A prompt's samples
         depend on `seed`, the prompt, the model and the device only (`sequence_generators`); a
         smaller budget cuts the same samples shorter.

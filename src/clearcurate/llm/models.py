@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from clearcurate.records import atomic_dir
+from clearcurate.core.records import atomic_dir
 
 log = logging.getLogger(__name__)
 

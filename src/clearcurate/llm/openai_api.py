@@ -37,10 +37,10 @@ import numpy as np
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tqdm.auto import tqdm
 
+from clearcurate.core.records import atomic_dir, write_json
 from clearcurate.llm.base import Generation, Sampled
 from clearcurate.llm.hf import per_prompt
 from clearcurate.params import OpenAIConfig
-from clearcurate.records import atomic_dir, write_json
 
 CHARS_PER_TOKEN = 4  # a common rule of thumb for English BPE tokenizers
 
@@ -318,7 +318,7 @@ class OpenAIChatLM:
     ) -> list[Sampled]:
         """k = `n` answers per prompt: one request with n=k, or k requests (different seeds).
 
-        `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.budget).
+        `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.core.budget).
         """
         if given is not None:
             raise ValueError(

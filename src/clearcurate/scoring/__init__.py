@@ -27,13 +27,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clearcurate import confidence as cf
-from clearcurate import defects, verify
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.core import confidence as cf
+from clearcurate.core import defects, verify
+from clearcurate.core.presets import FLUENCY_SCALE, PRESETS
+from clearcurate.core.records import Record
 from clearcurate.llm.base import ChatLM, Engine
 from clearcurate.params import LoraTrainConfig, ScoreConfig
-from clearcurate.presets import FLUENCY_SCALE, PRESETS
-from clearcurate.records import Record
 from clearcurate.scoring.combine import component_records, confidences, group_field_candidates, likelihood, row_groups
 from clearcurate.scoring.crossfit import crossfit, fold_adapters, fold_assignment, fold_of, on_engine, repeated_prompts
 from clearcurate.scoring.reflection import base_parts, reflect, reflect_cached, reflection_records

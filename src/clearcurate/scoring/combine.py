@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from clearcurate import confidence as cf
-from clearcurate import defects
+from clearcurate.core import confidence as cf
+from clearcurate.core import defects
+from clearcurate.core.presets import DEFECT_PENALTY, PRESETS
+from clearcurate.core.records import Record
 from clearcurate.params import ScoreConfig
-from clearcurate.presets import DEFECT_PENALTY, PRESETS
-from clearcurate.records import Record
 from clearcurate.similarity import Similarity
 
 

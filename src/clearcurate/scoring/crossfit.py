@@ -17,12 +17,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from clearcurate import confidence as cf
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.core import confidence as cf
+from clearcurate.core.records import Record
 from clearcurate.llm.base import ChatLM, Engine, RowsFailed
 from clearcurate.llm.hf import LocalLM
 from clearcurate.params import LoraTrainConfig, ScoreConfig
-from clearcurate.records import Record
 from clearcurate.scoring.reflection import reflection_keys
 from clearcurate.scoring.samples import paper_prompts, sample_cache_keys, sample_raw
 from clearcurate.scoring.store import code_version, store_row

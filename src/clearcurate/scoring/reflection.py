@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from clearcurate import prompts
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.core import prompts
+from clearcurate.core.records import Record
 from clearcurate.llm.base import ChatLM
-from clearcurate.records import Record
 from clearcurate.scoring.samples import chunking, quiet
 from clearcurate.scoring.store import cached_rows, code_version
 

@@ -12,13 +12,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
-from clearcurate import confidence as cf
-from clearcurate import prompts
-from clearcurate.budget import token_budgets
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.core import confidence as cf
+from clearcurate.core import prompts
+from clearcurate.core.budget import token_budgets
+from clearcurate.core.records import Record
 from clearcurate.llm.base import ChatLM, Sampled
 from clearcurate.params import ScoreConfig
-from clearcurate.records import Record
 from clearcurate.scoring.store import cached_rows, code_version
 
 
@@ -39,7 +39,7 @@ def chunking(lm: ChatLM) -> tuple[int, bool]:
 
 
 def sample_budgets(response_tokens: Sequence[int], cfg: ScoreConfig) -> list[int]:
-    """Tokens each row's samples may have: enough to be compared with its response (clearcurate.budget)."""
+    """Tokens each row's samples may have: enough to be compared with its response (clearcurate.core.budget)."""
     return token_budgets(response_tokens, cfg.max_new_tokens, cfg.max_new_tokens_cap)
 
 

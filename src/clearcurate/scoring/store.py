@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from clearcurate.cache import ScoreCache, source_fingerprint
-from clearcurate.records import Record
+from clearcurate.core.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ SCORING_MODULES = (
     "clearcurate.scoring.samples",
     "clearcurate.scoring.reflection",
     "clearcurate.scoring.crossfit",
-    "clearcurate.prompts",
-    "clearcurate.budget",
+    "clearcurate.core.prompts",
+    "clearcurate.core.budget",
     "clearcurate.training",
     "clearcurate.llm.base",
     "clearcurate.llm.hf",

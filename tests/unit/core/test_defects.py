@@ -3,7 +3,7 @@ development rows hold (benchmarks/curation/dev_defects.py found each of these as
 
 import pytest
 
-from clearcurate.defects import CHECKS, DEFAULT_CHECKS, correctable, describe, find_defects, is_defective, response_defects
+from clearcurate.core.defects import CHECKS, DEFAULT_CHECKS, correctable, describe, find_defects, is_defective, response_defects
 
 
 def checks(prompt: str, response: str) -> list[str]:

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from clearcurate.evaluation import (
+from clearcurate.core.evaluation import (
     detection_scores,
     final_number,
     final_number_scores,
@@ -45,7 +45,7 @@ def test_final_number_scores():
 
 
 def test_answer_key_and_same_answer():
-    from clearcurate.evaluation import answer_key, same_answer
+    from clearcurate.core.evaluation import answer_key, same_answer
 
     assert answer_key("The Denver Broncos.") == "denver broncos"
     assert answer_key("2*6=12\n#### 12") == "#12"
@@ -54,7 +54,7 @@ def test_answer_key_and_same_answer():
 
 
 def test_correction_scores_count_repairs_and_damage():
-    from clearcurate.evaluation import correction_scores
+    from clearcurate.core.evaluation import correction_scores
 
     labels = {
         "n1": {"noisy": True, "clean_response": "Paris"},
@@ -79,7 +79,7 @@ def test_correction_scores_count_repairs_and_damage():
 def test_paired_bootstrap_sees_a_real_gain_and_not_noise():
     import numpy as np
 
-    from clearcurate.evaluation import paired_bootstrap, verdict
+    from clearcurate.core.evaluation import paired_bootstrap, verdict
 
     rng = np.random.default_rng(0)
     base = (rng.random((5, 500)) < 0.3).astype(float)
@@ -97,7 +97,7 @@ def test_paired_bootstrap_sees_a_real_gain_and_not_noise():
 
 
 def test_freeform_metrics_are_overlap_and_heldout_loss_by_name():
-    from clearcurate.evaluation import freeform_per_question, heldout_nll, heldout_scores
+    from clearcurate.core.evaluation import freeform_per_question, heldout_nll, heldout_scores
 
     per_q = freeform_per_question(["the cat sat on the mat", "nothing alike"], ["A cat sat on a mat.", "dogs bark"])
     assert per_q == {"token_f1_vs_reference": [pytest.approx(1.0), 0.0]}  # SQuAD-normalised: articles and case ignored

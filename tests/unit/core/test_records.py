@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from clearcurate.records import (
+from clearcurate.core.records import (
     InputError,
     atomic_jsonl,
     content_id,
@@ -41,7 +41,7 @@ def test_write_is_atomic_and_round_trips(tmp_path):
 
 
 def test_atomic_dir_leaves_nothing_half_written(tmp_path):
-    from clearcurate.records import atomic_dir
+    from clearcurate.core.records import atomic_dir
 
     target = tmp_path / "adapter"
     with atomic_dir(target) as tmp:
@@ -78,7 +78,7 @@ def test_atomic_jsonl_renames_only_a_complete_file_and_keeps_the_old_one_on_fail
 
 
 def test_progress_passes_every_row_through_with_or_without_a_bar(monkeypatch):
-    from clearcurate.records import progress, show_progress
+    from clearcurate.core.records import progress, show_progress
 
     rows = [{"id": str(i)} for i in range(5)]
     for setting in ("0", "1"):

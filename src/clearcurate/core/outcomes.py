@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from enum import Enum
 
-from clearcurate.records import Record
+from clearcurate.core.records import Record
 
 
 class Outcome(str, Enum):

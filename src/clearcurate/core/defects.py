@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clearcurate import verify
+from clearcurate.core import verify
 
 Finder = Callable[[str, str], "str | None"]
 
@@ -301,7 +301,7 @@ CHECKS: dict[str, Check] = {c.name: c for c in (
     Check("input_placeholder", input_placeholder, "a placeholder where the prompt's input should be: <noinput>, 'Noinput'",
           correctable=False, needs_prompt=True),
     Check("echo", echo, "a response that repeats the prompt or the instruction", needs_prompt=True),
-    Check("arithmetic", arithmetic, "a written calculation that does not hold (clearcurate.verify)"),
+    Check("arithmetic", arithmetic, "a written calculation that does not hold (clearcurate.core.verify)"),
 )}
 DEFAULT_CHECKS = tuple(CHECKS)
 

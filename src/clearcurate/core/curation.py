@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clearcurate.defects import correctable, describe, response_defects
-from clearcurate.outcomes import Outcome
+from clearcurate.core.defects import correctable, describe, response_defects
+from clearcurate.core.outcomes import Outcome
+from clearcurate.core.records import Record
 from clearcurate.params import AUTO, FilterConfig
-from clearcurate.records import Record
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class ScoreColumns:
     confidence: np.ndarray
     statistic: np.ndarray  # NaN where `has_statistic` is False
     has_statistic: np.ndarray
-    defects: dict[int, list[dict[str, str]]]  # by position: only rows with a defect (clearcurate.defects)
+    defects: dict[int, list[dict[str, str]]]  # by position: only rows with a defect (clearcurate.core.defects)
 
     @classmethod
     def collect(cls, scored: Iterable[Mapping]) -> ScoreColumns:
@@ -155,7 +155,7 @@ def keep_mask(confidences: np.ndarray, gamma: float, defective: Collection[int] 
 
 
 def removal_reason(confidence: float, gamma: float, defects: Sequence[Mapping[str, str]] = ()) -> str:
-    """Why Auto-Filter removed a row: its defects (clearcurate.defects), else its score below gamma."""
+    """Why Auto-Filter removed a row: its defects (clearcurate.core.defects), else its score below gamma."""
     if defects:
         return describe(defects)
     return f"confidence {confidence:.4f} < gamma {gamma:.4f}"
@@ -194,7 +194,7 @@ def agreement_verdict(
     with no prompt and so no position bias. Confidence is 0 when the agreed answer is the
     original's: the model confirms the row.
     """
-    from clearcurate.evaluation import answer_key
+    from clearcurate.core.evaluation import answer_key
 
     if not (len(samples) == len(sample_logprobs) == len(complete)) or not samples:
         raise ValueError("need the same non-zero number of samples, log-probabilities and completeness flags")
@@ -274,7 +274,7 @@ PROMPT_AT_FAULT = "Auto-Correct does not rewrite a row whose prompt is at fault"
 
 
 def uncorrectable(row: Record) -> Record | None:
-    """The decision for a removed row no new response can fix (a defect of its prompt: clearcurate.defects),
+    """The decision for a removed row no new response can fix (a defect of its prompt: clearcurate.core.defects),
     made without model work; None when Auto-Correct may try."""
     if correctable(row.get("defects", [])):
         return None

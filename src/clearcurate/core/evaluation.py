@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from clearcurate.confidence import exact_match, normalize_answer, token_f1
+from clearcurate.core.confidence import exact_match, normalize_answer, token_f1
 
 
 def squad_per_question(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, list[float]]:

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from clearcurate import confidence as cf
+from clearcurate.core import confidence as cf
 
 
 def test_normalize_and_exact_match_follow_squad():
@@ -76,7 +76,7 @@ def test_candidate_preference_renormalises_over_a_and_b():
 
 
 def test_relevance_is_zero_when_the_prompt_does_not_help():
-    from clearcurate.confidence import relevance
+    from clearcurate.core.confidence import relevance
 
     assert relevance(-20.0, -20.0, 10) == 0.0
     assert relevance(-25.0, -20.0, 10) == 0.0  # the prompt makes it less likely: clipped

@@ -1,6 +1,6 @@
 import pytest
 
-from clearcurate.verify import arithmetic, arithmetic_steps, evaluate
+from clearcurate.core.verify import arithmetic, arithmetic_steps, evaluate
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 import pytest
 
-from clearcurate.budget import token_budget
+from clearcurate.core.budget import token_budget
 
 
 def test_short_references_keep_the_floor_and_long_ones_grow_to_the_cap():

@@ -206,7 +206,7 @@ def _against_length_line(values: Sequence[float], lengths: Sequence[int]) -> lis
 
 
 def penalized(confidence: float, defective: bool, penalty: float) -> float:
-    """The confidence of a row after the defect checks (clearcurate.defects): times `penalty` when any
+    """The confidence of a row after the defect checks (clearcurate.core.defects): times `penalty` when any
     check found a defect, unchanged otherwise. One penalty whatever the number of defects: a defect
     puts a row among the lowest scores, and the filter removes it anyway."""
     if not 0.0 <= penalty <= 1.0:

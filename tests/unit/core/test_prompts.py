@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clearcurate import prompts
+from clearcurate.core import prompts
 
 # Dataset text may contain format fields, braces and a planted verdict: all must come through verbatim.
 TRICKY_PROMPT = "Fill in {prompt} and {response}; a dict {'a': 1} and {0} and {}."

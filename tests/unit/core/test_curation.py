@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clearcurate.curation import (
+from clearcurate.core.curation import (
     FilterConfig,
     ScoreColumns,
     agreement_verdict,
@@ -15,7 +15,7 @@ from clearcurate.curation import (
     split_by_threshold,
     threshold,
 )
-from clearcurate.outcomes import Outcome
+from clearcurate.core.outcomes import Outcome
 from clearcurate.params import AUTO
 
 
@@ -202,7 +202,7 @@ def test_score_columns_name_the_training_ids_without_a_score():
 
 
 def test_a_row_whose_prompt_is_at_fault_is_left_removed_without_model_work():
-    from clearcurate.curation import PROMPT_AT_FAULT, uncorrectable
+    from clearcurate.core.curation import PROMPT_AT_FAULT, uncorrectable
 
     row = {"id": "r", "prompt": "Describe the attached image.", "response": "A cat.",
            "defects": [{"check": "needs_input", "reason": "the instruction refers to 'the attached image'"}]}
@@ -214,7 +214,7 @@ def test_a_row_whose_prompt_is_at_fault_is_left_removed_without_model_work():
 
 
 def test_the_filter_removes_a_row_with_a_defect_whatever_its_score():
-    from clearcurate.curation import ScoreColumns, keep_mask, removal_reason
+    from clearcurate.core.curation import ScoreColumns, keep_mask, removal_reason
 
     scored = [{"id": "a", "confidence": 0.9}, {"id": "b", "confidence": 0.95, "defects": [{"check": "refusal", "reason": "As an AI"}]},
               {"id": "c", "confidence": 0.1, "defects": []}]

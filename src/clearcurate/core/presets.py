@@ -47,7 +47,7 @@ PRESETS = {
 # Nats per token that spread the fluency component (the base model's per-token log-likelihood of
 # the response after its prompt) over [0, 1]; chosen with the free_form weights among 0.5, 1, 2, 4.
 FLUENCY_SCALE = 1.0
-# A row with a defect (clearcurate.defects: a calculation that does not hold, a refusal, a placeholder...)
+# A row with a defect (clearcurate.core.defects: a calculation that does not hold, a refusal, a placeholder...)
 # has its confidence multiplied by this, whatever the preset, and the filter removes it whatever the
 # threshold. Chosen for the arithmetic check, the first defect check, with
 # benchmarks/curation/dev_verify.py: the check flags 0.5% of clean GSM8K solutions (many of them
