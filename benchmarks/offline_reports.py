@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from clearcurate.reports import remote_loads
+from clearcurate.data.reports import remote_loads
 
 log = logging.getLogger("offline_reports")
 OUT = Path(__file__).resolve().parent / "offline_reports"

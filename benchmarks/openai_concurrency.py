@@ -26,12 +26,12 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+from clearcurate.data.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.llm.openai_api import OpenAIChatLM
-from clearcurate.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.params import OpenAIConfig, load_file
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import score_rows
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("openai_concurrency")
 KEY = "sk-benchmark-local"

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.data.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.llm.factory import load_lm
-from clearcurate.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.params import load_file
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import score_rows
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("score_incremental")
 

@@ -25,9 +25,9 @@ import torch
 
 from clearcurate.core.records import read_jsonl
 from clearcurate.llm import models
+from clearcurate.llm.lora import _Collator, attach_lora, encode_example, response_loss
 from clearcurate.params import load_file
 from clearcurate.pipeline import setup_logging
-from clearcurate.training import _Collator, attach_lora, encode_example, response_loss
 
 log = logging.getLogger("train_step")
 

@@ -34,9 +34,7 @@ from clearcurate.core.curation import FilterConfig, auto_statistic, redecide, sp
 from clearcurate.core.evaluation import correction_scores, same_answer
 from clearcurate.core.records import Record, write_json
 from clearcurate.correction import CorrectConfig, correct_rows
-from clearcurate.llm import models
-from clearcurate.llm.factory import load_lm
-from clearcurate.noisy_data import (
+from clearcurate.data.noisy_data import (
     GSM8K_TEST_SOURCE,
     GSM8K_TRAIN_SOURCE,
     SQUAD_SOURCE,
@@ -45,10 +43,12 @@ from clearcurate.noisy_data import (
     build_squad_dev,
     squad_split,
 )
+from clearcurate.llm import models
+from clearcurate.llm.factory import load_lm
+from clearcurate.llm.lora import LoraTrainConfig, attach_lora, train_lora
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import ScoreConfig, score_rows, stored_settings
-from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("dev")
 

@@ -30,7 +30,7 @@ from clearcurate.core.records import write_json
 from clearcurate.llm.factory import load_lm
 from clearcurate.params import ScoreConfig
 from clearcurate.scoring import score_rows
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 RESULTS = HERE / "dev_defaults_results.json"
 

@@ -36,7 +36,7 @@ from run import HERE
 
 from clearcurate.core.defects import CHECKS, find_defects
 from clearcurate.core.records import Record, read_jsonl, write_json
-from clearcurate.noisy_data import GSM8K_TRAIN_SOURCE, SQUAD_SOURCE, gsm8k_rows
+from clearcurate.data.noisy_data import GSM8K_TRAIN_SOURCE, SQUAD_SOURCE, gsm8k_rows
 
 LABELS = HERE / "dev_defects_labels.json"
 ALPACA_ROWS = 1000
@@ -50,7 +50,7 @@ def squad_dev_rows() -> list[Record]:
     from dev import DEV_SETS, dev_rows
     from run import plan, squad_config
 
-    from clearcurate.noisy_data import SQUAD_PROMPT, squad_split
+    from clearcurate.data.noisy_data import SQUAD_PROMPT, squad_split
 
     used: set[str] = set()
     for spec in [s for s in plan(quick=False) if s.kind == "squad"]:
@@ -117,7 +117,7 @@ def long_rows(sets: dict[str, list[Record]], max_length: int) -> dict[str, Any]:
     not fit, how many lose their response's tail (the rule), how many a quarantine of long rows would
     drop, and how many the old rule (cut the prompt from the left) would have trained without any prompt."""
     from clearcurate.llm import models
-    from clearcurate.training import encode_example, fit_lengths
+    from clearcurate.llm.lora import encode_example, fit_lengths
 
     tokenizer = models.load_tokenizer(HERE / "raw" / "models" / "smollm2-135m")
     out = {}

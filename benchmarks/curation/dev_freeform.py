@@ -39,7 +39,7 @@ from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.scoring import likelihood as scoring_likelihood
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("dev-freeform")
 

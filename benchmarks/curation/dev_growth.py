@@ -46,7 +46,7 @@ from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import ScoreConfig, code_version, confidences, score_rows, stored_settings
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("dev-growth")
 

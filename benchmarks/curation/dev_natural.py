@@ -38,9 +38,9 @@ from clearcurate.core.evaluation import final_number, normalize_answer, same_ans
 from clearcurate.core.presets import PRESETS, preset_for
 from clearcurate.core.records import Record, write_json
 from clearcurate.llm.factory import load_lm
+from clearcurate.llm.lora import LoraTrainConfig
 from clearcurate.scoring import ScoreConfig, confidences, score_rows
-from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("dev-natural")
 

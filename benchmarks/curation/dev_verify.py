@@ -34,8 +34,8 @@ from clearcurate.core import confidence as cf
 from clearcurate.core import verify
 from clearcurate.core.presets import DEFECT_PENALTY, PRESETS, preset_for
 from clearcurate.core.records import write_json
+from clearcurate.data.noisy_data import GSM8K_TRAIN_SOURCE, alter_step, gsm8k_final_answer, gsm8k_rows
 from clearcurate.llm import models
-from clearcurate.noisy_data import GSM8K_TRAIN_SOURCE, alter_step, gsm8k_final_answer, gsm8k_rows
 
 log = logging.getLogger("dev-verify")
 

@@ -67,10 +67,7 @@ from clearcurate.core.evaluation import (
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record, write_json
 from clearcurate.correction import CorrectConfig, correct_rows, evidence_settings
-from clearcurate.llm import models
-from clearcurate.llm.factory import load_lm
-from clearcurate.llm.hf import LocalLM
-from clearcurate.noisy_data import (
+from clearcurate.data.noisy_data import (
     GSM8K_TEST_SOURCE,
     GSM8K_TRAIN_SOURCE,
     SOURCES,
@@ -80,10 +77,13 @@ from clearcurate.noisy_data import (
     build_gsm8k_n,
     build_squad_n,
 )
+from clearcurate.llm import models
+from clearcurate.llm.factory import load_lm
+from clearcurate.llm.hf import LocalLM
+from clearcurate.llm.lora import LoraTrainConfig, attach_lora, train_lora
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import ScoreConfig, confidences, likelihood, score_rows, stored_settings
-from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("benchmark")
 HERE = Path(__file__).resolve().parent
@@ -885,8 +885,9 @@ def report(results: dict[str, Any], out: Path) -> None:
         ),
         "",
         (
-            "Data (built by the seeded builders in `clearcurate.noisy_data` and `benchmarks/curation/noisy_freeform.py` from the sources "
-            "bundled in `data/sources/`): SQuAD v1.1 dev (CC BY-SA 4.0), GSM8K (MIT) and part of Dolly 15k (CC BY-SA 3.0). "
+            "Data (built by the seeded builders in `clearcurate.data.noisy_data` and `benchmarks/curation/noisy_freeform.py` "
+            "from the sources bundled in `data/sources/`): SQuAD v1.1 dev (CC BY-SA 4.0), GSM8K (MIT) and part of Dolly 15k "
+            "(CC BY-SA 3.0). "
             "SQuAD-N replaces a response with another sentence of its "
             "paragraph; SQuAD plausible puts another question's answer span of the same paragraph, of the same kind and "
             "similar length; train and test are split by article. GSM8K-N swaps in another question's worked solution; "

@@ -36,13 +36,13 @@ import torch
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.core.records import Record, read_jsonl
-from clearcurate.distributed import RayEngine
+from clearcurate.engines.ray import RayEngine
 from clearcurate.llm.factory import load_lm
 from clearcurate.llm.models import convert_to_safetensors
 from clearcurate.params import LoraTrainConfig, ScoreConfig, load_file
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import fold_adapters, score_rows
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("ray_workers")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from clearcurate import __version__
 from clearcurate.core.records import InputError, Record, write_jsonl
-from clearcurate.noisy_data import (
+from clearcurate.data.noisy_data import (
     GSM8K_NOISE,
     GSM8K_TEST_SOURCE,
     GSM8K_TRAIN_SOURCE,
@@ -54,8 +54,7 @@ def _make_gsm8k_n(args: argparse.Namespace) -> None:
 
 
 def _diff(args: argparse.Namespace) -> None:
-    from clearcurate import versioning as v
-
+    from clearcurate.data import versioning as v
     rev_a, rev_b = (None if r == "workspace" else r for r in (args.rev_a, args.rev_b))
     title_revs = f"{args.rev_a} -> {args.rev_b}"
     try:

@@ -382,7 +382,7 @@ class Params:
     """
 
     # Where the model work of score, correct and evaluate runs: this process, or a Ray cluster
-    # (clearcurate.distributed; its address and worker count come from the environment, not params).
+    # (clearcurate.engines.ray; its address and worker count come from the environment, not params).
     # Results are the same either way.
     engine: Literal["local", "ray"] = "local"
     model: ModelParams = ModelParams()

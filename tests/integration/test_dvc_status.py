@@ -35,7 +35,7 @@ def _changed_stages(work: Path) -> set[str]:
     return changed
 
 
-@pytest.mark.parametrize("module, must_include", [("src/clearcurate/reports.py", {"report"}),
+@pytest.mark.parametrize("module, must_include", [("src/clearcurate/data/reports.py", {"report"}),
                                                   ("src/clearcurate/core/confidence.py", {"evaluate", "score"})])
 def test_editing_a_module_marks_exactly_its_importers(committed_repo: Path, module: str, must_include: set[str]) -> None:
     work = committed_repo

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clearcurate.reports import remote_loads
+from clearcurate.data.reports import remote_loads
 from helpers import SECRETS, command_env, copy_repo, read_lines, run_cmd
 
 pytestmark = pytest.mark.pipeline

@@ -28,15 +28,15 @@ from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.core.curation import FilterConfig, split_by_threshold, threshold
 from clearcurate.core.evaluation import model_scores
 from clearcurate.correction import CorrectConfig, correct_on, correct_rows
-from clearcurate.distributed import RayEngine, _in_order
+from clearcurate.engines.ray import RayEngine, _in_order
 from clearcurate.llm.base import RowsFailed
 from clearcurate.llm.factory import prepare_scorer
 from clearcurate.llm.hf import LocalLM
+from clearcurate.llm.lora import LoraTrainConfig, attach_lora
 from clearcurate.llm.models import load
 from clearcurate.params import parse
 from clearcurate.scoring import ScoreConfig, score_rows
-from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig, attach_lora
+from clearcurate.scoring.similarity import get_similarity
 from helpers import ROOT, assert_same_records, command_env
 
 ROWS = 24

@@ -9,9 +9,9 @@ import pytest
 
 from clearcurate import scoring
 from clearcurate.cache import ScoreCache, digest, model_fingerprint, source_fingerprint
+from clearcurate.llm.lora import LoraTrainConfig
 from clearcurate.scoring import ScoreConfig, fewshot_examples, score_rows, store
-from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig
+from clearcurate.scoring.similarity import get_similarity
 
 TRAIN = LoraTrainConfig(batch_size=4, max_length=128, lora_r=4, lora_alpha=8)
 

@@ -34,10 +34,10 @@ def test_no_module_imports_itself_through_others() -> None:
 def test_each_rule_catches_a_planted_violation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stage = tmp_path / "stage.py"
     stage.write_text("from clearcurate.llm.hf import LocalLM\n\ndef main(p):\n    if p.engine == 'ray':\n"
-                     "        from clearcurate.distributed import RayEngine\n        RayEngine('m', 'id', 8)\n", encoding="utf-8")
+                     "        from clearcurate.engines.ray import RayEngine\n        RayEngine('m', 'id', 8)\n", encoding="utf-8")
     problems = stage_violations(stage)
     assert any("imports clearcurate.llm.hf" in x for x in problems) and any("reads .engine" in x for x in problems)
-    assert any("builds a RayEngine" in x for x in problems) and any("imports clearcurate.distributed" in x for x in problems)
+    assert any("builds a RayEngine" in x for x in problems) and any("imports clearcurate.engines.ray" in x for x in problems)
 
     pure = ROOT / "src" / "clearcurate" / "core" / "budget.py"
     planted = tmp_path / "budget.py"

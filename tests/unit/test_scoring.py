@@ -5,9 +5,9 @@ import pytest
 
 from clearcurate.core import confidence as cf
 from clearcurate.core.presets import DEFECT_PENALTY, FLUENCY_SCALE
+from clearcurate.llm.lora import LoraTrainConfig
 from clearcurate.scoring import ScoreConfig, fold_of, sample_budgets, score_rows
-from clearcurate.similarity import get_similarity
-from clearcurate.training import LoraTrainConfig
+from clearcurate.scoring.similarity import get_similarity
 
 ROWS = [
     {"id": f"r{i}", "prompt": f"Context: The sky is blue and grass is green. Question: colour {i}?", "response": r}

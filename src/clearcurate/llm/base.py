@@ -2,7 +2,7 @@
 
 Scoring, correction and the stages are written against these protocols: `ChatLM` (local transformers
 or an OpenAI-compatible API; `clearcurate.llm.factory` builds the one `model.backend` names) and
-`Engine` (a Ray cluster: `clearcurate.distributed`; `clearcurate.runtime` builds it). A backend that
+`Engine` (a Ray cluster: `clearcurate.engines.ray`; `clearcurate.runtime` builds it). A backend that
 cannot do something raises a clear error naming the setting to change (`supports_logprobs` tells in
 advance). The shared result types live here too, so no module needs a backend's to name them.
 """
@@ -118,7 +118,7 @@ class RowsFailed(RuntimeError):
 
 
 class Engine(Protocol):
-    """Where the model work runs when not in this process (clearcurate.distributed.RayEngine)."""
+    """Where the model work runs when not in this process (clearcurate.engines.ray.RayEngine)."""
 
     workers: int  # how many workers hold the model (reported in the stage's metrics)
 

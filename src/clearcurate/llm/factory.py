@@ -33,7 +33,7 @@ def prepare_base(p: Params, out_dir: Path) -> tuple[Callable[[str, str], int], i
     models.convert_to_safetensors(p.model.name, out_dir, seed=p.model.seed)
     from transformers import AutoConfig, AutoTokenizer
 
-    from clearcurate.training import encode_example
+    from clearcurate.llm.lora import encode_example
 
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
 

@@ -108,7 +108,7 @@ class LocalLM:
 
     def new_adapter(self, rows: Sequence[dict], cfg, desc: str = "train"):
         """A fresh LoRA adapter on the base model, trained on `rows`; returns (adapter model, TrainResult)."""
-        from clearcurate.training import attach_lora, train_lora
+        from clearcurate.llm.lora import attach_lora, train_lora
 
         adapted = attach_lora(self.model, cfg)
         return adapted, train_lora(adapted, self.tokenizer, rows, cfg, desc=desc)
@@ -148,7 +148,7 @@ class LocalLM:
         """Train a LoRA adapter on `rows` and write it (with its training log) to `out_dir`."""
         from accelerate import PartialState
 
-        from clearcurate.training import save_adapter
+        from clearcurate.llm.lora import save_adapter
 
         adapted, result = self.new_adapter(rows, cfg, desc=name)
         if PartialState().is_main_process:  # under `accelerate launch` (DDP) every process trains; one writes

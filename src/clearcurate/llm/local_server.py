@@ -35,7 +35,7 @@ import torch
 
 from clearcurate.llm.base import neutralize_special_tokens
 from clearcurate.llm.hf import LocalLM
-from clearcurate.training import LoraTrainConfig, attach_lora, train_lora
+from clearcurate.llm.lora import LoraTrainConfig, attach_lora, train_lora
 
 log = logging.getLogger(__name__)
 FAULTS = ("429", "500", "timeout", "malformed")

@@ -188,7 +188,7 @@ class OpenAIChatLM:
 
     def fine_tune(self, rows: Sequence[dict[str, Any]], cfg: Any, out_dir: str | Path, name: str) -> None:
         """A fine-tuning job on the server from the base model; `out_dir` records the new model's id."""
-        from clearcurate.training import data_fingerprint
+        from clearcurate.llm.lora import data_fingerprint
 
         job = fine_tune(self.cfg, rows, base_model=self.base, suffix=name)
         write_model_ref(out_dir, job.pop("model"), train_log={"config": asdict(cfg), "data_sha256": data_fingerprint(rows), **job}, **job)

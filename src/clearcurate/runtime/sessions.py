@@ -49,7 +49,7 @@ def _placement(p: Params, engine: Engine | None) -> dict[str, Any]:
 def _engine(p: Params, model_dir: Path, model_id: str) -> AbstractContextManager[Engine | None]:
     """The engine of `engine` in params.yaml: None for this process, or a Ray cluster holding `model_dir`."""
     if p.engine == "ray":
-        from clearcurate.distributed import RayEngine
+        from clearcurate.engines.ray import RayEngine
 
         return RayEngine(model_dir, model_id, p.model.batch_size)
     return nullcontext(None)

@@ -46,8 +46,8 @@ from clearcurate.scoring.samples import (
     sample_records,
     sampled_config,
 )
+from clearcurate.scoring.similarity import Similarity
 from clearcurate.scoring.store import RECOMBINE_ONLY, SCORING_MODULES, code_version, stored_settings
-from clearcurate.similarity import Similarity
 
 __all__ = [  # what the stages, correction, the engines and the benchmark use
     "RECOMBINE_ONLY", "SCORING_MODULES", "ScoreConfig", "base_parts", "code_version", "confidences", "fewshot_examples",

@@ -11,7 +11,7 @@ from clearcurate.core import defects
 from clearcurate.core.presets import DEFECT_PENALTY, PRESETS
 from clearcurate.core.records import Record
 from clearcurate.params import ScoreConfig
-from clearcurate.similarity import Similarity
+from clearcurate.scoring.similarity import Similarity
 
 
 def likelihood(

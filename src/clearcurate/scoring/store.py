@@ -37,7 +37,7 @@ SCORING_MODULES = (
     "clearcurate.scoring.crossfit",
     "clearcurate.core.prompts",
     "clearcurate.core.budget",
-    "clearcurate.training",
+    "clearcurate.llm.lora",
     "clearcurate.llm.base",
     "clearcurate.llm.hf",
     "clearcurate.llm.models",

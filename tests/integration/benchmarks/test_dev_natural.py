@@ -32,7 +32,7 @@ def test_report_scores_each_component_and_preset_against_the_labels():
 
 def test_a_writer_that_makes_no_wrong_answer_stops_the_run(tiny_lm):
     """The random tiny model never ends with `#### N`: it wrote no wrong solution, and says so."""
-    from clearcurate.training import LoraTrainConfig
+    from clearcurate.llm.lora import LoraTrainConfig
 
     rows = [{"id": f"g{i}", "prompt": f"Tom has {i} apples and buys 2 more. How many now?", "response": f"{i}+2={i + 2}\n#### {i + 2}"}
             for i in range(4)]

@@ -55,7 +55,7 @@ def test_weights_maximise_the_worst_informative_set_and_skip_sets_without_signal
 def test_the_powered_dev_sets_are_built_like_the_powered_sets_from_rows_no_benchmark_uses():
     import run
 
-    from clearcurate.training import LoraTrainConfig
+    from clearcurate.llm.lora import LoraTrainConfig
 
     used = set()
     for bench in run.plan(quick=False):

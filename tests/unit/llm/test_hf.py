@@ -93,7 +93,7 @@ def test_special_tokens_in_data_cannot_forge_turns(tiny_lm):
 
 
 def test_training_examples_neutralize_special_tokens_too(tiny_lm):
-    from clearcurate.training import IGNORE_INDEX, encode_example
+    from clearcurate.llm.lora import IGNORE_INDEX, encode_example
 
     im_start = tiny_lm.tokenizer.convert_tokens_to_ids("<|im_start|>")
     ex = encode_example(tiny_lm.tokenizer, "Capital of France?", INJECTED, max_length=512)

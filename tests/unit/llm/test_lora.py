@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from clearcurate.training import (
+from clearcurate.llm.lora import (
     IGNORE_INDEX,
     LoraTrainConfig,
     _Collator,
@@ -98,8 +98,8 @@ def test_max_steps_fixes_the_budget_and_training_lowers_the_loss(tiny_model_dir)
 
 
 def test_an_adapter_is_reused_only_for_the_same_rows_and_settings(tiny_model_dir, tmp_path):
+    from clearcurate.llm.lora import TrainResult, reuse_adapter, save_adapter
     from clearcurate.llm.models import load
-    from clearcurate.training import TrainResult, reuse_adapter, save_adapter
 
     model, _ = load(tiny_model_dir)
     cfg = LoraTrainConfig(max_steps=1, batch_size=2)

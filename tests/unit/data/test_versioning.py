@@ -9,8 +9,8 @@ from dataclasses import asdict
 
 import pytest
 
-from clearcurate import versioning
-from clearcurate.versioning import (
+from clearcurate.data import versioning
+from clearcurate.data.versioning import (
     PREPARED,
     SCORED,
     STAGE_DECISIONS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clearcurate.reports import confidence_histogram, outcome_counts
+from clearcurate.data.reports import confidence_histogram, outcome_counts
 
 
 def test_histogram_bins_rows_by_outcome_including_the_edges():

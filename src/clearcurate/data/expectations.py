@@ -23,8 +23,8 @@ import pandas as pd
 
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record, write_json
+from clearcurate.data.reports import VENDOR, remote_loads
 from clearcurate.params import ValidateConfig
-from clearcurate.reports import VENDOR, remote_loads
 
 log = logging.getLogger(__name__)
 SHOWN_IDS = 5

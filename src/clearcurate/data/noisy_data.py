@@ -30,7 +30,7 @@ from clearcurate.core.confidence import normalize_answer, token_f1
 from clearcurate.core.records import Record, read_jsonl
 from clearcurate.core.verify import evaluate
 
-SOURCES = Path(__file__).resolve().parents[2] / "data" / "sources"
+SOURCES = Path(__file__).resolve().parents[3] / "data" / "sources"  # the repository's data/sources
 SQUAD_SOURCE = SOURCES / "squad-v1.1-dev.jsonl.gz"
 GSM8K_TRAIN_SOURCE = SOURCES / "gsm8k-train.jsonl.gz"
 GSM8K_TEST_SOURCE = SOURCES / "gsm8k-test.jsonl.gz"

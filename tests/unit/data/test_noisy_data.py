@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from clearcurate.noisy_data import (
+from clearcurate.data.noisy_data import (
     GSM8K_TEST_SOURCE,
     GSM8K_TRAIN_SOURCE,
     SQUAD_SOURCE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 
 def test_token_f1_compares_pairs_elementwise_after_squad_normalisation():

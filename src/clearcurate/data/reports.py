@@ -17,7 +17,7 @@ from clearcurate.core import outcomes
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record
 
-WEB = Path(__file__).parent / "web"  # dvc_plots.html (the `dvc plots` page template) and vendor/
+WEB = Path(__file__).parents[1] / "web"  # dvc_plots.html (the `dvc plots` page template) and vendor/
 VENDOR = WEB / "vendor"  # minified JS / CSS with their licences (vendor/README.md)
 
 

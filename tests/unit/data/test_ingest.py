@@ -7,7 +7,7 @@ import json
 import pytest
 
 from clearcurate.core.records import InputError, content_id
-from clearcurate.ingest import IngestConfig, _json_lines, _streamed_json_lines, _Utf8Check, iter_rows, load_rows
+from clearcurate.data.ingest import IngestConfig, _json_lines, _streamed_json_lines, _Utf8Check, iter_rows, load_rows
 
 GOOD = [{"id": "a", "prompt": "Capital of France?", "response": "Paris"},
         {"id": "b", "prompt": "2 + 2?", "response": "4", "meta": {"src": "x"}}]

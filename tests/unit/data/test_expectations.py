@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from clearcurate.core.outcomes import Outcome
-from clearcurate.expectations import (
+from clearcurate.data.expectations import (
     ExpectationError,
     InstructionColumns,
     ValidateConfig,
