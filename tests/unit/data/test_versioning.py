@@ -111,7 +111,7 @@ def test_two_ids_with_one_digest_are_an_error_not_one_row(monkeypatch):
     for i in ("a", "b", "a"):
         ids.append(i)
     assert [ids[k] for k in range(3)] == ["a", "b", "a"] and len(ids.unique()[0]) == 2
-    monkeypatch.setattr(versioning, "_digest", lambda raw: 7)
+    monkeypatch.setattr(versioning.diff, "_digest", lambda raw: 7)
     clash = IdColumn()
     clash.append("a")
     clash.append("b")

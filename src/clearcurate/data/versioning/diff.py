@@ -1,97 +1,22 @@
-"""Row-level diffs of DVC-tracked datasets across git revisions.
-
-`dvc diff` says that a file's hash changed; a team reviewing a curation change wants to know
-which rows were added, dropped or rewritten, whose confidence moved, and which decisions
-flipped when a threshold changed. Both revisions are read through `dvc.api.open` (from the
-local DVC cache, else the default remote), so nothing has to be checked out. Files are streamed:
-a first pass keeps each row's decision, or a digest of its response and its confidence, and a
-second pass fetches the full rows of only those that changed, so a million rows fit in about
-200 MB. The comparison itself (`RowTable.diff`, `diff_rows`, `diff_outcomes`) is pure and
-works on rows keyed by id.
-"""
+"""The comparison of two versions of a dataset, pure and keyed by id: rows added, dropped, rewritten or rescored
+(`RowTable`, `diff_rows`) and decisions that flipped (`DecisionTable`, `diff_outcomes`, `describe_flipped`)."""
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import math
 from array import array
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from clearcurate.core.records import InputError, Record, parse_jsonl, progress
+from clearcurate.core.records import Record
 
-CURATED = "data/curated/train.jsonl"
-SCORED = "data/scored/train.jsonl"
-PREPARED = "data/prepared/train.jsonl"  # prompts and responses of rows the ledger names by id only
-# Where each stage's decisions live: (file, outcome) pairs, or the ledger with an `outcome` field.
-STAGE_DECISIONS: dict[str, list[tuple[str, str | None]]] = {
-    "filter": [("data/filtered/kept.jsonl", "kept"), ("data/filtered/removed.jsonl", "removed")],
-    "correct": [("data/curated/outcomes.jsonl", None)],
-}
 CONFIDENCE_TOLERANCE = 1e-6  # float noise below this is not a change
-TEXT_WIDTH = 80  # prompts and responses of flipped rows, one line each, in text and markdown
-
-
-def iter_rows(path: str, rev: str | None, repo: str | None = None) -> Iterator[Record]:
-    """Rows of a JSONL file at a git revision, one at a time (a bad line names file, rev and line)."""
-    import dvc.api
-
-    where = f"{path}@{rev or 'workspace'}"
-    try:
-        with dvc.api.open(path, repo=repo, rev=rev, mode="r", encoding="utf-8") as handle:
-            for number, row in enumerate(progress(parse_jsonl(handle, where), f"read {where}"), start=1):
-                if "id" not in row:
-                    raise InputError(f"{where}: row {number} has no 'id'")
-                yield row
-    except InputError:
-        raise
-    except Exception as err:  # dvc/scmrepo raise many types: unknown revision, path missing, no remote...
-        raise InputError(f"{where}: {_read_hint(err, path, rev, repo)}") from None
-
-
-def read_rows(path: str, rev: str | None, repo: str | None = None, ids: Collection[str] | None = None) -> dict[str, Record]:
-    """Rows of a JSONL file at a git revision, by id (all, or only those in `ids`; a repeated id keeps its last row)."""
-    rows: dict[str, Record] = {}
-    for row in iter_rows(path, rev, repo):
-        i = str(row["id"])
-        if ids is None or i in ids:
-            rows[i] = row
-    return rows
-
-
-def _tracked(path: str, rev: str | None, repo: str | None) -> bool:
-    """Whether DVC (dvc.lock or a .dvc file) or git knows `path` at `rev`, whether or not its data is at hand."""
-    from dvc.api import DVCFileSystem
-
-    try:
-        return bool(DVCFileSystem(repo, rev=rev).exists(path))
-    except Exception:  # only chooses between two hints
-        return False
-
-
-def _read_hint(err: Exception, path: str, rev: str | None, repo: str | None = None) -> str:
-    """What a failed read means, in the user's terms, and what to run."""
-    error = type(err).__name__
-    if error == "PathMissingError" and rev is None:
-        return f"{path} is not in the workspace: run `dvc repro` to make it (or `dvc pull` if your team has a remote)"
-    if error == "PathMissingError" and _tracked(path, rev, repo):  # in dvc.lock at rev, but no copy of the data here
-        return (f"{path} is recorded at {rev} but its data is in neither the local DVC cache nor the remote: "
-                f"`dvc push` it where it was made, or make it again (`git checkout {rev} && dvc repro`)")
-    if error == "PathMissingError":
-        return (f"{path} does not exist at {rev}: that revision did not run the pipeline "
-                "(pick a later one, or run `dvc repro` and commit its dvc.lock)")
-    if error == "RevError":
-        return f"unknown revision {rev!r}: use a commit, branch or tag (`git log --oneline`), or `workspace`"
-    if error in ("SCMError", "NotDvcRepoError"):
-        return f"not a git + DVC project ({err}): run it in your project's folder, or pass --repo"
-    return (f"cannot read it ({error}: {err}); if the data is tracked but not in the local DVC cache, "
-            "run `dvc pull` (or `dvc repro` at that revision)")
 
 
 def word_diff(old: str, new: str, context: int = 3) -> str:
@@ -235,7 +160,7 @@ class RowTable:
         if self._versions is not None:
             raise RuntimeError("RowTable: every row must be added before the scored confidences")
         self._ids[version].append(i)
-        self._digest[version].append(_digest(_response(row).encode("utf-8", "surrogatepass")))
+        self._digest[version].append(_digest(response_text(row).encode("utf-8", "surrogatepass")))
         self._own[version].append(float(row["confidence"]) if "confidence" in row else math.nan)
 
     def has_own(self, version: int) -> bool:
@@ -307,7 +232,7 @@ def fill_word_diffs(diff: RowDiff, old: Mapping[str, str], new: Mapping[str, str
     return diff
 
 
-def _response(row: Record) -> str:
+def response_text(row: Record) -> str:
     return str(row.get("response", ""))
 
 
@@ -327,7 +252,7 @@ def diff_rows(
         for i, c in (conf or {}).items():
             table.add_scored(version, i, c)
     diff = table.diff((bool(conf_a), bool(conf_b)))
-    return fill_word_diffs(diff, {i: _response(r) for i, r in a.items()}, {i: _response(r) for i, r in b.items()})
+    return fill_word_diffs(diff, {i: response_text(r) for i, r in a.items()}, {i: response_text(r) for i, r in b.items()})
 
 
 @dataclass
@@ -398,26 +323,6 @@ def diff_outcomes(stage: str, a: Mapping[str, str], b: Mapping[str, str]) -> Out
     return table.diff(stage)
 
 
-def read_decisions(stage: str, revs: tuple[str | None, str | None], repo: str | None = None) -> DecisionTable:
-    """Each row's decision in two runs of `stage` (filter: kept/removed; correct: the outcome ledger), streamed."""
-    if stage not in STAGE_DECISIONS:
-        raise ValueError(f"unknown stage {stage!r}: use one of {sorted(STAGE_DECISIONS)}")
-    table = DecisionTable()
-    for run, rev in enumerate(revs):
-        for path, label in STAGE_DECISIONS[stage]:
-            for row in iter_rows(path, rev, repo):
-                table.add(run, str(row["id"]), label if label is not None else str(row["outcome"]))
-    return table
-
-
-def _decision_rows(stage: str, rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, Record]:
-    """The decision rows of `ids` in one run of `stage` (a second pass, for the rows that flipped)."""
-    rows: dict[str, Record] = {}
-    for path, _ in STAGE_DECISIONS[stage]:
-        rows.update(read_rows(path, rev, repo, ids))
-    return rows
-
-
 def describe_flipped(
     diff: OutcomeDiff,
     rows_a: Mapping[str, Record],
@@ -450,158 +355,3 @@ def _confidence_of(i: str, scored: Mapping[str, float] | None, rows: Mapping[str
         return float(scored[i])
     value = rows.get(i, {}).get("confidence")
     return float(value) if isinstance(value, (int, float)) else None
-
-
-def diff_stage(stage: str, rev_a: str | None, rev_b: str | None, repo: str | None = None, describe: int | None = None) -> OutcomeDiff:
-    """The decisions of two runs of `stage`, with each flipped row's prompt, response and confidences
-    (only the first `describe` flipped rows', what a text report shows; None: every one's)."""
-    diff = read_decisions(stage, (rev_a, rev_b), repo).diff(stage)
-    if not diff.flipped:
-        return diff
-    flipped = set(diff.flipped) if describe is None else set(list(diff.flipped)[: max(describe, 0)])
-    rows_a, rows_b = _decision_rows(stage, rev_a, repo, flipped), _decision_rows(stage, rev_b, repo, flipped)
-    texts = None
-    if any("prompt" not in (rows_b.get(i) or rows_a.get(i) or {}) for i in flipped):  # the ledger has ids only
-        texts = _rows_or_none(PREPARED, rev_b, repo, flipped) or _rows_or_none(PREPARED, rev_a, repo, flipped)
-    confidences = _confidences(rev_a, repo, flipped), _confidences(rev_b, repo, flipped)
-    return describe_flipped(diff, rows_a, rows_b, *confidences, texts, only=None if describe is None else flipped)
-
-
-def _rows_or_none(path: str, rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, Record] | None:
-    try:
-        return read_rows(path, rev, repo, ids)
-    except InputError:
-        return None
-
-
-def _confidences(rev: str | None, repo: str | None, ids: Collection[str]) -> dict[str, float] | None:
-    """The confidence of each row of `ids` at `rev`, or None when that revision has no scores (then only
-    response changes are reported); streamed, so only these floats are kept."""
-    try:
-        return {i: float(r["confidence"]) for r in iter_rows(SCORED, rev, repo) if "confidence" in r and (i := str(r["id"])) in ids}
-    except InputError:
-        return None
-
-
-def diff_revisions(rev_a: str, rev_b: str, path: str = CURATED, repo: str | None = None) -> RowDiff:
-    """Diff one dataset between two revisions; confidences come from the rows or else the scored set.
-
-    Streamed: a first pass fills a `RowTable` (digests of the responses, confidences), a second
-    fetches the texts of the changed responses for their word diffs.
-    """
-    table = RowTable()
-    for version, rev in enumerate((rev_a, rev_b)):
-        for row in iter_rows(path, rev, repo):
-            table.add(version, str(row["id"]), row)
-    use_scored = [False, False]
-    if not (table.has_own(0) and table.has_own(1)):
-        for version, rev in enumerate((rev_a, rev_b)):
-            try:
-                for row in iter_rows(SCORED, rev, repo):
-                    if "confidence" in row:
-                        table.add_scored(version, str(row["id"]), row["confidence"])
-            except InputError:  # no scores at that revision: only response changes are reported
-                continue
-            use_scored[version] = table.scored_rows[version] > 0
-    diff = table.diff((use_scored[0], use_scored[1]))
-    if diff.response_changed:
-        changed = set(diff.response_changed)
-        old = {i: _response(r) for i, r in read_rows(path, rev_a, repo, changed).items()}
-        new = {i: _response(r) for i, r in read_rows(path, rev_b, repo, changed).items()}
-        fill_word_diffs(diff, old, new)
-    return diff
-
-
-# ---- rendering ------------------------------------------------------------------------------
-
-
-def _clip(items: list[Any], limit: int | None) -> tuple[list[Any], int]:
-    if limit is None or len(items) <= limit:
-        return items, 0
-    return items[:limit], len(items) - limit
-
-
-def render_rows(diff: RowDiff, title: str, fmt: str, limit: int | None = 50) -> str:
-    """Summary counts first, then the rows (at most `limit` per section in text and markdown)."""
-    if fmt == "json":
-        body = {
-            "title": title,
-            "summary": diff.summary(),
-            "added": diff.added,
-            "removed": diff.removed,
-            "response_changed": [{"id": i, "diff": d} for i, d in diff.response_changed.items()],
-            "confidence_changed": [{"id": i, "a": x, "b": y} for i, (x, y) in diff.confidence_changed.items()],
-        }
-        return json.dumps(body, indent=2, ensure_ascii=False)
-    s = diff.summary()
-    md = fmt == "markdown"
-    lines = [f"## {title}" if md else title, ""]
-    if md:
-        lines += ["| rows before | rows after | added | removed | response changed | confidence changed |",
-                  "|---|---|---|---|---|---|",
-                  f"| {s['rows_a']} | {s['rows_b']} | {s['added']} | {s['removed']} "
-                  f"| {s['response_changed']} | {s['confidence_changed']} |"]
-    else:
-        lines.append(f"rows {s['rows_a']} -> {s['rows_b']}: {s['added']} added, {s['removed']} removed, "
-                     f"{s['response_changed']} response changed, {s['confidence_changed']} confidence changed")
-    sections: list[tuple[str, list[str]]] = [
-        ("added", [f"+ {i}" for i in diff.added]),
-        ("removed", [f"- {i}" for i in diff.removed]),
-        ("response changed", [f"~ {i}: {d}" for i, d in diff.response_changed.items()]),
-        ("confidence changed", [f"{i}: {x:.4f} -> {y:.4f} ({y - x:+.4f})" for i, (x, y) in diff.confidence_changed.items()]),
-    ]
-    for name, items in sections:
-        if not items:
-            continue
-        shown, more = _clip(items, limit)
-        lines += ["", f"### {name}" if md else f"{name}:"]
-        lines += [f"- `{item[2:]}`" if md and item[:2] in ("+ ", "- ", "~ ") else (f"- {item}" if md else f"  {item}") for item in shown]
-        if more:
-            lines.append(f"{'- ' if md else '  '}… and {more} more (--limit to show more)")
-    return "\n".join(lines)
-
-
-def one_line(text: str, width: int = TEXT_WIDTH) -> str:
-    """Text on one line (whitespace runs collapsed), cut to `width` characters with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
-
-
-def _confidence_pair(a: float | None, b: float | None) -> str:
-    if a is None and b is None:
-        return ""
-    change = f" ({b - a:+.4f})" if a is not None and b is not None else ""
-    return f"{_number(a)} -> {_number(b)}{change}"
-
-
-def _number(c: float | None) -> str:
-    return "n/a" if c is None else f"{c:.4f}"
-
-
-def render_outcomes(diff: OutcomeDiff, title: str, fmt: str, limit: int | None = 50) -> str:
-    if fmt == "json":
-        return json.dumps({"title": title, **asdict(diff), "transitions": diff.transitions()}, indent=2, ensure_ascii=False)
-    md = fmt == "markdown"
-    names = sorted(set(diff.counts_a) | set(diff.counts_b))
-    lines = [f"## {title}" if md else title, ""]
-    if md:
-        lines += ["| outcome | before | after |", "|---|---|---|"]
-        lines += [f"| {n} | {diff.counts_a.get(n, 0)} | {diff.counts_b.get(n, 0)} |" for n in names]
-    else:
-        lines += [f"{n}: {diff.counts_a.get(n, 0)} -> {diff.counts_b.get(n, 0)}" for n in names]
-    lines += ["", f"{len(diff.flipped)} rows changed decision" + (":" if diff.flipped else ".")]
-    lines += [f"{'- ' if md else '  '}{t}: {n}" for t, n in diff.transitions().items()]
-    shown, more = _clip(list(diff.flipped.items()), limit)
-    if shown:
-        lines += ["", "### rows" if md else "rows:"]
-        for i, (x, y) in shown:
-            detail = diff.rows.get(i, {})
-            conf = _confidence_pair(detail.get("confidence_a"), detail.get("confidence_b"))
-            lines.append(f"{'- ' if md else '  '}{i}: {x} -> {y}" + (f" (confidence {conf})" if conf else ""))
-            for name, label in (("prompt", "prompt"), ("response", "response"), ("reason_a", "why before"), ("reason_b", "why after")):
-                if detail.get(name) is not None:
-                    text = one_line(str(detail[name]))
-                    lines.append(f"  - {label}: {text}" if md else f"      {label + ':':<11} {text}")
-        if more:
-            lines.append(f"{'- ' if md else '  '}… and {more} more (--limit to show more)")
-    return "\n".join(lines)
