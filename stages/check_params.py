@@ -11,8 +11,8 @@ check leaves it in place.
 from __future__ import annotations
 
 from clearcurate import params
+from clearcurate.core.records import write_json
 from clearcurate.pipeline import stage_args
-from clearcurate.records import write_json
 
 
 def main() -> None:
