@@ -2,7 +2,7 @@
 
 The judge (`correct.judge`) is described in clearcurate.correction; every decision keeps its
 evidence in the changes file (replacements) and the decisions file (all of them); the ledger
-(clearcurate.outcomes) accounts for every source row of the training split. The evidence is cached
+(clearcurate.core.outcomes) accounts for every source row of the training split. The evidence is cached
 per row without eta (clearcurate.correction.cached_decisions), so another `correct.eta` re-decides
 without model work.
 With `engine: ray` the model work (proposals and judging) runs in blocks of removed rows on a Ray
@@ -21,12 +21,12 @@ from itertools import chain
 from typing import Any
 
 from clearcurate.cache import ScoreCache, cache_dir
+from clearcurate.core.curation import uncorrectable
+from clearcurate.core.outcomes import Outcome, ledger, outcome_counts, quarantine_ledger_id
+from clearcurate.core.records import Record, iter_jsonl, read_jsonl, write_json, write_jsonl
 from clearcurate.correction import cached_decisions, correct
-from clearcurate.curation import uncorrectable
-from clearcurate.expectations import outcome_columns, outcome_suite, validate
-from clearcurate.outcomes import Outcome, ledger, outcome_counts, quarantine_ledger_id
+from clearcurate.data.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import Record, iter_jsonl, read_jsonl, write_json, write_jsonl
 from clearcurate.runtime import sessions
 
 log = logging.getLogger("correct")

@@ -19,11 +19,11 @@ import logging
 from pathlib import Path
 
 from clearcurate.answers import BASE, answer_all, identities
-from clearcurate.budget import token_budgets
-from clearcurate.evaluation import correction_scores, detection_scores, model_scores
+from clearcurate.core.budget import token_budgets
+from clearcurate.core.evaluation import correction_scores, detection_scores, model_scores
+from clearcurate.core.records import read_jsonl, write_json, write_jsonl
 from clearcurate.llm.base import RowsFailed
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import read_jsonl, write_json, write_jsonl
 from clearcurate.runtime import sessions
 
 log = logging.getLogger("evaluate")

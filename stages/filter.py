@@ -2,7 +2,7 @@
 
 gamma is fixed, a quantile of the scores, or (quantile: auto) the quantile at the noisy share
 estimated from the scores themselves; the estimate goes to metrics/filter.json. A row that `score`
-found a defect in (clearcurate.defects: a refusal, a placeholder, a cut-off response...) is removed
+found a defect in (clearcurate.core.defects: a refusal, a placeholder, a cut-off response...) is removed
 whatever its score, with the check's reason; metrics/filter.json counts removals by reason.
 
 The files stream: the scores and the training ids are read into arrays first, the decision is made
@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from clearcurate.curation import ScoreColumns, keep_mask, removal_reason, threshold
-from clearcurate.expectations import outcome_columns, outcome_suite, validate
-from clearcurate.outcomes import Outcome
+from clearcurate.core.curation import ScoreColumns, keep_mask, removal_reason, threshold
+from clearcurate.core.outcomes import Outcome
+from clearcurate.core.records import atomic_jsonl, iter_jsonl, progress, write_json
+from clearcurate.data.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import atomic_jsonl, iter_jsonl, progress, write_json
 
 log = logging.getLogger("filter")
 

@@ -13,10 +13,10 @@ import logging
 from pathlib import Path
 from typing import NoReturn
 
-from clearcurate.expectations import InstructionColumns, instruction_suite, validate
-from clearcurate.ingest import check_file, iter_rows, quarantine_codes
+from clearcurate.core.records import InputError, Record, atomic_jsonl, progress, write_json, write_jsonl
+from clearcurate.data.expectations import InstructionColumns, instruction_suite, validate
+from clearcurate.data.ingest import check_file, iter_rows, quarantine_codes
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import InputError, Record, atomic_jsonl, progress, write_json, write_jsonl
 from clearcurate.runtime import models as runtime
 
 log = logging.getLogger("prepare")

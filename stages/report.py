@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from clearcurate.core.records import read_jsonl, write_json
+from clearcurate.data.reports import confidence_histogram, outcome_counts
 from clearcurate.pipeline import setup_logging, stage_args
-from clearcurate.records import read_jsonl, write_json
-from clearcurate.reports import confidence_histogram, outcome_counts
 
 log = logging.getLogger("report")
 

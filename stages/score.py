@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from clearcurate.cache import FAILURES, ScoreCache, cache_dir
-from clearcurate.expectations import scored_suite, validate
+from clearcurate.core.records import read_jsonl, write_json, write_jsonl
+from clearcurate.data.expectations import scored_suite, validate
 from clearcurate.llm.base import RowsFailed
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import read_jsonl, write_json, write_jsonl
 from clearcurate.runtime import sessions
 from clearcurate.scoring import score_rows
-from clearcurate.similarity import get_similarity
+from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("score")
 
@@ -61,7 +61,7 @@ def main() -> None:
             "cache_misses": cache.misses,
             "rows_per_second": round(len(scored) / seconds, 3),
             "reflection_unparsed": sum(int(s.get("reflection_unparsed", 0)) for s in scored),
-            "rows_with_defects": sum(bool(s["defects"]) for s in scored),  # the filter removes them (clearcurate.defects)
+            "rows_with_defects": sum(bool(s["defects"]) for s in scored),  # the filter removes them (clearcurate.core.defects)
             "defects": dict(sorted(Counter(d["check"] for s in scored for d in s["defects"]).items())),
             **session.usage(),
         },

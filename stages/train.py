@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from clearcurate.core.records import read_jsonl
+from clearcurate.llm.lora import reuse_adapter
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
-from clearcurate.records import read_jsonl
 from clearcurate.runtime import models as runtime
-from clearcurate.training import reuse_adapter
 
 log = logging.getLogger("train")
 
