@@ -7,7 +7,9 @@ import json
 import pytest
 
 from clearcurate.core.records import InputError, content_id
-from clearcurate.data.ingest import IngestConfig, _json_lines, _streamed_json_lines, _Utf8Check, iter_rows, load_rows
+from clearcurate.data.ingest import iter_rows, load_rows
+from clearcurate.data.ingest.files import Utf8Check, _json_lines, _streamed_json_lines
+from clearcurate.params import IngestConfig
 
 GOOD = [{"id": "a", "prompt": "Capital of France?", "response": "Paris"},
         {"id": "b", "prompt": "2 + 2?", "response": "4", "meta": {"src": "x"}}]
@@ -311,7 +313,7 @@ def test_streamed_jsonl_reads_every_line_as_the_whole_file_reader_does(tmp_path)
     lines = [b"\xef\xbb\xbf" + json.dumps(GOOD[0]).encode(), b"", b"   ", b'{"id": "x", "prompt": "caf\xe9"}', b"{oops",
              json.dumps({"prompt": "Qu\u00e9?", "response": "s\u00ed"}, ensure_ascii=False).encode(), b"[1, 2]", b'"\r"\r']
     path = _jsonl(tmp_path, lines)
-    streamed = list(_streamed_json_lines(path, _Utf8Check()))
+    streamed = list(_streamed_json_lines(path, Utf8Check()))
     assert streamed == list(_json_lines(path, path.read_bytes(), "utf-8"))
     assert [s.line for s in streamed] == [1, 4, 5, 6, 7, 8]
 
