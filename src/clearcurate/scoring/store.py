@@ -42,6 +42,9 @@ SCORING_MODULES = (
     "clearcurate.llm.hf",
     "clearcurate.llm.models",
     "clearcurate.llm.openai_api",
+    "clearcurate.llm.openai_api.client",
+    "clearcurate.llm.openai_api.retry",
+    "clearcurate.llm.openai_api.usage",
 )
 
 

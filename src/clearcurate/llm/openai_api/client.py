@@ -1,22 +1,5 @@
-"""The same primitives as `LocalLM`, against any OpenAI-compatible chat completions endpoint.
-
-Hosted models (OpenAI), and inference servers that speak the same API (vLLM, TGI, llama.cpp
-server, Ollama), score, correct and evaluate through the official `openai` client:
-- requests run concurrently (asyncio, at most `max_concurrency` in flight), with retries,
-  exponential backoff and jitter on 429 / 5xx / timeouts / malformed replies, honouring
-  `Retry-After`: one policy (`retrying`, tenacity) for chat and fine-tuning calls alike, with
-  the SDK's own retries off so that the two never multiply;
-- a per-run request and token budget stops the run cleanly (`BudgetExceeded`); rows finished
-  before that are already in the scoring cache, so a rerun resumes and pays only for the rest;
-- k samples come from one request (`n=k`) where the server supports it, else k requests;
-- a multiple-choice answer is read from the `top_logprobs` of the answer letter when the
-  server returns them, else parsed from the text by a strict parser; an answer that is neither
-  is recorded as unparsed (None), never silently 0.5, and counted in `usage.unparsed`.
-
-Prompts stay opaque strings, as with `LocalLM`: `chat()` renders a conversation with record
-separators, and the same object parses it back into messages. Rendering extends a conversation
-by appending, which the reflection follow-up relies on.
-"""
+"""`OpenAIChatLM`: the primitives of `LocalLM` against an OpenAI-compatible chat completions endpoint, and the
+strict reading of an answer letter (from top_logprobs, else the text, else unparsed)."""
 
 from __future__ import annotations
 
@@ -24,108 +7,27 @@ import asyncio
 import json
 import logging
 import math
-import random
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tqdm.auto import tqdm
 
-from clearcurate.core.records import atomic_dir, write_json
 from clearcurate.llm.base import Generation, Sampled
 from clearcurate.llm.hf import per_prompt
+from clearcurate.llm.openai_api.finetune import fine_tune, read_model_ref, write_model_ref
+from clearcurate.llm.openai_api.retry import retrying
+from clearcurate.llm.openai_api.usage import CHARS_PER_TOKEN, BudgetExceeded, Usage
 from clearcurate.params import OpenAIConfig
-
-CHARS_PER_TOKEN = 4  # a common rule of thumb for English BPE tokenizers
 
 log = logging.getLogger(__name__)
 
+
 ROLE_MARK, BODY_MARK = "\x1e", "\x1f"  # ASCII record / unit separators: never meaningful in data
-
-
-class BudgetExceeded(RuntimeError):
-    """The run's request or token budget is spent; finished rows are cached, rerun to resume."""
-
-
-@dataclass
-class Usage:
-    """What a run asked of the server, for the stage's metrics."""
-
-    requests: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    unparsed: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-
-    def cost_usd(self, cfg: OpenAIConfig) -> float:
-        return (self.prompt_tokens * cfg.price_input_per_mtok + self.completion_tokens * cfg.price_output_per_mtok) / 1e6
-
-    def summary(self, cfg: OpenAIConfig) -> dict[str, Any]:
-        return {**asdict(self), "estimated_cost_usd": round(self.cost_usd(cfg), 6)}
-
-
-def api_metrics(lm: Any) -> dict[str, Any]:
-    """{"api": usage and cost} for a stage's metrics when `lm` is an API client, else {}."""
-    return {"api": lm.usage.summary(lm.cfg)} if isinstance(lm, OpenAIChatLM) else {}
-
-
-RETRYABLE = ("RateLimitError", "InternalServerError", "APITimeoutError", "APIConnectionError", "APIResponseValidationError")
-
-
-def _retry_after(err: Exception) -> float | None:
-    """Seconds the server asked us to wait (Retry-After / retry-after-ms), if it said."""
-    response = getattr(err, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    try:
-        if headers.get("retry-after-ms"):
-            return float(headers["retry-after-ms"]) / 1000
-        if headers.get("retry-after"):
-            return float(headers["retry-after"])
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
-    return None
-
-
-def _is_retryable(err: Exception) -> bool:
-    if isinstance(err, json.JSONDecodeError):  # a malformed reply body
-        return True
-    status = getattr(err, "status_code", None)
-    return type(err).__name__ in RETRYABLE or (isinstance(status, int) and (status in (408, 409, 429) or status >= 500))
-
-
-def retrying(cfg: OpenAIConfig, on_retry: Callable[[], None] | None = None, asynchronous: bool = False) -> Retrying | AsyncRetrying:
-    """The module's one retry policy; every client is made with the SDK's own retries off (max_retries=0).
-
-    Up to `cfg.max_retries` retries of a retryable error (`_is_retryable`), each after the server's
-    Retry-After when it sent one, else `backoff_s` doubling per retry with jitter; never longer than
-    `backoff_max_s`. The last error is re-raised as it is. Call the result with the function and its
-    arguments; `on_retry` runs before each wait.
-    """
-
-    def wait(state: RetryCallState) -> float:
-        seconds = _retry_after(state.outcome.exception()) if state.outcome else None
-        if seconds is None:  # exponential backoff with jitter
-            seconds = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** (state.attempt_number - 1)) * random.uniform(0.5, 1.0)
-        return min(seconds, cfg.backoff_max_s)
-
-    def before_sleep(state: RetryCallState) -> None:
-        err = state.outcome.exception() if state.outcome else None
-        log.debug("retrying after %s in %.2f s", type(err).__name__, state.next_action.sleep if state.next_action else 0.0)
-        if on_retry is not None:
-            on_retry()
-
-    policy = AsyncRetrying if asynchronous else Retrying
-    return policy(
-        retry=retry_if_exception(_is_retryable), stop=stop_after_attempt(cfg.max_retries + 1), wait=wait,
-        before_sleep=before_sleep, reraise=True,
-    )
 
 
 def parse_letter(text: str, choices: Sequence[str]) -> str | None:
@@ -392,69 +294,6 @@ class OpenAIChatLM:
         return [first, second]
 
 
-# ---- fine-tuning jobs -------------------------------------------------------------------------
-
-MODEL_FILE = "openai_model.json"  # what a model directory holds with backend openai: the model id
-
-
-def write_model_ref(out_dir: str | Path, model: str, train_log: dict[str, Any] | None = None, **extra: Any) -> None:
-    """A model 'artifact' for the openai backend: the id later stages call, atomically written.
-
-    `train_log` (config and data fingerprint) lets `training.reuse_adapter` reuse a fine-tuned
-    model id exactly as it reuses a local adapter.
-    """
-    with atomic_dir(out_dir) as tmp:
-        write_json(tmp / MODEL_FILE, {"model": model, **extra})
-        if train_log is not None:
-            write_json(tmp / "train_log.json", train_log)
-
-
-def read_model_ref(model_dir: str | Path) -> str:
-    path = Path(model_dir) / MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: this model directory was not made with model.backend: openai")
-    return str(json.loads(path.read_text(encoding="utf-8"))["model"])
-
-
-def chat_training_file(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Rows in the OpenAI chat fine-tuning format: one {"messages": [user, assistant]} per line."""
-    lines = [
-        json.dumps({"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]},
-                   ensure_ascii=False)
-        for r in rows
-    ]
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def fine_tune(cfg: OpenAIConfig, rows: Sequence[dict[str, Any]], base_model: str, suffix: str) -> dict[str, Any]:
-    """Upload the rows, create a fine-tuning job, poll it to the end; returns the job's final record.
-
-    A failed or cancelled job raises with the server's own message.
-    """
-    from openai import OpenAI
-
-    if not rows:
-        raise ValueError(f"{suffix}: no training rows")
-    with OpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=0) as client:
-        return _run_job(client, cfg, rows, base_model, suffix)
-
-
-def _run_job(client: Any, cfg: OpenAIConfig, rows: Sequence[dict[str, Any]], base_model: str, suffix: str) -> dict[str, Any]:
-    call, start = retrying(cfg), time.perf_counter()  # each API call retried as chat requests are
-    upload = call(client.files.create, file=(f"{suffix}.jsonl", chat_training_file(rows)), purpose="fine-tune")
-    hyper = {"n_epochs": cfg.n_epochs} if cfg.n_epochs else {}
-    job = call(
-        client.fine_tuning.jobs.create,
-        model=base_model, training_file=upload.id, suffix=suffix[:18], **({"hyperparameters": hyper} if hyper else {}),
-    )
-    log.info("%s: fine-tuning job %s on %s (%d rows, file %s)", suffix, job.id, base_model, len(rows), upload.id)
-    while job.status not in ("succeeded", "failed", "cancelled"):
-        time.sleep(cfg.poll_s)
-        job = call(client.fine_tuning.jobs.retrieve, job.id)
-        log.info("%s: job %s %s (%.0f s)", suffix, job.id, job.status, time.perf_counter() - start)
-    if job.status != "succeeded":
-        error = getattr(job, "error", None)
-        message = getattr(error, "message", None) or "no message from the server"
-        raise RuntimeError(f"{suffix}: fine-tuning job {job.id} {job.status}: {message}")
-    return {"model": job.fine_tuned_model, "job": job.id, "training_file": upload.id, "base_model": base_model,
-            "rows": len(rows), "seconds": round(time.perf_counter() - start, 1)}
+def api_metrics(lm: Any) -> dict[str, Any]:
+    """{"api": usage and cost} for a stage's metrics when `lm` is an API client, else {}."""
+    return {"api": lm.usage.summary(lm.cfg)} if isinstance(lm, OpenAIChatLM) else {}
