@@ -26,9 +26,9 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+from clearcurate.config import OpenAIConfig, load_file
 from clearcurate.data.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.llm.openai_api import OpenAIChatLM
-from clearcurate.params import OpenAIConfig, load_file
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import score_rows
 from clearcurate.scoring.similarity import get_similarity

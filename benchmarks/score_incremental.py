@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.config import load_file
 from clearcurate.data.noisy_data import SQUAD_SOURCE, SquadNConfig, build_squad_n
 from clearcurate.llm.factory import load_lm
-from clearcurate.params import load_file
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import score_rows
 from clearcurate.scoring.similarity import get_similarity

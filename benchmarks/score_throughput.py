@@ -19,10 +19,10 @@ import time
 
 import torch
 
+from clearcurate.config import ModelParams, Params
 from clearcurate.core import prompts
 from clearcurate.core.records import read_jsonl
 from clearcurate.llm.factory import load_lm
-from clearcurate.params import ModelParams, Params
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import ScoreConfig, fewshot_examples, reflect
 

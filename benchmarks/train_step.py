@@ -23,10 +23,10 @@ from dataclasses import replace
 
 import torch
 
+from clearcurate.config import load_file
 from clearcurate.core.records import read_jsonl
 from clearcurate.llm import models
 from clearcurate.llm.lora import _Collator, attach_lora, encode_example, response_loss
-from clearcurate.params import load_file
 from clearcurate.pipeline import setup_logging
 
 log = logging.getLogger("train_step")

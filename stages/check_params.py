@@ -10,7 +10,7 @@ check leaves it in place.
 
 from __future__ import annotations
 
-from clearcurate import params
+from clearcurate import config as params
 from clearcurate.core.records import write_json
 from clearcurate.pipeline import stage_args
 

@@ -78,8 +78,8 @@ def closure(script: Path) -> set[Path]:
 BACKEND_MODULES = ("clearcurate.llm.hf", "clearcurate.llm.openai_api", "clearcurate.llm.factory", "clearcurate.llm.models",
                    "clearcurate.llm.local_server", "clearcurate.engines.ray")
 # Pure decision logic and maths: testable without a model, so they import none (module or function level).
-PURE_MODULES = (*(f"clearcurate.core.{m.stem}" for m in sorted((SRC / "clearcurate" / "core").glob("*.py")) if m.stem != "__init__"),
-                "clearcurate.params")
+PURE_MODULES = tuple(f"clearcurate.{package}.{m.stem}" for package in ("core", "config")
+                     for m in sorted((SRC / "clearcurate" / package).glob("*.py")) if m.stem != "__init__")
 MODEL_LIBRARIES = ("torch", "transformers", "peft", "ray", "sentence_transformers", "accelerate", "openai")
 MODEL_MODULES = (*BACKEND_MODULES, "clearcurate.scoring", "clearcurate.llm.lora", "clearcurate.correction", "clearcurate.runtime",
                  "clearcurate.scoring.similarity", "clearcurate.answers")

@@ -26,9 +26,9 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.config import ScoreConfig
 from clearcurate.core.records import write_json
 from clearcurate.llm.factory import load_lm
-from clearcurate.params import ScoreConfig
 from clearcurate.scoring import score_rows
 from clearcurate.scoring.similarity import get_similarity
 

@@ -39,6 +39,7 @@ from run import HERE, Cache, load_params, train_config
 from sklearn.metrics import roc_auc_score
 
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.core import presets
 from clearcurate.core.defects import DEFAULT_CHECKS, find_defects
 from clearcurate.core.presets import PRESETS, preset_for
 from clearcurate.core.records import Record, write_json
@@ -132,7 +133,7 @@ def preset_aurocs(rows: list[Record], y: list[int], params: dict[str, Any], grou
     """Each preset's confidence AUROC on these rows as scoring combines it (defect checks included)."""
     out = {}
     for name in PRESETS:
-        cfg = ScoreConfig(**{**params["score"], "group_by": "task" if group else None}).with_preset(name)
+        cfg = presets.applied(ScoreConfig(**{**params["score"], "group_by": "task" if group else None}), name)
         records = [{**r, "group": r["task"]} if group else r for r in rows]
         out[name] = _auroc(y, [c for c, _ in confidences(records, cfg, name)])
     return out

@@ -34,6 +34,7 @@ from dev import DEV_SETS, dev_cli, dev_rows, score_key
 from run import HERE, Cache, train_config
 from sklearn.metrics import roc_auc_score
 
+from clearcurate.core import presets
 from clearcurate.core.evaluation import final_number, normalize_answer, same_answer
 from clearcurate.core.presets import PRESETS, preset_for
 from clearcurate.core.records import Record, write_json
@@ -135,7 +136,7 @@ def report(rows: list[Record], labels: dict[str, Record], scored: list[Record], 
                            "component_auroc": {c: round(float(roc_auc_score(y, [s[c] for s in scored])), 3) for c in COMPONENTS}}
     base = ScoreConfig(**{**params["score"], "max_new_tokens": max_new_tokens})
     out["preset_auroc (arithmetic check included)"] = {
-        name: round(float(roc_auc_score(y, [c for c, _ in confidences(scored, base.with_preset(name), name)])), 3) for name in PRESETS
+        name: round(float(roc_auc_score(y, [c for c, _ in confidences(scored, presets.applied(base, name), name)])), 3) for name in PRESETS
     }
     # What `score.weights: auto` would pick for these rows (records count the end of turn in response_tokens).
     out["auto_preset"] = preset_for(statistics.median(s["response_tokens"] - 1 for s in scored))

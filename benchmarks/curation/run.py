@@ -48,9 +48,10 @@ import yaml
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from report_natural import defect_lines, growth_lines
 
-from clearcurate import params as params_mod
+from clearcurate import config as params_mod
 from clearcurate.cache import ScoreCache, digest, model_fingerprint
 from clearcurate.core import confidence as cf
+from clearcurate.core import presets
 from clearcurate.core.budget import token_budgets
 from clearcurate.core.curation import FilterConfig, redecide, split_by_threshold, threshold
 from clearcurate.core.evaluation import (
@@ -314,7 +315,7 @@ class Bench:
         if result is None or scorer != "clear":
             return result
         preset = result["records"][0].get("weights_preset", "short")  # stored before presets existed: today's short one
-        cfg = self.score_config(spec, "crossfit").with_preset(preset)
+        cfg = presets.applied(self.score_config(spec, "crossfit"), preset)
         return {**result, "scores": [c for c, _ in confidences(result["records"], cfg, preset)]}
 
     def _score(self, spec: DatasetSpec, scorer: str, train: list[Record]) -> dict[str, Any]:
@@ -464,8 +465,8 @@ def ablations(
         return []
     records = clear["records"]
     # Results stored before presets existed were scored with the weights that are now the short preset.
-    score_cfg = score_cfg.with_preset(records[0].get("weights_preset", "short"))
-    weights = score_cfg.component_weights()
+    score_cfg = presets.applied(score_cfg, records[0].get("weights_preset", "short"))
+    weights = presets.component_weights(score_cfg)
     rows_out: list[dict[str, Any]] = []
 
     def auc(values: list[float]) -> float:

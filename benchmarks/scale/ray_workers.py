@@ -35,11 +35,11 @@ import ray
 import torch
 
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.config import LoraTrainConfig, ScoreConfig, load_file
 from clearcurate.core.records import Record, read_jsonl
 from clearcurate.engines.ray import RayEngine
 from clearcurate.llm.factory import load_lm
 from clearcurate.llm.models import convert_to_safetensors
-from clearcurate.params import LoraTrainConfig, ScoreConfig, load_file
 from clearcurate.pipeline import setup_logging
 from clearcurate.scoring import fold_adapters, score_rows
 from clearcurate.scoring.similarity import get_similarity

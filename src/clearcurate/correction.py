@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from clearcurate.cache import ScoreCache, digest, source_fingerprint
+from clearcurate.config import CorrectConfig
 from clearcurate.core import confidence as cf
 from clearcurate.core import prompts
 from clearcurate.core.curation import agreement_verdict, correction_reason, pairwise_preference, redecide, should_replace
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record, progress
 from clearcurate.llm.base import ChatLM, Engine
-from clearcurate.params import CorrectConfig
 from clearcurate.scoring import SCORING_MODULES, reflect
 
 

@@ -11,8 +11,8 @@ import logging
 import os
 from pathlib import Path
 
-from clearcurate import params
-from clearcurate.params import Params
+from clearcurate import config as params
+from clearcurate.config import Params
 
 
 def setup_logging() -> None:
@@ -42,7 +42,7 @@ def stage_args(doc: str | None, *paths: str, optional: tuple[str, ...] = (), **o
 
 
 def stage_params(stage: str) -> Params:
-    """The params this stage declares in dvc.yaml, typed and validated (clearcurate.params).
+    """The params this stage declares in dvc.yaml, typed and validated (clearcurate.config).
 
     An invalid params.yaml stops the stage here, before any model loads, with one line per bad key.
     """

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
+from clearcurate.config import ValidateConfig
 from clearcurate.core.records import write_json
 from clearcurate.data.expectations import instruction_suite, validate
 from clearcurate.data.reports import confidence_histogram, outcome_counts, page_loads, remote_loads
-from clearcurate.params import ValidateConfig
 from helpers import ROOT, run_cmd
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -25,6 +25,7 @@ import yaml
 
 from clearcurate.answers import BASE, answer_all, model_answers
 from clearcurate.cache import ScoreCache, model_fingerprint
+from clearcurate.config import parse
 from clearcurate.core.curation import FilterConfig, split_by_threshold, threshold
 from clearcurate.core.evaluation import model_scores
 from clearcurate.correction import CorrectConfig, correct_on, correct_rows
@@ -34,7 +35,6 @@ from clearcurate.llm.factory import prepare_scorer
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.lora import LoraTrainConfig, attach_lora
 from clearcurate.llm.models import load
-from clearcurate.params import parse
 from clearcurate.scoring import ScoreConfig, score_rows
 from clearcurate.scoring.similarity import get_similarity
 from helpers import ROOT, assert_same_records, command_env

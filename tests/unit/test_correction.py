@@ -1,9 +1,9 @@
 import pytest
 
+from clearcurate.config import ORDERS
 from clearcurate.core.outcomes import Outcome
 from clearcurate.correction import CorrectConfig, candidate_first, correct_rows
 from clearcurate.llm.lora import LoraTrainConfig, attach_lora
-from clearcurate.params import ORDERS
 from helpers import assert_same_records
 
 ROWS = [{"id": f"r{i}", "prompt": f"Question {i}?", "response": f"answer {i}"} for i in range(4)]

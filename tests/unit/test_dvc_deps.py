@@ -39,8 +39,8 @@ def test_closure_follows_function_level_and_package_imports(tmp_path: Path) -> N
     found = {str(p) for p in closure(script)}
     # the package inits, the module, and what it imports in turn
     assert {"src/clearcurate/__init__.py", "src/clearcurate/llm/__init__.py", "src/clearcurate/llm/factory.py",
-            "src/clearcurate/llm/hf.py", "src/clearcurate/params.py"} <= found
-    assert "src/clearcurate/scoring.py" not in found  # not imported by the factory
+            "src/clearcurate/llm/hf.py", "src/clearcurate/config/__init__.py"} <= found
+    assert "src/clearcurate/scoring/__init__.py" not in found  # not imported by the factory
 
 
 def test_every_path_in_a_stage_script_comes_from_its_cmd() -> None:

@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 
 from clearcurate.core import confidence as cf
+from clearcurate.core import presets
 from clearcurate.core.presets import DEFECT_PENALTY, FLUENCY_SCALE
 from clearcurate.llm.lora import LoraTrainConfig
 from clearcurate.scoring import ScoreConfig, fold_of, sample_budgets, score_rows
@@ -28,9 +29,9 @@ def test_config_validation_and_weights():
         ScoreConfig(folds=1)
     with pytest.raises(ValueError, match=r"needs score\.recipe: crossfit"):
         ScoreConfig(recipe="paper", weights={"consistency": 1, "likelihood": 1})
-    assert ScoreConfig(weights={}, beta=0.7).component_weights() == pytest.approx({"consistency": 0.7, "reflection": 0.3})
-    assert ScoreConfig(k=0, weights={"consistency": 1, "reflection": 1}).component_weights() == {"reflection": 1}
-    assert ScoreConfig(k=0, weights={"likelihood": 1, "relevance": 1}).component_weights() == {"relevance": 1}  # needs no samples
+    assert presets.component_weights(ScoreConfig(weights={}, beta=0.7)) == pytest.approx({"consistency": 0.7, "reflection": 0.3})
+    assert presets.component_weights(ScoreConfig(k=0, weights={"consistency": 1, "reflection": 1})) == {"reflection": 1}
+    assert presets.component_weights(ScoreConfig(k=0, weights={"likelihood": 1, "relevance": 1})) == {"relevance": 1}  # needs no samples
 
 
 @pytest.mark.parametrize("recipe", ["paper", "crossfit"])
@@ -89,14 +90,15 @@ def test_auto_weights_follow_the_answer_length_and_are_resolved_before_use():
 
     assert preset_for(4) == "short" and preset_for(45) == "free_form"
     auto = ScoreConfig()
-    assert auto.preset_for([3, 4, 5, 60]) == "short" and auto.preset_for([40, 90, 120]) == "free_form"
-    with pytest.raises(ValueError, match="with_preset"):
-        auto.component_weights()
-    free = auto.with_preset("free_form")
-    assert free.component_weights() == PRESETS["free_form"].weights and free.likelihood_per == "token"
-    assert ScoreConfig(weights={"consistency": 1}).preset_for([100]) == "custom"
+    assert presets.choose(auto, [3, 4, 5, 60]) == "short" and presets.choose(auto, [40, 90, 120]) == "free_form"
+    with pytest.raises(ValueError, match=r"applied\(cfg, choose"):
+        presets.component_weights(auto)
+    free = presets.applied(auto, "free_form")
+    assert presets.component_weights(free) == PRESETS["free_form"].weights and free.likelihood_per == "token"
+    assert presets.choose(ScoreConfig(weights={"consistency": 1}), [100]) == "custom"
     paper = ScoreConfig(recipe="paper")  # auto under the paper recipe: the paper's beta weighting
-    assert paper.with_preset(paper.preset_for([3])).component_weights() == pytest.approx({"consistency": 0.7, "reflection": 0.3})
+    paper_weights = presets.component_weights(presets.applied(paper, presets.choose(paper, [3])))
+    assert paper_weights == pytest.approx({"consistency": 0.7, "reflection": 0.3})
     with pytest.raises(ValueError, match=r"score\.weights must be"):
         ScoreConfig(weights="magic")
 
@@ -190,7 +192,7 @@ def test_group_by_fits_the_length_trend_per_group_and_a_missing_field_is_an_erro
         for lo, hi in ((0, 10), (10, 20)):  # each source against its own length line
             expected = cf.length_adjusted([o[name] for o in out[lo:hi]], [o["response_tokens"] for o in out[lo:hi]])
             assert [o["length_adjusted"][name] for o in out[lo:hi]] == pytest.approx(expected)
-    ungrouped = confidences(out, ScoreConfig(k=1).with_preset("free_form"), "free_form")  # the benchmark's recomputation
+    ungrouped = confidences(out, presets.applied(ScoreConfig(k=1), "free_form"), "free_form")  # the benchmark's recomputation
     assert [c for c, _ in ungrouped] != pytest.approx([o["confidence"] for o in out])
     assert row_groups([{"id": "x", "source": 3}, {"id": "y"}], "source") == ["3", None]
     with pytest.raises(ValueError, match=r"score\.group_by: no row has a field 'sorce'"):

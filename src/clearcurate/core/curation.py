@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clearcurate.config import AUTO, FilterConfig
 from clearcurate.core.defects import correctable, describe, response_defects
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record
-from clearcurate.params import AUTO, FilterConfig
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,15 @@ only; `dev_results.json`, `dev_freeform_results.json`); see docs/curation.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from clearcurate.core import confidence as cf
+
+if TYPE_CHECKING:
+    from clearcurate.config import ScoreConfig
 
 
 @dataclass(frozen=True)
@@ -64,3 +72,32 @@ SHORT_MAX_TOKENS = 16
 def preset_for(median_response_tokens: float) -> str:
     """`short` when the median response has at most 16 tokens, else `free_form`."""
     return "short" if median_response_tokens <= SHORT_MAX_TOKENS else "free_form"
+
+
+def choose(cfg: ScoreConfig, response_tokens: Sequence[int]) -> str:
+    """Which weighting applies to rows with these response lengths: a preset name, `custom` (explicit
+    `score.weights`) or `paper` (empty weights, or the paper recipe with `auto`)."""
+    if cfg.weights != "auto":
+        return "custom" if cfg.weights else "paper"
+    return "paper" if cfg.recipe == "paper" else preset_for(statistics.median(response_tokens) if response_tokens else 0)
+
+
+def applied(cfg: ScoreConfig, name: str) -> ScoreConfig:
+    """`cfg` with the named preset's weights and likelihood normalisation (`custom`, `paper`: as it is)."""
+    if name == "paper" and cfg.weights == "auto":
+        return replace(cfg, weights={})
+    if name not in PRESETS:
+        return cfg
+    p = PRESETS[name]
+    return replace(cfg, weights=dict(p.weights), likelihood_per=p.likelihood_per, likelihood_scale=p.likelihood_scale)
+
+
+def component_weights(cfg: ScoreConfig) -> dict[str, float]:
+    """Explicit `weights` if given, else the paper's beta * O + (1 - beta) * S (`auto`: resolve with `applied` first);
+    without samples (k = 0), the sampled components drop out."""
+    if cfg.weights == "auto":
+        raise ValueError("score.weights: auto depends on the data: apply applied(cfg, choose(cfg, ...)) first")
+    weights = dict(cfg.weights) if cfg.weights else cf.paper_weights(cfg.beta)
+    if cfg.k == 0:  # no samples: consistency, likelihood and length are undefined
+        weights = {n: w for n, w in weights.items() if n not in cf.SAMPLED_COMPONENTS}
+    return weights

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clearcurate.config import ValidateConfig
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record, write_json
 from clearcurate.data.reports import VENDOR, remote_loads
-from clearcurate.params import ValidateConfig
 
 log = logging.getLogger(__name__)
 SHOWN_IDS = 5

@@ -42,10 +42,11 @@ import ray.data
 import torch
 
 from clearcurate.cache import model_fingerprint
+from clearcurate.config import LoraTrainConfig, ScoreConfig
+from clearcurate.core import presets
 from clearcurate.core.records import Record
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.models import load
-from clearcurate.params import LoraTrainConfig, ScoreConfig
 from clearcurate.scoring import base_parts, reflection_records, sample_records
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class ScoreWorker:
                                       [t["budget"] for t in part], self.cfg, part[0]["with_likelihood"])
 
             _collect(results, "samples", group, sample)
-        parts = base_parts(self.cfg.component_weights())
+        parts = base_parts(presets.component_weights(self.cfg))
         _collect(results, "reflection", [t for t in tasks if t["reflect"]], lambda part: reflection_records(self.base, part, parts))
         return {"result": np.array([json.dumps(r) for r in results.values()], dtype=object)}
 

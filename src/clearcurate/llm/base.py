@@ -20,8 +20,8 @@ import numpy as np
 from clearcurate.core.records import Record
 
 if TYPE_CHECKING:
+    from clearcurate.config import LoraTrainConfig, ScoreConfig
     from clearcurate.llm.hf import LocalLM
-    from clearcurate.params import LoraTrainConfig, ScoreConfig
 
 
 ZERO_WIDTH_SPACE = "\u200b"

@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from clearcurate.config import Params
 from clearcurate.core.records import atomic_dir, show_progress, write_json
 from clearcurate.llm import models
 from clearcurate.llm.base import ChatLM
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.openai_api import BudgetExceeded, OpenAIChatLM, read_model_ref, write_model_ref
-from clearcurate.params import Params
 
 NO_LIMIT = 10**9  # count every token of a row, however long
 

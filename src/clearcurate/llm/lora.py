@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from clearcurate.config import LoraTrainConfig
 from clearcurate.core.records import Record, atomic_dir, write_json
 from clearcurate.llm.base import neutralize_special_tokens
-from clearcurate.params import LoraTrainConfig
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from clearcurate.config import LoraTrainConfig, Params
 from clearcurate.core.records import Record
 from clearcurate.llm.factory import load_lm, prepare_base, prepare_scorer
-from clearcurate.params import LoraTrainConfig, Params
 
 
 def prepare(p: Params, base_out: Path, scorer_out: Path) -> tuple[Callable[[str, str], int], int]:

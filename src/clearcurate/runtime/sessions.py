@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from clearcurate.cache import digest, model_fingerprint
+from clearcurate.config import Params
 from clearcurate.llm.base import ChatLM, Engine
 from clearcurate.llm.factory import api_budget, load_lm, load_scorer, scorer_dir
 from clearcurate.llm.openai_api import api_metrics
-from clearcurate.params import Params
 
 
 @dataclass

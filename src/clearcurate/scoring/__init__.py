@@ -28,12 +28,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.config import LoraTrainConfig, ScoreConfig
 from clearcurate.core import confidence as cf
-from clearcurate.core import defects, verify
+from clearcurate.core import defects, presets, verify
 from clearcurate.core.presets import FLUENCY_SCALE, PRESETS
 from clearcurate.core.records import Record
 from clearcurate.llm.base import ChatLM, Engine
-from clearcurate.params import LoraTrainConfig, ScoreConfig
 from clearcurate.scoring.combine import component_records, confidences, group_field_candidates, likelihood, row_groups
 from clearcurate.scoring.crossfit import crossfit, fold_adapters, fold_assignment, fold_of, on_engine, repeated_prompts
 from clearcurate.scoring.reflection import base_parts, reflect, reflect_cached, reflection_records
@@ -84,17 +84,17 @@ def score_rows(
         with tempfile.TemporaryDirectory(prefix="clearcurate-score-") as tmp:
             return score_rows(lm, rows, cfg, similarity, train_cfg, ScoreCache(tmp), model_id or "uncached", engine)
     response_tokens = lm.token_counts([r["response"] for r in rows])  # counted once: the preset and every budget
-    preset = cfg.preset_for(response_tokens)
+    preset = presets.choose(cfg, response_tokens)
     budgets = sample_budgets(response_tokens, cfg)
-    cfg = cfg.with_preset(preset)
-    log.info("confidence weights: %s %s (likelihood per %s)", preset, cfg.component_weights(), cfg.likelihood_per)
+    cfg = presets.applied(cfg, preset)
+    log.info("confidence weights: %s %s (likelihood per %s)", preset, presets.component_weights(cfg), cfg.likelihood_per)
     if cfg.recipe == "crossfit" and train_cfg is None:
         raise ValueError("the crossfit recipe needs the LoRA training config")
     if cfg.recipe == "crossfit" and cfg.fold_by == "id" and (repeated := repeated_prompts(rows)):
         log.warning("%d rows share their prompt with another row: with folds by id, a fold model may have trained on the same "
                     "prompt with another response. Set score.fold_by: prompt to keep each prompt's rows in one fold (docs/scoring.md)",
                     repeated)
-    parts = base_parts(cfg.component_weights())
+    parts = base_parts(presets.component_weights(cfg))
     sampling = sampled_config(cfg)
     if engine is not None:
         raw, folds, reflections = on_engine(engine, lm, rows, sampling, budgets, train_cfg, cache, model_id, parts)

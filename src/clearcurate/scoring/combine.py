@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from clearcurate.config import ScoreConfig
 from clearcurate.core import confidence as cf
-from clearcurate.core import defects
+from clearcurate.core import defects, presets
 from clearcurate.core.presets import DEFECT_PENALTY, PRESETS
 from clearcurate.core.records import Record
-from clearcurate.params import ScoreConfig
 from clearcurate.scoring.similarity import Similarity
 
 
@@ -102,9 +102,9 @@ def confidences(records: Sequence[Record], cfg: ScoreConfig, preset: str) -> lis
     checks existed carry only their `arithmetic` share, the first check).
 
     No model work: the benchmark recomputes stored rows with it when a preset changes. `cfg` has the
-    preset applied (`with_preset`).
+    preset applied (`presets.applied`).
     """
-    weights = cfg.component_weights()
+    weights = presets.component_weights(cfg)
     numeric = [{k: v for k, v in r.items() if isinstance(v, float)} for r in records]
     adjusted: list[dict[str, float]] = [{} for _ in records]
     if preset in PRESETS and PRESETS[preset].length_adjusted:

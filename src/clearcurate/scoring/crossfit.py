@@ -18,11 +18,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.config import LoraTrainConfig, ScoreConfig
 from clearcurate.core import confidence as cf
+from clearcurate.core import presets
 from clearcurate.core.records import Record
 from clearcurate.llm.base import ChatLM, Engine, RowsFailed
 from clearcurate.llm.hf import LocalLM
-from clearcurate.params import LoraTrainConfig, ScoreConfig
 from clearcurate.scoring.reflection import reflection_keys
 from clearcurate.scoring.samples import paper_prompts, sample_cache_keys, sample_raw
 from clearcurate.scoring.store import code_version, store_row
@@ -75,7 +76,7 @@ def folds_of(
     lm: ChatLM, rows: Sequence[Record], cfg: ScoreConfig, fold_cfg: LoraTrainConfig, cache: ScoreCache, model_id: str
 ) -> list[Fold]:
     """The folds that have rows to score, each with its cached adapter if one fits (`ScoreCache.fold_adapter`)."""
-    weights = cfg.component_weights()
+    weights = presets.component_weights(cfg)
     if not any(weights.get(c, 0) > 0 for c in cf.FOLD_COMPONENTS):
         return []  # nothing to score with a fold model
     assignment = fold_assignment(rows, cfg)

@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from clearcurate.cache import ScoreCache, digest
+from clearcurate.config import ScoreConfig
 from clearcurate.core import confidence as cf
-from clearcurate.core import prompts
+from clearcurate.core import presets, prompts
 from clearcurate.core.budget import token_budgets
 from clearcurate.core.records import Record
 from clearcurate.llm.base import ChatLM, Sampled
-from clearcurate.params import ScoreConfig
 from clearcurate.scoring.store import cached_rows, code_version
 
 
@@ -150,5 +150,5 @@ def sampled_config(cfg: ScoreConfig) -> ScoreConfig:
     """`cfg` for the sampling work: k = 0 when no weighted component needs samples (the free_form preset
     weighs relevance and fluency only). The fold model then scores the given response alone, two forward
     passes a row instead of k sampled answers of up to `max_new_tokens_cap` tokens."""
-    weights = cfg.component_weights()
+    weights = presets.component_weights(cfg)
     return cfg if any(weights.get(c, 0) > 0 for c in cf.SAMPLED_COMPONENTS) else replace(cfg, k=0)

@@ -12,8 +12,8 @@ import numpy as np
 import openai
 import pytest
 
+from clearcurate.config import OpenAIConfig
 from clearcurate.llm.openai_api import BudgetExceeded, OpenAIChatLM, fine_tune
-from clearcurate.params import OpenAIConfig
 from helpers import local_openai_server
 
 KEY = "sk-local-test-0123456789"

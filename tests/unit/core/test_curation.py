@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from clearcurate.config import AUTO
 from clearcurate.core.curation import (
     FilterConfig,
     ScoreColumns,
@@ -16,7 +17,6 @@ from clearcurate.core.curation import (
     threshold,
 )
 from clearcurate.core.outcomes import Outcome
-from clearcurate.params import AUTO
 
 
 def test_fixed_gamma_and_quantile_threshold():

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from clearcurate.config import IngestConfig
 from clearcurate.core.records import InputError, content_id
 from clearcurate.data.ingest import iter_rows, load_rows
 from clearcurate.data.ingest.files import Utf8Check, _json_lines, _streamed_json_lines
-from clearcurate.params import IngestConfig
 
 GOOD = [{"id": "a", "prompt": "Capital of France?", "response": "Paris"},
         {"id": "b", "prompt": "2 + 2?", "response": "4", "meta": {"src": "x"}}]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from clearcurate.cache import model_fingerprint
+from clearcurate.config import parse
 from clearcurate.llm.factory import SAME_AS_BASE, load_lm, load_scorer, prepare_scorer, scorer_dir
-from clearcurate.params import parse
 
 
 def test_a_ray_driver_gets_the_tokenizer_without_the_weights(tiny_model_dir, tiny_lm):

@@ -20,10 +20,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from clearcurate.config import IngestConfig
 from clearcurate.core.records import InputError, Record, content_id
 from clearcurate.data.ingest.files import BOM, PREVIEW_CHARS, Source, Utf8Check, check_file, detect_format, is_utf8, row_sources
 from clearcurate.data.ingest.rows import QUARANTINE_CODES, RowError, check_lengths, normalise, printable, raw_id
-from clearcurate.params import IngestConfig
 
 log = logging.getLogger(__name__)
 __all__ = ["BOM", "PREVIEW_CHARS", "QUARANTINE_CODES", "FileRejected", "RowError", "Source", "check_file", "iter_rows", "load_rows",

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clearcurate.config import IngestConfig
 from clearcurate.core.records import InputError
-from clearcurate.params import IngestConfig
 
 PREVIEW_CHARS = 200
 

@@ -7,8 +7,8 @@ import math
 import re
 from typing import Any
 
+from clearcurate.config import IngestConfig
 from clearcurate.core.records import Record
-from clearcurate.params import IngestConfig
 
 _SURROGATE = re.compile("[\\ud800-\\udfff]")
 

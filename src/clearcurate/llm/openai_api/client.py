@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from clearcurate.config import OpenAIConfig
 from clearcurate.llm.base import Generation, Sampled
 from clearcurate.llm.hf import per_prompt
 from clearcurate.llm.openai_api.finetune import fine_tune, read_model_ref, write_model_ref
 from clearcurate.llm.openai_api.retry import retrying
 from clearcurate.llm.openai_api.usage import CHARS_PER_TOKEN, BudgetExceeded, Usage
-from clearcurate.params import OpenAIConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clearcurate.config import OpenAIConfig
 from clearcurate.core.records import atomic_dir, write_json
 from clearcurate.llm.openai_api.retry import retrying
-from clearcurate.params import OpenAIConfig
 
 log = logging.getLogger(__name__)
 

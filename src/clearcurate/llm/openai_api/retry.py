@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from clearcurate.params import OpenAIConfig
+from clearcurate.config import OpenAIConfig
 
 log = logging.getLogger(__name__)
 

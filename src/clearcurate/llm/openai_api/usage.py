@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from clearcurate.params import OpenAIConfig
+from clearcurate.config import OpenAIConfig
 
 CHARS_PER_TOKEN = 4  # a common rule of thumb for English BPE tokenizers
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clearcurate import params
-from clearcurate.params import Params, ParamsError, load_file, parse
+from clearcurate.config import Params, ParamsError, load_file, params, parse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _error(values: dict) -> str:

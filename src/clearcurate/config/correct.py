@@ -1,0 +1,30 @@
+"""The `correct` section: Auto-Correct's judge and threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clearcurate.config.common import JUDGES, ORDERS, require
+
+
+@dataclass(frozen=True)
+class CorrectConfig:
+    """The `correct` block of params.yaml (plus score.beta for the pairwise judge)."""
+
+    judge: str = "agreement"
+    eta: float = 0.8
+    k: int = 5  # agreement: answers sampled per row
+    temperature: float = 1.0  # agreement: sampling temperature
+    max_new_tokens: int = 32
+    order: str = "both"  # pairwise: both orders averaged (debiased), or one slot (for position-bias studies)
+    beta: float = 0.7  # pairwise: preference weight against self-reflection on the candidate
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require("correct", self, {
+            "judge": (self.judge in JUDGES, f"one of {JUDGES}"),
+            "order": (self.order in ORDERS, f"one of {ORDERS}"),
+            "eta": (0.0 <= self.eta <= 1.0, "in [0, 1]"),
+            "k": (self.k >= 2 or self.judge != "agreement", ">= 2 for the agreement judge (agreement of one sample is meaningless)"),
+            "max_new_tokens": (self.max_new_tokens >= 1, ">= 1"),
+        })
