@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from run import HERE, Cache, DatasetSpec, gsm8k_config, load_params, plan, spec_train_config, squad_config, train_config
+from harness import Cache, load_params, spec_train_config, train_config
 from sklearn.metrics import roc_auc_score
+from specs import HERE, DatasetSpec, gsm8k_config, plan, squad_config
 
 from clearcurate.core import confidence as cf
 from clearcurate.core.curation import FilterConfig, auto_statistic, redecide, split_by_threshold, threshold

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from dev import dev_cli
 from dev_freeform import SETS, rows_of
-from run import HERE, train_config
+from harness import train_config
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
+from specs import HERE
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.config import ScoreConfig

@@ -32,7 +32,7 @@ from typing import Any
 
 from natural_sets import candidates
 from noisy_freeform import DOLLY_SOURCE, pool_of
-from run import HERE
+from specs import HERE
 
 from clearcurate.core.defects import CHECKS, find_defects
 from clearcurate.core.records import Record, read_jsonl, write_json
@@ -48,7 +48,7 @@ HELD_OUT = (2000,)
 def squad_dev_rows() -> list[Record]:
     """SQuAD questions of the articles no benchmark set trains or tests on, formatted as the builders do."""
     from dev import DEV_SETS, dev_rows
-    from run import plan, squad_config
+    from specs import plan, squad_config
 
     from clearcurate.data.noisy_data import SQUAD_PROMPT, squad_split
 

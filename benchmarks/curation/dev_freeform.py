@@ -27,10 +27,11 @@ from typing import Any
 import baselines
 import numpy as np
 from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, grid, score_key
+from harness import Cache, train_config
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
-from run import HERE, Cache, DatasetSpec, train_config
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
+from specs import HERE, DatasetSpec
 
 from clearcurate.core import confidence as cf
 from clearcurate.core.presets import FLUENCY_SCALE, PRESETS

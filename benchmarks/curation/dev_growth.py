@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 from dev import grid
+from harness import Cache, load_params, train_config
 from natural_sets import NaturalSpec, build
-from run import HERE, Cache, load_params, train_config
 from sklearn.metrics import roc_auc_score
+from specs import HERE
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.core import presets

@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dev import DEV_SETS, dev_cli, dev_rows, score_key
-from run import HERE, Cache, train_config
+from harness import Cache, train_config
 from sklearn.metrics import roc_auc_score
+from specs import HERE
 
 from clearcurate.core import presets
 from clearcurate.core.evaluation import final_number, normalize_answer, same_answer

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from dev import DEV_SETS, dev_cli, dev_rows
 from dev_freeform import COMPONENTS, SETS, component_matrix, labelled_sets, rows_of, variants
-from run import HERE
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
+from specs import HERE
 
 from clearcurate.core import confidence as cf
 from clearcurate.core import verify

@@ -92,7 +92,7 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
 def test_lower_loss_is_better_and_higher_accuracy_is_better():
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        from run import paired_differences
+        from harness import paired_differences
     finally:
         sys.path.remove(str(SCRIPT.parent))
     rng = np.random.default_rng(0)
@@ -113,7 +113,7 @@ def test_ablations_and_model_work_follow_what_clear_sampled():
     ablations to recompute, and its report says 0 generations, not the configured k."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        from run import ablations, calls_per_row
+        from harness import ablations, calls_per_row
     finally:
         sys.path.remove(str(SCRIPT.parent))
     from clearcurate.scoring import ScoreConfig
@@ -165,7 +165,7 @@ def test_results_explain_each_unmet_target_from_the_development_measurements():
     """RESULTS.md's 'why' section follows the committed numbers: a target that holds loses its reason."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        from run import out_of_reach
+        from report import out_of_reach
     finally:
         sys.path.remove(str(SCRIPT.parent))
     here = SCRIPT.parent

@@ -53,17 +53,18 @@ def test_weights_maximise_the_worst_informative_set_and_skip_sets_without_signal
 
 
 def test_the_powered_dev_sets_are_built_like_the_powered_sets_from_rows_no_benchmark_uses():
-    import run
+    import specs
 
+    from clearcurate.data.noisy_data import SOURCES
     from clearcurate.llm.lora import LoraTrainConfig
 
     used = set()
-    for bench in run.plan(quick=False):
+    for bench in specs.plan(quick=False):
         if bench.kind == "squad":
-            train, test, _ = run.build(bench, run.SOURCES)
+            train, test, _ = specs.build(bench, SOURCES)
             used |= {r["id"] for r in train + test}
-    assert [s.noise for s in dev.DEV_SETS_POWERED] == [p.noise for p in run.POWERED] == ["sentence", "plausible"]
-    for spec, powered in zip(dev.DEV_SETS_POWERED, run.POWERED, strict=True):
+    assert [s.noise for s in dev.DEV_SETS_POWERED] == [p.noise for p in specs.POWERED] == ["sentence", "plausible"]
+    for spec, powered in zip(dev.DEV_SETS_POWERED, specs.POWERED, strict=True):
         rows, labels = dev.dev_rows(spec)
         assert len(rows) == 1000 and sum(label["noisy"] for label in labels.values()) == 200
         assert not {r["id"] for r in rows} & used

@@ -1,0 +1,129 @@
+"""What the curation benchmark measures: its datasets (built by the library's seeded builders), the
+methods each trains, and the task metric each is judged by."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
+
+from clearcurate.core.evaluation import (
+    final_number_per_question,
+    freeform_per_question,
+    squad_per_question,
+)
+from clearcurate.core.records import Record
+from clearcurate.data.noisy_data import (
+    GSM8K_TEST_SOURCE,
+    GSM8K_TRAIN_SOURCE,
+    SQUAD_SOURCE,
+    Gsm8kNConfig,
+    SquadNConfig,
+    build_gsm8k_n,
+    build_squad_n,
+)
+
+HERE = Path(__file__).resolve().parent
+SCORERS = ("clear", "paper", "rating", "perplexity", "ifd")
+METHODS = ("none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "clear_correct_pairwise",
+           "oracle", "oracle_correct")
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One benchmark dataset and which downstream methods it trains."""
+
+    name: str
+    kind: str  # squad | gsm8k | dolly (free-form)
+    noise_rate: float
+    n_train: int
+    n_test: int
+    max_new_tokens: int  # for sampling while scoring and for decoding test answers
+    methods: tuple[str, ...]
+    ablations: bool = False
+    noise: str = ""  # the builder's noise type ("" = its default: squad sentence, gsm8k swap, dolly mixed)
+    max_context_words: int = 80  # squad: paragraph length limit (larger sets need longer paragraphs)
+    max_questions_per_paragraph: int = 2
+    max_steps: int = 0  # > 0: this set's step budget instead of params.yaml's (larger sets need more steps)
+    seeds: int = 0  # > 0: training seeds for this set instead of --seeds
+    scorers: tuple[str, ...] = SCORERS
+    part: str = "small"  # powered sets run as their own part (--part), so each part fits a time budget
+
+
+def plan(quick: bool) -> list[DatasetSpec]:
+    """The full benchmark, or a small one that runs in minutes."""
+    if quick:
+        return [
+            DatasetSpec("squad-n-20", "squad", 0.2, 20, 8, 16, METHODS, ablations=True),
+            DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 20, 8, 32, ("none", "clear_filter", "oracle")),
+            replace(FREEFORM, n_train=20, n_test=8, max_new_tokens=8, methods=("none", "clear_filter", "oracle"), part="small"),
+        ]
+    gsm8k_methods = ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct")
+    return [
+        DatasetSpec("squad-n-20", "squad", 0.2, 100, 90, 32, METHODS, ablations=True),
+        DatasetSpec("squad-n-0", "squad", 0.0, 100, 90, 32, ("none", "clear_filter", "clear_filter_auto", "clear_correct")),
+        DatasetSpec("squad-n-40", "squad", 0.4, 100, 90, 32, ("none", "clear_filter", "clear_filter_auto", "clear_correct", "oracle")),
+        DatasetSpec("squad-plausible-20", "squad", 0.2, 100, 90, 32, METHODS, noise="plausible"),
+        DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 100, 50, 128, gsm8k_methods, ablations=True),
+        DatasetSpec("gsm8k-plausible-20", "gsm8k", 0.2, 100, 50, 128, gsm8k_methods, noise="plausible"),
+        *POWERED,
+        FREEFORM,
+    ]
+
+
+# Enough power to see a 3-point EM difference (issue 11): 1,000 training rows, 500 test questions,
+# 5 seeds, one epoch of steps for every model. Each is its own part: on 2 CPU cores one takes many hours.
+POWERED = [
+    DatasetSpec(f"squad-{noise_name}-20-1k", "squad", 0.2, 1000, 500, 32, ("none", "clear_filter", "clear_correct", "oracle"),
+                noise=noise, max_context_words=150, max_questions_per_paragraph=3, max_steps=125, seeds=5,
+                scorers=("clear", "ifd"), part=f"powered-{noise_name}")
+    for noise_name, noise in (("n", "sentence"), ("plausible", "plausible"))
+]
+
+
+# Free-form (issue 12): Dolly responses, 20% given a realistic defect; downstream is held-out loss
+# (lower is better) and token F1 with the reference. Its own part: long responses make it slow on a CPU.
+FREEFORM = DatasetSpec("dolly-n-20", "dolly", 0.2, 200, 100, 32,
+                       ("none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "oracle"),
+                       scorers=("clear", "rating", "perplexity", "ifd"), part="freeform")
+# The downstream number each kind is judged by, and whether lower is better.
+HEADLINE = {"squad": "exact_match", "gsm8k": "exact_match", "dolly": "heldout_nll"}
+LOWER_IS_BETTER = {"heldout_nll"}
+FIXED_QUANTILE = 0.2  # the fixed-quantile filter the benchmark compares with quantile: auto
+PERCENT = {"exact_match", "f1", "token_f1_vs_reference"}  # 0-1 per question, reported in percent
+
+
+def build(spec: DatasetSpec, data_root: Path) -> tuple[list[Record], list[Record], dict[str, Record]]:
+    """Train rows, clean test rows and noise labels (by id), built by the library's seeded builders."""
+    if spec.kind == "squad":
+        cfg = squad_config(spec)
+        train, test, labels = build_squad_n(data_root / SQUAD_SOURCE.name, cfg)
+    elif spec.kind == "dolly":
+        cfg_d = DollyNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate, noise=spec.noise or "mixed")
+        train, test, labels = build_dolly_n(data_root / DOLLY_SOURCE.name, cfg_d)
+    else:
+        cfg_g = gsm8k_config(spec)
+        train, test, labels = build_gsm8k_n(data_root / GSM8K_TRAIN_SOURCE.name, data_root / GSM8K_TEST_SOURCE.name, cfg_g)
+    return train, test, {label["id"]: label for label in labels}
+
+
+def squad_config(spec: DatasetSpec) -> SquadNConfig:
+    return SquadNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate, noise=spec.noise or "sentence",
+                        max_context_words=spec.max_context_words, max_questions_per_paragraph=spec.max_questions_per_paragraph)
+
+
+def gsm8k_config(spec: DatasetSpec) -> Gsm8kNConfig:
+    return Gsm8kNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate, noise=spec.noise or "swap")
+
+
+def task_metric(spec: DatasetSpec) -> Callable[[Sequence[str], Sequence[Sequence[str]]], dict[str, list[float]]]:
+    """Per-question scores (0-1) of the set's task metric."""
+    if spec.kind == "dolly":
+        return lambda texts, refs: freeform_per_question(texts, [r[0] for r in refs])
+    return squad_per_question if spec.kind == "squad" else final_number_per_question
+
+
+def shown(metric: str, value: float) -> float:
+    """A mean per-question score as reported: percent for 0-1 scores, nats for held-out loss."""
+    return 100.0 * value if metric in PERCENT else value
