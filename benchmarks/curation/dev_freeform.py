@@ -230,13 +230,14 @@ def mixed_report(sets: dict[str, Any], tokenizer: Any, preset: dict[str, Any]) -
     return out
 
 
-def choose_presets(sets: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+def choose_presets(sets: dict[str, Any], tokenizer: Any, preset_sets: dict[str, Any] = PRESET_SETS) -> dict[str, Any]:
     """Per preset: among the weightings (and fluency scales) that are length-fair on its clean sets,
-    over raw and length-adjusted components, the best worst-case AUROC over its noisy sets."""
+    over raw and length-adjusted components, the best worst-case AUROC over its noisy sets
+    (`preset_sets`: PRESET_SETS's shape, for asking what another choice of sets would pick)."""
     y = {s: [0 if labels[r["id"]]["noisy"] else 1 for r in rows] for s, (rows, labels, _) in sets.items()}
     lengths = {s: [len(r["response"]) for r in rows] for s, (rows, _, _) in sets.items()}
     out = {}
-    for preset, (noisy, clean, definitions) in PRESET_SETS.items():
+    for preset, (noisy, clean, definitions) in preset_sets.items():
         results = []
         # Length-adjusted components at the library's fluency scale only (a monotone rescaling changes little
         # once each component is ranked against its length trend).

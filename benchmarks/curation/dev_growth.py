@@ -179,6 +179,37 @@ def best_weighting(stored: dict[str, dict[str, Any]], components: tuple[str, ...
             "each_set_best": {name: {"auroc": round(a, 3), "weights": wts} for name, (a, wts) in per_set.items()}}
 
 
+# Is the free_form preset (chosen on Dolly-N and GSM8K-N, rule-built noise) right for reasoning traces with a
+# natural wrong step? Its choice (dev_freeform.choose_presets) is rerun with the largest BIG-Bench-Mistake dev set
+# among its noisy sets. The rule was fixed before the 300-row set was read: the preset changes only when that
+# choice raises the worst case over the three sets by at least CHANGE_MARGIN over the preset in use.
+CHANGE_MARGIN = 0.05
+
+
+def free_form_with_traces(params: dict[str, Any], spec: NaturalSpec, stored: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    """The free_form preset's choice with the trace set added, against the preset in use on the same sets."""
+    import dev_freeform as ff
+
+    sets = ff.labelled_sets(params, Cache(HERE / "raw" / "dev", read_only=True))
+    rows = build(spec)[0]
+    scored = {r["id"]: r for r in stored["rows"]}
+    sets[spec.name] = (rows, {r["id"]: {"noisy": scored[r["id"]]["label"]["noisy"]} for r in rows}, [scored[r["id"]] for r in rows])
+    noisy, clean, definitions = ff.PRESET_SETS["free_form"]
+    joint = ff.choose_presets(sets, tokenizer, {"free_form": ((*noisy, spec.name), clean, definitions)})["free_form"]
+    in_use = PRESETS["free_form"]
+    weights = np.array([in_use.weights.get(c, 0.0) for c in ff.COMPONENTS])
+    current = {}
+    for name in (*noisy, spec.name):
+        set_rows, labels, recs = sets[name]
+        conf = ff.component_matrix(ff.variants(recs, set_rows, tokenizer, ff.FLUENCY_SCALE)[definitions], in_use.length_adjusted) @ weights
+        current[name] = round(float(roc_auc_score([0 if labels[r["id"]]["noisy"] else 1 for r in set_rows], conf)), 3)
+    gain = joint["chosen"]["min_auroc"] - min(current.values())
+    return {"sets": [*noisy, spec.name], "rule": f"change the preset only if the worst case rises by >= {CHANGE_MARGIN}",
+            "preset in use": {"weights": in_use.weights, "auroc": current, "min_auroc": min(current.values())},
+            "choice with the traces": joint["chosen"], "runners_up": joint["runners_up"],
+            "worst-case gain": round(gain, 3), "change": gain >= CHANGE_MARGIN}
+
+
 def scorers(store: Path = COMPACT) -> list[str]:
     """Every model some stored result was scored with."""
     names = set()
@@ -187,9 +218,10 @@ def scorers(store: Path = COMPACT) -> list[str]:
     return sorted(n for n in names if n)
 
 
-def report(params: dict[str, Any], specs: Sequence[NaturalSpec] = SETS, store: Path = COMPACT) -> dict[str, Any]:
+def report(params: dict[str, Any], specs: Sequence[NaturalSpec] = SETS, store: Path = COMPACT, tokenizer: Any = None) -> dict[str, Any]:
     """The measurements from the stored results, per scoring model: the curve, every set, and (for
-    params.yaml's model) the best weighting on the largest set of each source."""
+    params.yaml's model) the best weighting on the largest set of each source and, given its tokenizer,
+    the free_form preset's choice with the reasoning traces (`free_form_with_traces`)."""
     out: dict[str, Any] = {}
     default_model = params["model"]["name"]
     for model in sorted(set(scorers(store)) | {default_model}, key=lambda m: (m != default_model, m)):
@@ -223,6 +255,9 @@ def report(params: dict[str, Any], specs: Sequence[NaturalSpec] = SETS, store: P
         out[model] = {"curve (auto preset and components by training rows)": curve, "sets": sets,
                       **({"best weighting on the largest set of each source": best_weighting(chosen, COMPONENTS)}
                          if len(chosen) == 2 and model == default_model else {})}
+        if tokenizer is not None and model == default_model and (traces := largest["bbm"]) is not None:
+            out[model]["free_form preset with the reasoning traces"] = free_form_with_traces(
+                params, traces, stored[(traces.name, default)], tokenizer)
     return out
 
 
@@ -252,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             for spec in SETS:
                 if args.only is None or spec.name in args.only:
                     run(spec, variant, lm, scoring, model_id, refresh=args.refresh)
-    measured = report(params)
+    model_dir = HERE / "raw" / "models" / params["model"]["name"]
+    measured = report(params, tokenizer=models.load_tokenizer(model_dir) if (model_dir / "config.json").exists() else None)
     if args.report or (not args.only and not args.variants):
         write_json(HERE / "dev_growth_results.json", measured)
     print(json.dumps(measured, indent=1))

@@ -23,13 +23,15 @@ def growth_lines(growth: dict[str, Any], default_model: str) -> list[str]:
              "Measured by `benchmarks/curation/dev_growth.py` on the development halves of `natural_sets.py` (20% of rows "
              "wrong, drawn per question; never a benchmark row), scored by the pipeline's own `score_rows` with every "
              "component; `auto` is the preset `score.weights: auto` picks for the rows (defect checks included). Folds by "
-             "prompt (TruthfulQA's sets hold several answers per question).", ""]
+             "prompt (TruthfulQA's sets hold several answers per question). Each set records the version of the scoring code "
+             "that scored it (`clearcurate.scoring.store.code_version`).", ""]
     for model, measured in growth.items():
         curve = measured["curve (auto preset and components by training rows)"]
         sets = measured["sets"]
         lines += [f"Scorer `{model}`:", "",
-                  "| set | fold setting | rows | auto preset (AUROC) | " + " | ".join(COMPONENTS) + " | model-written rows only (auto) |",
-                  "|---|---|---|---|" + "---|" * len(COMPONENTS) + "---|"]
+                  "| set | fold setting | rows | auto preset (AUROC) | " + " | ".join(COMPONENTS)
+                  + " | model-written rows only (auto) | scoring code |",
+                  "|---|---|---|---|" + "---|" * len(COMPONENTS) + "---|---|"]
         for key in curve:
             kind, variant = key.split(" (")[0], key.split(" (")[1].rstrip(")")
             for n in curve[key]:
@@ -37,7 +39,7 @@ def growth_lines(growth: dict[str, Any], default_model: str) -> list[str]:
                 auto = s["preset_auroc"][s["auto_preset"]]
                 only = s.get("model_written_only", {}).get("preset_auroc", {}).get(s["auto_preset"])
                 lines.append(f"| {SOURCES[kind]} | {variant} | {n} | {_f(auto)} (`{s['auto_preset']}`) | "
-                             + " | ".join(_f(s["component_auroc"].get(c)) for c in COMPONENTS) + f" | {_f(only)} |")
+                             + " | ".join(_f(s["component_auroc"].get(c)) for c in COMPONENTS) + f" | {_f(only)} | `{s['scoring_code']}` |")
         lines.append("")
     default = growth[default_model]
     if weighting := default.get("best weighting on the largest set of each source"):
