@@ -34,7 +34,7 @@ from sklearn.metrics import roc_auc_score
 from specs import HERE, DatasetSpec
 
 from clearcurate.core import confidence as cf
-from clearcurate.core.presets import FLUENCY_SCALE, PRESETS
+from clearcurate.core.presets import DEFECT_PENALTY, FLUENCY_SCALE, PRESETS
 from clearcurate.core.records import Record, write_json
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
@@ -230,10 +230,12 @@ def mixed_report(sets: dict[str, Any], tokenizer: Any, preset: dict[str, Any]) -
     return out
 
 
-def choose_presets(sets: dict[str, Any], tokenizer: Any, preset_sets: dict[str, Any] = PRESET_SETS) -> dict[str, Any]:
+def choose_presets(sets: dict[str, Any], tokenizer: Any, preset_sets: dict[str, Any] = PRESET_SETS,
+                   defective: dict[str, list[bool]] | None = None) -> dict[str, Any]:
     """Per preset: among the weightings (and fluency scales) that are length-fair on its clean sets,
     over raw and length-adjusted components, the best worst-case AUROC over its noisy sets
-    (`preset_sets`: PRESET_SETS's shape, for asking what another choice of sets would pick)."""
+    (`preset_sets`: PRESET_SETS's shape, for asking what another choice of sets would pick; `defective`:
+    each set's rows the defect checks flag, whose confidence is penalised as scoring does)."""
     y = {s: [0 if labels[r["id"]]["noisy"] else 1 for r in rows] for s, (rows, labels, _) in sets.items()}
     lengths = {s: [len(r["response"]) for r in rows] for s, (rows, _, _) in sets.items()}
     out = {}
@@ -250,6 +252,9 @@ def choose_presets(sets: dict[str, Any], tokenizer: Any, preset_sets: dict[str, 
                 conf = {s: matrix[s] @ np.array([w[c] for c in COMPONENTS]) for s in (*noisy, *clean)}
                 rho = {s: round(float(spearmanr(lengths[s], conf[s]).statistic), 3) for s in clean}
                 if all(abs(v) <= 0.2 for v in rho.values()):
+                    if defective:
+                        conf = {s: [cf.penalized(float(v), bad, DEFECT_PENALTY) for v, bad in zip(conf[s], defective[s])]
+                                if s in defective else conf[s] for s in conf}
                     auc = {s: round(float(roc_auc_score(y[s], conf[s])), 3) for s in noisy}
                     results.append({"weights": w, "length_adjusted": adjusted, "fluency_scale": scale if w["fluency"] else None,
                                     "min_auroc": min(auc.values()), "auroc": auc, "spearman_length_clean": rho})
