@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report_natural import defect_lines, growth_lines
+from report_natural import defect_lines, growth_lines, weights_text
 from specs import FIXED_QUANTILE, HEADLINE, LOWER_IS_BETTER, PERCENT
 
 from clearcurate.core.records import write_json
@@ -192,11 +192,11 @@ def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[st
             f"**Detection AUROC ≥ 0.90 on SQuAD-N 20%** ({', '.join(f'{n} {clear[n]:.3f}' for n in squad_n)}). "
             + (f"On the 1,000-row SQuAD-N development set no weighting of consistency, likelihood and relevance goes beyond "
                f"{alone['auroc'][cost['set']]:.3f} (`weight_ceiling_powered`). " if alone else "")
-            + (f"Adding length agreement reaches {reach['auroc'][cost['set']]:.3f} there ({_weights(reach['weights'])}), but the "
+            + (f"Adding length agreement reaches {reach['auroc'][cost['set']]:.3f} there ({weights_text(reach['weights'])}), but the "
                f"worst case over the 100-row development sets falls from {chosen['min_auroc']:.3f} to {reach['min_auroc']:.3f} "
                f"({worst} {chosen['auroc'][worst]:.3f} -> {reach['auroc'][worst]:.3f}): a plausible wrong span is as long as a right one. "
                "The preset is chosen for the worst case (a user's data does not say which errors it has), so it stays "
-               f"{_weights(chosen['weights'])} (`squad_n_target_cost` in dev_results.json)." if reach else "No weighting reaches it."))
+               f"{weights_text(chosen['weights'])} (`squad_n_target_cost` in dev_results.json)." if reach else "No weighting reaches it."))
     plausible_small = [n for n in below if detection_bar(sets[n]["spec"]) == 0.75]
     small, big = (dev.get(n, {}).get("auroc_components", {}) for n in ("dev-squad-plausible-20", "dev-squad-plausible-20-1k"))
     if plausible_small and small and big:
@@ -218,7 +218,7 @@ def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[st
             f"**CLEAR ≥ IFD** ({', '.join(f'{n} {clear[n]:.3f} < {ifd[n]:.3f}' for n in worse_than_ifd)}). A response written for another "
             f"prompt is what IFD measures, and CLEAR's relevance component is IFD's inverse (development GSM8K-N: "
             f"{relevance['dev-gsm8k-n-20']['relevance']:.3f} alone). On other free-form defects IFD is near chance (development Dolly-N: "
-            f"{dolly_ifd:.3f}), so the free-form preset ({_weights(ff['weights'])}, length-adjusted) gives up a little on swapped "
+            f"{dolly_ifd:.3f}), so the free-form preset ({weights_text(ff['weights'])}, length-adjusted) gives up a little on swapped "
             f"solutions ({ff['auroc']['dev-gsm8k-n-20']:.3f}) for Dolly-N ({ff['auroc']['dev-dolly-n-20']:.3f}).")
     eta = dev.get("eta_selection_all", {}).get("agreement")
     right = [(dev[n]["correction"]["agreement"]["candidates_right_on_noisy"], dev[n]["correction"]["agreement"]["eta=0.9"]["given_noisy"])
@@ -249,7 +249,7 @@ def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[st
             + ", ".join(f"{est:.0%} ({n}, true {true:.0%})" for n, (est, true) in estimates.items())
             + f": within ±10 points on {within} of {len(estimates)}, and on {none} noisy sets it found no second population "
             "at all. Noisy and clean rows' scores overlap (the detection AUROCs above), so the mixture has no gap to find; "
-            "the default stays a fixed quantile (docs/curation.md).")
+            "the default stays a fixed quantile (benchmarks/curation/DEVELOPMENT.md).")
     below_bar = {n: r for n, r in natural.items() if r["preset_auroc (arithmetic check included)"][r["auto_preset"]] < 0.75}
     if below_bar:
         out.append(
@@ -259,12 +259,8 @@ def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[st
             + ", ".join(f"{r['preset_auroc (arithmetic check included)'][r['auto_preset']]:.3f} ({n}, `{r['auto_preset']}`; "
                         f"consistency {r['component_auroc']['consistency']:.3f})" for n, r in below_bar.items())
             + ". The fold models are the same model as the writer and make its mistakes, so their samples agree with "
-            "the wrong answers: a scorer cannot see errors it would make itself (docs/curation.md).")
+            "the wrong answers: a scorer cannot see errors it would make itself (benchmarks/curation/DEVELOPMENT.md).")
     return out
-
-
-def _weights(weights: dict[str, float]) -> str:
-    return " + ".join(f"{w:g} {c}" for c, w in weights.items() if w)
 
 
 def report(results: dict[str, Any], out: Path) -> None:

@@ -48,12 +48,25 @@ def growth_lines(growth: dict[str, Any], default_model: str) -> list[str]:
                   f"(`{default_model}`): " + ", ".join(f"{w:g} {c}" for c, w in best["weights"].items() if w)
                   + f", AUROC {', '.join(f'{_f(a)} ({n})' for n, a in best['auroc'].items())}; each set alone reaches at most "
                   + ", ".join(f"{_f(v['auroc'])} ({n})" for n, v in weighting["each_set_best"].items()) + ".", ""]
+    if traces := default.get("free_form preset with the reasoning traces"):
+        how = {k: v for k, v in traces.items() if isinstance(v, dict) and "worst-case gain" in v}
+        lines += [f"The `free_form` preset's choice rerun with the traces added to {', '.join(traces['sets'][:-1])} (rule fixed before "
+                  f"the traces were read: {traces['rule']}): "
+                  + "; ".join(f"{k}, the preset in use gives {_f(v['preset in use']['min_auroc'])} at worst and the best length-fair "
+                              f"weighting ({weights_text(v['choice with the traces']['weights'])}) "
+                              f"{_f(v['choice with the traces']['min_auroc'])}, {v['worst-case gain']:+.3f}" for k, v in how.items())
+                  + f". The preset {'changes' if traces['change'] else 'stays'}.", ""]
     reached = [(model, name, s["preset_auroc"][s["auto_preset"]]) for model, m in growth.items() for name, s in m["sets"].items()
                if s["preset_auroc"][s["auto_preset"]] >= BAR]
     lines.append(f"Target AUROC ≥ {BAR} with the `auto` preset: "
                  + ("reached on " + ", ".join(f"{n} by `{m}` ({_f(a)})" for m, n, a in reached) if reached else "not reached on any set")
                  + ".")
     return lines
+
+
+def weights_text(weights: dict[str, float]) -> str:
+    """A weighting as RESULTS.md writes it: "0.6 consistency + 0.2 likelihood"."""
+    return " + ".join(f"{w:g} {c}" for c, w in weights.items() if w)
 
 
 def defect_lines(defects: dict[str, Any]) -> list[str]:

@@ -82,3 +82,35 @@ def test_every_flag_on_the_bundled_development_rows_was_read():
     assert not any(unread.values()), unread
     precision = measured["precision by check (read verdicts, all sets)"]
     assert all(p["precision"] is None or p["precision"] >= 0.9 for p in precision.values()), precision
+
+
+def _section(page: str, heading: str) -> str:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    body = text.split(f"\n{heading}\n", 1)[1]
+    return body.split("\n## ", 1)[0]
+
+
+def _stored_numbers(value) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*map(_stored_numbers, value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*map(_stored_numbers, value)) if value else set()
+    return {f"{value:.3f}"} if isinstance(value, float) else set()
+
+
+@pytest.mark.parametrize(("page", "heading"), [
+    ("docs/curation.md", "## Natural errors and how detection grows with the data"),
+    ("benchmarks/curation/DEVELOPMENT.md", "## Natural errors by training rows (`dev_growth.py`)"),
+    ("README.md", "## Does curation work? The benchmark"),
+])
+def test_every_auroc_in_the_prose_on_natural_errors_is_a_stored_number(page, heading):
+    """The prose on natural errors is checked against the stored results: an AUROC typed by hand, or one
+    left behind when the results change, fails here."""
+    import re
+
+    stored = set()
+    for name in ("dev_growth_results.json", "dev_natural_results.json", "dev_defects_results.json", "dev_verify_results.json",
+                 "dev_freeform_results.json", "results.json"):
+        stored |= _stored_numbers(json.loads((ROOT / "benchmarks" / "curation" / name).read_text(encoding="utf-8")))
+    written = set(re.findall(r"(?<![\d.])[01]\.\d{3}(?!\d)", _section(page, heading)))
+    assert written and not written - stored, sorted(written - stored)
