@@ -230,6 +230,11 @@ def mixed_report(sets: dict[str, Any], tokenizer: Any, preset: dict[str, Any]) -
     return out
 
 
+def penalised(confidences: Any, flags: list[bool]) -> list[float]:
+    """Confidences after the defect checks, as scoring applies them (`confidence.penalized`)."""
+    return [cf.penalized(float(v), bad, DEFECT_PENALTY) for v, bad in zip(confidences, flags, strict=True)]
+
+
 def choose_presets(sets: dict[str, Any], tokenizer: Any, preset_sets: dict[str, Any] = PRESET_SETS,
                    defective: dict[str, list[bool]] | None = None) -> dict[str, Any]:
     """Per preset: among the weightings (and fluency scales) that are length-fair on its clean sets,
@@ -253,8 +258,7 @@ def choose_presets(sets: dict[str, Any], tokenizer: Any, preset_sets: dict[str, 
                 rho = {s: round(float(spearmanr(lengths[s], conf[s]).statistic), 3) for s in clean}
                 if all(abs(v) <= 0.2 for v in rho.values()):
                     if defective:
-                        conf = {s: [cf.penalized(float(v), bad, DEFECT_PENALTY) for v, bad in zip(conf[s], defective[s])]
-                                if s in defective else conf[s] for s in conf}
+                        conf = {s: penalised(conf[s], defective[s]) if s in defective else conf[s] for s in conf}
                     auc = {s: round(float(roc_auc_score(y[s], conf[s])), 3) for s in noisy}
                     results.append({"weights": w, "length_adjusted": adjusted, "fluency_scale": scale if w["fluency"] else None,
                                     "min_auroc": min(auc.values()), "auroc": auc, "spearman_length_clean": rho})

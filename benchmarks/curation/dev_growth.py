@@ -40,10 +40,9 @@ from sklearn.metrics import roc_auc_score
 from specs import HERE
 
 from clearcurate.cache import ScoreCache, model_fingerprint
-from clearcurate.core import confidence as cf
 from clearcurate.core import presets
 from clearcurate.core.defects import DEFAULT_CHECKS, find_defects
-from clearcurate.core.presets import DEFECT_PENALTY, PRESETS, preset_for
+from clearcurate.core.presets import PRESETS, preset_for
 from clearcurate.core.records import Record, write_json
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
@@ -204,21 +203,18 @@ def free_form_with_traces(params: dict[str, Any], spec: NaturalSpec, stored: dic
     flags = {name: [bool(find_defects(r["prompt"], r["response"], checks)) for r in sets[name][0]] for name in chosen_on}
     in_use = PRESETS["free_form"]
     weights = np.array([in_use.weights.get(c, 0.0) for c in ff.COMPONENTS])
+    clean_y = {name: [0 if sets[name][1][r["id"]]["noisy"] else 1 for r in sets[name][0]] for name in chosen_on}
+    in_use_conf = {name: ff.component_matrix(ff.variants(recs, set_rows, tokenizer, ff.FLUENCY_SCALE)[definitions],
+                                             in_use.length_adjusted) @ weights
+                   for name, (set_rows, _, recs) in ((n, sets[n]) for n in chosen_on)}
     out: dict[str, Any] = {"sets": list(chosen_on), "rule": f"change the preset only if the worst case rises by >= {CHANGE_MARGIN}",
                            "rows the defect checks flag (noisy, clean)": {
-                               name: [sum(f for f, r in zip(flags[name], sets[name][0]) if sets[name][1][r["id"]]["noisy"]),
-                                      sum(f for f, r in zip(flags[name], sets[name][0]) if not sets[name][1][r["id"]]["noisy"])]
-                               for name in chosen_on}}
+                               name: [sum(f for f, y in zip(flags[name], clean_y[name]) if not y),
+                                      sum(f for f, y in zip(flags[name], clean_y[name]) if y)] for name in chosen_on}}
     for how, defective in (("without the defect checks", None), ("with the defect checks (as the pipeline scores)", flags)):
         joint = ff.choose_presets(sets, tokenizer, {"free_form": (chosen_on, clean, definitions)}, defective)["free_form"]
-        current = {}
-        for name in chosen_on:
-            set_rows, labels, recs = sets[name]
-            components = ff.variants(recs, set_rows, tokenizer, ff.FLUENCY_SCALE)[definitions]
-            conf = ff.component_matrix(components, in_use.length_adjusted) @ weights
-            if defective:
-                conf = [cf.penalized(float(v), bad, DEFECT_PENALTY) for v, bad in zip(conf, defective[name])]
-            current[name] = round(float(roc_auc_score([0 if labels[r["id"]]["noisy"] else 1 for r in set_rows], conf)), 3)
+        current = {name: round(float(roc_auc_score(clean_y[name], ff.penalised(conf, defective[name]) if defective else conf)), 3)
+                   for name, conf in in_use_conf.items()}
         gain = round(joint["chosen"]["min_auroc"] - min(current.values()), 3)
         out[how] = {"preset in use": {"weights": in_use.weights, "auroc": current, "min_auroc": min(current.values())},
                     "choice with the traces": joint["chosen"], "runners_up": joint["runners_up"], "worst-case gain": gain,
