@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from dev import DEV_SETS, dev_cli, dev_rows
 from dev_freeform import COMPONENTS, SETS, component_matrix, labelled_sets, rows_of, variants
+from harness import Cache
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from specs import HERE
@@ -68,16 +69,17 @@ def benchmark_gsm8k_ids() -> set[str]:
     return ids
 
 
-def model_written(cache_root: Any, golds: dict[str, str]) -> list[str]:
+def model_written(cache: Cache, golds: dict[str, str]) -> list[str]:
     """Worked solutions the 135M fold models wrote for dev questions (stored samples) that end in a
     wrong final number: what a model's wrong solutions look like."""
     out = []
-    for path in sorted(cache_root.glob("dev-gsm8k-*/score-*.json")):
-        for record in json.loads(path.read_text()):
-            samples = record["samples"] if isinstance(record["samples"], list) else json.loads(record["samples"])
-            for text in samples:
-                if "####" in text and record["id"] in golds and gsm8k_final_answer(text) != golds[record["id"]]:
-                    out.append(text)
+    for group in (g for g in cache.groups() if g.startswith("dev-gsm8k-")):
+        for name, records in sorted(cache.entries(group).items()):
+            for record in records if name.startswith("score-") else ():
+                samples = record["samples"] if isinstance(record["samples"], list) else json.loads(record["samples"])
+                for text in samples:
+                    if "####" in text and record["id"] in golds and gsm8k_final_answer(text) != golds[record["id"]]:
+                        out.append(text)
     return out
 
 
@@ -127,7 +129,7 @@ def report(params: dict[str, Any], cache: Any, tokenizer: Any) -> dict[str, Any]
         "clean GSM8K solutions (train split, no benchmark's rows)": flagged(clean),
         "clean Dolly responses (dev sets)": flagged(dolly),
         "GSM8K solutions with one step altered": flagged(altered),
-        "wrong solutions written by the 135M fold models (stored dev samples)": flagged(model_written(cache.root, golds)),
+        "wrong solutions written by the 135M fold models (stored dev samples)": flagged(model_written(cache, golds)),
         "confidence AUROC with each gate (noisy sets) / Spearman(length) (clean sets)": gate_aurocs(tokenizer, params, cache),
     }
 

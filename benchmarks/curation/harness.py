@@ -4,11 +4,13 @@ JSON results, calling the pipeline's own functions for every decision (threshold
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import logging
 import os
 import platform
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -36,7 +38,7 @@ from clearcurate.core.evaluation import (
     verdict,
 )
 from clearcurate.core.outcomes import Outcome
-from clearcurate.core.records import Record, write_json
+from clearcurate.core.records import Record
 from clearcurate.correction import CorrectConfig, correct_rows, evidence_settings
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.lora import LoraTrainConfig, attach_lora, train_lora
@@ -48,26 +50,71 @@ log = logging.getLogger("benchmark")
 class Cache:
     """JSON results keyed by what produced them; a rerun skips every finished piece of work.
 
-    Read-only (--report-only), a miss is None instead of new work, so a report can be rebuilt
-    from whatever has finished.
+    A result named `<set>/<item>` lives in `<root>/<set>.json.gz`, one compressed archive per set
+    (item -> value), so the committed evidence is a few files, not hundreds. Writes are atomic and
+    made under a lock, re-reading the archive first: workers sharing a cache (--only-seeds) lose
+    none of each other's results. Read-only (--report-only), a miss is None instead of new work,
+    so a report can be rebuilt from whatever has finished.
     """
 
     def __init__(self, root: Path, read_only: bool = False) -> None:
         self.root = root
         self.read_only = read_only
         self.writes = 0  # results stored by this process: a run that stores none did no work
+        self._sets: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}  # set -> (archive's stamp, items)
         root.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def key(*parts: Any) -> str:
         return digest(*parts)[:20]
 
+    def _path(self, group: str) -> Path:
+        return self.root / f"{group}.json.gz"
+
+    def entries(self, group: str) -> dict[str, Any]:
+        """Every stored item of one set, re-read when another process has written the archive since."""
+        path = self._path(group)
+        stamp = self._stamp(path)
+        if group not in self._sets or self._sets[group][0] != stamp:
+            self._sets[group] = (stamp, json.loads(gzip.decompress(path.read_bytes())) if stamp else {})
+        return self._sets[group][1]
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, ...]:
+        """Changes with every write: each is a new file renamed into place."""
+        if not path.exists():
+            return ()
+        st = path.stat()
+        return st.st_mtime_ns, st.st_ino, st.st_size
+
+    def groups(self) -> list[str]:
+        return sorted(p.name.removesuffix(".json.gz") for p in self.root.glob("*.json.gz"))
+
     def get(self, name: str) -> Any:
-        path = self.root / f"{name}.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        group, item = name.split("/")
+        return self.entries(group).get(item)
 
     def put(self, name: str, value: Any) -> Any:
-        write_json(self.root / f"{name}.json", value)
+        return self.update(name, lambda _: value)
+
+    def update(self, name: str, change: Callable[[Any], Any]) -> Any:
+        """Store `change(stored value or None)`, read and written under the cache's lock."""
+        group, item = name.split("/")
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            items = dict(self.entries(group))
+            items[item] = value = change(items.get(item))
+            data = gzip.compress(json.dumps(dict(sorted(items.items())), ensure_ascii=False).encode(), mtime=0)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{group}.", suffix=".tmp")
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would make a shared cache private
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, self._path(group))
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self._sets[group] = (self._stamp(self._path(group)), items)
         self.writes += 1
         return value
 
@@ -484,24 +531,16 @@ def _device_name(lm: LocalLM) -> str:
 
 def record_work(cache: Cache, meta_name: str, seconds: float, lm: LocalLM) -> None:
     """Add this process's work on a dataset (time, date, machine) to what its raw results record.
-    Workers sharing a cache (--only-seeds) each add theirs under a lock on the cache folder, so none
+    Workers sharing a cache (--only-seeds) each add theirs (`Cache.update` holds the lock), so none
     is lost; their times add up (process time, more than the wall time of parallel work)."""
-    folder = os.open(cache.root, os.O_RDONLY)
-    try:
-        fcntl.flock(folder, fcntl.LOCK_EX)
-        _add_work(cache, meta_name, seconds, lm)
-    finally:
-        os.close(folder)  # releases the lock
-
-
-def _add_work(cache: Cache, meta_name: str, seconds: float, lm: LocalLM) -> None:
     import torch
 
-    previous = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": []}
     machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
                f"Python {platform.python_version()}, model on {_device_name(lm)}")
-    cache.put(meta_name, {
-        "wall_seconds": previous["wall_seconds"] + seconds,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machines": sorted({*previous["machines"], machine}),
-    })
+
+    def add(previous: dict[str, Any] | None) -> dict[str, Any]:
+        previous = previous or {"wall_seconds": 0.0, "machines": []}
+        return {"wall_seconds": previous["wall_seconds"] + seconds, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                "machines": sorted({*previous["machines"], machine})}
+
+    cache.update(meta_name, add)

@@ -12,9 +12,9 @@ bootstrap over seeds and test questions. Two powered sets (1,000 training rows, 
 questions, 5 seeds) can resolve a 3-point EM difference. Dolly-N (free-form responses with
 realistic defects) is judged by held-out loss and token F1 with the reference.
 
-Every result (a scorer on a dataset, a model trained on a curated set with a seed) is stored
-under raw/results/ as JSON, so an interrupted run resumes where it stopped, and the committed raw
-results are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
+Every result (a scorer on a dataset, a model trained on a curated set with a seed) is stored in
+its set's archive under raw/results/ (one compressed JSON file per set), so an interrupted run
+resumes where it stopped, and the committed archives are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
 is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
 one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible` and `freeform`.
 
@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=SOURCES, help="folder with the bundled sources (default: data/sources)")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.json and results.png go")
     parser.add_argument("--cache", type=Path, default=HERE / "raw",
-                        help="raw results of finished work (results/, committed for the full run), the converted model (models/) "
-                             "and per-row scoring work (score-cache/, not committed: an interrupted scoring run resumes from it)")
+                        help="raw results of finished work (results/, one archive per set, committed for the full run), "
+                             "the converted model (models/) and per-row scoring work "
+                             "(score-cache/, not committed: an interrupted scoring run resumes from it)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); "
                         "changes speed, not results")
