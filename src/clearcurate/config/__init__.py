@@ -8,6 +8,10 @@ run silently with a default.
 One module per section (`score`, `filter`, `train`, `correct`, `validate`, `data`, `openai`, `model`) and
 `params` for the whole file; the package exports what the rest of clearcurate uses. No module here imports
 model code or scoring maths (tests/unit/test_import_rules.py).
+
+What each key means is written once, beside the key in params.yaml: these modules hold the types,
+defaults and checks, and docs/ explain concepts and link to keys without restating them
+(tests/unit/config/test_reference.py keeps the three in step).
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ class CorrectConfig:
     """The `correct` block of params.yaml (plus score.beta for the pairwise judge)."""
 
     judge: str = "agreement"
-    eta: float = 0.8
-    k: int = 5  # agreement: answers sampled per row
-    temperature: float = 1.0  # agreement: sampling temperature
+    eta: float = 0.9
+    k: int = 5
+    temperature: float = 1.0
     max_new_tokens: int = 32
-    order: str = "both"  # pairwise: both orders averaged (debiased), or one slot (for position-bias studies)
-    beta: float = 0.7  # pairwise: preference weight against self-reflection on the candidate
+    order: str = "both"
+    beta: float = 0.7  # not a key of `correct`: score.beta, injected by Params.correct_config()
     seed: int = 0
 
     def __post_init__(self) -> None:

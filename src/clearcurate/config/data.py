@@ -14,9 +14,9 @@ class IngestConfig:
     """`data.format` and `data.columns` in params.yaml, plus `prepare.strict`."""
 
     format: str = "auto"
-    columns: dict[str, str] = field(default_factory=dict)  # our name -> the file's column, e.g. {"prompt": "question"}
-    strict: bool = False  # true: any quarantined row stops the stage
-    encoding: str = "utf-8"  # of JSONL / JSON / CSV files; a UTF-8 byte-order mark is skipped
+    columns: dict[str, str] = field(default_factory=dict)
+    strict: bool = False
+    encoding: str = "utf-8"
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

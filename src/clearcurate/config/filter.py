@@ -15,9 +15,9 @@ class FilterConfig:
     and removes that share, lowest scores first.
     """
 
-    gamma: float = 0.5
-    quantile: float | str | None = None
-    max_share: float = 0.5  # auto: never estimate more than this share as noisy
+    gamma: float = 0.2
+    quantile: float | str | None = 0.2
+    max_share: float = 0.5
 
     def __post_init__(self) -> None:
         if isinstance(self.quantile, str):

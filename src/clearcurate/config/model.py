@@ -14,7 +14,7 @@ class ModelParams(Section):
 
     backend: Literal["hf", "openai"] = "hf"
     name: str = "smollm2-135m"
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1)
     seed: int = 0
 
 
@@ -25,9 +25,9 @@ class ScorerParams(Section):
     one to score with, which knows answers the small one gets wrong (docs/backends.md#a-scorer-apart-from-the-student).
     """
 
-    name: str | None = None  # null: the model being trained; else a model source as in model.name (or an endpoint's model id)
-    backend: Literal["hf", "openai"] | None = None  # null: model.backend
-    seed: int = 0  # the `tiny` source's weights
+    name: str | None = None
+    backend: Literal["hf", "openai"] | None = None
+    seed: int = 0
 
     def separate(self) -> bool:
         """Whether scoring uses another model than the one being trained."""

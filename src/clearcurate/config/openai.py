@@ -19,17 +19,17 @@ class OpenAIConfig:
     max_concurrency: int = 8
     max_retries: int = 6
     timeout_s: float = 60.0
-    backoff_s: float = 0.5  # first retry waits about this long, doubling up to backoff_max_s
+    backoff_s: float = 0.5
     backoff_max_s: float = 30.0
-    n_per_request: bool = True  # the server honours n > 1 (vLLM, OpenAI); false: k requests
-    top_logprobs: int = 10  # 0: the server gives no logprobs; read letters from text only
-    max_requests: int = 0  # per run; 0 = no limit
-    max_tokens: int = 0  # prompt + completion tokens per run; 0 = no limit
-    price_input_per_mtok: float = 0.0  # USD per million tokens, for the cost estimate in metrics
-    price_output_per_mtok: float = 0.0
-    context_tokens: int = 128000  # prepare quarantines longer rows (estimated at 4 characters per token)
-    poll_s: float = 10.0  # fine-tuning job polling interval
-    n_epochs: int = 0  # fine-tuning epochs; 0 = the server's default
+    n_per_request: bool = True
+    top_logprobs: int = 10
+    max_requests: int = 0
+    max_tokens: int = 0
+    price_input_per_mtok: float = 0.15
+    price_output_per_mtok: float = 0.6
+    context_tokens: int = 128000
+    poll_s: float = 10.0
+    n_epochs: int = 0
 
 
     def __post_init__(self) -> None:

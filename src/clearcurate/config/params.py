@@ -41,9 +41,6 @@ class Params:
     A pydantic dataclass, not a BaseModel: a BaseModel field may not be called `validate`.
     """
 
-    # Where the model work of score, correct and evaluate runs: this process, or a Ray cluster
-    # (clearcurate.engines.ray; its address and worker count come from the environment, not params).
-    # Results are the same either way.
     engine: Literal["local", "ray"] = "local"
     model: ModelParams = ModelParams()
     scorer: ScorerParams = ScorerParams()

@@ -17,28 +17,21 @@ class ScoreConfig:
     recipe: str = "crossfit"
     k: int = 5
     temperature: float = 1.0
-    max_new_tokens: int = 32  # sample budget: at least this many tokens ...
-    max_new_tokens_cap: int = 256  # ... and up to 1.5 x the response's tokens + 8, at most this (0: fixed)
+    max_new_tokens: int = 32
+    max_new_tokens_cap: int = 256
     alpha: float = 0.8
     beta: float = 0.7
     similarity: str = "token_f1"
     fewshot: int = 3
     folds: int = 2
-    fold_by: str = "id"  # crossfit: rows with the same value of this field share a fold (id, prompt or any row field)
-    likelihood_scale: float = 5.0  # with explicit weights: nats per response (likelihood_per: response) or per token
-    likelihood_per: str = "response"  # with explicit weights: response | token (auto: the preset says)
+    fold_by: str = "id"
+    likelihood_scale: float = 5.0
+    likelihood_per: str = "response"
     relevance_scale: float = 5.0
     length_scale: float = 1.0
     fold_epochs: float = 1.0
-    # auto: the preset for the data's answer length (clearcurate.core.presets); a dict: these weights;
-    # empty: the paper's beta * O + (1 - beta) * S
     weights: dict[str, float] | str = "auto"
-    # A field of the rows naming each row's kind or source (e.g. Dolly's `category`): presets that weigh
-    # components against the length trend fit one trend per group (confidence.length_adjusted).
     group_by: str | None = None
-    # The defect checks to run on every row (clearcurate.core.defects): a row with a defect is scored low and
-    # removed by the filter whatever the threshold. Drop a check that does not fit the data (e.g. language
-    # for a translation set).
     defects: tuple[str, ...] = DEFAULT_CHECKS
     seed: int = 0
 

@@ -12,7 +12,7 @@ class LoraTrainConfig:
     """Hyper-parameters of one LoRA run (the `train` block of params.yaml)."""
 
     epochs: float = 1.0
-    max_steps: int = 0  # > 0: a fixed number of optimizer steps, whatever the dataset size
+    max_steps: int = 16
     learning_rate: float = 1e-3
     batch_size: int = 8
     max_length: int = 320

@@ -12,7 +12,7 @@ class ValidateConfig:
     strict: bool = True
     min_chars: int = 1
     max_chars: int = 20_000
-    max_removed_share: float = 0.5  # a filter that would drop more stops the run and says so
+    max_removed_share: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_removed_share <= 1.0:

@@ -21,7 +21,7 @@ from clearcurate.core.outcomes import Outcome
 
 def test_fixed_gamma_and_quantile_threshold():
     scores = [0.1, 0.2, 0.3, 0.9]
-    assert threshold(scores, FilterConfig(gamma=0.6)).gamma == 0.6
+    assert threshold(scores, FilterConfig(gamma=0.6, quantile=None)).gamma == 0.6
     assert threshold(scores, FilterConfig(quantile=0.5)).gamma == pytest.approx(0.25)
     assert threshold(scores, FilterConfig(quantile=0.5)).estimated_noise_share is None
 
