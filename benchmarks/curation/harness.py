@@ -21,14 +21,14 @@ from typing import Any
 import baselines
 import numpy as np
 import yaml
-from specs import FIXED_QUANTILE, LOWER_IS_BETTER, DatasetSpec, build, shown, task_metric
+from specs import FIXED_QUANTILE, LOWER_IS_BETTER, PRIMARY, PRIMARY_LEVEL, DatasetSpec, build, shown, task_metric
 
 from clearcurate import config as params_mod
 from clearcurate.cache import ScoreCache, digest
 from clearcurate.core import confidence as cf
 from clearcurate.core import presets
 from clearcurate.core.budget import token_budgets
-from clearcurate.core.curation import FilterConfig, redecide, split_by_threshold, threshold
+from clearcurate.core.curation import FilterConfig, auto_statistic, keep_mask, redecide, threshold
 from clearcurate.core.evaluation import (
     correction_scores,
     detection_scores,
@@ -296,14 +296,17 @@ class Bench:
 
 
 def removal_sets(
-    train: list[Record], labels: dict[str, Record], scores: dict[str, list[float]], gammas: dict[str, float], seed: int
+    train: list[Record], labels: dict[str, Record], scores: dict[str, list[float]], gammas: dict[str, float], seed: int,
+    defective: Sequence[int] = (),
 ) -> dict[str, set[str]]:
-    """Ids each filter method removes: CLEAR by its thresholds, the others the same number of lowest-scored rows
-    as CLEAR's fixed-quantile filter, the oracles exactly the noisy rows."""
+    """Ids each filter method removes: CLEAR by its thresholds and the filter stage's keep rule, the others the
+    same number of lowest-scored rows as CLEAR's fixed-quantile filter, the oracles exactly the noisy rows."""
     ids = [r["id"] for r in train]
-    clear = dict(zip(ids, scores["clear"]))
-    _, clear_removed = split_by_threshold(clear, gammas["clear_filter"])
-    _, auto_removed = split_by_threshold(clear, gammas["clear_filter_auto"])
+
+    def clear_removes(gamma: float) -> list[str]:
+        return [i for i, keep in zip(ids, keep_mask(np.asarray(scores["clear"]), gamma, defective)) if not keep]
+
+    clear_removed, auto_removed = clear_removes(gammas["clear_filter"]), clear_removes(gammas["clear_filter_auto"])
     n = len(clear_removed)
 
     def lowest(values: list[float]) -> set[str]:
@@ -416,13 +419,17 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
         return None
     scores = {s: v["scores"] for s, v in scored.items()}
     ids = [r["id"] for r in train]
-    auto = threshold(scores["clear"], FilterConfig(quantile="auto", max_share=bench.filter_cfg.max_share))
+    # The filter stage's decisions: its thresholds (auto estimates the noisy share from the likelihood
+    # log-ratio where the rows have it, as `stages/filter.py` does) and its keep rule (a row with a defect goes).
+    clear_records = scored["clear"]["records"]
+    auto = threshold(scores["clear"], FilterConfig(quantile="auto", max_share=bench.filter_cfg.max_share), auto_statistic(clear_records))
     gammas = {"clear_filter": threshold(scores["clear"], FilterConfig(quantile=FIXED_QUANTILE)).gamma, "clear_filter_auto": auto.gamma}
+    defective = [i for i, r in enumerate(clear_records) if r.get("defects")]
     clear_cfg = bench.score_config(spec, "crossfit")
     seeds = bench.seeds_for(spec)
 
     detection = []
-    removed_by_seed = {seed: removal_sets(train, labels, scores, gammas, seed) for seed in range(seeds)}
+    removed_by_seed = {seed: removal_sets(train, labels, scores, gammas, seed, defective) for seed in range(seeds)}
     cut = removed_by_seed[0]
     for s in spec.scorers:
         n_cut = len(cut["clear_filter"])
@@ -486,6 +493,8 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
         # Does correcting add anything to filtering? Same seeds, same questions.
         "correct_vs_filter": paired_differences({m: downstream.get(m, []) for m in ("clear_filter", "clear_correct")},
                                                 reference="clear_filter").get("clear_correct"),
+        "primary": {f"{method} vs {reference}": vs[method] for name, method, reference in PRIMARY if name == spec.name
+                    and (vs := paired_differences({m: downstream.get(m, []) for m in (method, reference)}, reference, PRIMARY_LEVEL))},
         "correction": correction,
         "ablations": ablations(spec.name, train, labels, scored["clear"], scored.get("paper"), clear_cfg) if spec.ablations else [],
     }
@@ -502,19 +511,21 @@ def _judge_stats(decisions: list[Record], labels: dict[str, Record]) -> dict[str
             "noisy_candidate_right": sum(bool(d.get("new")) and same_answer(d["new"], labels[d["id"]]["clean_response"]) for d in noisy)}
 
 
-def paired_differences(downstream: dict[str, list[dict[str, Any]]], reference: str = "none") -> dict[str, dict[str, Any]]:
-    """Every method against `reference` (No curation), paired by seed and test question, with a 95% bootstrap CI."""
+def paired_differences(
+    downstream: dict[str, list[dict[str, Any]]], reference: str = "none", level: float = 0.95
+) -> dict[str, dict[str, Any]]:
+    """Every method against `reference` (No curation), paired by seed and test question, with a bootstrap CI at `level`."""
     out: dict[str, dict[str, Any]] = {}
     ref = {c["seed"]: c for c in downstream.get(reference, [])}
     for method, cells in downstream.items():
         pairs = [(c, ref[c["seed"]]) for c in cells if method != reference and c["seed"] in ref]
         if not pairs:
             continue
-        res = {"seeds": len(pairs)}
+        res: dict[str, Any] = {"seeds": len(pairs), "level": level}
         for metric in pairs[0][0]["per_question"]:
             a = np.array([c["per_question"][metric] for c, _ in pairs])
             b = np.array([n["per_question"][metric] for _, n in pairs])
-            diff, lo, hi = paired_bootstrap(a, b)
+            diff, lo, hi = paired_bootstrap(a, b, level=level)
             said = verdict(-hi, -lo) if metric in LOWER_IS_BETTER else verdict(lo, hi)  # "better" means lower loss
             res[metric] = {"diff": shown(metric, diff), "low": shown(metric, lo), "high": shown(metric, hi), "verdict": said}
         out[method] = res

@@ -114,3 +114,30 @@ def test_every_auroc_in_the_prose_on_natural_errors_is_a_stored_number(page, hea
         stored |= _stored_numbers(json.loads((ROOT / "benchmarks" / "curation" / name).read_text(encoding="utf-8")))
     written = set(re.findall(r"(?<![\d.])[01]\.\d{3}(?!\d)", _section(page, heading)))
     assert written and not written - stored, sorted(written - stored)
+
+
+def _stored_intervals(value) -> set[tuple[str, str]]:
+    """Every stored CI (a dict with low and high), as the prose writes it: one decimal (EM points) or three (nats)."""
+    if isinstance(value, list):
+        return set().union(*map(_stored_intervals, value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    found = set().union(*map(_stored_intervals, value.values())) if value else set()
+    if isinstance(value.get("low"), float) and isinstance(value.get("high"), float):
+        found |= {(f"{value['low']:+.{d}f}", f"{value['high']:+.{d}f}") for d in (1, 3)}
+    return found
+
+
+@pytest.mark.parametrize(("page", "heading"), [
+    ("README.md", "## Does curation work? The benchmark"),
+    ("docs/benchmark.md", "## Results"),
+])
+def test_every_interval_the_docs_quote_is_a_stored_one(page, heading):
+    """A CI quoted in the README or docs/benchmark.md ("+5.4 [+1.6, +9.4]") is one results.json holds: a
+    number typed by hand, or left behind when a cell is rerun or the statistics change, fails here."""
+    import re
+
+    stored = _stored_intervals(json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8")))
+    text = _section(page, heading).replace("−", "-")
+    written = set(re.findall(r"\[(?:[\d.]+% CI )?([+-]\d+\.\d+), ([+-]\d+\.\d+)\]", text))
+    assert written and not written - stored, sorted(written - stored)
