@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from clearcurate.answers import BASE, answer_all, identities
-from clearcurate.core.budget import token_budgets
+from clearcurate.answers import BASE, answer_all, identities, test_rows
 from clearcurate.core.evaluation import correction_scores, detection_scores, model_scores
 from clearcurate.core.records import read_jsonl, write_json, write_jsonl
 from clearcurate.llm.base import RowsFailed
@@ -53,13 +52,9 @@ def main() -> None:
     adapters = {name: getattr(args, name) for name in MODELS}
     labels_file = labels_path(cfg.noise_labels, args.labels)
     test = read_jsonl(args.test)
-    references = [r.get("answers") or [r["response"]] for r in test]
     with sessions.trained_model(p, "evaluate", args.base) as session:
         lm = session.lm
-        # Enough tokens to match each reference: a truncated free-form answer would score its length, not its content.
-        longest = [max(lm.token_counts(refs)) for refs in references]
-        rows = [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": n}
-                for r, n in zip(test, token_budgets(longest, cfg.max_new_tokens, cfg.max_new_tokens_cap))]
+        rows = test_rows(lm, test, cfg.max_new_tokens, cfg.max_new_tokens_cap)
         short_answer = all(r.get("answers") for r in test)
         if not short_answer:
             log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")

@@ -1,5 +1,11 @@
 """The benchmark's work: one loaded base model scores, filters, corrects and fine-tunes against a cache of
-JSON results, calling the pipeline's own functions for every decision (thresholds, corrections, metrics)."""
+JSON results, calling the pipeline's own functions for every decision and number: thresholds, corrections,
+training (`fine_tune`, as the train stages), answers and metrics (as the evaluate stage).
+
+Every stored result records the fingerprint of the code that made it (`clearcurate.provenance`: this module
+and everything it imports). A result of other code is stale: a run recomputes it, and a report shows its
+numbers marked stale and gives no verdict from it.
+"""
 
 from __future__ import annotations
 
@@ -21,19 +27,21 @@ from typing import Any
 import baselines
 import numpy as np
 import yaml
-from specs import FIXED_QUANTILE, LOWER_IS_BETTER, PRIMARY, PRIMARY_LEVEL, DatasetSpec, build, shown, task_metric
+from specs import FIXED_QUANTILE, LOWER_IS_BETTER, PRIMARY, PRIMARY_LEVEL, STALE, DatasetSpec, build, shown
 
 from clearcurate import config as params_mod
+from clearcurate.answers import BASE, answer_all, test_rows
 from clearcurate.cache import ScoreCache, digest
 from clearcurate.core import confidence as cf
 from clearcurate.core import presets
-from clearcurate.core.budget import token_budgets
 from clearcurate.core.curation import FilterConfig, auto_statistic, keep_mask, redecide, threshold
 from clearcurate.core.evaluation import (
+    HELDOUT,
     correction_scores,
     detection_scores,
-    heldout_nll,
+    model_scores,
     paired_bootstrap,
+    per_question_scores,
     same_answer,
     verdict,
 )
@@ -41,11 +49,19 @@ from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record
 from clearcurate.correction import CorrectConfig, correct_rows, evidence_settings
 from clearcurate.llm.hf import LocalLM
-from clearcurate.llm.lora import LoraTrainConfig, attach_lora, train_lora
+from clearcurate.llm.lora import LoraTrainConfig
+from clearcurate.provenance import code_fingerprint
 from clearcurate.scoring import ScoreConfig, confidences, likelihood, score_rows, stored_settings
 from clearcurate.scoring.similarity import get_similarity
 
 log = logging.getLogger("benchmark")
+HERE = Path(__file__).resolve().parent
+
+
+def current_code() -> tuple[str, dict[str, str]]:
+    """The fingerprint of the code a cell runs: this module and its import closure (the benchmark's siblings
+    and the package's modules), with each file's hash."""
+    return code_fingerprint([HERE / "harness.py"], local=[HERE])
 
 class Cache:
     """JSON results keyed by what produced them; a rerun skips every finished piece of work.
@@ -125,6 +141,8 @@ class Cache:
         return self.put(name, compute())
 
 
+UNCHOSEN = ("none", "oracle", "oracle_correct")  # methods whose rows no score chooses
+
 # Auto-Correct variants: the judge each correct method uses; the order variants are the position-bias ablation.
 JUDGE_OF = {"clear_correct": "agreement", "clear_correct_pairwise": "pairwise"}
 ORDER_ABLATION = ("candidate_a", "candidate_b")
@@ -169,7 +187,8 @@ class Bench:
         self.seeds = seeds
         self.train_cfg = train_config(params["train"])
         self.score_params = params["score"]
-        self.eval_cap = int(params["evaluate"]["max_new_tokens_cap"])  # free-form answers: as long as the reference needs
+        self.eval_cap = int(params["evaluate"]["max_new_tokens_cap"])  # answers as long as the reference needs, at most this
+        self.code, self.code_files = current_code()
         self.filter_cfg = FilterConfig(**params["filter"])
         self.correct_cfg = CorrectConfig(**params["correct"], beta=float(params["score"]["beta"]))
 
@@ -181,8 +200,12 @@ class Bench:
         return [s for s in range(self.seeds_for(spec)) if self.only_seeds is None or s in self.only_seeds]
 
     # ---- scoring -------------------------------------------------------------------------
+    def score_params_for(self, spec: DatasetSpec) -> dict[str, Any]:
+        """params.yaml's `score`, with the set's `fold_by` where it names one (a set with several answers per prompt)."""
+        return {**self.score_params, **({"fold_by": spec.fold_by} if spec.fold_by else {})}
+
     def score_config(self, spec: DatasetSpec, recipe: str) -> ScoreConfig:
-        params = {**self.score_params, "recipe": recipe, "max_new_tokens": spec.max_new_tokens}
+        params = {**self.score_params_for(spec), "recipe": recipe, "max_new_tokens": spec.max_new_tokens}
         if recipe == "paper":
             params["weights"] = {}  # the paper's beta * O + (1 - beta) * S
         return ScoreConfig(**params)
@@ -191,9 +214,9 @@ class Bench:
         """Per-row scores (higher = cleaner) of one scorer, with its wall time. CLEAR's confidences are
         recomputed from the stored components with the current presets, so a preset chosen after the
         work was stored (on development sets) applies without new model calls."""
-        stored_with = stored_settings(self.score_params)  # what only recombines is recombined below, not rescored
+        stored_with = stored_settings(self.score_params_for(spec))  # what only recombines is recombined below, not rescored
         key = self.cache.key(self.model_name, train, stored_with, self.train_cfg, spec.max_new_tokens)
-        result = self.cache.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
+        result = self.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
         if result is None or scorer != "clear":
             return result
         preset = result["records"][0].get("weights_preset", "short")  # stored before presets existed: today's short one
@@ -216,24 +239,42 @@ class Bench:
             scores = [r["neg_loss" if scorer == "perplexity" else "neg_ifd"] for r in records]
         return {"scores": scores, "records": records, "seconds": time.perf_counter() - start}
 
-    # ---- fine-tuning and evaluation ------------------------------------------------------
-    def evaluate(self, spec: DatasetSpec, test: list[Record]) -> dict[str, Any]:
-        """Aggregate scores (percent, or nats for held-out loss), and the per-question scores the paired bootstrap needs."""
-        prompts = [self.lm.chat(r["prompt"]) for r in test]
-        if spec.kind != "dolly":
-            texts = self.lm.greedy(prompts, spec.max_new_tokens, desc="eval")
-            per_question = task_metric(spec)(texts, [r["answers"] for r in test])
-        else:  # free-form: answers as long as the references need, and held-out loss
-            refs = [r["response"] for r in test]
-            budgets = token_budgets(self.lm.token_counts(refs), spec.max_new_tokens, self.eval_cap)
-            texts = self.lm.greedy(prompts, budgets, desc="eval")
-            per_question = {**task_metric(spec)(texts, [[r] for r in refs]),
-                            "heldout_nll": heldout_nll(self.lm.continuation_logprobs(prompts, refs, desc="loss"))}
-        return {**{k: shown(k, float(np.mean(v))) for k, v in per_question.items()}, "per_question": per_question}
+    # ---- provenance ------------------------------------------------------------------------
+    def fetch(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        """A stored result with `stale` (made by other code) added, or (unless read-only) a new one of this code.
+        A stale result is recomputed and replaced when the run may work; a report shows it, marked."""
+        hit = self.cache.get(name)
+        if hit is not None and (hit.get("code") == self.code or self.cache.read_only):
+            return self.marked(hit)
+        if self.cache.read_only:
+            return None
+        return self.marked(self.store(name, compute()))
+
+    def marked(self, result: dict[str, Any]) -> dict[str, Any]:
+        """A stored result under today's names, with `stale`: made by other code than this."""
+        return {**_current_names(result), "stale": result.get("code") != self.code}
+
+    def store(self, name: str, value: dict[str, Any]) -> dict[str, Any]:
+        """Store `value` with this code's fingerprint; the set's archive keeps each fingerprint's file hashes
+        once, so a later report can say which files changed since."""
+        group = name.split("/")[0]
+        if self.cache.get(f"{group}/code-{self.code}") is None:
+            self.cache.put(f"{group}/code-{self.code}", self.code_files)
+        return self.cache.put(name, {**value, "code": self.code})
+
+    # ---- fine-tuning and evaluation: the train and evaluate stages' own calls ------------------
+    def evaluate(self, spec: DatasetSpec, test: list[Record], model: str = BASE, adapters: dict[str, str] | None = None) -> dict[str, Any]:
+        """The evaluate stage's answers and metrics for one model (the base model, or a loaded adapter), with
+        the per-question scores the paired bootstrap needs. The answer budget is the stage's rule with the
+        set's `max_new_tokens` as its floor (the stage's is `evaluate.max_new_tokens`)."""
+        rows = test_rows(self.lm, test, spec.max_new_tokens, self.eval_cap)
+        answers = answer_all(self.lm, None, rows, [model], True, adapters or {})
+        texts, nll = [a[model]["text"] for a in answers], [a[model]["nll"] for a in answers]
+        return {**model_scores(texts, test, nll), "per_question": per_question_scores(texts, test, nll)}
 
     def base_scores(self, spec: DatasetSpec, test: list[Record]) -> dict[str, Any] | None:
         name = f"{spec.name}/base-{self.cache.key(self.model_name, test, spec.max_new_tokens)}"
-        return self.cache.fetch(name, lambda: self.evaluate(spec, test))
+        return self.fetch(name, lambda: self.evaluate(spec, test))
 
     def train_cfg_for(self, spec: DatasetSpec, seed: int) -> LoraTrainConfig:
         return replace(spec_train_config(spec, self.train_cfg), seed=seed)
@@ -245,21 +286,23 @@ class Bench:
     def finetune(
         self, spec: DatasetSpec, rows: list[Record], test: list[Record], seed: int, then: Callable[[], Any] | None = None
     ) -> dict[str, Any]:
-        """Train a fresh adapter on `rows` with the shared budget, evaluate it, optionally run `then` with it attached."""
+        """Train an adapter on `rows` as the train stages do (`fine_tune`, written to a folder), load it as the
+        evaluate stage does and evaluate it; optionally run `then` with it in use. The base model is back after."""
         cfg = self.train_cfg_for(spec, seed)
-        adapted = attach_lora(self.lm.model, cfg)
-        result = train_lora(adapted, self.lm.tokenizer, rows, cfg, desc=f"{spec.name} seed {seed}")
-        self.lm.model = adapted
-        try:
-            scores = self.evaluate(spec, test)
-            extra = then() if then is not None else None
-        finally:
-            self.lm.model = adapted.unload()  # back to the untouched base model
-        return {"rows": len(rows), "train_seconds": result.seconds, "steps": result.steps, **scores, "extra": extra}
+        with tempfile.TemporaryDirectory(prefix="bench-adapter-") as folder:
+            self.lm.fine_tune(rows, cfg, folder, f"{spec.name} seed {seed}")
+            trained = json.loads((Path(folder) / "train_log.json").read_text(encoding="utf-8"))
+            self.lm.load_adapters({"trained": folder})
+            try:
+                scores = self.evaluate(spec, test, "trained", {"trained": folder})
+                extra = then() if then is not None else None  # evaluate left the adapter in use
+            finally:
+                self.lm.drop_adapters()
+        return {"rows": len(rows), "train_seconds": trained["seconds"], "steps": trained["steps"], **scores, "extra": extra}
 
     def cell(self, spec: DatasetSpec, rows: list[Record], test: list[Record], seed: int) -> dict[str, Any] | None:
         name = f"{spec.name}/train-{self.train_key(rows, test, seed, spec)}"
-        return self.cache.fetch(name, lambda: self.finetune(spec, rows, test, seed))
+        return self.fetch(name, lambda: self.finetune(spec, rows, test, seed))
 
     def filter_and_correct(
         self, spec: DatasetSpec, kept: list[Record], removed: list[Record], test: list[Record], seed: int, variants: Sequence[str]
@@ -275,9 +318,8 @@ class Bench:
         fname = f"{spec.name}/train-{key}"
         cname = f"{spec.name}/correct-{self.cache.key(key, removed, evidence_settings(self.correct_cfg), list(variants))}"
         filtered, corrections = self.cache.get(fname), self.cache.get(cname)
-        if (filtered is None or corrections is None) and self.cache.read_only:
-            return filtered, None
-        if filtered is None or corrections is None:
+        made_here = all(c is not None and c.get("code") == self.code for c in (filtered, corrections))
+        if not made_here and not self.cache.read_only:  # made together: one stale (or missing) means both are redone
             def correct() -> dict[str, list[Record]]:
                 out = {}
                 for variant in variants:
@@ -288,11 +330,27 @@ class Bench:
                 return out
 
             filtered = self.finetune(spec, kept, test, seed, then=correct)
-            corrections = filtered.pop("extra")
-            self.cache.put(fname, filtered)
-            self.cache.put(cname, corrections)
+            corrections = {"variants": filtered.pop("extra")}
+            filtered, corrections = self.store(fname, filtered), self.store(cname, corrections)
+            made_here = True
+        if filtered is None or corrections is None:  # read-only, not run yet
+            return (None if filtered is None else self.marked(filtered)), None
+        # Stored before cells knew their code, the judges' decisions were the whole item.
+        by_variant = corrections.get("variants", corrections)
         eta = self.correct_cfg.eta
-        return filtered, {variant: [redecide(d, eta) for d in decisions] for variant, decisions in corrections.items()}
+        return ({**self.marked(filtered), "stale": not made_here},
+                {variant: [redecide(d, eta) for d in decisions] for variant, decisions in by_variant.items()})
+
+
+def _current_names(result: dict[str, Any]) -> dict[str, Any]:
+    """A result under today's metric names: cells stored before the benchmark used the evaluate stage's
+    metrics called held-out loss `heldout_nll` (kept readable, marked stale, until rerun)."""
+    if "heldout_nll" not in result:
+        return result
+    renamed = {HELDOUT if k == "heldout_nll" else k: v for k, v in result.items()}
+    if "per_question" in result:
+        renamed["per_question"] = {HELDOUT if k == "heldout_nll" else k: v for k, v in result["per_question"].items()}
+    return renamed
 
 
 def removal_sets(
@@ -437,7 +495,7 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
         det = detection_scores(dict(zip(ids, scores[s])), noisy, removed)
         detection.append({
             "scorer": s, "auroc": det.get("auroc"), "precision": det["filter_precision"], "recall": det["filter_recall"],
-            "seconds": scored[s]["seconds"], "seconds_per_row": scored[s]["seconds"] / len(train),
+            "seconds": scored[s]["seconds"], "seconds_per_row": scored[s]["seconds"] / len(train), "stale": scored[s]["stale"],
             "calls_per_row": calls_per_row(s, clear_cfg, len(scored[s]["records"][0].get("samples", []))) if s == "clear"
             else calls_per_row(s, bench.score_config(spec, "paper")),
         })
@@ -446,6 +504,14 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
     correction: dict[str, list[dict[str, Any]]] = {}
     by_id = {r["id"]: r for r in train}
     correct_methods = [m for m in spec.methods if m in JUDGE_OF]
+    # Rows chosen by a stale score make a stale cell, whatever code trained on them (the count too: the others
+    # remove as many rows as CLEAR's filter).
+    chosen_stale = any(v["stale"] for v in scored.values())
+
+    def add(method: str, result: dict[str, Any], *also_stale: bool, **extra: Any) -> None:
+        stale = result["stale"] or any(also_stale) or (chosen_stale and method not in UNCHOSEN)
+        downstream[method].append({**result, **extra, "stale": stale})
+
     for seed in bench.seeds_to_train(spec):
         sets = removed_by_seed[seed]
         for method in spec.methods:
@@ -457,11 +523,11 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
             if method == "oracle_correct":  # the ceiling for Auto-Correct: every noisy row gets its clean response back
                 rows = [{**r, "response": labels[r["id"]]["clean_response"]} if noisy[r["id"]] else r for r in train]
                 if (result := bench.cell(spec, rows, test, seed)) is not None:
-                    downstream[method].append({**result, **base, "removed": 0, "seed": seed})
+                    add(method, result, **{**base, "removed": 0}, seed=seed)
                 continue
             if method != "clear_filter" or not correct_methods:
                 if (result := bench.cell(spec, kept, test, seed)) is not None:
-                    downstream[method].append({**result, **base, "seed": seed})
+                    add(method, result, **base, seed=seed)
                 continue
             variants = [JUDGE_OF[m] for m in correct_methods]
             if spec.ablations and seed == 0 and "clear_correct_pairwise" in correct_methods:
@@ -469,11 +535,12 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
             removed_rows = [by_id[i] for i in ids if i in removed]
             filtered, corrections = bench.filter_and_correct(spec, kept, removed_rows, test, seed, variants)
             if filtered is not None:
-                downstream[method].append({**filtered, **base, "seed": seed})
+                add(method, filtered, **base, seed=seed)
             if corrections is None:
                 continue
             for variant, decisions in corrections.items():
-                judged = {"seed": seed, **correction_scores(decisions, labels), **_judge_stats(decisions, labels)}
+                judged = {"seed": seed, **correction_scores(decisions, labels), **_judge_stats(decisions, labels),
+                          "stale": filtered["stale"] or chosen_stale}
                 correction.setdefault(variant, []).append(judged)
             for m in correct_methods:
                 decisions = {d["id"]: d for d in corrections[JUDGE_OF[m]]}
@@ -481,12 +548,16 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
                     {**r, "response": decisions[r["id"]]["new"]} for r in removed_rows if decisions[r["id"]]["outcome"] == Outcome.CORRECTED
                 ]
                 if (result := bench.cell(spec, curated, test, seed)) is not None:
-                    downstream[m].append({**result, **base, "seed": seed})
+                    add(m, result, filtered["stale"], **base, seed=seed)  # its rows come from the judges' decisions too
+    base_scores = bench.base_scores(spec, test) if test else None  # a detection-only set has no test rows
+    cells = [*scored.values(), *(c for cs in downstream.values() for c in cs), *([base_scores] if base_scores else [])]
     return {
+        "code": {"fingerprint": bench.code, "results": len(cells), "stale": sum(c["stale"] for c in cells),
+                 "scores_stale": chosen_stale},
         "spec": asdict(spec),
         "gammas": gammas,
         "auto_estimated_noise_share": auto.estimated_noise_share,
-        "base": bench.base_scores(spec, test),
+        "base": base_scores,
         "detection": detection,
         "downstream": downstream,
         "paired": paired_differences(downstream),
@@ -514,19 +585,23 @@ def _judge_stats(decisions: list[Record], labels: dict[str, Record]) -> dict[str
 def paired_differences(
     downstream: dict[str, list[dict[str, Any]]], reference: str = "none", level: float = 0.95
 ) -> dict[str, dict[str, Any]]:
-    """Every method against `reference` (No curation), paired by seed and test question, with a bootstrap CI at `level`."""
+    """Every method against `reference` (No curation), paired by seed and test question, with a bootstrap CI at `level`;
+    no verdict where a cell behind it is stale."""
     out: dict[str, dict[str, Any]] = {}
     ref = {c["seed"]: c for c in downstream.get(reference, [])}
     for method, cells in downstream.items():
         pairs = [(c, ref[c["seed"]]) for c in cells if method != reference and c["seed"] in ref]
         if not pairs:
             continue
-        res: dict[str, Any] = {"seeds": len(pairs), "level": level}
-        for metric in pairs[0][0]["per_question"]:
+        stale = any(c.get("stale") or n.get("stale") for c, n in pairs)
+        res: dict[str, Any] = {"seeds": len(pairs), "level": level, "stale": stale}
+        shared = set.intersection(*(set(c["per_question"]) & set(n["per_question"]) for c, n in pairs))
+        for metric in sorted(shared, key=list(pairs[0][0]["per_question"]).index):
             a = np.array([c["per_question"][metric] for c, _ in pairs])
             b = np.array([n["per_question"][metric] for _, n in pairs])
             diff, lo, hi = paired_bootstrap(a, b, level=level)
             said = verdict(-hi, -lo) if metric in LOWER_IS_BETTER else verdict(lo, hi)  # "better" means lower loss
+            said = STALE if stale else said
             res[metric] = {"diff": shown(metric, diff), "low": shown(metric, lo), "high": shown(metric, hi), "verdict": said}
         out[method] = res
     return out

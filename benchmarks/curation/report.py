@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 from report_natural import defect_lines, growth_lines, weights_text
-from specs import FIXED_QUANTILE, HEADLINE, LOWER_IS_BETTER, MIN_SEEDS, PERCENT, PRIMARY, PRIMARY_LEVEL
+from specs import FIXED_QUANTILE, HEADLINE, LOWER_IS_BETTER, MIN_SEEDS, NATURAL_KINDS, PERCENT, PRIMARY, PRIMARY_LEVEL, STALE
 
+from clearcurate.core.evaluation import HELDOUT
 from clearcurate.core.records import write_json
 
 HERE = Path(__file__).resolve().parent
@@ -40,8 +41,8 @@ SCORER_LABELS = {
 # ---- report ----------------------------------------------------------------------------------
 
 
-METRIC_LABELS = {"exact_match": "EM", "f1": "F1", "heldout_nll": "held-out NLL/token", "token_f1_vs_reference": "token F1"}
-TABLE_METRICS = {"squad": ("exact_match", "f1"), "gsm8k": ("exact_match",), "dolly": ("heldout_nll", "token_f1_vs_reference")}
+METRIC_LABELS = {"exact_match": "EM", "f1": "F1", HELDOUT: "held-out NLL/token", "token_f1_vs_reference": "token F1"}
+TABLE_METRICS = {"squad": ("exact_match", "f1"), "gsm8k": ("exact_match",), "dolly": (HELDOUT, "token_f1_vs_reference")}
 
 
 def _fmt(metric: str) -> str:
@@ -72,8 +73,33 @@ def _sum_correction(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def exploratory(said: str, seeds: int) -> str:
-    """A comparison other than a primary endpoint: its verdict marked exploratory, and none from too few seeds."""
+    """A comparison other than a primary endpoint: its verdict marked exploratory, and none from too few seeds
+    or from a stale cell."""
+    if said == STALE:
+        return STALE
     return f"exploratory: {said}" if seeds >= MIN_SEEDS else f"exploratory, {seeds} seeds: no verdict (needs {MIN_SEEDS})"
+
+
+def judged(ok: bool, stale: bool, yes: str = "holds", no: str = "does NOT hold") -> str:
+    """A target's verdict, or none when a result behind it was made by other code than today's."""
+    return STALE if stale else (yes if ok else no)
+
+
+def code_lines(results: dict[str, Any]) -> list[str]:
+    """What code made the numbers: how many stored results are stale, per set."""
+    sets = results["datasets"]
+    stale = {n: r["code"] for n, r in sets.items() if r.get("code", {}).get("stale")}
+    fingerprint = next(iter(sets.values()))["code"]["fingerprint"] if sets else "n/a"
+    total = sum(r["code"]["results"] for r in sets.values())
+    lines = ["", "## Which code made these numbers", "",
+             f"Every stored result records the fingerprint of the code that ran it (`benchmarks/curation/harness.py` and its "
+             f"import closure, `clearcurate.provenance`); today's is `{fingerprint}`. A result of other code is *stale*: its "
+             "numbers are shown, marked †, but no verdict or headline is drawn from it, and a run of its part recomputes it."]
+    if not stale:
+        return [*lines, "", f"All {total} results are today's code's."]
+    return [*lines, "", f"Stale: {sum(c['stale'] for c in stale.values())} of {total} results "
+            "(" + ", ".join(f"{n} {c['stale']} of {c['results']}" for n, c in stale.items()) + ").",
+            "Results stored before cells recorded their code (before issue 29) count as stale."]
 
 
 def primary_lines(results: dict[str, Any]) -> list[str]:
@@ -93,8 +119,10 @@ def primary_lines(results: dict[str, Any]) -> list[str]:
             lines.append(f"| {name} | {label} | not trained yet | - | - |")
             continue
         d = p["exact_match"]
-        said = d["verdict"] if p["seeds"] >= MIN_SEEDS else f"no verdict ({p['seeds']} seeds, needs {MIN_SEEDS})"
-        lines.append(f"| {name} | {label} | {d['diff']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] | {p['seeds']} | {said} |")
+        said = d["verdict"] if p["seeds"] >= MIN_SEEDS or d["verdict"] == STALE else \
+            f"no verdict ({p['seeds']} seeds, needs {MIN_SEEDS})"
+        mark = " †" if p.get("stale") else ""
+        lines.append(f"| {name} | {label} | {d['diff']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]{mark} | {p['seeds']} | {said} |")
     return lines
 
 
@@ -103,15 +131,18 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     out = []
     for name, res in results["datasets"].items():
         det = detection_aurocs(res)
+        stale_score = {d["scorer"]: bool(d.get("stale")) for d in res["detection"]}
         if "clear" in det and "ifd" in det:
             ok = det["clear"] >= det["ifd"]
             out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'≥' if ok else '<'} IFD's {det['ifd']:.3f} -> "
-                       f"{'holds' if ok else 'does NOT hold'}.")
+                       f"{judged(ok, stale_score['clear'] or stale_score['ifd'])}.")
         if "clear" in det and (bar := detection_bar(res["spec"])) is not None:
             ok = det["clear"] >= bar
             out.append(f"{name}: CLEAR detection AUROC {det['clear']:.3f} {'≥' if ok else '<'} {bar:.2f} -> "
-                       f"{'holds' if ok else 'does NOT hold'}.")
+                       f"{judged(ok, stale_score['clear'])}.")
         paired = res.get("paired", {})
+        if not res["spec"]["methods"]:
+            continue  # detection only
         head = HEADLINE[res["spec"]["kind"]]
         for method in ("clear_filter", "clear_filter_auto", "clear_correct", "clear_correct_pairwise"):
             if method in paired:
@@ -126,7 +157,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             mf, _ = _stat([c[head] for c in ds["clear_filter"]])
             ok = mc <= mf if head in LOWER_IS_BETTER else mc >= mf
             n_seeds = min(len(ds["clear_correct"]), len(ds["clear_filter"]))
-            said = exploratory("holds" if ok else "does NOT hold", n_seeds)
+            said = exploratory(judged(ok, any(c.get("stale") for m in ("clear_correct", "clear_filter") for c in ds[m])), n_seeds)
             line = f"{name}: Filter+Correct at least as good as Filter: {mc:.3g} vs {mf:.3g} -> {said}"
             if (vs := res.get("correct_vs_filter")) is not None:
                 d, f = vs[head], _fmt(head)
@@ -140,15 +171,16 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 prec = c["correction_precision"]
                 dmg = c["clean_damaged_share"] or 0.0
                 ok = rep >= 0.25 and prec is not None and prec >= 0.7 and dmg < 0.05
+                stale = any(r.get("stale") for r in res["correction"]["agreement"])
                 out.append(f"{name}: Auto-Correct (agreement) repaired {rep:.0%} of the noisy rows given (target ≥ 25%), "
                            f"precision {'n/a' if prec is None else f'{prec:.2f}'} (≥ 0.70), damaged {dmg:.0%} of clean rows given (< 5%) "
-                           f"-> {'holds' if ok else 'does NOT hold'}.")
+                           f"-> {judged(ok, stale)}.")
         est = res.get("auto_estimated_noise_share")
         if est is not None:
             true = res["spec"]["noise_rate"]
             ok = abs(est - true) <= 0.10
             out.append(f"{name}: auto threshold estimated {est:.0%} noisy against the true {true:.0%} -> "
-                       f"{'within' if ok else 'NOT within'} ±10 points.")
+                       f"{judged(ok, stale_score.get('clear', False), 'within ±10 points', 'NOT within ±10 points')}.")
     return out
 
 
@@ -174,6 +206,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.tick_params(labelsize=7)
         ax = axes[1][col]
         methods = [m for m, cells in res["downstream"].items() if cells]
+        if not methods:  # detection only (natural errors)
+            ax.axis("off")
+            continue
         head = HEADLINE[res["spec"]["kind"]]
         stats = [_stat([c[head] for c in res["downstream"][m]]) for m in methods]
         ax.barh([METHOD_LABELS[m] for m in methods], [s[0] for s in stats], xerr=[s[1] for s in stats], color="tab:green")
@@ -198,8 +233,9 @@ def detection_aurocs(res: dict[str, Any]) -> dict[str, float]:
 
 
 def detection_bar(spec: dict[str, Any]) -> float | None:
-    """Issue 11's detection bar for a set: 0.90 on SQuAD-N 20% (a paragraph sentence), 0.75 on plausible wrong answers."""
-    if spec["noise"] == "plausible":
+    """Issue 11's detection bar for a set: 0.90 on SQuAD-N 20% (a paragraph sentence), 0.75 on plausible wrong answers,
+    and 0.75 on wrong answers real models wrote (issue 27)."""
+    if spec["noise"] == "plausible" or spec["kind"] in NATURAL_KINDS:
         return 0.75
     if spec["kind"] == "squad" and spec["noise"] in ("", "sentence") and spec["noise_rate"] == 0.2:
         return 0.90
@@ -212,11 +248,11 @@ def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[st
     for the reason, measured."""
     sets = results["datasets"]
     clear, ifd = ({n: detection_aurocs(r).get(scorer) for n, r in sets.items()} for scorer in ("clear", "ifd"))
-    chosen = dev["weight_selection"]["chosen (best worst-case)"]
     out = []
     below = [n for n, r in sets.items() if (bar := detection_bar(r["spec"])) and clear[n] is not None and clear[n] < bar]
     squad_n = [n for n in below if detection_bar(sets[n]["spec"]) == 0.90]
     if (cost := dev.get("squad_n_target_cost")) and squad_n:
+        chosen = dev["weight_selection"]["chosen (best worst-case)"]
         reach, alone = cost["best worst case reaching the bar"], dev["weight_ceiling_powered"].get(cost["set"])
         worst = min(cost["worst_case_over"], key=lambda s: reach["auroc"][s]) if reach else None
         out.append(
@@ -297,6 +333,29 @@ def out_of_reach(results: dict[str, Any], dev: dict[str, Any], freeform: dict[st
     return out
 
 
+def detection_table(res: dict[str, Any]) -> list[str]:
+    lines = ["| score | AUROC | precision | recall | wall s | s/row | model calls per row |", "|---|---|---|---|---|---|---|"]
+    for d in res["detection"]:
+        auroc = ("n/a" if d["auroc"] is None else f"{d['auroc']:.3f}") + (" †" if d.get("stale") else "")
+        prec, rec = ("n/a" if v is None else f"{v:.2f}" for v in (d["precision"], d["recall"]))
+        lines.append(f"| {SCORER_LABELS[d['scorer']]} | {auroc} | {prec} | {rec} | "
+                     f"{d['seconds']:.0f} | {d['seconds_per_row']:.2f} | {d['calls_per_row']} |")
+    return lines
+
+
+def natural_section(name: str, res: dict[str, Any]) -> list[str]:
+    """A detection-only set of natural errors: who wrote the wrong answers, and each score's detection of them."""
+    spec = res["spec"]
+    source = {"truthfulqa": "TruthfulQA answers people judged true or false (false ones written by GPT-3-family models)",
+              "bbm": "BIG-Bench-Mistake chain-of-thought traces (PaLM 2) with a wrong step people marked"}[spec["kind"]]
+    return ["", f"## {name}", "",
+            f"{spec['n_train']} rows ({spec['noise_rate']:.0%} wrong), {source}, from the test half of the questions "
+            f"(`natural_sets.part_of`), which no development script reads. Detection only. Work done on: {res.get('machine', 'n/a')}. "
+            f"γ fixed = {res['gammas']['clear_filter']:.3f}.", "",
+            "Detection of the wrong answers (precision/recall of the rows each score would remove):", "",
+            *detection_table(res)]
+
+
 def report(results: dict[str, Any], out: Path) -> None:
     """RESULTS.md, results.json and results.png, generated from the numbers only."""
     write_json(out / "results.json", results)
@@ -330,7 +389,7 @@ def report(results: dict[str, Any], out: Path) -> None:
             "removes the noisy share it estimates from the scores. Δ vs No curation is the paired difference (same "
             "seeds, same questions) with a 95% bootstrap CI that resamples seeds and test questions; the verdict is "
             "'better' or 'worse' only when the CI excludes 0, and is given only from "
-            f"{MIN_SEEDS} or more seeds. Settings were chosen on development sets "
+            f"{MIN_SEEDS} or more seeds and from results of today's code. Settings were chosen on development sets "
             "(`benchmarks/curation/dev.py`, `dev_freeform.py`), with two exceptions that make two of these sets development "
             "sets too: squad-n-20 holds the same rows as the demo, on which `filter.quantile`, `score.fold_epochs` and "
             "`score.likelihood_scale` were chosen, and the free-form preset was adopted in a commit that reported dolly-n-20's "
@@ -342,6 +401,7 @@ def report(results: dict[str, Any], out: Path) -> None:
         "",
         "![results](results.png)",
         "",
+        *code_lines(results),
         *primary_lines(results),
         "",
         "## Targets",
@@ -350,7 +410,9 @@ def report(results: dict[str, Any], out: Path) -> None:
     ]
     dev, freeform, natural = (json.loads(path.read_text()) if path.exists() else {}
                               for path in (HERE / f"dev_{name}results.json" for name in ("", "freeform_", "natural_")))
-    if reasons := out_of_reach(results, dev, freeform, natural):
+    # An unmet target is a verdict: only sets whose results are all today's code's are explained.
+    fresh = {"datasets": {n: r for n, r in results["datasets"].items() if not r["code"]["stale"]}}
+    if reasons := out_of_reach(fresh, dev, freeform, natural):
         lines += ["", "## Why the unmet targets are out of reach", "",
                   "Measured on the development sets (`benchmarks/curation/dev.py`, `dev_freeform.py`, `dev_natural.py`), not on these:", "",
                   *[f"- {r}" for r in reasons]]
@@ -361,6 +423,9 @@ def report(results: dict[str, Any], out: Path) -> None:
         lines += ["", f"Not run yet: {', '.join(meta['missing'])}. Rerun the command: finished work in raw/ is reused."]
     for name, res in results["datasets"].items():
         spec = res["spec"]
+        if not spec["methods"]:
+            lines += natural_section(name, res)
+            continue
         metric = {"squad": "SQuAD exact match / F1", "gsm8k": "final-number exact match",
                   "dolly": "held-out NLL per token (lower is better) / token F1 with the reference"}[spec["kind"]]
         where = res.get("machine", "n/a")
@@ -386,14 +451,8 @@ def report(results: dict[str, Any], out: Path) -> None:
             "",
             "Detection of the injected rows (precision/recall of the rows each score would remove):",
             "",
-            "| score | AUROC | precision | recall | wall s | s/row | model calls per row |",
-            "|---|---|---|---|---|---|---|",
+            *detection_table(res),
         ]
-        for d in res["detection"]:
-            auroc = "n/a" if d["auroc"] is None else f"{d['auroc']:.3f}"
-            prec, rec = ("n/a" if v is None else f"{v:.2f}" for v in (d["precision"], d["recall"]))
-            lines.append(f"| {SCORER_LABELS[d['scorer']]} | {auroc} | {prec} | {rec} | "
-                         f"{d['seconds']:.0f} | {d['seconds_per_row']:.2f} | {d['calls_per_row']} |")
         head, *others = TABLE_METRICS[spec["kind"]]
         label = METRIC_LABELS
         lines += ["", f"Downstream ({metric} on the clean test set):", "",
@@ -413,7 +472,8 @@ def report(results: dict[str, Any], out: Path) -> None:
                 continue
             paired = res["paired"].get(method)
             said = exploratory(paired[head]["verdict"], paired["seeds"]) if paired else "-"
-            row = (f"| {METHOD_LABELS[method]} | {cells[0]['rows']} | {cells[0]['removed']} ({cells[0]['removed_noisy']}) | "
+            mark = " †" if any(c.get("stale") for c in cells) else ""
+            row = (f"| {METHOD_LABELS[method]}{mark} | {cells[0]['rows']} | {cells[0]['removed']} ({cells[0]['removed_noisy']}) | "
                    f"{cols(head, cells, paired)} {said} |"
                    + "".join(f" {cols(m, cells, paired)}" for m in others))
             lines.append(row)
@@ -425,6 +485,7 @@ def report(results: dict[str, Any], out: Path) -> None:
                       "|---|---|---|---|---|---|---|---|---|"]
             for variant, rows in res["correction"].items():
                 c = _sum_correction(rows)
+                mark = " †" if any(r.get("stale") for r in rows) else ""
                 prec = "n/a" if c["correction_precision"] is None else f"{c['correction_precision']:.2f}"
                 rep = "n/a" if c["replaced_noisy_share"] is None else f"{c['noisy_repaired']} ({c['replaced_noisy_share']:.0%})"
                 dmg = "n/a" if c["clean_damaged_share"] is None else f"{c['clean_damaged']} ({c['clean_damaged_share']:.0%})"
@@ -432,7 +493,8 @@ def report(results: dict[str, Any], out: Path) -> None:
                 mx = "n/a" if c["max_confidence"] is None else f"{c['max_confidence']:.3f}"
                 right = c["noisy_candidate_right"]
                 ceiling = f"{right} ({right / c['given_noisy']:.0%})" if c["given_noisy"] else "n/a"
-                lines.append(f"| {JUDGE_LABELS[variant]} | {c['given']} ({c['given_noisy']}) | {c['replaced']} | {prec} | {rep} | {dmg} "
+                lines.append(f"| {JUDGE_LABELS[variant]}{mark} | {c['given']} ({c['given_noisy']}) | {c['replaced']} | {prec} | {rep} "
+                             f"| {dmg} "
                              f"| {ceiling} | {pref} | {mx} |")
         if res["ablations"]:
             lines += ["", "Ablations (detection AUROC, recomputed from the stored CLEAR samples; defaults from params.yaml):", "",

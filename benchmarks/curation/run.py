@@ -10,13 +10,15 @@ quantile: auto), CLEAR Filter + Correct with each judge, the oracle filter and t
 correction (clean targets restored). Every method is compared with No curation by a paired
 bootstrap over seeds and test questions. Two powered sets (1,000 training rows, 500 test
 questions, 5 seeds) can resolve a 3-point EM difference. Dolly-N (free-form responses with
-realistic defects) is judged by held-out loss and token F1 with the reference.
+realistic defects) is judged by held-out loss and token F1 with the reference. Two natural-error sets
+(TruthfulQA answers and BIG-Bench-Mistake traces that real models wrote and people labelled, from the
+question halves no development script reads) measure detection only.
 
 Every result (a scorer on a dataset, a model trained on a curated set with a seed) is stored in
 its set's archive under raw/results/ (one compressed JSON file per set), so an interrupted run
 resumes where it stopped, and the committed archives are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
 is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
-one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible` and `freeform`.
+one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible`, `freeform` and `natural`.
 
     .venv/bin/python benchmarks/curation/run.py                      # the small part
     .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
@@ -36,7 +38,7 @@ from typing import Any
 
 from harness import Bench, Cache, load_params, record_work, run_dataset
 from report import report
-from specs import FREEFORM, POWERED, plan
+from specs import FREEFORM, NATURAL, POWERED, plan
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.data.noisy_data import (
@@ -67,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); "
                         "changes speed, not results")
-    parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in (*POWERED, FREEFORM)}), "all"),
+    parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in (*POWERED, FREEFORM, *NATURAL)}), "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
-                             "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N (default: small)")
+                             "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N; "
+                             "natural = the natural-error test sets, detection only (default: small)")
     parser.add_argument("--only-seeds", type=int, nargs="+", default=None,
                         help="train only these seeds (0-based) of the selected part, e.g. one per parallel process on a GPU "
                              "sharing one --cache; the report then shows only them: rebuild it with --report-only")

@@ -3,17 +3,14 @@ methods each trains, and the task metric each is judged by."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import natural_sets
+from natural_sets import NaturalSpec
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 
-from clearcurate.core.evaluation import (
-    final_number_per_question,
-    freeform_per_question,
-    squad_per_question,
-)
+from clearcurate.core.evaluation import HELDOUT
 from clearcurate.core.records import Record
 from clearcurate.data.noisy_data import (
     GSM8K_TEST_SOURCE,
@@ -35,7 +32,7 @@ class DatasetSpec:
     """One benchmark dataset and which downstream methods it trains."""
 
     name: str
-    kind: str  # squad | gsm8k | dolly (free-form)
+    kind: str  # squad | gsm8k | dolly (free-form) | truthfulqa | bbm (natural errors, detection only)
     noise_rate: float
     n_train: int
     n_test: int
@@ -49,6 +46,7 @@ class DatasetSpec:
     seeds: int = 0  # > 0: training seeds for this set instead of --seeds
     scorers: tuple[str, ...] = SCORERS
     part: str = "small"  # powered sets run as their own part (--part), so each part fits a time budget
+    fold_by: str = ""  # crossfit folds by this row field instead of params.yaml's (prompt: several answers per prompt)
 
 
 def plan(quick: bool) -> list[DatasetSpec]:
@@ -58,6 +56,7 @@ def plan(quick: bool) -> list[DatasetSpec]:
             DatasetSpec("squad-n-20", "squad", 0.2, 20, 8, 16, METHODS, ablations=True),
             DatasetSpec("gsm8k-n-20", "gsm8k", 0.2, 20, 8, 32, ("none", "clear_filter", "oracle")),
             replace(FREEFORM, n_train=20, n_test=8, max_new_tokens=8, methods=("none", "clear_filter", "oracle"), part="small"),
+            replace(NATURAL[0], n_train=20, max_new_tokens=8, part="small"),
         ]
     gsm8k_methods = ("none", "ifd", "clear_filter", "clear_filter_auto", "clear_correct", "oracle", "oracle_correct")
     return [
@@ -69,6 +68,7 @@ def plan(quick: bool) -> list[DatasetSpec]:
         DatasetSpec("gsm8k-plausible-20", "gsm8k", 0.2, 100, 50, 128, gsm8k_methods, noise="plausible"),
         *POWERED,
         FREEFORM,
+        *NATURAL,
     ]
 
 
@@ -90,21 +90,37 @@ PRIMARY = tuple((spec.name, method, reference) for spec in POWERED
                 for method, reference in (("clear_filter", "none"), ("clear_correct", "clear_filter")))
 PRIMARY_LEVEL = 1 - 0.05 / len(PRIMARY)
 MIN_SEEDS = 5
+STALE = "stale: no verdict"  # said of a comparison or target with a result made by other code than today's
 
 # Free-form (issue 12): Dolly responses, 20% given a realistic defect; downstream is held-out loss
 # (lower is better) and token F1 with the reference. Its own part: long responses make it slow on a CPU.
 FREEFORM = DatasetSpec("dolly-n-20", "dolly", 0.2, 200, 100, 32,
                        ("none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "oracle"),
                        scorers=("clear", "rating", "perplexity", "ifd"), part="freeform")
+# Natural errors (issue 29): wrong answers real models wrote, labelled by people, drawn from the test half of
+# each source's questions (natural_sets.part_of), which no development script reads. Detection only: no
+# training rows' test set has a clean metric a 135M model moves. Folds by prompt: TruthfulQA has several answers
+# per question, and a fold model must not have seen the question. BBM's test half holds 253 rows at 20% wrong.
+NATURAL = [
+    DatasetSpec("truthfulqa-test-300", "truthfulqa", 0.2, 300, 0, 32, (), scorers=("clear", "rating", "perplexity", "ifd"),
+                part="natural", fold_by="prompt"),
+    DatasetSpec("bbm-test-250", "bbm", 0.2, 250, 0, 32, (), scorers=("clear", "rating", "perplexity", "ifd"),
+                part="natural", fold_by="prompt"),
+]
+NATURAL_KINDS = ("truthfulqa", "bbm")
+
 # The downstream number each kind is judged by, and whether lower is better.
-HEADLINE = {"squad": "exact_match", "gsm8k": "exact_match", "dolly": "heldout_nll"}
-LOWER_IS_BETTER = {"heldout_nll"}
+HEADLINE = {"squad": "exact_match", "gsm8k": "exact_match", "dolly": HELDOUT}
+LOWER_IS_BETTER = {HELDOUT}
 FIXED_QUANTILE = 0.2  # the fixed-quantile filter the benchmark compares with quantile: auto
 PERCENT = {"exact_match", "f1", "token_f1_vs_reference"}  # 0-1 per question, reported in percent
 
 
 def build(spec: DatasetSpec, data_root: Path) -> tuple[list[Record], list[Record], dict[str, Record]]:
     """Train rows, clean test rows and noise labels (by id), built by the library's seeded builders."""
+    if spec.kind in NATURAL_KINDS:
+        rows, labels = natural_sets.build(NaturalSpec(spec.name, spec.kind, spec.n_train, spec.noise_rate, part="test"))
+        return rows, [], labels
     if spec.kind == "squad":
         cfg = squad_config(spec)
         train, test, labels = build_squad_n(data_root / SQUAD_SOURCE.name, cfg)
@@ -124,13 +140,6 @@ def squad_config(spec: DatasetSpec) -> SquadNConfig:
 
 def gsm8k_config(spec: DatasetSpec) -> Gsm8kNConfig:
     return Gsm8kNConfig(n_train=spec.n_train, n_test=spec.n_test, noise_rate=spec.noise_rate, noise=spec.noise or "swap")
-
-
-def task_metric(spec: DatasetSpec) -> Callable[[Sequence[str], Sequence[Sequence[str]]], dict[str, list[float]]]:
-    """Per-question scores (0-1) of the set's task metric."""
-    if spec.kind == "dolly":
-        return lambda texts, refs: freeform_per_question(texts, [r[0] for r in refs])
-    return squad_per_question if spec.kind == "squad" else final_number_per_question
 
 
 def shown(metric: str, value: float) -> float:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+from clearcurate.core.budget import token_budgets
 from clearcurate.core.evaluation import heldout_nll
 from clearcurate.core.records import Record, progress
 from clearcurate.llm.base import ChatLM, Engine, RowsFailed
@@ -28,6 +29,16 @@ def identities(lm: ChatLM, engine: Engine | None, adapters: Mapping[str, str | P
 
         return {name: adapter_identity(path) for name, path in adapters.items()}
     return lm.load_adapters(adapters)
+
+
+def test_rows(lm: ChatLM, test: Sequence[Record], max_new_tokens: int, cap: int) -> list[Record]:
+    """The test rows as `model_answers` takes them, with an answer budget of at least `max_new_tokens` and
+    enough to match each row's longest reference (at most `cap`): a truncated free-form answer would score
+    its length, not its content."""
+    references = [r.get("answers") or [r["response"]] for r in test]
+    longest = [max(lm.token_counts(refs)) for refs in references]
+    return [{"id": r["id"], "prompt": lm.chat(r["prompt"]), "reference": r["response"], "max_new_tokens": n}
+            for r, n in zip(test, token_budgets(longest, max_new_tokens, cap))]
 
 
 def answer_all(lm: ChatLM, engine: Engine | None, rows: Sequence[Record], models: Sequence[str], with_loss: bool,

@@ -21,11 +21,6 @@ def squad_per_question(predictions: Sequence[str], references: Sequence[Sequence
     }
 
 
-def squad_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    """SQuAD exact match and F1 in percent, each the max over a question's reference answers."""
-    return {k: 100.0 * float(np.mean(v)) for k, v in squad_per_question(predictions, references).items()}
-
-
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
@@ -46,11 +41,6 @@ def final_number_per_question(predictions: Sequence[str], references: Sequence[S
         raise ValueError("need one non-empty list of references per prediction")
     return {"exact_match": [float(final_number(p) is not None and final_number(p) in {final_number(r) for r in refs})
                             for p, refs in zip(predictions, references)]}
-
-
-def final_number_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    """GSM8K accuracy in percent: exact match of the final number."""
-    return {k: 100.0 * float(np.mean(v)) for k, v in final_number_per_question(predictions, references).items()}
 
 
 def paired_bootstrap(
@@ -139,14 +129,30 @@ def heldout_scores(nll_per_row: Sequence[float]) -> dict[str, float]:
     return {"heldout_nll_per_token": mean, "heldout_perplexity": float(np.exp(mean))}
 
 
-def model_scores(texts: Sequence[str], test: Sequence[Mapping], nll: Sequence[float] | None) -> dict[str, float]:
-    """One model's test metrics: SQuAD EM / F1 when every row has `answers`, else token F1 with the reference
-    response; with `nll` (per row), held-out loss too."""
+HELDOUT = "heldout_nll_per_token"  # per question: the reference's NLL per token; lower is better
+
+
+def per_question_scores(texts: Sequence[str], test: Sequence[Mapping], nll: Sequence[float] | None) -> dict[str, list[float]]:
+    """One model's per-question test scores (0-1, or nats), what `model_scores` averages and a paired bootstrap resamples.
+
+    Rows that all have `answers` get SQuAD exact match and F1, unless every reference response is a worked
+    math solution (GSM8K's ``#### 42``): then exact match of the final number, since the steps may be worded
+    any way. Other rows (free-form data) get token F1 with the reference response. With `nll` (per row),
+    held-out loss too.
+    """
     if all(r.get("answers") for r in test):
-        scores = squad_scores(texts, [r["answers"] for r in test])
+        metric = final_number_per_question if all("####" in r.get("response", "") for r in test) else squad_per_question
+        scores = metric(texts, [r["answers"] for r in test])
     else:
-        scores = {k: 100.0 * float(np.mean(v)) for k, v in freeform_per_question(texts, [r["response"] for r in test]).items()}
-    return {**scores, **(heldout_scores(nll) if nll is not None else {})}
+        scores = freeform_per_question(texts, [r["response"] for r in test])
+    return {**scores, **({HELDOUT: list(nll)} if nll is not None else {})}
+
+
+def model_scores(texts: Sequence[str], test: Sequence[Mapping], nll: Sequence[float] | None) -> dict[str, float]:
+    """One model's test metrics: the mean of each `per_question_scores` in percent, and held-out loss with its perplexity."""
+    per_question = per_question_scores(texts, test, nll)
+    scores = {k: 100.0 * float(np.mean(v)) for k, v in per_question.items() if k != HELDOUT}
+    return {**scores, **(heldout_scores(per_question[HELDOUT]) if HELDOUT in per_question else {})}
 
 
 def answer_key(text: str) -> str:

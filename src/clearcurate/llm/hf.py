@@ -175,6 +175,10 @@ class LocalLM:
         """Run the next calls on the adapter loaded as `name` (`base_model()` still switches it off)."""
         self.model.set_adapter(name)
 
+    def drop_adapters(self) -> None:
+        """Remove every loaded adapter (none is merged): the base model is back, bit for bit."""
+        self.model = self.model.unload() if hasattr(self.model, "unload") else self.model
+
     @property
     def device(self) -> torch.device:
         """Where the model's weights are (CPU or a GPU); every input tensor is built there."""

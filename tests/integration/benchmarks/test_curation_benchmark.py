@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from clearcurate.core.evaluation import HELDOUT
 from helpers import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "curation" / "run.py"
@@ -60,10 +62,14 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     assert {a["ablation"] for a in squad["ablations"]} >= {"samples k", "similarity"}
     dolly = results["datasets"]["dolly-n-20"]  # free-form: held-out loss and token F1, never exact match
     none = dolly["downstream"]["none"][0]
-    assert set(none["per_question"]) == {"heldout_nll", "token_f1_vs_reference"} and none["heldout_nll"] > 0
-    loss = dolly["paired"]["oracle"]["heldout_nll"]
+    assert set(none["per_question"]) == {HELDOUT, "token_f1_vs_reference"} and none[HELDOUT] > 0
+    loss = dolly["paired"]["oracle"][HELDOUT]
     assert loss["low"] <= loss["diff"] <= loss["high"]
+    natural = results["datasets"]["truthfulqa-test-300"]  # detection only: who wrote the errors, no training
+    assert [d["scorer"] for d in natural["detection"]] == ["clear", "rating", "perplexity", "ifd"]
+    assert natural["downstream"] == {} and natural["base"] is None and natural["spec"]["fold_by"] == "prompt"
     report = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "## truthfulqa-test-300" in report and "Detection only" in report
     assert "## dolly-n-20" in report and "held-out NLL/token" in report
     assert "Filter+Correct at least as good as Filter" in report and "paired Δ" in report
     assert "## Targets" in report and "## gsm8k-n-20" in report and "Oracle filter" in report and "95% CI" in report
@@ -78,6 +84,23 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     rebuilt = _run([*args[:-4], "--out", str(tmp_path / "rebuilt"), "--cache", str(tmp_path / "cache"), "--report-only"])
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert json.loads((tmp_path / "rebuilt" / "results.json").read_text())["datasets"] == results["datasets"]
+
+    # Every result knows its code: today's here, so none is stale and verdicts are given.
+    assert all(d["code"] == {**d["code"], "stale": 0} and d["code"]["results"] > 0 for d in results["datasets"].values())
+    assert "All " in report and "results are today's code's" in report
+    # The same results read by other code (one changed file beside run.py): every one stale, no verdict from any.
+    other = tmp_path / "other-code" / "benchmarks" / "curation"  # where the bundled sources are ../../data/sources
+    shutil.copytree(SCRIPT.parent, other, ignore=shutil.ignore_patterns("raw", "results.*", "*.md"))
+    (tmp_path / "other-code" / "data").symlink_to(ROOT / "data")
+    (other / "specs.py").write_text((other / "specs.py").read_text() + "\n# a change\n")
+    stale = subprocess.run([sys.executable, str(other / "run.py"), *args[:-4], "--out", str(tmp_path / "stale"),
+                            "--cache", str(tmp_path / "cache"), "--report-only"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert stale.returncode == 0, stale.stderr[-3000:]
+    marked = json.loads((tmp_path / "stale" / "results.json").read_text())["datasets"]["squad-n-20"]
+    assert marked["code"]["stale"] == marked["code"]["results"] == squad["code"]["results"]
+    assert all(p["exact_match"]["verdict"] == "stale: no verdict" for p in marked["paired"].values())
+    text = (tmp_path / "stale" / "RESULTS.md").read_text()
+    assert "-> holds" not in text and "does NOT hold" not in text and "No curation † |" in text
 
     # Auto-Correct's stored evidence does not depend on eta: another eta re-decides it, with no model work.
     params["correct"]["eta"] = 0.0
@@ -101,12 +124,12 @@ def test_lower_loss_is_better_and_higher_accuracy_is_better():
     base = rng.uniform(1.5, 2.5, size=(3, 200))
 
     def cells(nll, em):
-        return [{"seed": s, "per_question": {"heldout_nll": list(nll[s]), "exact_match": list(em[s])}} for s in range(3)]
+        return [{"seed": s, "per_question": {HELDOUT: list(nll[s]), "exact_match": list(em[s])}} for s in range(3)]
 
     em = (rng.uniform(size=(3, 200)) < 0.3).astype(float)
     paired = paired_differences({"none": cells(base, em), "oracle": cells(base - 0.2, np.maximum(em, rng.uniform(size=(3, 200)) < 0.2))})
-    assert paired["oracle"]["heldout_nll"]["diff"] == pytest.approx(-0.2)  # in nats, not percent
-    assert paired["oracle"]["heldout_nll"]["verdict"] == "better"  # lower loss
+    assert paired["oracle"][HELDOUT]["diff"] == pytest.approx(-0.2)  # in nats, not percent
+    assert paired["oracle"][HELDOUT]["verdict"] == "better"  # lower loss
     assert paired["oracle"]["exact_match"]["verdict"] == "better" and paired["oracle"]["exact_match"]["diff"] > 10  # percent
 
 

@@ -5,14 +5,14 @@ import pytest
 from clearcurate.core.evaluation import (
     detection_scores,
     final_number,
-    final_number_scores,
     model_scores,
-    squad_scores,
+    per_question_scores,
 )
 
 
 def test_squad_scores_take_best_reference():
-    scores = squad_scores(["Denver Broncos", "the panthers"], [["Broncos", "Denver Broncos"], ["Carolina Panthers"]])
+    qa = [{"response": "Broncos", "answers": ["Broncos", "Denver Broncos"]}, {"response": "x", "answers": ["Carolina Panthers"]}]
+    scores = model_scores(["Denver Broncos", "the panthers"], qa, None)
     assert scores["exact_match"] == pytest.approx(50.0)
     assert scores["f1"] == pytest.approx(100 * (1.0 + 2 / 3) / 2)
 
@@ -37,11 +37,14 @@ def test_final_number_reads_the_committed_answer():
     assert final_number("no numbers here") is None
 
 
-def test_final_number_scores():
-    scores = final_number_scores(["x #### 72", "the answer is 5", "nothing"], [["72"], ["6"], ["1"]])
-    assert scores["exact_match"] == pytest.approx(100 / 3)
+def test_worked_solutions_are_scored_by_their_final_number():
+    math_rows = [{"response": f"steps\n#### {n}", "answers": [n]} for n in ("72", "6", "1")]
+    scores = model_scores(["x #### 72", "the answer is 5", "nothing"], math_rows, None)
+    assert scores == {"exact_match": pytest.approx(100 / 3)}  # no SQuAD F1 of worded steps against a number
+    # one reference that is not a worked solution: SQuAD exact match and F1 for all
+    assert set(model_scores(["72", "6"], [math_rows[0], {"response": "Paris", "answers": ["Paris"]}], None)) == {"exact_match", "f1"}
     with pytest.raises(ValueError):
-        final_number_scores([], [])
+        model_scores([], [], None)
 
 
 def test_answer_key_and_same_answer():
@@ -114,7 +117,9 @@ def test_freeform_metrics_are_overlap_and_heldout_loss_by_name():
 
 def test_model_scores_are_squad_scores_with_answers_else_token_f1_plus_heldout_loss():
     qa = [{"response": "Denver", "answers": ["Denver Broncos"]}, {"response": "x", "answers": ["Carolina"]}]
-    assert model_scores(["Denver Broncos", "no"], qa, None) == squad_scores(["Denver Broncos", "no"], [["Denver Broncos"], ["Carolina"]])
+    assert model_scores(["Denver Broncos", "no"], qa, None) == {"exact_match": 50.0, "f1": 50.0}
+    per_question = per_question_scores(["Denver Broncos", "no"], qa, [1.0, 2.0])
+    assert per_question == {"exact_match": [1.0, 0.0], "f1": [1.0, 0.0], "heldout_nll_per_token": [1.0, 2.0]}
     freeform = [{"response": "deep blue sky"}, {"response": "red"}]
     scores = model_scores(["deep blue", "red"], freeform, [1.0, 3.0])
     assert scores["token_f1_vs_reference"] == pytest.approx(100 * (0.8 + 1.0) / 2)

@@ -1,0 +1,54 @@
+"""The benchmark runs the shipped code: a benchmark cell trained on the pipeline's own rows with its params gives
+the numbers the pipeline's evaluate stage wrote to metrics/evaluate.json, exactly (issue 29)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from clearcurate.core.records import read_jsonl
+from clearcurate.llm.factory import load_lm
+from helpers import ROOT
+
+pytestmark = pytest.mark.pipeline
+
+BENCH = ROOT / "benchmarks" / "curation"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import harness
+        import specs
+    finally:
+        sys.path.remove(str(BENCH))
+    return harness, specs
+
+
+def test_a_benchmark_cell_on_the_pipelines_rows_gives_its_metrics(pipeline_run: Path, harness, tmp_path: Path) -> None:
+    harness, specs = harness
+    params, typed = harness.load_params(pipeline_run / "params.yaml")
+    lm = load_lm(typed, pipeline_run / "models" / "base")
+    bench = harness.Bench(lm, params, harness.Cache(tmp_path / "cache"), params["model"]["name"], seeds=1)
+    test = read_jsonl(pipeline_run / "data/prepared/test.jsonl")
+    spec = specs.DatasetSpec("pipeline-rows", "squad", 0.0, 0, len(test), typed.evaluate.max_new_tokens, ("none",))
+    metrics = json.loads((pipeline_run / "metrics/evaluate.json").read_text())
+    seed = typed.train.seed
+
+    cells = {
+        "base": bench.base_scores(spec, test),
+        "baseline": bench.cell(spec, read_jsonl(pipeline_run / "data/prepared/train.jsonl"), test, seed),
+        "filtered": bench.cell(spec, read_jsonl(pipeline_run / "data/filtered/kept.jsonl"), test, seed),
+    }
+    for model, cell in cells.items():
+        shown = {k: cell[k] for k in metrics[model]}
+        assert shown == metrics[model], model  # every metric the stage wrote, to the last bit
+        assert cell["stale"] is False
+    assert cells["filtered"]["rows"] == len(read_jsonl(pipeline_run / "data/filtered/kept.jsonl"))
+    # Not equal by accident (the tiny model answers nothing right): another seed's adapter gives another held-out loss.
+    other = bench.cell(spec, read_jsonl(pipeline_run / "data/filtered/kept.jsonl"), test, seed + 1)
+    assert other["heldout_nll_per_token"] != metrics["filtered"]["heldout_nll_per_token"]
