@@ -96,7 +96,7 @@ SCORED_WITH = {"weights": WEIGHTINGS["c.3 r.2 l.5 (old default)"][0], "relevance
 
 def dev_rows(spec: DatasetSpec) -> tuple[list[Record], dict[str, Record]]:
     """A development set: rows that no benchmark set trains or tests on."""
-    benchmark = [s for s in plan(quick=False) if s.kind == spec.kind]
+    benchmark = [s for s in plan(quick=False) if s.kind == spec.kind and not s.fresh]  # fresh sets avoid dev rows themselves
     if spec.kind == "squad":
         titles: set[str] = set()
         ids: set[str] = set()

@@ -25,7 +25,7 @@ import dev
 import dev_freeform
 import dev_growth
 import natural_sets
-from specs import HERE, build, plan
+from specs import HERE, NATURAL_KINDS, build, plan
 
 from clearcurate.core.records import Record, read_jsonl, write_json
 from clearcurate.data.noisy_data import SOURCES
@@ -38,10 +38,11 @@ ROOT = HERE.parents[1]
 RETIRED = {
     "squad-n-20": "the same rows as the demo (data/raw/), on which filter.quantile, score.fold_epochs and "
                   "score.likelihood_scale were chosen",
-    "dolly-n-20": "the free-form preset was adopted in a commit that reported this set's AUROC",
+    "dolly-n-20": "the free-form preset was adopted in a commit that reported this set's AUROC; dolly-n-20-fresh replaces it",
+    **{name: "its numbers were read before the primary endpoints were named (issue 29); "
+             f"{name}-fresh replaces it" for name in ("squad-n-20-1k", "squad-plausible-20-1k")},
 }
-POWERED_NOTE = ("its numbers were read before the primary endpoints were named (issue 29): a rerun on a fresh set "
-                "confirms them")
+FRESH_NOTE = "rows no earlier set and no development set used (specs.earlier_rows)"
 
 
 def rows_hash(rows: Sequence[Record]) -> str:
@@ -57,14 +58,16 @@ def entries() -> dict[str, tuple[dict[str, Any], Callable[[], dict[str, str]]]]:
     def benchmark_hash(spec: Any) -> Callable[[], dict[str, str]]:
         def hashed() -> dict[str, str]:
             train, test, _ = build(spec, SOURCES)
-            return {"train": rows_hash(train), "test": rows_hash(test)}
+            return {"train": rows_hash(train), **({"test": rows_hash(test)} if test else {})}
         return hashed
 
     for spec in plan(quick=False):
         role = "dev (retired test set)" if spec.name in RETIRED else "test"
-        note = RETIRED.get(spec.name) or (POWERED_NOTE if spec.part.startswith("powered") else "")
-        out[spec.name] = ({"role": role, "used_by": "run.py", "source": _source(spec.kind), "rows": f"{spec.n_train} train, "
-                           f"{spec.n_test} test", "noise": f"{spec.noise_rate:.0%} {spec.noise or 'default'}", "note": note},
+        note = RETIRED.get(spec.name) or (FRESH_NOTE if spec.fresh else "")
+        rows = f"{spec.n_train} train, {spec.n_test} test" if spec.n_test else f"{spec.n_train} (detection only)"
+        noise = f"{spec.noise_rate:.0%} {spec.noise or ('natural' if spec.kind in NATURAL_KINDS else 'default')}"
+        note = note or ("drawn from the test half of the questions (natural_sets.part_of)" if spec.kind in NATURAL_KINDS else "")
+        out[spec.name] = ({"role": role, "used_by": "run.py", "source": _source(spec.kind), "rows": rows, "noise": noise, "note": note},
                           benchmark_hash(spec))
     for spec in (*dev.DEV_SETS, *dev.DEV_SETS_POWERED):
         out[spec.name] = ({"role": "dev", "used_by": "dev.py", "source": _source(spec.kind), "rows": f"{spec.n_train} train",
@@ -81,9 +84,10 @@ def entries() -> dict[str, tuple[dict[str, Any], Callable[[], dict[str, str]]]]:
                         lambda ns=ns: {"train": rows_hash(natural_sets.build(ns)[0])})
     for kind in natural_sets.KINDS:
         name = f"{kind}-test-part"
-        out[name] = ({"role": "test (no set drawn yet)", "used_by": "nothing yet", "source": _source(kind),
+        drawn = [s.name for s in plan(quick=False) if s.kind == kind]
+        out[name] = ({"role": "test", "used_by": f"run.py ({', '.join(drawn)})", "source": _source(kind),
                       "rows": f"up to {natural_sets.largest(kind, 'test')} at 20% wrong",
-                      "noise": "natural", "note": "the held-out half by question; no script has read a number from it"},
+                      "noise": "natural", "note": "the held-out half by question, which no development script reads"},
                      lambda kind=kind: {"questions": _pool_hash(kind)})
     out["demo"] = ({"role": "dev", "used_by": "make demo (data/raw/)", "source": _source("squad"), "rows": "100 train, 90 test",
                     "noise": "20% default", "note": "the same rows as squad-n-20"},

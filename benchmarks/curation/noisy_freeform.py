@@ -143,11 +143,14 @@ def dolly_noisy_rows(train: list[Record], cfg: DollyNConfig, rng: random.Random)
     return out, labels
 
 
-def build_dolly_n(source: str | Path, cfg: DollyNConfig) -> tuple[list[Record], list[Record], list[Record]]:
+def build_dolly_n(
+    source: str | Path, cfg: DollyNConfig, exclude_ids: set[str] = frozenset()
+) -> tuple[list[Record], list[Record], list[Record]]:
     """Return (train rows, clean test rows, noise labels) from the bundled Dolly JSONL.
 
     Only responses that end a sentence are used (the source cut some long ones mid-sentence, and
-    a clean row must not look truncated). Train and test are disjoint rows of the chosen pool.
+    a clean row must not look truncated). Train and test are disjoint rows of the chosen pool, other
+    than `exclude_ids` (a fresh set, on rows earlier sets never used).
     """
     rng = random.Random(f"dolly-{cfg.pool}-{cfg.seed}")
     rows = [
@@ -156,7 +159,7 @@ def build_dolly_n(source: str | Path, cfg: DollyNConfig) -> tuple[list[Record], 
     ]
     eligible = [
         r for r in rows
-        if pool_of(r["id"]) == cfg.pool and _ENDS_SENTENCE.search(r["response"])
+        if pool_of(r["id"]) == cfg.pool and r["id"] not in exclude_ids and _ENDS_SENTENCE.search(r["response"])
         and cfg.min_words <= len(r["response"].split()) <= cfg.max_words and r["prompt"]
     ]
     if len(eligible) < cfg.n_train + cfg.n_test:

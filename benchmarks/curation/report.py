@@ -106,10 +106,11 @@ def primary_lines(results: dict[str, Any]) -> list[str]:
     """The primary endpoints' table: Bonferroni-adjusted paired CIs, the only confirmatory comparisons."""
     level = f"{PRIMARY_LEVEL:.2%}".rstrip("0").rstrip(".")
     lines = ["", "## Primary endpoints", "",
-             f"Named in `specs.PRIMARY` (issue 29), after these sets' numbers had been read: they confirm only when rerun on "
-             f"fresh test sets. Exact match, paired over seeds and test questions, {level} bootstrap CIs (Bonferroni over the "
-             f"{len(PRIMARY)}, family-wise 5%). Every other comparison in this report is exploratory, and none gets a verdict "
-             f"from fewer than {MIN_SEEDS} seeds.", "",
+             f"Named in `specs.PRIMARY` (issue 29) on 2026-12-04, before any number of these fresh test sets (rows no earlier "
+             f"set and no development set used) was read. Exact match, paired over seeds and test questions, {level} bootstrap "
+             f"CIs (Bonferroni over the {len(PRIMARY)}, family-wise 5%). Every other comparison in this report is exploratory "
+             f"(the same comparisons on the first powered sets among them: their numbers were read before the endpoints were "
+             f"named), and none gets a verdict from fewer than {MIN_SEEDS} seeds.", "",
              f"| set | comparison | Δ EM [{level} CI] | seeds | verdict |", "|---|---|---|---|---|"]
     for name, method, reference in PRIMARY:
         key = f"{method} vs {reference}"

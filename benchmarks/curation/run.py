@@ -38,7 +38,7 @@ from typing import Any
 
 from harness import Bench, Cache, load_params, record_work, run_dataset
 from report import report
-from specs import FREEFORM, NATURAL, POWERED, plan
+from specs import FREEFORM, FRESH, NATURAL, POWERED, plan
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.data.noisy_data import (
@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); "
                         "changes speed, not results")
-    parser.add_argument("--part", default="small", choices=("small", *sorted({p.part for p in (*POWERED, FREEFORM, *NATURAL)}), "all"),
+    parts = sorted({p.part for p in (*POWERED, FREEFORM, *NATURAL, *FRESH)})
+    parser.add_argument("--part", default="small", choices=("small", *parts, "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
                              "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N; "
-                             "natural = the natural-error test sets, detection only (default: small)")
+                             "natural = the natural-error test sets, detection only; fresh-* = a fresh test set (default: small)")
     parser.add_argument("--only-seeds", type=int, nargs="+", default=None,
                         help="train only these seeds (0-based) of the selected part, e.g. one per parallel process on a GPU "
                              "sharing one --cache; the report then shows only them: rebuild it with --report-only")

@@ -107,8 +107,11 @@ def plausible_span(answers: Sequence[str], paragraph_answers: Sequence[str], rng
     return rng.choice([s for s in same_kind if abs(len(s.split()) - length) == best])
 
 
-def build_squad_n(source: str | Path, cfg: SquadNConfig) -> tuple[list[Record], list[Record], list[Record]]:
-    """Return (train rows, test rows, noise labels) built from the flat SQuAD dev JSONL."""
+def build_squad_n(
+    source: str | Path, cfg: SquadNConfig, only_titles: set[str] | None = None, exclude_ids: set[str] = frozenset()
+) -> tuple[list[Record], list[Record], list[Record]]:
+    """Return (train rows, test rows, noise labels) built from the flat SQuAD dev JSONL; with `only_titles` and
+    `exclude_ids`, from those articles' questions other than those (a fresh set, on rows earlier sets never used)."""
     rng = random.Random(cfg.seed)
     rows = read_jsonl(source)
     eligible = [
@@ -116,6 +119,7 @@ def build_squad_n(source: str | Path, cfg: SquadNConfig) -> tuple[list[Record], 
         for r in rows
         if len(r["context"].split()) <= cfg.max_context_words
         and len(split_sentences(r["context"])) >= cfg.min_sentences
+        and (only_titles is None or r["title"] in only_titles) and r["id"] not in exclude_ids
     ]
     test_titles = squad_test_titles(eligible, cfg, rng)
     train_src = _pick_squad([r for r in eligible if r["title"] not in test_titles], cfg.n_train, cfg.max_questions_per_paragraph, rng)

@@ -141,3 +141,24 @@ def test_every_interval_the_docs_quote_is_a_stored_one(page, heading):
     text = _section(page, heading).replace("−", "-")
     written = set(re.findall(r"\[(?:[\d.]+% CI )?([+-]\d+\.\d+), ([+-]\d+\.\d+)\]", text))
     assert written and not written - stored, sorted(written - stored)
+
+
+@pytest.mark.parametrize(("page", "heading"), [
+    ("README.md", "## Does curation work? The benchmark"),
+    ("docs/benchmark.md", "## Results"),
+])
+def test_no_verdict_is_quoted_beside_a_stale_comparison(page, heading):
+    """RESULTS.md draws no verdict from a result of other code than today's (a stale cell); neither may the
+    prose: a line that quotes a stale comparison's CI says neither "better" nor "worse"."""
+    import re
+
+    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    stale = set()
+    for res in results["datasets"].values():
+        for comparison in (*res.get("paired", {}).values(), *res.get("primary", {}).values(), res.get("correct_vs_filter") or {}):
+            if comparison.get("stale"):
+                stale |= {(f"{m['low']:+.{d}f}", f"{m['high']:+.{d}f}") for m in comparison.values()
+                          if isinstance(m, dict) and "low" in m for d in (1, 3)}
+    lines = _section(page, heading).replace("−", "-").splitlines()
+    quoting = [line for line in lines if set(re.findall(r"\[(?:[\d.]+% CI )?([+-]\d+\.\d+), ([+-]\d+\.\d+)\]", line)) & stale]
+    assert all(not re.search(r"\b(better|worse)\b", line) for line in quoting), [q for q in quoting if re.search(r"better|worse", q)]
