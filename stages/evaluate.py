@@ -6,8 +6,9 @@ With `engine: ray` this model work (clearcurate.answers) runs in blocks of test 
 cluster's actors, each holding the base model and the adapters; a row that fails there stops the
 stage, after every other row is done, with the failed rows and their reasons (metrics over a subset
 of the test set would mislead). Metrics are computed here, the same for either engine.
-Test rows with `answers` (short-answer QA) get SQuAD exact match and F1; otherwise (free-form
-data) the greedy answer's token F1 with the reference response. Every model also gets held-out
+Test rows with `answers` (short-answer QA) get SQuAD exact match and F1, or exact match of the final
+number when every reference is a worked solution (`#### 42`); otherwise (free-form data) the greedy
+answer's token F1 with the reference response (clearcurate.core.evaluation.per_question_scores). Every model also gets held-out
 loss: the reference responses' per-token negative log-likelihood (local models only).
 Noise labels (`evaluate.noise_labels`, inside the --labels folder) are read here and nowhere else; without
 them (null or absent) there are no detection metrics at all, not zeros.

@@ -34,7 +34,7 @@ from clearcurate.answers import BASE, answer_all, test_rows
 from clearcurate.cache import ScoreCache, digest
 from clearcurate.core import confidence as cf
 from clearcurate.core import presets
-from clearcurate.core.curation import FilterConfig, auto_statistic, keep_mask, redecide, threshold
+from clearcurate.core.curation import auto_statistic, keep_mask, redecide, threshold
 from clearcurate.core.evaluation import (
     HELDOUT,
     correction_scores,
@@ -47,7 +47,7 @@ from clearcurate.core.evaluation import (
 )
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record
-from clearcurate.correction import CorrectConfig, correct_rows, evidence_settings
+from clearcurate.correction import correct_rows, evidence_settings
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.lora import LoraTrainConfig
 from clearcurate.provenance import code_fingerprint
@@ -185,12 +185,13 @@ class Bench:
         self.model_id = model_id
         self.model_name = model_name
         self.seeds = seeds
-        self.train_cfg = train_config(params["train"])
+        self.train_cfg = train_config(params["train"])  # as written: its values are cache keys (see `load_params`)
         self.score_params = params["score"]
         self.eval_cap = int(params["evaluate"]["max_new_tokens_cap"])  # answers as long as the reference needs, at most this
         self.code, self.code_files = current_code()
-        self.filter_cfg = FilterConfig(**params["filter"])
-        self.correct_cfg = CorrectConfig(**params["correct"], beta=float(params["score"]["beta"]))
+        typed = params_mod.parse(params, "params")  # the stages' own configs (correct's beta is score.beta, as there)
+        self.filter_cfg = typed.filter
+        self.correct_cfg = typed.correct_config()
 
     def seeds_for(self, spec: DatasetSpec) -> int:
         return spec.seeds or self.seeds
@@ -480,8 +481,9 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
     # The filter stage's decisions: its thresholds (auto estimates the noisy share from the likelihood
     # log-ratio where the rows have it, as `stages/filter.py` does) and its keep rule (a row with a defect goes).
     clear_records = scored["clear"]["records"]
-    auto = threshold(scores["clear"], FilterConfig(quantile="auto", max_share=bench.filter_cfg.max_share), auto_statistic(clear_records))
-    gammas = {"clear_filter": threshold(scores["clear"], FilterConfig(quantile=FIXED_QUANTILE)).gamma, "clear_filter_auto": auto.gamma}
+    auto = threshold(scores["clear"], replace(bench.filter_cfg, quantile="auto"), auto_statistic(clear_records))
+    fixed = threshold(scores["clear"], replace(bench.filter_cfg, quantile=FIXED_QUANTILE))
+    gammas = {"clear_filter": fixed.gamma, "clear_filter_auto": auto.gamma}
     defective = [i for i, r in enumerate(clear_records) if r.get("defects")]
     clear_cfg = bench.score_config(spec, "crossfit")
     seeds = bench.seeds_for(spec)
