@@ -52,3 +52,14 @@ def test_a_benchmark_cell_on_the_pipelines_rows_gives_its_metrics(pipeline_run: 
     # Not equal by accident (the tiny model answers nothing right): another seed's adapter gives another held-out loss.
     other = bench.cell(spec, read_jsonl(pipeline_run / "data/filtered/kept.jsonl"), test, seed + 1)
     assert other["heldout_nll_per_token"] != metrics["filtered"]["heldout_nll_per_token"]
+
+
+def test_the_full_size_check_refuses_a_checkout_whose_rows_are_not_the_benchmarks(pipeline_run: Path, harness) -> None:
+    """same_as_demo.py compares only like with like: the test pipeline's 12 rows are not squad-n-20's."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import same_as_demo
+    finally:
+        sys.path.remove(str(BENCH))
+    with pytest.raises(SystemExit, match="not squad-n-20's"):
+        same_as_demo.main(["--demo", str(pipeline_run)])
