@@ -18,12 +18,16 @@ Every result (a scorer on a dataset, a model trained on a curated set with a see
 its set's archive under raw/results/ (one compressed JSON file per set), so an interrupted run
 resumes where it stopped, and the committed archives are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
 is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
-one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible`, `freeform` and `natural`.
+one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible`, `freeform`, `natural`, and the
+fresh test sets `fresh-n`, `fresh-plausible` and `fresh-freeform`.
 
     .venv/bin/python benchmarks/curation/run.py                      # the small part
     .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
     .venv/bin/python benchmarks/curation/run.py --quick              # small version, minutes
     .venv/bin/python benchmarks/curation/run.py --report-only        # rebuild the report from raw/
+
+On a GPU machine with no network, `airgap.py` carries the packages and the model there and `gpu_run.sh`
+runs parts with one process per seed.
 """
 
 from __future__ import annotations
@@ -77,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-seeds", type=int, nargs="+", default=None,
                         help="train only these seeds (0-based) of the selected part, e.g. one per parallel process on a GPU "
                              "sharing one --cache; the report then shows only them: rebuild it with --report-only")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the selected part's sets with every scorer and train nothing, e.g. before one process "
+                             "per seed (--only-seeds) starts on a GPU, so that they do not all score the same rows")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished work; run nothing")
     args = parser.parse_args(argv)
     if args.only_seeds is not None and args.report_only:
         parser.error("--only-seeds trains a subset of seeds; --report-only trains nothing (drop one of them)")
+    if args.score_only and (args.report_only or args.only_seeds is not None):
+        parser.error("--score-only trains no seed and scores: drop --only-seeds / --report-only")
     setup_logging()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a time limit's SIGTERM unwinds like Ctrl-C
     for needed in (args.params, args.data_root / SQUAD_SOURCE.name, args.data_root / GSM8K_TRAIN_SOURCE.name):
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         lm = load_lm(typed, model_dir)
     rows_cache = None if args.report_only else ScoreCache(args.cache / "score-cache" / safe_name)
     model_id = "" if args.report_only else model_fingerprint(args.cache / "models" / safe_name)
-    bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id, args.only_seeds)
+    bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id, () if args.score_only else args.only_seeds)
     # Parts not selected still appear in the report, from whatever of their work has finished.
     reader = Bench(None, params, Cache(cache.root, read_only=True), model_name, seeds)
     given = argv if argv is not None else sys.argv[1:]
