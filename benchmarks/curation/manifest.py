@@ -5,28 +5,36 @@ A test set is one no default was chosen on. Its numbers may be read once a chang
 set whose numbers were read before a change to a default is retired (it becomes a development set)
 and a fresh one replaces it. The roles below say which sets are which, and why; `--check` rebuilds
 every set and fails when one no longer gives its recorded rows (a builder changed under a frozen set).
+`--read` records that a test set's numbers were read, with a fingerprint of the defaults then
+(`defaults_fingerprint`); a test fails while any read test set's fingerprint differs from today's.
 
     .venv/bin/python benchmarks/curation/manifest.py           # write manifest.json (keeps each set's frozen date)
     .venv/bin/python benchmarks/curation/manifest.py --check   # rebuild every set, compare with manifest.json
+    .venv/bin/python benchmarks/curation/manifest.py --read dolly-n-20-fresh   # its numbers were read today
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dev
 import dev_freeform
 import dev_growth
 import natural_sets
+from pydantic import TypeAdapter
 from specs import HERE, NATURAL_KINDS, build, plan
 
+from clearcurate.config import params as params_mod
+from clearcurate.core import presets
 from clearcurate.core.records import Record, read_jsonl, write_json
 from clearcurate.data.noisy_data import SOURCES
 
@@ -43,6 +51,21 @@ RETIRED = {
              f"{name}-fresh replaces it" for name in ("squad-n-20-1k", "squad-plausible-20-1k")},
 }
 FRESH_NOTE = "rows no earlier set and no development set used (specs.earlier_rows)"
+
+
+def defaults_fingerprint(params_file: Path = ROOT / "params.yaml") -> str:
+    """What "a default" is for the rule on test sets: every setting a run takes (params.yaml, with the
+    code's defaults filled in for what it leaves out), but for the data's paths, the engine and the batch
+    size, and the scoring presets' constants. Values, not bytes: a comment or a refactor that keeps every
+    value keeps the fingerprint."""
+    constants = {k: v for k, v in vars(presets).items() if k.isupper()}
+    settings = TypeAdapter(params_mod.Params).dump_python(params_mod.load_file(params_file), mode="json")
+    for where in ("data", "engine"):  # the user's files and where the work runs: no result depends on them
+        settings.pop(where)
+    settings["model"].pop("batch_size")  # speed only (tests/unit/llm/test_hf.py: batched and one-at-a-time inference agree)
+    blob = {"params": settings, "presets": constants}
+    as_json = json.dumps(blob, sort_keys=True, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else repr(o))
+    return hashlib.sha256(as_json.encode("utf-8")).hexdigest()[:16]
 
 
 def rows_hash(rows: Sequence[Record]) -> str:
@@ -119,6 +142,8 @@ def _pool_hash(kind: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="rebuild every set and compare with manifest.json; write nothing")
+    parser.add_argument("--read", nargs="+", default=[], metavar="SET",
+                        help="record that these test sets' numbers were read today, under today's defaults")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     recorded = json.loads(MANIFEST.read_text(encoding="utf-8"))["sets"] if MANIFEST.exists() else {}
@@ -129,13 +154,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.check and previous.get("hash") != hashes:
             wrong.append(f"{name}: manifest {previous.get('hash')}, rebuilt {hashes}")
         frozen = previous.get("frozen") if previous.get("hash") == hashes else date.today().isoformat()
-        sets[name] = {**meta, "hash": hashes, "frozen": frozen}
+        sets[name] = {**meta, "hash": hashes, "frozen": frozen, **({"read": previous["read"]} if "read" in previous else {})}
     if args.check:
         missing = sorted(set(recorded) - set(sets))
         for line in wrong + [f"{name}: in manifest.json, no longer built" for name in missing]:
             log.error(line)
         return 1 if wrong or missing else 0
     _mark_shared_tests(sets)
+    for name in args.read:
+        if not sets.get(name, {}).get("role", "").startswith("test"):
+            parser.error(f"--read {name}: not a test set in the manifest")
+        sets[name].setdefault("read", {"date": date.today().isoformat(), "defaults": defaults_fingerprint()})
     write_json(MANIFEST, {"about": __doc__.split("\n\n")[0].replace("\n", " "), "sets": sets})
     log.info("%d sets written to %s", len(sets), MANIFEST)
     return 0

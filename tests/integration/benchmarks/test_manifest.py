@@ -7,6 +7,9 @@ import json
 import subprocess
 import sys
 
+import manifest
+import yaml
+
 from helpers import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "curation" / "manifest.py"
@@ -29,3 +32,30 @@ def test_the_demo_and_the_sets_defaults_were_chosen_on_are_not_test_sets():
                and s["frozen"] for s in MANIFEST.values())
     natural = [n for n, s in MANIFEST.items() if "natural" in s["noise"] and s["role"] == "test"]
     assert {"truthfulqa-test-300", "bbm-test-250"} <= set(natural)
+
+
+def test_no_default_changed_since_a_test_sets_numbers_were_read():
+    """The rule "a test set whose numbers were read before a change to a default is retired", checked: each
+    read test set recorded the defaults' fingerprint when its numbers were first read."""
+    today = manifest.defaults_fingerprint()
+    read = {n: s["read"] for n, s in MANIFEST.items() if s["role"].startswith("test") and "read" in s}
+    assert read, "no test set is recorded as read"
+    for name, when in read.items():
+        assert when["defaults"] == today, (
+            f"a default changed after {name}'s numbers were read on {when['date']}: retire it (manifest.RETIRED) "
+            "and build a fresh test set, or undo the change")
+
+
+def test_the_defaults_fingerprint_moves_with_a_default_and_not_with_the_batch_size(tmp_path, monkeypatch):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    base = manifest.defaults_fingerprint(ROOT / "params.yaml")
+
+    def fingerprint(section: str, key: str, value: object) -> str:
+        changed = tmp_path / f"{section}-{key}.yaml"
+        changed.write_text(yaml.safe_dump({**params, section: {**params[section], key: value}}), encoding="utf-8")
+        return manifest.defaults_fingerprint(changed)
+
+    assert fingerprint("model", "batch_size", 32) == base
+    assert fingerprint("filter", "quantile", 0.3) != base
+    monkeypatch.setattr(manifest.presets, "FLUENCY_SCALE", 2.0)
+    assert manifest.defaults_fingerprint(ROOT / "params.yaml") != base
