@@ -48,6 +48,13 @@ WORDS = ("the of and a in to is was for on as with by he at from his an were are
 log = logging.getLogger("memory")
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 class TooBig(RuntimeError):
     """A stage's process tree grew beyond the allowed resident memory and was killed."""
 

@@ -22,7 +22,6 @@ import json
 import logging
 import multiprocessing
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import ray
 import torch
+from memory import cpu_model
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.config import LoraTrainConfig, ScoreConfig, load_file
@@ -71,13 +71,6 @@ class Timed:
         later = [t for t in self.arrivals if t - first > 0.01]
         return {"first_result_s": round(first - self.called, 1),
                 "rows_per_second_after_first_result": round(len(later) / (later[-1] - first), 4) if later else None}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def _spin(seconds: float, shares: multiprocessing.Queue) -> None:

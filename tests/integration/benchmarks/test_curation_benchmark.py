@@ -167,10 +167,17 @@ def test_parallel_workers_each_train_their_seeds_into_one_cache(tmp_path):
         cells = json.loads((tmp_path / out / "results.json").read_text())["datasets"]["gsm8k-n-20"]["downstream"]
         return {m: sorted(c["seed"] for c in cs) for m, cs in cells.items()}
 
+    archive = tmp_path / "cache" / "results" / "quick" / "tiny" / "gsm8k-n-20.json.gz"  # one file per set
+    scored = _run([*common, "--score-only", "--out", str(tmp_path / "s")])  # before the workers, so they do not each score
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    items = json.loads(gzip.decompress(archive.read_bytes()))
+    assert any(k.startswith("score-clear-") for k in items) and not any(k.startswith("train-") for k in items)
+
     worker = _run([*common, "--only-seeds", "1", "--out", str(tmp_path / "w1")])
     assert worker.returncode == 0, worker.stderr[-3000:]
     assert seeds_in("w1") == {"none": [1], "clear_filter": [1], "oracle": [1]}
-    archive = tmp_path / "cache" / "results" / "quick" / "tiny" / "gsm8k-n-20.json.gz"  # one file per set
+    assert {k: v for k, v in json.loads(gzip.decompress(archive.read_bytes())).items() if k.startswith("score-")} == {
+        k: v for k, v in items.items() if k.startswith("score-")}  # the worker used the scores, it did not redo them
 
     def wall_seconds() -> float:
         return json.loads(gzip.decompress(archive.read_bytes()))["run_meta"]["wall_seconds"]
@@ -188,6 +195,8 @@ def test_parallel_workers_each_train_their_seeds_into_one_cache(tmp_path):
 
     clash = _run([*common, "--only-seeds", "0", "--report-only", "--out", str(tmp_path / "x")])
     assert clash.returncode == 2 and "--only-seeds" in clash.stderr
+    clash = _run([*common, "--only-seeds", "0", "--score-only", "--out", str(tmp_path / "x")])
+    assert clash.returncode == 2 and "--score-only" in clash.stderr
 
 
 PUT_ITEMS = """

@@ -1,0 +1,27 @@
+"""benchmarks/scale/stages.py times the pipeline's own stages in a clone of the repository: here the first
+two stages on 8 real rows and the tiny model, so the clone, the data commands and the JSON are exercised."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from helpers import ROOT
+
+
+def test_stages_are_timed_one_by_one_in_a_clone_with_rows_built_by_the_cli(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale" / "stages.py"), "--rows", "8", "--model", "tiny",
+                           "--stages", "check-params", "prepare", "--keep", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    run = out["runs"][0]
+    assert (out["model"], run["engine"], run["rows"], run["data"]) == ("tiny", "local", 8, {"squad_n": 4, "gsm8k_n": 4})
+    assert [s["stage"] for s in run["stages"]] == ["check-params", "prepare"]
+    assert all(s["wall_s"] > 0 and s["peak_rss_mb"] > 0 for s in run["stages"])
+    project = tmp_path / "local" / "project"
+    train = [json.loads(line) for line in (project / "data" / "raw" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    labels = (project / "data" / "labels" / "noise_labels.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(train) == len(labels) == 8 and sum(r["id"].startswith("gsm8k") for r in train) == 4
+    assert (project / "data" / "prepared" / "train.jsonl").exists()  # prepare ran in the clone, not in this checkout
