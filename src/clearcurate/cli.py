@@ -27,6 +27,7 @@ from clearcurate.data.noisy_data import (
     build_gsm8k_n,
     build_squad_n,
 )
+from clearcurate.data.versioning.render import TEXT_WIDTH
 
 log = logging.getLogger("clearcurate")
 
@@ -57,14 +58,14 @@ def _diff(args: argparse.Namespace) -> None:
     from clearcurate.data import versioning as v
     rev_a, rev_b = (None if r == "workspace" else r for r in (args.rev_a, args.rev_b))
     title_revs = f"{args.rev_a} -> {args.rev_b}"
+    shown = None if args.format == "json" else args.limit  # text and markdown describe only the `--limit` rows they show
     try:
         if args.stage:
-            shown = None if args.format == "json" else args.limit  # text and markdown show only `--limit` rows
             diff = v.diff_stage(args.stage, rev_a, rev_b, args.repo, describe=shown)
-            text = v.render_outcomes(diff, f"{args.stage} decisions, {title_revs}", args.format, args.limit)
+            text = v.render_outcomes(diff, f"{args.stage} decisions, {title_revs}", args.format, args.limit, args.width)
         else:
-            diff = v.diff_revisions(rev_a, rev_b, args.path, args.repo)
-            text = v.render_rows(diff, f"{args.path}, {title_revs}", args.format, args.limit)
+            diff = v.diff_revisions(rev_a, rev_b, args.path, args.repo, describe=shown)
+            text = v.render_rows(diff, f"{args.path}, {title_revs}", args.format, args.limit, args.width)
     except InputError as err:
         raise SystemExit(f"clearcurate diff: {err}") from None
     print(text)  # the command's output is the report itself (stdout), logs stay on stderr
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="compare the decisions of two runs of a stage instead (rows that flipped)")
     diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     diff.add_argument("--limit", type=int, default=50, help="rows shown per section in text/markdown (json: all)")
+    diff.add_argument("--width", type=int, default=TEXT_WIDTH, help="characters of each prompt and response shown (0: the whole text)")
     diff.add_argument("--repo", default=None, help="repository path or URL (default: the current one)")
     diff.set_defaults(func=_diff)
     metrics = sub.add_parser(

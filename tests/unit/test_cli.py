@@ -97,6 +97,10 @@ def data_repo(tmp_path):
     _write(repo / "data/scored/train.jsonl", [{"id": i, "confidence": c} for i, c in (("1", 0.8), ("2", 0.7), ("3", 0.1))])
     _write(repo / "data/filtered/kept.jsonl", [ROWS["1"], ROWS["2"]])
     _write(repo / "data/filtered/removed.jsonl", [{**ROWS["3"], "confidence": 0.1}])
+    _write(repo / "data/curated/outcomes.jsonl", [{"id": "1", "outcome": "kept"}, {"id": "2", "outcome": "kept"},
+                                                  {"id": "3", "outcome": "removed", "reason": "confidence 0.1000 < gamma 0.3000"}])
+    (repo / "metrics").mkdir()
+    (repo / "metrics/filter.json").write_text(json.dumps({"gamma": 0.3, "threshold": "quantile 0.2", "kept": 2}))
     run_cmd(["git", "add", "-A"], repo)
     run_cmd(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "run 1"], repo)
     _write(repo / "data/curated/train.jsonl", [{"id": "2", "response": "a grey sky"}, {"id": "4", "response": "new"}])
@@ -104,6 +108,9 @@ def data_repo(tmp_path):
     _write(repo / "data/filtered/kept.jsonl", [ROWS["2"]])
     _write(repo / "data/filtered/removed.jsonl", [{**ROWS["1"], "confidence": 0.2, "reason": "confidence 0.2000 < gamma 0.5000"},
                                                   {**ROWS["3"], "confidence": 0.1, "reason": "confidence 0.1000 < gamma 0.5000"}])
+    _write(repo / "data/curated/outcomes.jsonl", [{"id": "1", "outcome": "removed", "reason": "confidence 0.2000 < gamma 0.5000"},
+                                                  {"id": "2", "outcome": "kept"}, {"id": "4", "outcome": "kept"}])
+    (repo / "metrics/filter.json").write_text(json.dumps({"gamma": 0.5, "threshold": "quantile 0.4", "kept": 1}))
     return repo
 
 
@@ -122,9 +129,15 @@ def test_diff_lists_added_removed_and_rewritten_rows_between_a_commit_and_the_wo
     assert out["added"] == ["4"] and out["removed"] == ["1"]
     assert out["response_changed"] == [{"id": "2", "diff": "a [-blue-] {+grey+} sky"}]
     assert out["summary"] == {"rows_a": 2, "rows_b": 2, "added": 1, "removed": 1, "response_changed": 1, "confidence_changed": 0}
+    assert out["rows"]["1"] == {"prompt": None, "response": "Paris", "confidence_a": 0.8, "confidence_b": 0.2, "outcome_a": "kept",
+                                "outcome_b": "removed", "reason_b": "confidence 0.2000 < gamma 0.5000"}
     main(["diff", "HEAD", "workspace", "--repo", str(data_repo)])
     text = capsys.readouterr().out
     assert text.startswith("data/curated/train.jsonl, HEAD -> workspace") and "rows 2 -> 2: 1 added, 1 removed" in text
+    # The default view says, of each added and removed row, what it says, how it scored and why each run decided so.
+    assert ("removed:\n  - 1 (confidence 0.8000 -> 0.2000 (-0.6000))\n      response:   Paris\n      before:     kept\n"
+            "      after:      removed\n      why after:  confidence 0.2000 < gamma 0.5000") in text
+    assert "added:\n  + 4\n      response:   new\n      after:      kept" in text
 
 
 def test_diff_of_a_stage_lists_the_rows_whose_decision_flipped(data_repo, capsys):
@@ -142,11 +155,14 @@ def test_diff_of_a_stage_shows_what_each_flipped_row_says_and_its_confidences(da
     capsys.readouterr()
     main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--stage", "filter"])
     text = capsys.readouterr().out
+    assert "settings: gamma 0.3000 -> 0.5000, threshold quantile 0.2 -> quantile 0.4" in text  # what moved, before the rows
     assert "  1: kept -> removed (confidence 0.8000 -> 0.2000 (-0.6000))" in text
     prompt = next(line for line in text.splitlines() if "prompt:" in line)
-    assert prompt.strip().startswith("prompt:     Which city is the capital of France, the country")  # one line
-    assert prompt.endswith("…") and len(prompt.split("prompt:", 1)[1].strip()) == 80
+    assert prompt.strip() == "prompt:     " + " ".join(LONG_PROMPT.split())  # on one line, whole: it fits --width
     assert "      response:   Paris" in text and "      why after:  confidence 0.2000 < gamma 0.5000" in text
+    main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--stage", "filter", "--width", "80"])
+    prompt = next(line for line in capsys.readouterr().out.splitlines() if "prompt:" in line)
+    assert prompt.endswith("…") and len(prompt.split("prompt:", 1)[1].strip()) == 80
     main(["diff", "HEAD", "workspace", "--repo", str(data_repo), "--stage", "filter", "--format", "markdown"])
     md = capsys.readouterr().out
     assert "- 1: kept -> removed (confidence 0.8000 -> 0.2000 (-0.6000))" in md and "  - response: Paris" in md

@@ -26,6 +26,7 @@ from clearcurate.data.versioning import (
     read_rows,
     render_outcomes,
     render_rows,
+    sort_flipped,
     word_diff,
 )
 from helpers import run_cmd
@@ -133,6 +134,23 @@ def test_flipped_rows_show_their_text_on_one_line_and_both_confidences():
     assert "  1: removed -> corrected (confidence 0.1000 -> n/a)" in text and "      prompt:     Capital of France?" in text
     assert "      why before: defect refusal: the response declines" in text and "why after" not in text
     assert json.loads(render_outcomes(diff, "t", "json"))["rows"]["1"]["prompt"] == "Capital of\nFrance?"  # JSON: in full
+
+
+def test_flipped_rows_sort_by_transition_then_confidence_under_the_settings_that_moved():
+    """What a reviewer of a threshold change needs: the threshold before and after, and the rows it moved past
+    side by side in confidence order, each confidence once when the score itself did not move."""
+    assert one_line("x " * 200, 0) == ("x " * 200).strip()  # width 0: the whole text
+    diff = diff_outcomes("filter", {"a": "kept", "b": "kept", "c": "removed", "d": "kept"},
+                         {"a": "removed", "b": "removed", "c": "kept", "d": "removed"})
+    scores = {"a": 0.30, "b": 0.27, "c": 0.5}
+    sort_flipped(diff, scores, scores)
+    assert list(diff.flipped) == ["b", "a", "d", "c"]  # kept -> removed by confidence, d (no score) last; then removed -> kept
+    describe_flipped(diff, {}, {}, scores, scores)
+    diff.settings_a, diff.settings_b = {"gamma": 0.263, "threshold": "quantile 0.2"}, {"gamma": 0.327, "threshold": "quantile 0.25"}
+    text = render_outcomes(diff, "t", "text")
+    assert "settings: gamma 0.2630 -> 0.3270, threshold quantile 0.2 -> quantile 0.25" in text
+    assert "  b: kept -> removed (confidence 0.2700)\n" in text and "0.2700 -> 0.2700" not in text
+    assert text.index("  b:") < text.index("  a:") < text.index("  d:") < text.index("  c:")
 
 
 def _write(path, rows):

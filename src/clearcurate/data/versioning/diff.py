@@ -50,6 +50,9 @@ class RowDiff:
     removed: list[str] = field(default_factory=list)
     response_changed: dict[str, str] = field(default_factory=dict)  # id -> word diff
     confidence_changed: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Added and removed rows that are described (see `describe_rows`): id -> prompt, response, confidence_a /
+    # confidence_b and, for the curated set, each run's outcome and reason from its ledger.
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -265,6 +268,9 @@ class OutcomeDiff:
     flipped: dict[str, tuple[str, str]]  # id -> (outcome in a, outcome in b); "absent" if missing
     # Flipped rows only: id -> prompt, response (full text) and confidence_a / confidence_b (None where unknown).
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What each run decided with (the stage's threshold and settings from its metrics file), where recorded.
+    settings_a: dict[str, Any] = field(default_factory=dict)
+    settings_b: dict[str, Any] = field(default_factory=dict)
 
     def transitions(self) -> dict[str, int]:
         return dict(Counter(f"{x} -> {y}" for x, y in self.flipped.values()).most_common())
@@ -321,6 +327,36 @@ def diff_outcomes(stage: str, a: Mapping[str, str], b: Mapping[str, str]) -> Out
         for i, label in decisions.items():
             table.add(run, i, str(label))
     return table.diff(stage)
+
+
+def sort_flipped(diff: OutcomeDiff, conf_a: Mapping[str, float] | None, conf_b: Mapping[str, float] | None) -> OutcomeDiff:
+    """Order the flipped rows for reading: by transition (kept -> removed together), then by confidence
+    (run b's, else a's; rows without one last), so the rows a threshold moved past sit side by side."""
+    def key(item: tuple[str, tuple[str, str]]) -> tuple[str, bool, float]:
+        i, (x, y) = item
+        c = next((m[i] for m in (conf_b, conf_a) if m and i in m), None)
+        return f"{x} -> {y}", c is None, c if c is not None else 0.0
+
+    diff.flipped = dict(sorted(diff.flipped.items(), key=key))
+    return diff
+
+
+def describe_rows(diff: RowDiff, rows_a: Mapping[str, Record], rows_b: Mapping[str, Record],
+                  conf_a: Mapping[str, float] | None = None, conf_b: Mapping[str, float] | None = None,
+                  ledger_a: Mapping[str, Record] | None = None, ledger_b: Mapping[str, Record] | None = None) -> RowDiff:
+    """Fill `diff.rows` for the added rows in `rows_b` and the removed rows in `rows_a`: prompt, response,
+    each run's confidence and, with the curated set's ledgers, what each run decided for the row and why."""
+    for i in [*diff.added, *diff.removed]:
+        row = rows_b.get(i) or rows_a.get(i)
+        if row is None:
+            continue
+        described = {"prompt": row.get("prompt"), "response": row.get("response"),
+                     "confidence_a": _confidence_of(i, conf_a, rows_a), "confidence_b": _confidence_of(i, conf_b, rows_b)}
+        for run, ledger in (("a", ledger_a), ("b", ledger_b)):
+            entry = (ledger or {}).get(i, {})
+            described |= {f"{k}_{run}": entry[k] for k in ("outcome", "reason") if entry.get(k)}
+        diff.rows[i] = described
+    return diff
 
 
 def describe_flipped(

@@ -3,12 +3,15 @@ streamed, with one-line errors that say what to run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator
+from typing import Any
 
 from clearcurate.core.records import InputError, Record, parse_jsonl, progress
 from clearcurate.data.versioning.diff import DecisionTable
 
 CURATED = "data/curated/train.jsonl"
+LEDGER = "data/curated/outcomes.jsonl"  # every input row's outcome and reason (the correct stage's ledger)
 
 
 SCORED = "data/scored/train.jsonl"
@@ -20,8 +23,29 @@ PREPARED = "data/prepared/train.jsonl"  # prompts and responses of rows the ledg
 # Where each stage's decisions live: (file, outcome) pairs, or the ledger with an `outcome` field.
 STAGE_DECISIONS: dict[str, list[tuple[str, str | None]]] = {
     "filter": [("data/filtered/kept.jsonl", "kept"), ("data/filtered/removed.jsonl", "removed")],
-    "correct": [("data/curated/outcomes.jsonl", None)],
+    "correct": [(LEDGER, None)],
 }
+
+
+# What each stage decided with, as its metrics file records it: the threshold a diff shows before and after.
+STAGE_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "filter": ("metrics/filter.json", ("gamma", "threshold")),
+    "correct": ("metrics/correct.json", ("judge", "eta")),
+}
+
+
+def stage_settings(stage: str, rev: str | None, repo: str | None = None) -> dict[str, Any]:
+    """The settings `stage` ran with at `rev` (see STAGE_SETTINGS); empty where its metrics file is not there
+    or not readable (a revision before the stage recorded them): the diff then shows none."""
+    import dvc.api
+
+    path, keys = STAGE_SETTINGS[stage]
+    try:
+        with dvc.api.open(path, repo=repo, rev=rev, mode="r", encoding="utf-8") as handle:
+            recorded = json.load(handle)
+    except Exception:  # dvc/scmrepo raise many types; a missing record only leaves the settings out
+        return {}
+    return {k: recorded[k] for k in keys if k in recorded}
 
 
 def iter_rows(path: str, rev: str | None, repo: str | None = None) -> Iterator[Record]:
