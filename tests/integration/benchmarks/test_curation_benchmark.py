@@ -237,14 +237,14 @@ def test_results_explain_each_unmet_target_from_the_development_measurements():
     """RESULTS.md's 'why' section follows the committed numbers: a target that holds loses its reason."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        from report import out_of_reach
+        from report import unmet_reasons
     finally:
         sys.path.remove(str(SCRIPT.parent))
     here = SCRIPT.parent
     files = ("results.json", "dev_results.json", "dev_freeform_results.json", "dev_natural_results.json")
     results, dev, freeform, natural = (json.loads((here / f).read_text()) for f in files)
     growth = json.loads((here / "dev_growth_results.json").read_text())[results["meta"]["model"]]
-    reasons = out_of_reach(results, dev, freeform, natural, growth)
+    reasons = unmet_reasons(results, dev, freeform, natural, growth)
     assert any(r.startswith("**Detection AUROC ≥ 0.90 on SQuAD-N 20%**") for r in reasons)
     chosen = dev["weight_selection"]["chosen (best worst-case)"]
     assert any(f"falls from {chosen['min_auroc']:.3f}" in r for r in reasons)  # the numbers are the dev file's
@@ -254,8 +254,8 @@ def test_results_explain_each_unmet_target_from_the_development_measurements():
         for d in res["detection"]:
             if d["scorer"] == "clear":
                 d["auroc"] = 1.0
-    lifted = out_of_reach(results, dev, freeform, natural, growth)
+    lifted = unmet_reasons(results, dev, freeform, natural, growth)
     assert not any(r.startswith(("**Detection AUROC", "**CLEAR ≥ IFD", "**Detection on natural errors")) for r in lifted)
     assert len(lifted) == len(reasons) - 4
     assert any(r.startswith("**Detection ≥ 0.75 on errors the scorer would make itself") for r in reasons)
-    assert len(out_of_reach(results, dev, freeform, {}, growth)) == len(lifted) - 1  # no natural-error measurements, no such reason
+    assert len(unmet_reasons(results, dev, freeform, {}, growth)) == len(lifted) - 1  # no natural-error measurements, no such reason
