@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from clearcurate.config.common import require
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
 
 @dataclass(frozen=True)
 class LoraTrainConfig:
@@ -18,9 +20,10 @@ class LoraTrainConfig:
     max_length: int = 320
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     warmup_ratio: float = 0.1
+    precision: str = "auto"  # auto: bf16 autocast where the device computes bf16 natively (clearcurate.llm.models.arithmetic)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -34,6 +37,7 @@ class LoraTrainConfig:
             "lora_alpha": (self.lora_alpha > 0, "> 0"),
             "lora_dropout": (0.0 <= self.lora_dropout < 1.0, "in [0, 1)"),
             "warmup_ratio": (0.0 <= self.warmup_ratio < 1.0, "in [0, 1)"),
+            "precision": (self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         })
         if not self.target_modules:
             raise ValueError("train.target_modules must name at least one module")

@@ -34,6 +34,7 @@ class TrainResult:
     rows: int
     steps: int
     seconds: float
+    precision: str  # the arithmetic it trained in (`clearcurate.llm.models.arithmetic`)
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -158,6 +159,8 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
     """Fine-tune the adapter of `peft_model` in place on `rows` with the transformers Trainer."""
     from transformers import Trainer, TrainingArguments, set_seed
 
+    from clearcurate.llm.models import arithmetic
+
     class _ResponseLossTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             return response_loss(model, inputs)
@@ -170,6 +173,8 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
     # Nothing is saved there (save_strategy "no"), but the Trainer wants a folder: one per run, so
     # two runs on one machine never share it.
     scratch = tempfile.TemporaryDirectory(prefix="clearcurate-trainer-")
+    device = next(peft_model.parameters()).device
+    precision = arithmetic(cfg.precision, device)
     args = TrainingArguments(
         output_dir=scratch.name,
         per_device_train_batch_size=cfg.batch_size,
@@ -183,7 +188,8 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
         report_to=[],
         seed=cfg.seed,
         data_seed=cfg.seed,
-        use_cpu=next(peft_model.parameters()).device.type == "cpu",  # train where the model was loaded
+        use_cpu=device.type == "cpu",  # train where the model was loaded
+        bf16=precision == "bf16",  # autocast: matrix products in bfloat16, weights, gradients and optimizer in float32
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=False,
@@ -204,8 +210,8 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
         {k: float(v) for k, v in h.items() if isinstance(v, (int, float))}
         for h in trainer.state.log_history
     ]
-    log.info("%s: %d rows, %d steps in %.0f s", desc, len(examples), trainer.state.global_step, seconds)
-    return TrainResult(rows=len(examples), steps=trainer.state.global_step, seconds=seconds, history=history)
+    log.info("%s: %d rows, %d steps in %.0f s (%s)", desc, len(examples), trainer.state.global_step, seconds, precision)
+    return TrainResult(rows=len(examples), steps=trainer.state.global_step, seconds=seconds, precision=precision, history=history)
 
 
 def data_fingerprint(rows: Sequence[Record]) -> str:

@@ -103,7 +103,7 @@ def test_an_adapter_is_reused_only_for_the_same_rows_and_settings(tiny_model_dir
 
     model, _ = load(tiny_model_dir)
     cfg = LoraTrainConfig(max_steps=1, batch_size=2)
-    save_adapter(attach_lora(model, cfg), tmp_path / "filtered", TrainResult(rows=4, steps=1, seconds=0.0), cfg, ROWS[:4])
+    save_adapter(attach_lora(model, cfg), tmp_path / "filtered", TrainResult(rows=4, steps=1, seconds=0.0, precision="fp32"), cfg, ROWS[:4])
 
     assert not reuse_adapter(tmp_path / "filtered", tmp_path / "a", ROWS[:5], cfg)  # one more row
     assert not reuse_adapter(tmp_path / "filtered", tmp_path / "b", [*ROWS[1:4], ROWS[0]], cfg)  # other order
