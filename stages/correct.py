@@ -96,6 +96,8 @@ def main() -> None:
         "replaced_share": replaced / len(decisions) if decisions else None,
         "max_confidence": max((d["confidence"] for d in decisions), default=None),
         "judge_unparsed": unparsed, "failed": len(failed), "cached": cache.hits.get("correction", 0),
+        # rows with a sample cut off at its budget (agreement judge): such a sample can never be the candidate
+        "truncated_rows": sum(bool(d.get("truncated_samples")) for d in decisions),
         "prompt_at_fault": len(fixed), **usage,
     })
     log.info("outcomes: %s; Auto-Correct (%s judge) replaced %d of %d removed rows", counts, cfg.judge, replaced, len(decisions))

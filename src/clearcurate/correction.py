@@ -29,6 +29,7 @@ from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.config import CorrectConfig
 from clearcurate.core import confidence as cf
 from clearcurate.core import prompts
+from clearcurate.core.budget import token_budgets
 from clearcurate.core.curation import agreement_verdict, correction_reason, pairwise_preference, redecide, should_replace
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record, progress
@@ -127,33 +128,38 @@ def _agreement(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[R
             "correct.judge: agreement compares log-probabilities of the original and the candidate, which a chat API "
             "does not return: set correct.judge: pairwise with model.backend: openai"
         )
-    # One seed per row from its id: a row's samples do not depend on which other rows are corrected.
+    # One call for every row, each with a budget that follows its removed response's length (as `score`'s samples do):
+    # a fixed 32 tokens cut off 57% of the samples on free-form rows, and a cut-off sample cannot be the candidate.
+    # A sample's randomness depends on the seed, its index and its prompt only (LocalLM.sample), not on the other rows.
+    budgets = correction_budgets(lm, rows, cfg)
+    sampled_rows = lm.sample([lm.chat(r["prompt"]) for r in rows], n=cfg.k, temperature=cfg.temperature,
+                             max_new_tokens=budgets, seed=cfg.seed, given=[r["response"] for r in rows], desc="propose")
     out: list[Record] = []
-    for row in rows:
-        seed = int(hashlib.sha256(f"{cfg.seed}:{row['id']}".encode()).hexdigest()[:8], 16)
-        (sampled,) = lm.sample([lm.chat(row["prompt"])], n=cfg.k, temperature=cfg.temperature,
-                               max_new_tokens=cfg.max_new_tokens, seed=seed, given=[row["response"]], desc="propose")
+    for row, sampled, budget in zip(rows, sampled_rows, budgets, strict=True):
         gens = sampled.generations
-        verdict = agreement_verdict(
-            [g.text for g in gens],
-            [g.logprob for g in gens],
-            [g.n_tokens < cfg.max_new_tokens for g in gens],
-            row["response"],
-            float(sampled.given_logprob),
-        )
+        complete = [g.n_tokens < budget for g in gens]
+        verdict = agreement_verdict([g.text for g in gens], [g.logprob for g in gens], complete, row["response"],
+                                    float(sampled.given_logprob))
         replace = should_replace(verdict.confidence, cfg.eta, verdict.candidate, row["response"])
         out.append({
             "id": row["id"],
             "outcome": Outcome.CORRECTED if replace else Outcome.REMOVED,
-            "reason": correction_reason(verdict.confidence, cfg.eta, verdict.candidate, row["response"]),
+            "reason": verdict.reason(cfg.eta, row["response"]),
             "confidence": verdict.confidence,
             "agreement": verdict.agreement,
             "likelihood_preference": verdict.preference,
             "samples": [g.text for g in gens],
+            "budget": budget,
+            "truncated_samples": complete.count(False),
             "old": row["response"],
             "new": verdict.candidate if verdict.candidate is not None else row["response"],
         })
     return out
+
+
+def correction_budgets(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[int]:
+    """Each row's generation budget: at least `correct.max_new_tokens`, 1.5x its removed response's tokens + 8, at most the cap."""
+    return token_budgets(lm.token_counts([r["response"] for r in rows]), cfg.max_new_tokens, cfg.max_new_tokens_cap)
 
 
 def _judge(lm: ChatLM, rows: Sequence[Record], candidates: Sequence[str], cand_a: Sequence[bool]) -> list[float | None]:
@@ -167,7 +173,7 @@ def _judge(lm: ChatLM, rows: Sequence[Record], candidates: Sequence[str], cand_a
 
 
 def _pairwise(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig, judge: ChatLM | None = None) -> list[Record]:
-    candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], cfg.max_new_tokens, desc="propose")
+    candidates = lm.greedy([lm.chat(r["prompt"]) for r in rows], correction_budgets(lm, rows, cfg), desc="propose")
     with ExitStack() as stack:  # the base model (or the scorer) judges, not the model that wrote the candidate
         if judge is None:
             judge = lm

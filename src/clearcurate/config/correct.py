@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clearcurate.config.common import JUDGES, ORDERS, require
+from clearcurate.core.budget import token_budget
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class CorrectConfig:
     k: int = 5
     temperature: float = 1.0
     max_new_tokens: int = 32
+    max_new_tokens_cap: int = 256
     order: str = "both"
     beta: float = 0.7  # not a key of `correct`: score.beta, injected by Params.correct_config()
     seed: int = 0
@@ -28,3 +30,4 @@ class CorrectConfig:
             "k": (self.k >= 2 or self.judge != "agreement", ">= 2 for the agreement judge (agreement of one sample is meaningless)"),
             "max_new_tokens": (self.max_new_tokens >= 1, ">= 1"),
         })
+        token_budget(0, self.max_new_tokens, self.max_new_tokens_cap)  # checks floor and cap

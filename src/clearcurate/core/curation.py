@@ -172,10 +172,21 @@ def split_by_threshold(confidences: Mapping[str, float], gamma: float) -> tuple[
 class AgreementVerdict:
     """Auto-Correct evidence from k answers of a model that never trained on the row."""
 
-    candidate: str | None  # the agreed answer, or None when it is the original's answer (nothing to fix)
+    candidate: str | None  # the agreed answer; None when it is the original's answer, or no sample is complete
     agreement: float  # share of the k samples that give the candidate's answer
     preference: float  # p(candidate) / (p(candidate) + p(original)) under the same model
     confidence: float  # agreement * preference: compared with eta
+    complete: int = 0  # samples that could be the candidate: finished within their budget, non-empty
+
+    def reason(self, eta: float, original: str) -> str:
+        """Why the row was or was not corrected, true to the numbers: "the model agrees with the original"
+        only when its samples do, not when none of them was a complete answer."""
+        if self.candidate is None and not self.complete:
+            return NO_COMPLETE_SAMPLE
+        return correction_reason(self.confidence, eta, self.candidate, original)
+
+
+NO_COMPLETE_SAMPLE = "no complete sample to agree on (each was cut off at its token budget, or empty)"
 
 
 def agreement_verdict(
@@ -204,7 +215,7 @@ def agreement_verdict(
         if done and t.strip() and lp is not None and np.isfinite(lp)
     ]
     if not valid:
-        return AgreementVerdict(None, 0.0, 0.0, 0.0)
+        return AgreementVerdict(None, 0.0, 0.0, 0.0, 0)
     counts: dict[str, int] = {}
     for key, _, _ in valid:
         counts[key] = counts.get(key, 0) + 1
@@ -213,9 +224,9 @@ def agreement_verdict(
     candidate = max((v for v in valid if v[0] == top), key=lambda v: v[1])[2]
     agreement = counts[top] / len(samples)
     if top == answer_key(original):
-        return AgreementVerdict(None, agreement, 0.0, 0.0)
+        return AgreementVerdict(None, agreement, 0.0, 0.0, len(valid))
     preference = float(1.0 / (1.0 + np.exp(original_logprob - best_lp[top])))
-    return AgreementVerdict(candidate, agreement, preference, agreement * preference)
+    return AgreementVerdict(candidate, agreement, preference, agreement * preference, len(valid))
 
 
 def pairwise_preference(p_first: float, p_second: float) -> float:

@@ -5,6 +5,7 @@ from clearcurate.config import AUTO
 from clearcurate.core.curation import (
     FilterConfig,
     ScoreColumns,
+    NO_COMPLETE_SAMPLE,
     agreement_verdict,
     auto_statistic,
     correction_reason,
@@ -98,6 +99,10 @@ def test_agreement_verdict_confirms_the_original_and_ignores_cut_off_samples():
     assert cut.candidate == "5" and cut.agreement == pytest.approx(2 / 5)
     nothing = agreement_verdict(["", ""], [None, -1.0], [True, False], "7", original_logprob=-1.0)
     assert nothing.candidate is None and nothing.confidence == 0.0
+    # The reasons say which: the model agreeing with the row, or no sample complete enough to agree on (issue 31).
+    assert confirmed.complete == 5 and confirmed.reason(0.5, "paris") == "the held-out model agrees with the original answer"
+    assert nothing.complete == 0 and nothing.reason(0.5, "7") == NO_COMPLETE_SAMPLE
+    assert cut.reason(0.0, "7").startswith("candidate preferred with confidence")
     with pytest.raises(ValueError):
         agreement_verdict(["a"], [], [True], "b", -1.0)
 
