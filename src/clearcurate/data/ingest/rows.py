@@ -92,16 +92,36 @@ def raw_id(obj: Any, cfg: IngestConfig) -> str | None:
         return None
 
 
+def row_kind(obj: dict[str, Any], kind: str, cfg: IngestConfig) -> str:
+    """The row's format: `kind`, or for JSONL/CSV/Parquet without column names, chat or Alpaca by its fields."""
+    if kind in ("jsonl", "csv", "parquet") and not cfg.columns:
+        if "messages" in obj:
+            return "chat"
+        if "instruction" in obj and "output" in obj:
+            return "alpaca"
+    return kind
+
+
+def field_names(obj: Any, kind: str, cfg: IngestConfig) -> dict[str, str]:
+    """How the file names a row's prompt and response, for messages: an Alpaca row's `output` is what a
+    user looks for in their file, not our `response`."""
+    if not isinstance(obj, dict):
+        return {"prompt": "prompt", "response": "response"}
+    kind = row_kind(obj, kind, cfg)
+    if kind == "alpaca":
+        return {"prompt": "instruction", "response": "output"}
+    if kind == "chat":
+        return {"prompt": "the user message's content", "response": "the assistant message's content"}
+    return {name: cfg.columns.get(name, name) for name in ("prompt", "response")}
+
+
 def normalise(obj: Any, kind: str, cfg: IngestConfig) -> Record:
-    """A raw object as a record with prompt / response / optional id; RowError says what is wrong."""
+    """A raw object as a record with prompt / response / optional id; RowError says what is wrong, in the file's field names."""
     if not isinstance(obj, dict):
         raise RowError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     _check_values(obj)
-    if kind in ("jsonl", "csv", "parquet") and not cfg.columns:
-        if "messages" in obj:
-            kind = "chat"
-        elif "instruction" in obj and "output" in obj:
-            kind = "alpaca"
+    names = field_names(obj, kind, cfg)
+    kind = row_kind(obj, kind, cfg)
     if kind == "alpaca":
         obj = _from_alpaca(obj)
     elif kind == "chat":
@@ -112,13 +132,13 @@ def normalise(obj: Any, kind: str, cfg: IngestConfig) -> Record:
             raise RowError("missing_field", f"missing field {theirs!r} (mapped to {ours})")
         mapped[ours] = obj[theirs]
     for name in ("prompt", "response"):
-        value = mapped.get(name)
+        value, shown = mapped.get(name), names[name]
         if value is None:
-            raise RowError("missing_field", f"missing field {name!r}")
+            raise RowError("missing_field", f"missing field {shown!r}")
         if not isinstance(value, str):
-            raise RowError("wrong_type", f"field {name!r} must be a string, got {type(value).__name__}")
+            raise RowError("wrong_type", f"field {shown!r} must be a string, got {type(value).__name__}")
         if not value.strip():
-            raise RowError("empty_field", f"empty field {name!r}")
+            raise RowError("empty_field", f"empty field {shown!r}")
     mapped["id"] = _row_id(mapped.get("id"))
     return mapped
 
@@ -128,10 +148,11 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def check_lengths(row: Record, min_chars: int | None, max_chars: int | None) -> None:
+def check_lengths(row: Record, min_chars: int | None, max_chars: int | None, names: dict[str, str] | None = None) -> None:
+    """Prompt and response within validate's character bounds; `names`: the file's names for them (`field_names`)."""
     for name in ("prompt", "response"):
-        n = len(row[name])
+        n, shown = len(row[name]), (names or {}).get(name, name)
         if max_chars is not None and n > max_chars:
-            raise RowError("too_long", f"{name} has {n} characters, more than validate.max_chars ({max_chars})")
+            raise RowError("too_long", f"{shown} has {n} characters, more than validate.max_chars ({max_chars})")
         if min_chars is not None and n < min_chars:
-            raise RowError("too_short", f"{name} has {n} characters, fewer than validate.min_chars ({min_chars})")
+            raise RowError("too_short", f"{shown} has {n} characters, fewer than validate.min_chars ({min_chars})")
