@@ -3,9 +3,9 @@ import pytest
 
 from clearcurate.config import AUTO
 from clearcurate.core.curation import (
+    NO_COMPLETE_SAMPLE,
     FilterConfig,
     ScoreColumns,
-    NO_COMPLETE_SAMPLE,
     agreement_verdict,
     auto_statistic,
     correction_reason,
