@@ -9,7 +9,9 @@ of the test set would mislead). Metrics are computed here, the same for either e
 Test rows with `answers` (short-answer QA) get SQuAD exact match and F1, or exact match of the final
 number when every reference is a worked solution (`#### 42`); otherwise (free-form data) the greedy
 answer's token F1 with the reference response (clearcurate.core.evaluation.per_question_scores). Every model also gets held-out
-loss: the reference responses' per-token negative log-likelihood (local models only).
+loss: the reference responses' per-token negative log-likelihood (local models only). Every metric comes with n and its 95%
+bootstrap CI over the test questions, and `filtered_vs_baseline` / `corrected_vs_filtered` give the paired differences with
+theirs (the decision a user takes rests on those, not on two means read side by side).
 Noise labels (`evaluate.noise_labels`, inside the --labels folder) are read here and nowhere else; without
 them (null or absent) there are no detection metrics at all, not zeros.
 """
@@ -20,7 +22,7 @@ import logging
 from pathlib import Path
 
 from clearcurate.answers import BASE, answer_all, identities, test_rows
-from clearcurate.core.evaluation import correction_scores, detection_scores, model_scores
+from clearcurate.core.evaluation import COMPARISONS, correction_scores, detection_scores, differences, per_question_scores, with_uncertainty
 from clearcurate.core.records import read_jsonl, write_json, write_jsonl
 from clearcurate.llm.base import RowsFailed
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
@@ -75,14 +77,18 @@ def main() -> None:
 
     metrics: dict[str, dict[str, float]] = {}
     predictions: list[dict[str, str]] = []
+    per_question: dict[str, dict[str, list[float]]] = {}
     for name in (BASE, *MODELS):
         run = name if name == BASE else runs[identity[name]]
         if run != name:
             log.info("%s is the same model as %s: its answers are reused", name, run)
         texts = [a[run]["text"] for a in answers]
-        metrics[name] = model_scores(texts, test, [a[run]["nll"] for a in answers] if with_loss else None)
+        per_question[name] = per_question_scores(texts, test, [a[run]["nll"] for a in answers] if with_loss else None)
+        metrics[name] = with_uncertainty(per_question[name])
         predictions += [{"model": name, "id": r["id"], "prediction": t} for r, t in zip(test, texts)]
-        log.info("%-9s %s", name, "  ".join(f"{k} {v:.3f}" for k, v in metrics[name].items()))
+        log.info("%-9s %s", name, "  ".join(f"{k} {v:.3f}" for k, v in metrics[name].items() if not k.endswith(("_low", "_high"))))
+    for model, reference in COMPARISONS:  # paired on the same questions: what a user's decision rests on
+        metrics[f"{model}_vs_{reference}"] = differences(per_question[model], per_question[reference])
 
     if labels_file is None:
         log.info("no noise labels (evaluate.noise_labels is null): no detection or correction metrics")

@@ -83,6 +83,17 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _with_intervals(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`f1`, `f1_ci_low` and `f1_ci_high` as one cell, "36.5 [26.1, 46.3]": a number with its 95% CI, in one column."""
+    out = {}
+    for key, value in values.items():
+        low, high = values.get(f"{key}_ci_low"), values.get(f"{key}_ci_high")
+        if key.endswith(("_ci_low", "_ci_high")) and key.rsplit("_ci_", 1)[0] in values:
+            continue
+        out[key] = f"{_short(value)} [{low:.3g}, {high:.3g}]" if isinstance(low, float) and isinstance(high, float) else value
+    return out
+
+
 def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
     """`dvc metrics show --json` for a person, within `width` columns: per file, the sections that
     share their keys (one per model) as one table with a row each, everything else as `key value`
@@ -103,7 +114,7 @@ def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
                 lines.append(f"  could not read it: {entry['error'].get('msg', entry['error'])}")
                 continue
             data = entry.get("data", {})
-            sections = {name: dict(_flat(v)) for name, v in data.items() if isinstance(v, Mapping) and v}
+            sections = {name: _with_intervals(dict(_flat(v))) for name, v in data.items() if isinstance(v, Mapping) and v}
             scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
             if scalars:
                 lines += pairs("", scalars)

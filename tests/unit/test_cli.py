@@ -247,3 +247,18 @@ def test_metrics_without_metrics_files_is_a_one_line_error(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"clearcurate metrics: no metrics files found; run it in the project after `dvc repro`"):
         main(["metrics"])
+
+
+def test_metrics_show_each_number_with_its_interval_in_one_column():
+    from clearcurate.cli import metrics_text
+
+    evaluate = {m: {"n": 90.0, "f1": f1, "f1_ci_low": f1 - 9.5, "f1_ci_high": f1 + 9.8, "heldout_nll_per_token": 1.54,
+                    "heldout_nll_per_token_ci_low": 1.41, "heldout_nll_per_token_ci_high": 1.67, "heldout_perplexity": 4.66}
+                for m, f1 in (("baseline", 28.9), ("filtered", 36.5))}
+    evaluate["filtered_vs_baseline"] = {"n": 90.0, "f1": 7.6, "f1_ci_low": 1.2, "f1_ci_high": 14.0}
+    text = metrics_text({"workspace": {"data": {"metrics/evaluate.json": {"data": evaluate}}}})
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 100 and "_ci_" not in text
+    assert lines[1].split() == ["n", "f1", "heldout_nll_per_token", "heldout_perplexity"]
+    assert " ".join(lines[3].split()) == "filtered 90 36.5 [27, 46.3] 1.54 [1.41, 1.67] 4.66"
+    assert "  filtered_vs_baseline: n 90  f1 7.6 [1.2, 14]" in lines

@@ -197,3 +197,43 @@ def correction_scores(decisions: Sequence[Mapping], labels: Mapping[str, Mapping
         "clean_damaged": damaged,
         "clean_damaged_share": damaged / clean_given if clean_given else None,
     }
+
+
+# What `evaluate` compares, each pair as (model, reference): the primary endpoints of the benchmark, on the user's own test set.
+COMPARISONS = (("filtered", "baseline"), ("corrected", "filtered"))
+CI_LEVEL = 0.95
+
+
+def _in_units(metric: str, value: float) -> float:
+    """Per-question scores are 0-1 and reported in percent; held-out loss is in nats."""
+    return value if metric == HELDOUT else 100.0 * value
+
+
+def with_uncertainty(per_question: Mapping[str, Sequence[float]], seed: int = 0) -> dict[str, float]:
+    """One model's metrics as `model_scores` gives them, plus n and each mean's 95% bootstrap CI over test
+    questions (`<metric>_ci_low` / `_ci_high`): 90 questions make one of them 1.1 points, which a bare mean hides."""
+    rng = np.random.default_rng(seed)
+    n = len(next(iter(per_question.values())))
+    draws = rng.integers(0, n, (2000, n))
+    out: dict[str, float] = {"n": float(n)}
+    for metric, values in per_question.items():
+        v = np.asarray(values, dtype=float)
+        means = v[draws].mean(axis=1)
+        tail = (1 - CI_LEVEL) / 2
+        out[metric] = _in_units(metric, float(v.mean()))
+        out[f"{metric}_ci_low"] = _in_units(metric, float(np.quantile(means, tail)))
+        out[f"{metric}_ci_high"] = _in_units(metric, float(np.quantile(means, 1 - tail)))
+        if metric == HELDOUT:
+            out["heldout_perplexity"] = float(np.exp(v.mean()))
+    return out
+
+
+def differences(model: Mapping[str, Sequence[float]], reference: Mapping[str, Sequence[float]], seed: int = 0) -> dict[str, float]:
+    """`model` minus `reference` on the same test questions, per metric, with its paired bootstrap 95% CI
+    (`paired_bootstrap` with one training seed: question difficulty cancels). For held-out loss lower is
+    better, so a negative difference is the improvement."""
+    out: dict[str, float] = {"n": float(len(next(iter(model.values()))))}
+    for metric in model:
+        mean, low, high = paired_bootstrap(np.asarray([model[metric]]), np.asarray([reference[metric]]), seed=seed, level=CI_LEVEL)
+        out[metric], out[f"{metric}_ci_low"], out[f"{metric}_ci_high"] = (_in_units(metric, x) for x in (mean, low, high))
+    return out

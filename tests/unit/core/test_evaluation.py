@@ -3,10 +3,14 @@ import math
 import pytest
 
 from clearcurate.core.evaluation import (
+    HELDOUT,
     detection_scores,
+    differences,
     final_number,
     model_scores,
+    paired_bootstrap,
     per_question_scores,
+    with_uncertainty,
 )
 
 
@@ -124,3 +128,32 @@ def test_model_scores_are_squad_scores_with_answers_else_token_f1_plus_heldout_l
     scores = model_scores(["deep blue", "red"], freeform, [1.0, 3.0])
     assert scores["token_f1_vs_reference"] == pytest.approx(100 * (0.8 + 1.0) / 2)
     assert scores["heldout_nll_per_token"] == pytest.approx(2.0) and scores["heldout_perplexity"] == pytest.approx(math.exp(2.0))
+
+
+def test_every_metric_comes_with_n_and_a_ci_and_the_means_are_model_scores():
+    """What `evaluate` writes (issue 31): the same means as before, with n and a 95% CI that holds them."""
+    qa = [{"response": r, "answers": [r]} for r in ("a b", "c", "d e f", "g")] * 10
+    texts = ["a b", "x", "d e", "g"] * 10
+    nll = [1.0, 2.0, 1.5, 0.5] * 10
+    scores = with_uncertainty(per_question_scores(texts, qa, nll))
+    assert {k: v for k, v in scores.items() if k != "n" and "_ci_" not in k} == pytest.approx(model_scores(texts, qa, nll))
+    assert scores["n"] == 40
+    for metric in ("exact_match", "f1", HELDOUT):
+        assert scores[f"{metric}_ci_low"] < scores[metric] < scores[f"{metric}_ci_high"]
+    # Half right on 40 questions: a standard error of 7.9 points, so about 50 +- 15.
+    assert scores["exact_match"] == 50.0 and 32 < scores["exact_match_ci_low"] < 38 and 62 < scores["exact_match_ci_high"] < 68
+
+
+def test_differences_are_paired_and_signed_model_minus_reference():
+    worse = {"f1": [0.2, 0.4, 0.6, 0.8] * 10, HELDOUT: [1.2, 1.4, 1.6, 1.8] * 10}
+    better = {"f1": [0.3, 0.5, 0.7, 0.9] * 10, HELDOUT: [1.1, 1.3, 1.5, 1.7] * 10}
+    diff = differences(better, worse)
+    assert diff["n"] == 40
+    # Every question gains 0.1 F1 and 0.1 nats: paired, the spread between questions cancels and the CI is a point.
+    assert (diff["f1"], diff["f1_ci_low"], diff["f1_ci_high"]) == pytest.approx((10.0, 10.0, 10.0))
+    assert diff[HELDOUT] == pytest.approx(-0.1) and diff[f"{HELDOUT}_ci_high"] == pytest.approx(-0.1)
+    import numpy as np
+
+    noisy = {"f1": list(np.random.default_rng(0).random(40))}
+    mean, low, high = paired_bootstrap(np.asarray([noisy["f1"]]), np.asarray([worse["f1"]]))
+    assert differences(noisy, {"f1": worse["f1"]})["f1_ci_low"] == pytest.approx(100 * low) and low < mean < high
