@@ -36,6 +36,7 @@ import yaml
 from memory import TooBig, cpu_model, measure
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 log = logging.getLogger("stages")
 PROJECTED = (52_000, 1_000_000)  # Alpaca's size, and a million rows
 
@@ -112,8 +113,30 @@ def machine() -> dict:
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
+RESULTS = HERE / "stages_results.json"  # stored runs of the demo, {label: this script's JSON}: docs/scale.md's table
+
+
+def table(results: dict[str, dict]) -> str:
+    """A markdown table of stored runs side by side (first engine of each): every stage's wall time and peak RSS,
+    and the total. docs/scale.md holds it as printed here; a test checks the two agree."""
+    runs = {label: out["runs"][0] for label, out in results.items()}
+    names = list(dict.fromkeys(s["stage"] for run in runs.values() for s in run["stages"]))
+    head = "| stage | " + " | ".join(f"{label}: s | {label}: peak RSS MB" for label in runs) + " |"
+    lines = [head, "|---|" + "---:|---:|" * len(runs)]
+    for name in names:
+        cells = []
+        for run in runs.values():
+            stage = next((s for s in run["stages"] if s["stage"] == name), None)
+            cells += [f"{stage['wall_s']:.0f}", f"{stage['peak_rss_mb']:,.0f}"] if stage else ["", ""]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    totals = [cell for run in runs.values() for cell in (f"**{run['total_wall_s']:.0f}**", "")]
+    lines.append("| **total** | " + " | ".join(totals) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", action="store_true", help=f"print the markdown table of the stored runs ({RESULTS.name}) and exit")
     parser.add_argument("--rows", type=int, default=0, help="training rows (default 0: the demo's data as committed)")
     parser.add_argument("--engine", nargs="+", default=["local"], choices=("local", "ray"), help="engines to time, each in its own clone")
     parser.add_argument("--stages", nargs="+", default=None, help="only these stages (default: every stage of dvc.yaml)")
@@ -123,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rss-gb", type=float, default=20.0, help="kill a stage whose process tree grows beyond this")
     parser.add_argument("--keep", type=Path, default=None, help="keep the clones under this folder (default: a temporary one)")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(RESULTS.read_text(encoding="utf-8"))))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     runs = []
     with tempfile.TemporaryDirectory(prefix="stages-") as tmp:
