@@ -19,7 +19,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ from clearcurate.core.records import Record
 from clearcurate.correction import correct_rows, evidence_settings
 from clearcurate.llm.hf import LocalLM
 from clearcurate.llm.lora import LoraTrainConfig
-from clearcurate.provenance import code_fingerprint
+from clearcurate.provenance import SRC, code_fingerprint
 from clearcurate.scoring import ScoreConfig, confidences, likelihood, score_rows, stored_settings
 from clearcurate.scoring.similarity import get_similarity
 
@@ -60,8 +60,9 @@ HERE = Path(__file__).resolve().parent
 
 def current_code() -> tuple[str, dict[str, str]]:
     """The fingerprint of the code a cell runs: this module and its import closure (the benchmark's siblings
-    and the package's modules), with each file's hash."""
-    return code_fingerprint([HERE / "harness.py"], local=[HERE])
+    and the package's modules), and the model loading `run.py` does through `clearcurate.llm.factory`, with each
+    file's hash. Not run.py itself: it schedules cells and writes the report, which changes no cell."""
+    return code_fingerprint([HERE / "harness.py", SRC / "clearcurate" / "llm" / "factory.py"], local=[HERE])
 
 class Cache:
     """JSON results keyed by what produced them; a rerun skips every finished piece of work.
@@ -166,6 +167,27 @@ def train_config(values: dict[str, Any]) -> LoraTrainConfig:
     return LoraTrainConfig(**{**values, "target_modules": tuple(values["target_modules"])})
 
 
+# Settings added after cells were stored, at the value that reproduces how those cells were made: left out of
+# cell keys at that value (as `clearcurate.scoring.store.ADDED_AT` does for scoring), so that the settings file
+# cells were made with (LEGACY_SETTINGS) still finds them.
+TRAIN_ADDED_AT = {"precision": "fp32"}  # issue 30: training was float32 before train.precision
+CORRECT_ADDED_AT = {"max_new_tokens_cap": 0}  # issue 31: Auto-Correct's budget was fixed before its cap
+# params.yaml as it was when the cells stored before issue 30 were made (877b02a), with the added settings at their old
+# behaviour: `--report-only` finds a set's cells under these when it has none under today's, and marks them stale.
+LEGACY_SETTINGS = HERE / "settings_before_issue30.yaml"
+
+
+def keyed(values: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """A config's values as a cell key names them: settings added later are left out at their old value."""
+    return {k: v for k, v in values.items() if not (k in added and v == added[k])}
+
+
+def train_key_text(cfg: LoraTrainConfig) -> str:
+    """The training config as score keys have always named it (its dataclass repr), less `TRAIN_ADDED_AT` at their old value."""
+    shown = keyed({f.name: getattr(cfg, f.name) for f in fields(cfg)}, TRAIN_ADDED_AT)
+    return f"{type(cfg).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
 def spec_train_config(spec: DatasetSpec, train_cfg: LoraTrainConfig) -> LoraTrainConfig:
     """The budget a set's models train with: its own step count where it names one (larger sets need more steps)."""
     return replace(train_cfg, max_steps=spec.max_steps) if spec.max_steps else train_cfg
@@ -177,8 +199,10 @@ class Bench:
     def __init__(
         self, lm: LocalLM | None, params: dict[str, Any], cache: Cache, model_name: str, seeds: int,
         rows_cache: ScoreCache | None = None, model_id: str = "", only_seeds: Sequence[int] | None = None,
+        legacy: bool = False,
     ) -> None:
         self.lm = lm
+        self.legacy = legacy  # reads cells made under LEGACY_SETTINGS: every one is stale, whatever its code
         self.only_seeds = None if only_seeds is None else set(only_seeds)  # parallel workers each take some seeds
         self.cache = cache
         self.rows_cache = rows_cache  # per-row samples and fold adapters: a long scoring run resumes mid-way
@@ -216,7 +240,7 @@ class Bench:
         recomputed from the stored components with the current presets, so a preset chosen after the
         work was stored (on development sets) applies without new model calls."""
         stored_with = stored_settings(self.score_params_for(spec))  # what only recombines is recombined below, not rescored
-        key = self.cache.key(self.model_name, train, stored_with, self.train_cfg, spec.max_new_tokens)
+        key = self.cache.key(self.model_name, train, stored_with, train_key_text(self.train_cfg), spec.max_new_tokens)
         result = self.fetch(f"{spec.name}/score-{scorer}-{key}", lambda: self._score(spec, scorer, train))
         if result is None or scorer != "clear":
             return result
@@ -253,7 +277,7 @@ class Bench:
 
     def marked(self, result: dict[str, Any]) -> dict[str, Any]:
         """A stored result under today's names, with `stale`: made by other code than this."""
-        return {**_current_names(result), "stale": result.get("code") != self.code}
+        return {**_current_names(result), "stale": self.legacy or result.get("code") != self.code}
 
     def store(self, name: str, value: dict[str, Any]) -> dict[str, Any]:
         """Store `value` with this code's fingerprint; the set's archive keeps each fingerprint's file hashes
@@ -282,7 +306,8 @@ class Bench:
 
     def train_key(self, rows: list[Record], test: list[Record], seed: int, spec: DatasetSpec) -> str:
         content = [(r["id"], r["prompt"], r["response"]) for r in rows]
-        return self.cache.key(self.model_name, content, test, asdict(self.train_cfg_for(spec, seed)), spec.max_new_tokens)
+        train = keyed(asdict(self.train_cfg_for(spec, seed)), TRAIN_ADDED_AT)
+        return self.cache.key(self.model_name, content, test, train, spec.max_new_tokens)
 
     def finetune(
         self, spec: DatasetSpec, rows: list[Record], test: list[Record], seed: int, then: Callable[[], Any] | None = None
@@ -317,7 +342,7 @@ class Bench:
         """
         key = self.train_key(kept, test, seed, spec)
         fname = f"{spec.name}/train-{key}"
-        cname = f"{spec.name}/correct-{self.cache.key(key, removed, evidence_settings(self.correct_cfg), list(variants))}"
+        cname = f"{spec.name}/correct-{self.cache.key(key, removed, keyed(evidence_settings(self.correct_cfg), CORRECT_ADDED_AT), list(variants))}"
         filtered, corrections = self.cache.get(fname), self.cache.get(cname)
         made_here = all(c is not None and c.get("code") == self.code for c in (filtered, corrections))
         if not made_here and not self.cache.read_only:  # made together: one stale (or missing) means both are redone

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import Bench, Cache, load_params, record_work, run_dataset
+from harness import LEGACY_SETTINGS, Bench, Cache, load_params, record_work, run_dataset
 from report import report
 from specs import FREEFORM, FRESH, NATURAL, POWERED, plan
 
@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     rows_cache = None if args.report_only else ScoreCache(args.cache / "score-cache" / safe_name)
     model_id = "" if args.report_only else model_fingerprint(args.cache / "models" / safe_name)
     bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id, () if args.score_only else args.only_seeds)
-    # Parts not selected still appear in the report, from whatever of their work has finished.
+    # Parts not selected still appear in the report, from whatever of their work has finished; a set with no cells at
+    # today's settings shows those made under the settings before issue 30, all stale.
     reader = Bench(None, params, Cache(cache.root, read_only=True), model_name, seeds)
+    legacy = Bench(None, load_params(LEGACY_SETTINGS)[0], Cache(cache.root, read_only=True), model_name, seeds, legacy=True)
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python benchmarks/curation/run.py", *[a for a in given if a != "--report-only"]])
     results: dict[str, Any] = {"datasets": {}}
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         meta_name = f"{spec.name}/run_meta"
         try:
             outcome = run_dataset(bench if selected else reader, spec, args.data_root)
+            if outcome is None and not selected:
+                outcome = run_dataset(legacy, spec, args.data_root)
         finally:  # an interrupted part (Ctrl-C, a time limit's SIGTERM) still records where its finished work ran
             if selected and cache.writes > writes:
                 record_work(cache, meta_name, time.perf_counter() - started, lm)
