@@ -25,3 +25,16 @@ def test_stages_are_timed_one_by_one_in_a_clone_with_rows_built_by_the_cli(tmp_p
     labels = (project / "data" / "labels" / "noise_labels.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(train) == len(labels) == 8 and sum(r["id"].startswith("gsm8k") for r in train) == 4
     assert (project / "data" / "prepared" / "train.jsonl").exists()  # prepare ran in the clone, not in this checkout
+
+
+def test_the_docs_stage_table_is_the_stored_runs_table():
+    """docs/scale.md's per-stage table of `make demo` is what `stages.py --table` prints from stages_results.json:
+    a number typed by hand, or left behind when the runs are measured again, fails here."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale" / "stages.py"), "--table"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+    shown = doc.split("<!-- stages.py --table -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
+    assert shown == done.stdout.strip()
+    stored = json.loads((ROOT / "benchmarks" / "scale" / "stages_results.json").read_text(encoding="utf-8"))
+    assert all(out["runs"][0]["data"] == {"demo": True} and out["machine"]["cpus"] for out in stored.values())
