@@ -342,7 +342,8 @@ class Bench:
         """
         key = self.train_key(kept, test, seed, spec)
         fname = f"{spec.name}/train-{key}"
-        cname = f"{spec.name}/correct-{self.cache.key(key, removed, keyed(evidence_settings(self.correct_cfg), CORRECT_ADDED_AT), list(variants))}"
+        evidence = keyed(evidence_settings(self.correct_cfg), CORRECT_ADDED_AT)
+        cname = f"{spec.name}/correct-{self.cache.key(key, removed, evidence, list(variants))}"
         filtered, corrections = self.cache.get(fname), self.cache.get(cname)
         made_here = all(c is not None and c.get("code") == self.code for c in (filtered, corrections))
         if not made_here and not self.cache.read_only:  # made together: one stale (or missing) means both are redone

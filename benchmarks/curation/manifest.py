@@ -125,7 +125,8 @@ def entries() -> dict[str, tuple[dict[str, Any], Callable[[], dict[str, str]]]]:
 def _mark_shared_tests(sets: dict[str, dict[str, Any]]) -> None:
     """A test set whose test questions are a retired set's was looked at through them: its detection
     numbers (on its own training rows) are unseen, its downstream numbers are not."""
-    retired = {s["hash"]["test"]: name for name, s in sets.items() if name in RETIRED and s["hash"].get("test")}  # detection-only sets have none
+    # detection-only sets (the natural ones) have no test rows to share
+    retired = {s["hash"]["test"]: name for name, s in sets.items() if name in RETIRED and s["hash"].get("test")}
     for s in sets.values():
         if s["role"] == "test" and (other := retired.get(s["hash"].get("test"))):
             s["role"] = "test for detection only"
