@@ -93,7 +93,8 @@ def code_lines(results: dict[str, Any]) -> list[str]:
     total = sum(r["code"]["results"] for r in sets.values())
     lines = ["", "## Which code made these numbers", "",
              f"Every stored result records the fingerprint of the code that ran it (`benchmarks/curation/harness.py` and its "
-             f"import closure, `clearcurate.provenance`); today's is `{fingerprint}`. A result of other code is *stale*: its "
+             f"import closure with `clearcurate.llm.factory`'s, `clearcurate.provenance`); today's is `{fingerprint}`. A result "
+             "of other code, or of the settings before issue 30 (`settings_before_issue30.yaml`), is *stale*: its "
              "numbers are shown, marked †, but no verdict or headline is drawn from it, and a run of its part recomputes it."]
     if not stale:
         return [*lines, "", f"All {total} results are today's code's."]
