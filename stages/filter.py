@@ -3,7 +3,8 @@
 gamma is fixed, a quantile of the scores, or (quantile: auto) the quantile at the noisy share
 estimated from the scores themselves; the estimate goes to metrics/filter.json. A row that `score`
 found a defect in (clearcurate.core.defects: a refusal, a placeholder, a cut-off response...) is removed
-whatever its score, with the check's reason; metrics/filter.json counts removals by reason.
+whatever its score, with the check's reason; metrics/filter.json counts removals by reason and by response length
+(words: <= 8, 9-40, > 40), and warns when one length band's removed share dominates (`curation.LengthBands`).
 
 The files stream: the scores and the training ids are read into arrays first, the decision is made
 and validated on those, and a second pass over the training rows writes each to kept or removed,
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from clearcurate.core.curation import ScoreColumns, keep_mask, removal_reason, threshold
+from clearcurate.core.curation import LengthBands, ScoreColumns, keep_mask, removal_reason, threshold
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import atomic_jsonl, iter_jsonl, progress, write_json
 from clearcurate.data.expectations import outcome_columns, outcome_suite, validate
@@ -45,8 +46,10 @@ def main() -> None:
     frame = outcome_columns(ids, outcomes, confidence, gamma, input_ids=ids)
     validate("filtered", frame, outcome_suite(len(ids), gamma, p.validate), p.validate, args.validation)
     del outcomes, frame
+    bands = LengthBands()
     with atomic_jsonl(args.kept) as kept_out, atomic_jsonl(args.removed) as removed_out:
         for k, row in enumerate(progress(iter_jsonl(args.train), "write kept and removed", total=len(ids))):
+            bands.add(row["response"], not kept[k])
             if kept[k]:
                 kept_out.write(row)
             else:
@@ -57,7 +60,10 @@ def main() -> None:
     estimate = {} if cut.estimated_noise_share is None else {"estimated_noise_share": cut.estimated_noise_share}
     write_json(args.metrics, {"gamma": gamma, "threshold": cut.method, **estimate, "kept": kept_out.count, "removed": removed_out.count,
                               "removed_for_defects": len(defects), "removed_for_score": removed_out.count - len(defects),
-                              "defects": dict(sorted(by_check.items()))})
+                              "defects": dict(sorted(by_check.items())), "removed_by_length": bands.summary(),
+                              "length_warning": bands.warning()})
+    if warning := bands.warning():
+        log.warning(warning)
     log.info("gamma %.4f: kept %d, removed %d of %d rows (%d for a defect: %s)", gamma, kept_out.count, removed_out.count, len(ids),
              len(defects), ", ".join(f"{n} {c}" for c, n in sorted(by_check.items())) or "none")
 

@@ -230,3 +230,27 @@ def test_the_filter_removes_a_row_with_a_defect_whatever_its_score():
     assert keep_mask(confidence, 0.5, defects).tolist() == [False, False, True]
     assert removal_reason(0.95, 0.5, defects[1]) == "defect refusal: As an AI"
     assert removal_reason(0.1, 0.5) == "confidence 0.1000 < gamma 0.5000"
+
+
+def test_removals_by_length_band_and_the_warning_when_one_band_dominates():
+    """Issue 31: on Alpaca rows the filter removed half of the short answers and 6% of the long ones."""
+    from clearcurate.core.curation import LengthBands
+
+    bands = LengthBands()
+    for i in range(54):
+        bands.add("865" if i % 2 else "Giver rhymes with river", removed=i < 27)
+    for i in range(124):
+        bands.add(" ".join(["word"] * 50), removed=i < 7)
+    summary = bands.summary()
+    assert list(summary) == ["<= 8 words", "9-40 words", "> 40 words"]
+    assert summary["<= 8 words"] == {"rows": 54, "removed": 27, "removed_share": 0.5}
+    assert summary["9-40 words"] == {"rows": 0, "removed": 0, "removed_share": None}
+    assert bands.warning().startswith("the filter removed 50% of responses of <= 8 words (27 of 54) against 19% overall")
+    even = LengthBands()
+    for i in range(100):
+        even.add("short" if i % 2 else " ".join(["w"] * 20), removed=i % 5 == 0)
+    assert even.warning() is None
+    few = LengthBands()
+    for i in range(100):
+        few.add("a b" if i < 5 else " ".join(["w"] * 20), removed=i < 5)  # 5 short rows all removed: too few to say
+    assert few.warning() is None
