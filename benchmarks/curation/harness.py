@@ -39,11 +39,11 @@ from clearcurate.core.evaluation import (
     HELDOUT,
     correction_scores,
     detection_scores,
-    model_scores,
     paired_bootstrap,
     per_question_scores,
     same_answer,
     verdict,
+    with_uncertainty,
 )
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record
@@ -295,7 +295,8 @@ class Bench:
         rows = test_rows(self.lm, test, spec.max_new_tokens, self.eval_cap)
         answers = answer_all(self.lm, None, rows, [model], True, adapters or {})
         texts, nll = [a[model]["text"] for a in answers], [a[model]["nll"] for a in answers]
-        return {**model_scores(texts, test, nll), "per_question": per_question_scores(texts, test, nll)}
+        per_question = per_question_scores(texts, test, nll)
+        return {**with_uncertainty(per_question), "per_question": per_question}
 
     def base_scores(self, spec: DatasetSpec, test: list[Record]) -> dict[str, Any] | None:
         name = f"{spec.name}/base-{self.cache.key(self.model_name, test, spec.max_new_tokens)}"
