@@ -202,8 +202,9 @@ class LengthBands:
             share = self.removed[band] / n if n else 0.0
             if n >= MIN_BAND_ROWS and share >= DOMINANT[0] * overall and share >= overall + DOMINANT[1]:
                 return (f"the filter removed {share:.0%} of responses of {band} ({self.removed[band]} of {n}) against "
-                        f"{overall:.0%} overall: their scores may follow their length, not their content; read a few of "
-                        "them (data/filtered/removed.jsonl) before training on the result (docs/curation.md#removals-by-length)")
+                        f"{overall:.0%} overall. Right if your bad rows have that length (the demo's noisy responses are "
+                        "whole sentences where the answers are short spans); wrong if the scores follow length rather than "
+                        "content: read a few of them in data/filtered/removed.jsonl (docs/curation.md#removals-by-length)")
         return None
 
 
