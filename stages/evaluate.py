@@ -1,7 +1,9 @@
 """DVC stage `evaluate`: every model on the clean test set, plus the scorer's detection quality.
 
 The base model is loaded once; the three adapters are attached to it and switched in turn, and a
-model that is the same as an earlier one (retrain reused the filtered adapter) is run once.
+model that is the same as an earlier one (retrain reused the filtered adapter) is run once. A model's answers
+on the test set are cached by its weights (clearcurate.answers.cached_answers): a filter experiment answers
+with the new models only.
 With `engine: ray` this model work (clearcurate.answers) runs in blocks of test rows on a Ray
 cluster's actors, each holding the base model and the adapters; a row that fails there stops the
 stage, after every other row is done, with the failed rows and their reasons (metrics over a subset
@@ -21,7 +23,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from clearcurate.answers import BASE, answer_all, identities, test_rows
+from clearcurate.answers import BASE, cached_answers, identities, test_rows
+from clearcurate.cache import ScoreCache, cache_dir
 from clearcurate.core.evaluation import COMPARISONS, correction_scores, detection_scores, differences, per_question_scores, with_uncertainty
 from clearcurate.core.records import read_jsonl, write_json, write_jsonl
 from clearcurate.llm.base import RowsFailed
@@ -69,10 +72,14 @@ def main() -> None:
         runs: dict[str, str] = {}
         for name in MODELS:
             runs.setdefault(identity[name], name)
+        models = {BASE: BASE, **{name: identity[name] for name in runs.values()}}
         try:
-            answers = answer_all(lm, session.engine, rows, [BASE, *runs.values()], with_loss, adapters)
+            answers, reused = cached_answers(lm, session.engine, rows, models, with_loss, adapters, ScoreCache(cache_dir()),
+                                             session.model_id)
         except RowsFailed as err:
             raise SystemExit(f"evaluate: {err}: no metrics are written (metrics over the other test rows would mislead)") from None
+        if reused:
+            log.info("answers of %s reused from the cache (%s): the same model on the same test rows", ", ".join(reused), cache_dir())
         usage = session.usage()
 
     metrics: dict[str, dict[str, float]] = {}

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.core.budget import token_budgets
 from clearcurate.core.evaluation import heldout_nll
 from clearcurate.core.records import Record, progress
@@ -58,6 +59,37 @@ def answer_all(lm: ChatLM, engine: Engine | None, rows: Sequence[Record], models
     if failures:
         raise RowsFailed(failures)
     return answers
+
+
+# What a model's answers depend on besides the model and the rows: the code that produces them. Other code never matches.
+ANSWER_MODULES = ("clearcurate.answers", "clearcurate.core.budget", "clearcurate.llm.base", "clearcurate.llm.hf",
+                  "clearcurate.llm.openai_api.client")
+
+
+def answers_key(model_id: str, identity: str, rows: Sequence[Record], with_loss: bool) -> str:
+    """The cache key of one model's answers on a test set: the base model, the model's identity (BASE or an adapter's
+    weights, `identities`), every row's prompt, reference and budget, and the answering code."""
+    code = source_fingerprint(ANSWER_MODULES)[:16]
+    return digest(code, model_id, identity, with_loss, [(r["prompt"], r["reference"], r["max_new_tokens"]) for r in rows])
+
+
+def cached_answers(lm: ChatLM, engine: Engine | None, rows: Sequence[Record], models: Mapping[str, str], with_loss: bool,
+                   adapters: Mapping[str, str | Path], cache: ScoreCache, model_id: str) -> tuple[list[Record], list[str]]:
+    """`answer_all` for the models (name -> identity) whose answers on these rows are not cached, and the cached
+    answers of the others; returns the answers and the names that were reused. A filter experiment changes the
+    filtered model only: the base model's and the baseline's answers are the same, and answering them again cost
+    two of `evaluate`'s four model passes."""
+    keys = {name: answers_key(model_id, identity, rows, with_loss) for name, identity in models.items()}
+    stored = {name: cache.get("answers", key) for name, key in keys.items()}
+    todo = [name for name in models if stored[name] is None]
+    out = answer_all(lm, engine, rows, todo, with_loss, adapters) if todo else [{} for _ in rows]
+    for name in todo:
+        cache.put("answers", keys[name], {"answers": [a[name] for a in out]})
+    for name, found in stored.items():
+        if found is not None:
+            for answers, answer in zip(out, found["answers"], strict=True):
+                answers[name] = answer
+    return out, [name for name in models if stored[name] is not None]
 
 
 def model_answers(lm: ChatLM, rows: Sequence[Record], models: Sequence[str], with_loss: bool) -> list[Record]:

@@ -38,8 +38,11 @@ def repo(tmp_path_factory) -> Path:
 def test_free_form_test_rows_get_named_free_form_metrics_and_no_detection(repo: Path):
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for model in ("base", "baseline", "filtered", "corrected"):
-        assert set(metrics[model]) == {"token_f1_vs_reference", "heldout_nll_per_token", "heldout_perplexity"}
+        named = {"token_f1_vs_reference", "heldout_nll_per_token"}
+        assert set(metrics[model]) == {"n", "heldout_perplexity", *named, *(f"{m}_ci_{e}" for m in named for e in ("low", "high"))}
         assert 0.0 <= metrics[model]["token_f1_vs_reference"] <= 100.0 and metrics[model]["heldout_nll_per_token"] > 0
+        assert metrics[model]["token_f1_vs_reference_ci_low"] <= metrics[model]["token_f1_vs_reference"]  # every number has its CI
+    assert set(metrics["filtered_vs_baseline"]) == set(metrics["base"]) - {"heldout_perplexity"}  # paired differences, free-form too
     assert metrics["baseline"]["heldout_nll_per_token"] != metrics["base"]["heldout_nll_per_token"]  # the adapter is used
     assert "detection" not in metrics and "correction" not in metrics  # absent, not zero
     scores = json.loads((repo / "metrics/test_scores.json").read_text())

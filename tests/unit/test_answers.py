@@ -26,3 +26,21 @@ def test_one_pass_answers_equal_separate_greedy_decoding_and_reference_loss(tiny
     assert [a[BASE]["text"] for a in answers] == texts
     for a, (logprob, tokens) in zip(answers, pairs):
         assert abs(a[BASE]["nll"] - (-logprob / tokens)) < 1e-4
+
+
+def test_answers_are_cached_by_model_and_rows_and_reused(tiny_lm, tmp_path):
+    """A filter experiment changes one model: evaluate answers with it alone and reuses the others' answers."""
+    from clearcurate.answers import cached_answers
+    from clearcurate.cache import ScoreCache
+
+    rows = [{"id": f"t{i}", "prompt": tiny_lm.chat(f"Question {i}"), "reference": "red", "max_new_tokens": 2} for i in range(3)]
+    cache = ScoreCache(tmp_path)
+    first, reused = cached_answers(tiny_lm, None, rows, {BASE: BASE}, True, {}, cache, "model-a")
+    assert reused == [] and first == model_answers(tiny_lm, rows, [BASE], True)
+    again, reused = cached_answers(tiny_lm, None, rows, {BASE: BASE}, True, {}, cache, "model-a")
+    assert reused == [BASE] and again == first and cache.hits == {"answers": 1}
+    other_rows = [*rows[:2], {**rows[2], "reference": "blue"}]  # another reference: another held-out loss, recomputed
+    _, reused = cached_answers(tiny_lm, None, other_rows, {BASE: BASE}, True, {}, cache, "model-a")
+    assert reused == []
+    _, reused = cached_answers(tiny_lm, None, rows, {BASE: BASE}, True, {}, cache, "model-b")  # other base weights
+    assert reused == []
