@@ -61,8 +61,8 @@ def main() -> None:
     write_json(args.metrics, {"gamma": gamma, "threshold": cut.method, **estimate, "kept": kept_out.count, "removed": removed_out.count,
                               "removed_for_defects": len(defects), "removed_for_score": removed_out.count - len(defects),
                               "defects": dict(sorted(by_check.items())), "removed_by_length": bands.summary(),
-                              "length_warning": bands.warning()})
-    if warning := bands.warning():
+                              "length_warning": (warning := bands.warning())})
+    if warning:
         log.warning(warning)
     log.info("gamma %.4f: kept %d, removed %d of %d rows (%d for a defect: %s)", gamma, kept_out.count, removed_out.count, len(ids),
              len(defects), ", ".join(f"{n} {c}" for c, n in sorted(by_check.items())) or "none")

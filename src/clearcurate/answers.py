@@ -8,6 +8,7 @@ its left padding).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -66,11 +67,15 @@ ANSWER_MODULES = ("clearcurate.answers", "clearcurate.core.budget", "clearcurate
                   "clearcurate.llm.openai_api.client")
 
 
+@functools.cache
+def _answers_code() -> str:
+    return source_fingerprint(ANSWER_MODULES)[:16]
+
+
 def answers_key(model_id: str, identity: str, rows: Sequence[Record], with_loss: bool) -> str:
     """The cache key of one model's answers on a test set: the base model, the model's identity (BASE or an adapter's
     weights, `identities`), every row's prompt, reference and budget, and the answering code."""
-    code = source_fingerprint(ANSWER_MODULES)[:16]
-    return digest(code, model_id, identity, with_loss, [(r["prompt"], r["reference"], r["max_new_tokens"]) for r in rows])
+    return digest(_answers_code(), model_id, identity, with_loss, [(r["prompt"], r["reference"], r["max_new_tokens"]) for r in rows])
 
 
 def cached_answers(lm: ChatLM, engine: Engine | None, rows: Sequence[Record], models: Mapping[str, str], with_loss: bool,

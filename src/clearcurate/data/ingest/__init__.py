@@ -23,7 +23,7 @@ from pathlib import Path
 from clearcurate.config import IngestConfig
 from clearcurate.core.records import InputError, Record, content_id
 from clearcurate.data.ingest.files import BOM, PREVIEW_CHARS, Source, Utf8Check, check_file, detect_format, is_utf8, row_sources
-from clearcurate.data.ingest.rows import QUARANTINE_CODES, RowError, check_lengths, field_names, normalise, printable, raw_id
+from clearcurate.data.ingest.rows import QUARANTINE_CODES, RowError, normalise, printable, raw_id
 
 log = logging.getLogger(__name__)
 __all__ = ["BOM", "PREVIEW_CHARS", "QUARANTINE_CODES", "FileRejected", "RowError", "Source", "check_file", "iter_rows", "load_rows",
@@ -103,8 +103,7 @@ def iter_rows(
             fields_seen.update(map(str, src.value))
         given = raw_id(src.value, cfg)
         try:
-            row = normalise(src.value, kind, cfg)
-            check_lengths(row, min_chars, max_chars, field_names(src.value, kind, cfg))
+            row = normalise(src.value, kind, cfg, min_chars, max_chars)
         except RowError as exc:
             reject(src, exc.code, str(exc), given)
             continue

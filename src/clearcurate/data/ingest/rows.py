@@ -102,12 +102,9 @@ def row_kind(obj: dict[str, Any], kind: str, cfg: IngestConfig) -> str:
     return kind
 
 
-def field_names(obj: Any, kind: str, cfg: IngestConfig) -> dict[str, str]:
-    """How the file names a row's prompt and response, for messages: an Alpaca row's `output` is what a
-    user looks for in their file, not our `response`."""
-    if not isinstance(obj, dict):
-        return {"prompt": "prompt", "response": "response"}
-    kind = row_kind(obj, kind, cfg)
+def field_names(kind: str, cfg: IngestConfig) -> dict[str, str]:
+    """How a file of this row kind (`row_kind`) names a row's prompt and response, for messages: an Alpaca row's
+    `output` is what a user looks for in their file, not our `response`."""
     if kind == "alpaca":
         return {"prompt": "instruction", "response": "output"}
     if kind == "chat":
@@ -115,13 +112,14 @@ def field_names(obj: Any, kind: str, cfg: IngestConfig) -> dict[str, str]:
     return {name: cfg.columns.get(name, name) for name in ("prompt", "response")}
 
 
-def normalise(obj: Any, kind: str, cfg: IngestConfig) -> Record:
-    """A raw object as a record with prompt / response / optional id; RowError says what is wrong, in the file's field names."""
+def normalise(obj: Any, kind: str, cfg: IngestConfig, min_chars: int | None = None, max_chars: int | None = None) -> Record:
+    """A raw object as a record with prompt / response / optional id, within the character bounds; RowError says
+    what is wrong, in the file's field names."""
     if not isinstance(obj, dict):
         raise RowError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     _check_values(obj)
-    names = field_names(obj, kind, cfg)
     kind = row_kind(obj, kind, cfg)
+    names = field_names(kind, cfg)
     if kind == "alpaca":
         obj = _from_alpaca(obj)
     elif kind == "chat":
@@ -140,6 +138,7 @@ def normalise(obj: Any, kind: str, cfg: IngestConfig) -> Record:
         if not value.strip():
             raise RowError("empty_field", f"empty field {shown!r}")
     mapped["id"] = _row_id(mapped.get("id"))
+    check_lengths(mapped, min_chars, max_chars, names)
     return mapped
 
 
@@ -148,10 +147,10 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def check_lengths(row: Record, min_chars: int | None, max_chars: int | None, names: dict[str, str] | None = None) -> None:
+def check_lengths(row: Record, min_chars: int | None, max_chars: int | None, names: dict[str, str]) -> None:
     """Prompt and response within validate's character bounds; `names`: the file's names for them (`field_names`)."""
     for name in ("prompt", "response"):
-        n, shown = len(row[name]), (names or {}).get(name, name)
+        n, shown = len(row[name]), names[name]
         if max_chars is not None and n > max_chars:
             raise RowError("too_long", f"{shown} has {n} characters, more than validate.max_chars ({max_chars})")
         if min_chars is not None and n < min_chars:
