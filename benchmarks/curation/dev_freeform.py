@@ -278,6 +278,12 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
     |Spearman(length, confidence)| <= 0.2 on both clean free-form sets, the best worst-case AUROC over the
     noisy sets where some component reaches 0.6 (the others carry no signal to weigh)."""
     sets = labelled_sets(params, cache)
+    if stale := [spec.name for spec in SETS if spec.name not in sets and cache.entries(spec.name)]:
+        # Their keys follow params.yaml's score and train settings: a report from none of them would
+        # overwrite the evidence with an empty one.
+        raise SystemExit(f"{', '.join(stale)}: stored scores were made with other score or train settings than "
+                         "these params; rescore (dev_freeform.py without --report) or report "
+                         "with the params they were made with")
     out: dict[str, Any] = {"sets": {}}
     train_cfg = train_config(params["train"])
     for spec in SETS:  # the budget comparison: fixed against length-aware, stored components as they were

@@ -157,7 +157,9 @@ def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> fl
 MIN_GROUP_ROWS = 10
 
 
-def length_adjusted(values: Sequence[float], lengths: Sequence[int], groups: Sequence[Hashable] | None = None) -> list[float]:
+def length_adjusted(
+    values: Sequence[float], lengths: Sequence[int], groups: Sequence[Hashable] | None = None, *, spread: bool = False
+) -> list[float]:
     """Where each value stands among the responses of its length, in (0, 1): the residual of a
     least-squares line of the values on log(length) over the rows scored together, standardised and
     put through the normal CDF (0.5: as expected at that length).
@@ -170,13 +172,18 @@ def length_adjusted(values: Sequence[float], lengths: Sequence[int], groups: Seq
     `groups` (one label per value, e.g. each row's source dataset): one line per group, since
     kinds of response follow different trends (worked solutions read as likelier per token than
     open answers of the same length). Groups of fewer than MIN_GROUP_ROWS rows share one line.
+
+    `spread`: each residual is also divided by the residuals' typical size at its length (a second
+    line, of |residual| on log(length)). A per-token rate over 3 tokens varies far more than one over
+    300, so with one spread for all lengths short responses fill both tails, correct or not (issue 31:
+    27 of 54 Alpaca rows of <= 8 tokens removed against 7 of 124 of > 40).
     """
     if len(values) != len(lengths) or (groups is not None and len(groups) != len(values)):
         raise ValueError("need one length per value (and one group, if groups are given)")
     if any(n < 1 for n in lengths):
         raise ValueError("lengths must be at least 1 token")
     if groups is None:
-        return _against_length_line(values, lengths)
+        return _against_length_line(values, lengths, spread)
     members: dict[Hashable, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
@@ -184,21 +191,38 @@ def length_adjusted(values: Sequence[float], lengths: Sequence[int], groups: Seq
     parts = [idx for idx in members.values() if len(idx) >= MIN_GROUP_ROWS] + ([sorted(pooled)] if pooled else [])
     out = [0.5] * len(values)
     for idx in parts:
-        for i, v in zip(idx, _against_length_line([values[i] for i in idx], [lengths[i] for i in idx])):
+        for i, v in zip(idx, _against_length_line([values[i] for i in idx], [lengths[i] for i in idx], spread)):
             out[i] = v
     return out
 
 
-def _against_length_line(values: Sequence[float], lengths: Sequence[int]) -> list[float]:
+def _residuals(x: Sequence[float], y: Sequence[float]) -> list[float]:
+    """y less its least-squares line on x (less its mean where x does not vary)."""
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx if sxx > 0 else 0.0
+    return [b - my - slope * (a - mx) for a, b in zip(x, y)]
+
+
+# With `spread`, the typical residual size at a length is floored at this share of its mean over all
+# lengths: a line fitted to |residuals| can reach 0 at an extreme length, where it would blow residuals up.
+MIN_SPREAD_SHARE = 0.2
+
+
+def _against_length_line(values: Sequence[float], lengths: Sequence[int], spread: bool = False) -> list[float]:
     """`length_adjusted` for rows that share one line."""
     n = len(values)
     if n == 0:
         return []
     x = [math.log(v) for v in lengths]
-    mx, my = sum(x) / n, sum(values) / n
-    sxx = sum((a - mx) ** 2 for a in x)
-    slope = sum((a - mx) * (b - my) for a, b in zip(x, values)) / sxx if sxx > 0 else 0.0
-    residuals = [b - my - slope * (a - mx) for a, b in zip(x, values)]
+    residuals = _residuals(x, values)
+    if spread:
+        size = [abs(e) for e in residuals]
+        floor = MIN_SPREAD_SHARE * sum(size) / n
+        if floor > 1e-12:  # the line of |residual| on log(length): size less its own residuals
+            typical = [s - r for s, r in zip(size, _residuals(x, size))]
+            residuals = [e / max(floor, t) for e, t in zip(residuals, typical)]
     sd = math.sqrt(sum(e * e for e in residuals) / n)
     if sd <= 1e-12:  # nothing stands out: every row is as expected for its length
         return [0.5] * n

@@ -6,6 +6,7 @@ from noisy_freeform import (
     DEFECTS,
     DOLLY_SOURCE,
     EVASIVE,
+    SHORT_WORDS,
     DollyNConfig,
     alter_number,
     build_dolly_n,
@@ -37,6 +38,18 @@ def test_development_and_benchmark_pools_never_share_a_row():
     dev_train, _, _ = build_dolly_n(DOLLY_SOURCE, DollyNConfig(n_train=300, n_test=0, pool="dev"))
     assert {r["id"] for r in dev_train}.isdisjoint(r["id"] for r in bench_train + bench_test)
     assert all(pool_of(r["id"]) == "dev" for r in dev_train)
+
+
+def test_a_set_with_short_answers_holds_that_many_short_rows_noised_like_the_rest():
+    cfg = DollyNConfig(n_train=150, n_test=10, pool="dev", short_rows=50)
+    train, test, labels = build_dolly_n(DOLLY_SOURCE, cfg)
+    clean_words = [len(lab["clean_response"].split()) for lab in labels]  # before a defect changed them
+    assert len(train) == 150 and sum(w <= SHORT_WORDS for w in clean_words) == 50 and len(test) == 10
+    assert all(len(r["response"].split()) > SHORT_WORDS for r in test) and all(pool_of(r["id"]) == "dev" for r in train + test)
+    assert sum(lab["noisy"] for lab in labels) == 30 and sum(lab["noisy"] for lab, w in zip(labels, clean_words) if w <= SHORT_WORDS) > 0
+    assert build_dolly_n(DOLLY_SOURCE, cfg) == (train, test, labels)  # seeded
+    assert build_dolly_n(DOLLY_SOURCE, DollyNConfig(n_train=20, n_test=0)) == build_dolly_n(
+        DOLLY_SOURCE, DollyNConfig(n_train=20, n_test=0, short_rows=0))  # earlier sets unchanged
 
 
 def test_single_defect_builds_and_their_limits():

@@ -137,6 +137,26 @@ def test_length_adjusted_values_follow_no_length_trend_and_single_out_a_row_off_
     assert max(adjusted) < 0.9  # the rest sit near the line
 
 
+def test_length_adjusted_with_spread_stops_short_responses_filling_both_tails():
+    """A per-token rate over a few tokens varies far more than one over hundreds: one spread for all
+    lengths puts the short responses at both ends; the spread at each length puts them in proportion."""
+    lengths = [2 + (i % 4) for i in range(40)] + [100 + 10 * (i % 10) for i in range(80)]
+    values = [0.5 + (0.3 if n < 10 else 0.03) * ((i * 37) % 11 - 5) / 5 for i, n in enumerate(lengths)]
+    short = range(40)
+
+    def tails(adjusted: list[float]) -> int:  # short responses among the lowest and highest 15
+        order = sorted(range(len(adjusted)), key=adjusted.__getitem__)
+        return sum(i in short for i in order[:15] + order[-15:])
+
+    assert tails(cf.length_adjusted(values, lengths)) == 30  # every extreme is a short response
+    spread = cf.length_adjusted(values, lengths, spread=True)
+    assert tails(spread) <= 16  # about their third of the rows
+    assert all(0.0 < a < 1.0 for a in spread)
+    values[60] -= 0.3  # a long response far off its length's (narrow) spread still stands out
+    assert min(range(120), key=cf.length_adjusted(values, lengths, spread=True).__getitem__) == 60
+    assert cf.length_adjusted([0.3, 0.3, 0.3], [4, 9, 20], spread=True) == [0.5, 0.5, 0.5]
+
+
 def test_length_adjusted_edge_cases():
     assert cf.length_adjusted([], []) == []
     assert cf.length_adjusted([0.3, 0.3, 0.3], [4, 9, 20]) == [0.5, 0.5, 0.5]  # nothing stands out
