@@ -46,12 +46,16 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" clearcurate metrics
 
+# Two pytest-xdist workers (one per core, up to 2; tests/conftest.py gives each one torch thread and
+# builds the shared fixtures once), each taking whole test files: a file's module fixtures are built once.
+PYTEST_WORKERS ?= -n auto --maxprocesses 2 --dist loadfile
+
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 # The fast lane: tests/unit only (tests/integration runs the pipeline and servers).
 test-fast: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests/unit
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_WORKERS) tests/unit
 
 clean-outputs:
 	rm -rf data/prepared data/scored data/filtered data/curated models metrics reports

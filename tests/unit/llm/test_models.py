@@ -8,7 +8,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from clearcurate.llm.models import _tiny_model, convert_to_safetensors, load, pick_device
+from clearcurate.llm.models import (
+    KEEP_CONVERSIONS,
+    MODEL_CACHE_ENV,
+    _tiny_model,
+    cached_conversion,
+    convert_to_safetensors,
+    load,
+    pick_device,
+)
 
 
 def test_the_tiny_preset_is_a_safetensors_llama_with_the_smollm2_tokenizer(tiny_model_dir):
@@ -40,6 +48,26 @@ def test_the_tiny_preset_is_exactly_the_seeded_random_model(tiny_model_dir):
     for name, tensor in saved.items():  # the tied lm_head is stored once
         torch.testing.assert_close(tensor, same[name], rtol=0, atol=0)
     assert not torch.equal(saved["model.embed_tokens.weight"], other["model.embed_tokens.weight"])
+
+
+def test_a_built_in_model_is_converted_once_per_machine_and_copied_after(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path / "cache"))
+    first = convert_to_safetensors("tiny", tmp_path / "a", seed=0)
+    kept = cached_conversion("tiny", 0)
+    assert kept.parent == tmp_path / "cache" and (kept / "config.json").is_file()
+    assert not list(kept.parent.glob(".*"))  # no temporary folder left over
+    with caplog.at_level("INFO", logger="clearcurate.llm.models"):
+        second = convert_to_safetensors("tiny", tmp_path / "b", seed=0)
+    assert f"kept in {kept}" in caplog.text
+    files = lambda d: {p.name: p.read_bytes() for p in d.iterdir()}  # noqa: E731
+    assert files(first) == files(second) == files(kept)
+    assert cached_conversion("tiny", 1) != kept  # another seed is another model
+    for seed in (1, 2, 3):  # older conversions go, the newest few stay
+        convert_to_safetensors("tiny", tmp_path / f"seed{seed}", seed=seed)
+    assert not kept.exists() and len(list(kept.parent.glob("tiny-*"))) == KEEP_CONVERSIONS
+    assert cached_conversion(str(tmp_path / "a"), 0) is None  # a user's own model: converted where it is
+    monkeypatch.setenv(MODEL_CACHE_ENV, "off")
+    assert cached_conversion("tiny", 0) is None
 
 
 @pytest.mark.parametrize("name", ["./no-such-model", "/no/such/model/dir"])
