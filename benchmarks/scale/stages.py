@@ -7,7 +7,9 @@ stage's time is its own (the machine should be otherwise idle: the load average 
 recorded). Peak RSS and wall time come from `memory.measure`. By default the data is the demo's (the
 per-stage table of `make demo`); with `--rows N` it is N real rows built by the project's own commands:
 half SQuAD-N (`clearcurate make-squad-n`, paragraphs of up to 1,000 words) and half GSM8K-N
-(`clearcurate make-gsm8k-n`), each 20% noisy, tested on SQuAD-N's test questions.
+(`clearcurate make-gsm8k-n`), each 20% noisy, tested on SQuAD-N's test questions; with `--freeform N`,
+N free-form Dolly rows (issue 31's trial: one in six a short answer, 20% with a realistic defect).
+Each run also records the filter's and Auto-Correct's metrics (`outcomes`).
 
 With `--engine ray` the model work of `score`, `correct` and `evaluate` runs on a Ray cluster (one
 worker per GPU; started on 127.0.0.1 by the stage when RAY_ADDRESS is unset). Each engine gets its own
@@ -64,6 +66,21 @@ def write_rows(project: Path, rows: int) -> dict[str, int]:
     return {"squad_n": squad, "gsm8k_n": gsm}
 
 
+def write_freeform_rows(project: Path, rows: int) -> dict[str, int]:
+    """Replace the demo data with `rows` free-form Dolly rows (the development pool, one in six a short answer
+    as in the 300-row Alpaca trial's 54 of 300, 20% given a realistic defect) and 60 clean test rows."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
+    from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
+
+    from clearcurate.core.records import write_jsonl
+
+    train, test, labels = build_dolly_n(DOLLY_SOURCE, DollyNConfig(n_train=rows, n_test=60, pool="dev", short_rows=rows // 6))
+    write_jsonl(project / "data" / "raw" / "train.jsonl", train)
+    write_jsonl(project / "data" / "raw" / "test.jsonl", test)
+    write_jsonl(project / "data" / "labels" / "noise_labels.jsonl", labels)
+    return {"dolly_n_dev_pool": rows, "short_answers": rows // 6, "noisy": sum(label["noisy"] for label in labels)}
+
+
 def set_params(project: Path, engine: str, batch_size: int | None, model: str | None) -> dict:
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -92,6 +109,16 @@ def run_stages(project: Path, only: list[str] | None, max_rss: int) -> list[dict
                 result["metrics"] = {k: v for k, v in own.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         results.append(result)
     return results
+
+
+def outcomes(project: Path) -> dict:
+    """What the run decided: the filter's removals (by reason and response length) and Auto-Correct's replacements."""
+    out = {}
+    for name in ("filter", "correct"):
+        path = project / "metrics" / f"{name}.json"
+        if path.exists():
+            out[name] = json.loads(path.read_text(encoding="utf-8"))
+    return out
 
 
 def projection(stages: list[dict], rows: int, usd_per_hour: float | None) -> dict:
@@ -138,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", action="store_true", help=f"print the markdown table of the stored runs ({RESULTS.name}) and exit")
     parser.add_argument("--rows", type=int, default=0, help="training rows (default 0: the demo's data as committed)")
+    parser.add_argument("--freeform", type=int, default=0, help="free-form training rows instead (Dolly, 1 in 6 a short answer)")
     parser.add_argument("--engine", nargs="+", default=["local"], choices=("local", "ray"), help="engines to time, each in its own clone")
     parser.add_argument("--stages", nargs="+", default=None, help="only these stages (default: every stage of dvc.yaml)")
     parser.add_argument("--batch-size", type=int, default=None, help="model.batch_size (default: params.yaml's; e.g. 32 on a GPU)")
@@ -156,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             work = (args.keep or Path(tmp)) / engine
             work.mkdir(parents=True, exist_ok=True)
             project = clone(work)
-            data = write_rows(project, args.rows) if args.rows else {"demo": True}
+            data = (write_freeform_rows(project, args.freeform) if args.freeform else
+                    write_rows(project, args.rows) if args.rows else {"demo": True})
             params = set_params(project, engine, args.batch_size, args.model)
             rows = sum(1 for _ in (project / params["data"]["train"]).open(encoding="utf-8"))
             log.info("%s engine: %d training rows in %s", engine, rows, project)
@@ -166,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(str(err)) from None
             runs.append({"engine": engine, "rows": rows, "data": data, "batch_size": params["model"]["batch_size"],
                          "stages": stages, "total_wall_s": round(sum(s["wall_s"] for s in stages), 1),
-                         "projected": projection(stages, rows, args.usd_per_hour)})
+                         "projected": projection(stages, rows, args.usd_per_hour), "outcomes": outcomes(project)})
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     print(json.dumps({"machine": machine(), "commit": commit, "model": params["model"]["name"], "runs": runs}, indent=2))
     return 0
