@@ -112,9 +112,10 @@ def run_stages(project: Path, only: list[str] | None, max_rss: int) -> list[dict
 
 
 def outcomes(project: Path) -> dict:
-    """What the run decided: the filter's removals (by reason and response length) and Auto-Correct's replacements."""
+    """What the run decided and measured: the filter's removals (by reason and response length), Auto-Correct's
+    replacements, and `evaluate`'s detection, correction and model metrics."""
     out = {}
-    for name in ("filter", "correct"):
+    for name in ("filter", "correct", "evaluate"):
         path = project / "metrics" / f"{name}.json"
         if path.exists():
             out[name] = json.loads(path.read_text(encoding="utf-8"))

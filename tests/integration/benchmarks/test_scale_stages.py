@@ -37,4 +37,7 @@ def test_the_docs_stage_table_is_the_stored_runs_table():
     shown = doc.split("<!-- stages.py --table -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
     assert shown == done.stdout.strip()
     stored = json.loads((ROOT / "benchmarks" / "scale" / "stages_results.json").read_text(encoding="utf-8"))
-    assert all(out["runs"][0]["data"] == {"demo": True} and out["machine"]["cpus"] for out in stored.values())
+    assert all(out["machine"]["cpus"] for out in stored.values())
+    for label, out in stored.items():  # a run on other data than the demo's says so in its label
+        data = out["runs"][0]["data"]
+        assert data == {"demo": True} or (data.get("dolly_n_dev_pool") and f"{out['runs'][0]['rows']} free-form rows" in label), label
