@@ -24,7 +24,7 @@ from clearcurate.cache import ScoreCache, cache_dir
 from clearcurate.core.curation import uncorrectable
 from clearcurate.core.outcomes import Outcome, ledger, outcome_counts, quarantine_ledger_id
 from clearcurate.core.records import Record, iter_jsonl, read_jsonl, write_json, write_jsonl
-from clearcurate.correction import cached_decisions, correct
+from clearcurate.correction import cached_decisions, correct, with_data_floor
 from clearcurate.data.expectations import outcome_columns, outcome_suite, validate
 from clearcurate.pipeline import setup_logging, stage_args, stage_params
 from clearcurate.runtime import sessions
@@ -41,7 +41,11 @@ def main() -> None:
     p = stage_params("correct")
     kept_ids = [r["id"] for r in iter_jsonl(args.kept)]  # the kept rows themselves stream into the curated file
     removed = read_jsonl(args.removed)  # Auto-Correct's model work needs these rows
-    cfg = p.correct_config()
+    # The sampling floor follows the data's kept answers (counted with the model's tokenizer, no weights loaded).
+    cfg = with_data_floor(p.correct_config(), sessions.tokenizer_only(p, args.base), iter_jsonl(args.kept))
+    if cfg.max_new_tokens > p.correct.max_new_tokens:
+        log.info("samples get at least %d tokens: the kept responses' typical length (correct.max_new_tokens: %d)",
+                 cfg.max_new_tokens, p.correct.max_new_tokens)
     cache = ScoreCache(cache_dir())
     judge_from = args.scorer if cfg.judge == "pairwise" else None  # the pairwise judge is the scorer, when params name another model
     usage: dict[str, Any] = {}  # a remote API's calls and tokens, when this run made any
@@ -98,7 +102,7 @@ def main() -> None:
         "judge_unparsed": unparsed, "failed": len(failed), "cached": cache.hits.get("correction", 0),
         # rows with a sample cut off at its budget (agreement judge): such a sample can never be the candidate
         "truncated_rows": sum(bool(d.get("truncated_samples")) for d in decisions),
-        "prompt_at_fault": len(fixed), **usage,
+        "prompt_at_fault": len(fixed), "sample_floor": cfg.max_new_tokens, **usage,
     })
     log.info("outcomes: %s; Auto-Correct (%s judge) replaced %d of %d removed rows", counts, cfg.judge, replaced, len(decisions))
 

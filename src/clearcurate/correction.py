@@ -17,10 +17,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from clearcurate.cache import ScoreCache, digest, source_fingerprint
 from clearcurate.config import CorrectConfig
 from clearcurate.core import confidence as cf
 from clearcurate.core import prompts
-from clearcurate.core.budget import token_budgets
+from clearcurate.core.budget import token_budgets, typical_floor
 from clearcurate.core.curation import agreement_verdict, correction_reason, pairwise_preference, redecide, should_replace
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record, progress
@@ -155,6 +156,17 @@ def _agreement(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[R
             "new": verdict.candidate if verdict.candidate is not None else row["response"],
         })
     return out
+
+
+TYPICAL_ROWS = 2000  # kept responses read for their typical length: the file's first, plenty for a quantile
+
+
+def with_data_floor(cfg: CorrectConfig, lm: ChatLM, kept: Iterable[Record]) -> CorrectConfig:
+    """`cfg` with its sampling floor (`max_new_tokens`) raised to the kept responses' typical length
+    (`core.budget.typical_floor`), so that a good answer fits even where the removed response is short. The
+    floor is part of `cfg`, so cached evidence sampled with another floor is not reused."""
+    responses = [r["response"] for r in islice(kept, TYPICAL_ROWS)]
+    return replace(cfg, max_new_tokens=typical_floor(lm.token_counts(responses), cfg.max_new_tokens, cfg.max_new_tokens_cap))
 
 
 def correction_budgets(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[int]:

@@ -3,7 +3,7 @@ import pytest
 from clearcurate.config import ORDERS
 from clearcurate.core.budget import token_budget
 from clearcurate.core.outcomes import Outcome
-from clearcurate.correction import CorrectConfig, candidate_first, correct_rows
+from clearcurate.correction import CorrectConfig, candidate_first, correct_rows, evidence_settings, with_data_floor
 from clearcurate.llm.lora import LoraTrainConfig, attach_lora
 from helpers import assert_same_records
 
@@ -74,6 +74,18 @@ def test_decisions_do_not_depend_on_the_rows_decided_with_them(filtered_lm, judg
     cfg = CorrectConfig(judge=judge, k=3, max_new_tokens=3, eta=0.0)
     whole = correct_rows(filtered_lm, ROWS, cfg)
     assert_same_records(correct_rows(filtered_lm, ROWS[:1], cfg) + correct_rows(filtered_lm, ROWS[1:], cfg), whole)
+
+
+def test_the_sampling_floor_rises_to_the_kept_answers_length_and_is_part_of_the_evidence_key(tiny_lm):
+    """A removed free-form response is often shorter than a good answer (an evasive template, a cut-off text):
+    the kept rows say how long this data's answers run. Short-answer data keeps its floor."""
+    cfg = CorrectConfig(judge="agreement", max_new_tokens=32, max_new_tokens_cap=256)
+    kept = [{"response": " ".join(["a long and careful answer"] * 20)} for _ in range(10)]
+    raised = with_data_floor(cfg, tiny_lm, iter(kept))
+    n = tiny_lm.token_counts([kept[0]["response"]])[0]
+    assert raised.max_new_tokens == token_budget(n, 32, 256) > 32
+    assert evidence_settings(raised) != evidence_settings(cfg)  # evidence sampled with another floor is not reused
+    assert with_data_floor(cfg, tiny_lm, iter([{"response": "Paris"}] * 10)) == cfg
 
 
 def test_agreement_budgets_follow_each_removed_responses_length(filtered_lm):

@@ -81,6 +81,11 @@ def trained_model(p: Params, stage: str, base: str | Path, adapter: str | Path |
         yield Session(lm, engine, _placement(p, engine), Path(base), model_id, judge)
 
 
+def tokenizer_only(p: Params, base: str | Path) -> ChatLM:
+    """The base model without its weights: it counts tokens (for a budget decided before any model work)."""
+    return load_lm(p, base, weights=False)
+
+
 def separate_judge(base: str | Path, scorer: str | Path) -> bool:
     """Whether the scorer, when it judges, is another model than the base model."""
     return scorer_dir(base, scorer) != Path(base)

@@ -1,6 +1,6 @@
 import pytest
 
-from clearcurate.core.budget import token_budget
+from clearcurate.core.budget import token_budget, typical_floor
 
 
 def test_short_references_keep_the_floor_and_long_ones_grow_to_the_cap():
@@ -14,3 +14,11 @@ def test_short_references_keep_the_floor_and_long_ones_grow_to_the_cap():
 def test_impossible_budgets_are_refused(args):
     with pytest.raises(ValueError):
         token_budget(*args)
+
+
+def test_the_data_floor_follows_the_kept_answers_long_tail_and_leaves_short_answer_data_alone():
+    free_form = [20] * 80 + [100] * 20  # 90th percentile: 100 tokens
+    assert typical_floor(free_form, floor=32, cap=256) == token_budget(100, 32, 256) == 158
+    assert typical_floor([3, 5, 8, 12] * 25, floor=32, cap=256) == 32  # spans: the floor as it was
+    assert typical_floor([1000] * 10, floor=32, cap=256) == 256  # never past the cap
+    assert typical_floor([], floor=32, cap=256) == 32 and typical_floor(free_form, floor=32, cap=0) == 32  # fixed budget
