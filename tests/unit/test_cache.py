@@ -34,6 +34,7 @@ def test_a_second_run_reads_every_row_from_the_cache(tiny_lm, tmp_path, caplog, 
     rows = _rows(8)
     first = _score(tiny_lm, rows, ScoreCache(tmp_path), recipe=recipe)
     cache = ScoreCache(tmp_path)
+    caplog.clear()  # only this run's records (a test before may have left the clearcurate loggers at INFO)
     with caplog.at_level(logging.INFO):
         again = _score(tiny_lm, rows, cache, recipe=recipe)
     assert again == first
@@ -45,6 +46,7 @@ def test_added_rows_cost_only_themselves_and_reuse_the_fold_adapters(tiny_lm, tm
     rows = _rows(30)
     first = {r["id"]: r for r in _score(tiny_lm, rows, ScoreCache(tmp_path))}
     cache = ScoreCache(tmp_path)
+    caplog.clear()  # only this run's records (a test before may have left the clearcurate loggers at INFO)
     with caplog.at_level(logging.INFO):
         grown = _score(tiny_lm, rows + _rows(1, start=30), cache)
     assert cache.misses == {"samples": 1, "reflection": 1} and cache.hits == {"samples": 30, "reflection": 30}
@@ -66,6 +68,7 @@ def test_changing_a_setting_or_a_response_misses(tiny_lm, tmp_path):
 def test_fold_adapters_are_retrained_when_the_data_changed_a_lot(tiny_lm, tmp_path, caplog):
     _score(tiny_lm, _rows(12), ScoreCache(tmp_path))
     cache = ScoreCache(tmp_path)
+    caplog.clear()  # only this run's records (a test before may have left the clearcurate loggers at INFO)
     with caplog.at_level(logging.INFO):
         _score(tiny_lm, _rows(12) + _rows(6, start=12), cache)
     assert caplog.text.count("train on") == 2
@@ -76,6 +79,7 @@ def test_edited_responses_beyond_the_tolerance_retrain_the_folds(tiny_lm, tmp_pa
     rows = _rows(12)
     _score(tiny_lm, rows, ScoreCache(tmp_path))
     relabelled = [{**r, "response": "green"} if i % 3 == 0 else r for i, r in enumerate(rows)]  # same ids
+    caplog.clear()  # only this run's records (a test before may have left the clearcurate loggers at INFO)
     with caplog.at_level(logging.INFO):
         _score(tiny_lm, relabelled, ScoreCache(tmp_path))
     assert caplog.text.count("train on") == 2
@@ -87,6 +91,7 @@ def test_a_cache_written_by_other_scoring_code_misses(tiny_lm, tmp_path, caplog,
     _score(tiny_lm, rows, ScoreCache(tmp_path))
     monkeypatch.setattr(store, "SCORING_VERSION", store.SCORING_VERSION + 1)
     cache = ScoreCache(tmp_path)
+    caplog.clear()  # only this run's records (a test before may have left the clearcurate loggers at INFO)
     with caplog.at_level(logging.INFO):
         _score(tiny_lm, rows, cache)
     assert cache.hits == {} and cache.misses == {"samples": 12, "reflection": 12}
