@@ -39,11 +39,12 @@ import numpy as np
 from dev import grid
 from dev_freeform import rows_of, variants, with_base
 from dev_growth import CHANGE_MARGIN, KEEP, score_config
+from dev_growth import _auroc as auroc
+from dev_growth import _read as read_compact
 from harness import Cache, load_params, train_config
 from natural_sets import NaturalSpec, build
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score
 from specs import HERE
 
 from clearcurate.cache import ScoreCache, model_fingerprint
@@ -106,20 +107,15 @@ def score(params: dict[str, Any], typed: Any) -> Path:
     return path
 
 
-def _read(path: Path) -> dict[str, Any]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
-
-
 def stored_sets(params: dict[str, Any], tokenizer: Any) -> dict[str, tuple[list[Record], list[bool], list[str]]]:
     """(records with the free-form components, noisy flags, responses) of every stored free-form dev set."""
     out = {}
     for path in sorted(STORE.glob(f"{NAME}--*.json.gz")):
-        rows = _read(path)["rows"]
+        rows = read_compact(path)["rows"]
         out[NAME] = (rows, [bool(r["label"]["noisy"]) for r in rows], [r["response"] for r in rows])
     for name in STORED_GROWTH:
         for path in sorted((HERE / "raw" / "dev-growth").glob(f"{name}--crossfit-2x1--*.json.gz"))[:1]:
-            stored = _read(path)
+            stored = read_compact(path)
             text = {r["id"]: r["response"] for r in build(NaturalSpec(**stored["spec"]))[0]}
             out[name] = (stored["rows"], [bool(r["label"]["noisy"]) for r in stored["rows"]], [text[r["id"]] for r in stored["rows"]])
     cache = Cache(HERE / "raw" / "dev", read_only=True)
@@ -159,7 +155,7 @@ def measure(recs: list[Record], noisy: list[bool], responses: list[str], params:
     gamma = threshold(conf, FilterConfig(**{**params["filter"], "quantile": 0.2})).gamma
     removed = conf < gamma
     lengths = [r["response_tokens"] for r in recs]
-    out: dict[str, Any] = {"auroc": round(float(roc_auc_score([not n for n in noisy], conf)), 3) if 0 < sum(noisy) < len(noisy) else None,
+    out: dict[str, Any] = {"auroc": auroc([not n for n in noisy], conf),
                            "spearman_length_clean": round(float(spearmanr([n for n, y in zip(lengths, noisy) if not y],
                                                                           [c for c, y in zip(conf, noisy) if not y])[0]), 3)}
     bands: dict[str, dict[str, Any]] = {}
@@ -227,7 +223,7 @@ def preset_choice(sets: dict[str, tuple[list[Record], list[bool], list[str]]], p
             recs, noisy, _ = sets[name]
             conf = [c for c, _ in confidences(recs, run, "free_form")]
             if name in CHOSEN_ON:
-                out["auroc"][name] = round(float(roc_auc_score([not n for n in noisy], conf)), 3)
+                out["auroc"][name] = auroc([not n for n in noisy], conf)
             else:
                 out["spearman_length_clean"][name] = round(float(spearmanr([r["response_tokens"] for r in recs], conf)[0]), 3)
         out["min_auroc"] = min(out["auroc"].values())

@@ -39,10 +39,6 @@ class Preset:
     # The weights apply to each component's standing among responses of its length
     # (confidence.length_adjusted), not to its raw value: where length is not a sign of noise.
     length_adjusted: bool = False
-    # With length_adjusted: also against the typical spread at each length (confidence.length_adjusted's
-    # `spread`). Measured on development sets and not taken by either preset (dev_lengths.py: it cost
-    # Dolly-N 0.075 AUROC and moved few short answers out of the removals).
-    length_spread: bool = False
 
 
 PRESETS = {

@@ -96,7 +96,7 @@ def row_groups(rows: Sequence[Record], field: str) -> list[str | None]:
 
 
 def confidences(
-    records: Sequence[Record], cfg: ScoreConfig, preset: str, *, length_spread: bool | None = None
+    records: Sequence[Record], cfg: ScoreConfig, preset: str, *, length_spread: bool = False
 ) -> list[tuple[float, dict[str, float]]]:
     """Each row's confidence from its stored components, with the length-adjusted values the preset
     weighs (`Preset.length_adjusted`, over all these rows together, or per `group` with
@@ -104,19 +104,18 @@ def confidences(
     checks existed carry only their `arithmetic` share, the first check).
 
     No model work: the benchmark recomputes stored rows with it when a preset changes. `cfg` has the
-    preset applied (`presets.applied`). `length_spread` overrides the preset's `Preset.length_spread`
-    (the development scripts compare both).
+    preset applied (`presets.applied`). `length_spread`: `confidence.length_adjusted`'s `spread`, which
+    dev_lengths.py measured and no preset takes (it cost Dolly-N 0.075 AUROC).
     """
     weights = presets.component_weights(cfg)
     numeric = [{k: v for k, v in r.items() if isinstance(v, float)} for r in records]
     adjusted: list[dict[str, float]] = [{} for _ in records]
     if preset in PRESETS and PRESETS[preset].length_adjusted:
-        spread = PRESETS[preset].length_spread if length_spread is None else length_spread
         for name in (k for k, w in weights.items() if w):
             have = [i for i, num in enumerate(numeric) if name in num]
             lengths = [records[i]["response_tokens"] for i in have]
             groups = [records[i].get("group") for i in have] if cfg.group_by is not None else None
-            for i, value in zip(have, cf.length_adjusted([numeric[i][name] for i in have], lengths, groups, spread=spread)):
+            for i, value in zip(have, cf.length_adjusted([numeric[i][name] for i in have], lengths, groups, spread=length_spread)):
                 adjusted[i][name] = value
     out = []
     for record, num, adj in zip(records, numeric, adjusted):
