@@ -171,6 +171,9 @@ def train_config(values: dict[str, Any]) -> LoraTrainConfig:
 # cell keys at that value (as `clearcurate.scoring.store.ADDED_AT` does for scoring), so that the settings file
 # cells were made with (LEGACY_SETTINGS) still finds them.
 TRAIN_ADDED_AT = {"precision": "fp32"}  # issue 30: training was float32 before train.precision
+# Training settings that change memory and speed, not what a model learns (up to float rounding, as `--batch-size`
+# does for inference): never in a cell's key. The code fingerprint still marks every cell made before they existed.
+TRAIN_SPEED_ONLY = ("max_batch_tokens",)
 CORRECT_ADDED_AT = {"max_new_tokens_cap": 0}  # issue 31: Auto-Correct's budget was fixed before its cap
 # params.yaml as it was when the cells stored before issue 30 were made (877b02a), with the added settings at their old
 # behaviour: `--report-only` finds a set's cells under these when it has none under today's, and marks them stale.
@@ -182,9 +185,15 @@ def keyed(values: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not (k in added and v == added[k])}
 
 
-def train_key_text(cfg: LoraTrainConfig) -> str:
-    """The training config as score keys have always named it (its dataclass repr), less `TRAIN_ADDED_AT` at their old value."""
+def train_key_values(cfg: LoraTrainConfig) -> dict[str, Any]:
+    """The training settings a cell's key names: all but `TRAIN_SPEED_ONLY`, and `TRAIN_ADDED_AT` at their old value."""
     shown = keyed({f.name: getattr(cfg, f.name) for f in fields(cfg)}, TRAIN_ADDED_AT)
+    return {k: v for k, v in shown.items() if k not in TRAIN_SPEED_ONLY}
+
+
+def train_key_text(cfg: LoraTrainConfig) -> str:
+    """The training config as score keys have always named it (its dataclass repr), less what `train_key_values` leaves out."""
+    shown = train_key_values(cfg)
     return f"{type(cfg).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
@@ -307,7 +316,7 @@ class Bench:
 
     def train_key(self, rows: list[Record], test: list[Record], seed: int, spec: DatasetSpec) -> str:
         content = [(r["id"], r["prompt"], r["response"]) for r in rows]
-        train = keyed(asdict(self.train_cfg_for(spec, seed)), TRAIN_ADDED_AT)
+        train = train_key_values(self.train_cfg_for(spec, seed))
         return self.cache.key(self.model_name, content, test, train, spec.max_new_tokens)
 
     def finetune(

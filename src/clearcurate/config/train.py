@@ -17,6 +17,7 @@ class LoraTrainConfig:
     max_steps: int = 16
     learning_rate: float = 1e-3
     batch_size: int = 8
+    max_batch_tokens: int = 512  # a batch runs as micro-batches of at most this many padded tokens (0: whole); memory, not results
     max_length: int = 320
     lora_r: int = 16
     lora_alpha: int = 32
@@ -32,6 +33,7 @@ class LoraTrainConfig:
             "max_steps": (self.max_steps >= 0, ">= 0"),
             "learning_rate": (self.learning_rate > 0, "> 0"),
             "batch_size": (self.batch_size >= 1, ">= 1"),
+            "max_batch_tokens": (self.max_batch_tokens >= 0, ">= 0 (0: no limit)"),
             "max_length": (self.max_length >= 8, ">= 8"),
             "lora_r": (self.lora_r >= 1, ">= 1"),
             "lora_alpha": (self.lora_alpha > 0, "> 0"),

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from clearcurate.llm.lora import (
@@ -9,6 +10,7 @@ from clearcurate.llm.lora import (
     attach_lora,
     encode_example,
     fit_lengths,
+    micro_batches,
     response_loss,
     train_lora,
 )
@@ -83,6 +85,53 @@ def test_response_loss_equals_full_logit_cross_entropy(tiny_lm):
             logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1), ignore_index=IGNORE_INDEX
         )
     torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+
+
+def test_micro_batches_pack_rows_longest_first_within_the_token_budget():
+    lengths = [50, 300, 120, 80, 200, 60]
+    parts = micro_batches(lengths, 512)
+    assert sorted(i for part in parts for i in part) == list(range(6))  # every row once
+    assert parts[0] == [1]  # 300 tokens: a second row would make 2 x 300 padded tokens
+    for part in parts:
+        assert [lengths[i] for i in part] == sorted((lengths[i] for i in part), reverse=True)
+        assert len(part) == 1 or len(part) * max(lengths[i] for i in part) <= 512
+    assert micro_batches([900, 10], 512) == [[0], [1]]  # a row over the budget runs alone
+    assert micro_batches(lengths, 0) == [[1, 4, 2, 3, 5, 0]]  # 0: one part
+
+
+def test_micro_batches_give_the_whole_batch_gradient(tiny_model_dir):
+    """Issue 31: a batch split into micro-batches (for memory) must train as the whole batch does."""
+    from clearcurate.llm.models import load
+
+    base, tok = load(tiny_model_dir)
+    rows = [encode_example(tok, r["prompt"] * (1 + i % 3), r["response"], 256) for i, r in enumerate(ROWS)]
+    model = attach_lora(base, LoraTrainConfig(lora_r=4, target_modules=("q_proj", "v_proj")))
+    whole = _Collator(tok.pad_token_id)(rows)
+    response_loss(model, whole).backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    split = _Collator(tok.pad_token_id, max_tokens=3 * len(whole["input_ids"][0]) // 2)(rows)
+    assert len(split["parts"]) > 1
+    targets = int((whole["labels"] != IGNORE_INDEX).sum())
+    total = sum(response_loss(model, part, targets) for part in split["parts"])
+    total.backward()
+    torch.testing.assert_close(total, response_loss(model, whole).detach(), atol=1e-5, rtol=1e-5)
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            torch.testing.assert_close(parameter.grad, expected[name], atol=1e-5, rtol=1e-4)
+
+
+def test_training_in_micro_batches_follows_the_same_losses(tiny_model_dir):
+    from clearcurate.llm.models import load
+
+    histories = []
+    for max_tokens in (0, 40):
+        model, tok = load(tiny_model_dir)
+        cfg = LoraTrainConfig(max_steps=4, batch_size=3, learning_rate=5e-3, precision="fp32", max_batch_tokens=max_tokens)
+        result = train_lora(attach_lora(model, cfg), tok, ROWS, cfg)
+        histories.append([h["loss"] for h in result.history if "loss" in h])
+    assert len(histories[0]) == 4
+    assert histories[0] == pytest.approx(histories[1], rel=1e-4)
 
 
 def test_max_steps_fixes_the_budget_and_training_lowers_the_loss(tiny_model_dir):
