@@ -26,6 +26,21 @@ def test_the_shipped_params_file_is_valid_and_matches_the_code_defaults() -> Non
     assert set(raw) == set(params._valid_keys(()))
 
 
+def test_dvc_exp_run_set_param_changes_only_the_value_it_sets(tmp_path: Path) -> None:
+    """Issue 31: `dvc exp run -S` rewrites params.yaml with its own YAML dumper; params.yaml is written the way
+    that dumper writes (block lists, empty nulls), so an experiment's diff is the one value it set."""
+    from dvc.utils.hydra import apply_overrides
+
+    copy = tmp_path / "params.yaml"
+    shipped = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    copy.write_text(shipped, encoding="utf-8")
+    apply_overrides(str(copy), ["filter.quantile=0.35", "train.max_batch_tokens=1024"])
+    before, after = shipped.splitlines(), copy.read_text(encoding="utf-8").splitlines()
+    assert len(before) == len(after)
+    changed = [(old, new) for old, new in zip(before, after) if old != new]
+    assert [new.split("#")[0].strip() for _, new in changed] == ["quantile: 0.35", "max_batch_tokens: 1024"]
+
+
 @pytest.mark.parametrize("values, message", [
     ({"score": {"alpah": 0.5}}, "score.alpah: unknown key; did you mean score.alpha?"),
     ({"scor": {}}, "scor: unknown key; did you mean score?"),
