@@ -22,6 +22,11 @@ with this set added to the sets it is chosen on (`preset_choice`).
 
     .venv/bin/python benchmarks/curation/dev_lengths.py            # score the set (resumable; ~30 min on 2 cores)
     .venv/bin/python benchmarks/curation/dev_lengths.py --report   # the numbers, also to dev_lengths_results.json
+    .venv/bin/python benchmarks/curation/dev_lengths.py --candidates   # other length rules, to dev_lengths_candidates.json
+
+`--candidates` (issue 31, after the preset change): other rules for where a response stands among those of its
+length, each swapped in for the pipeline's least-squares line (`confidence._against_length_line`) while the
+pipeline's `confidences` recombines the stored components, judged by `decide`'s rule as amended above.
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ import argparse
 import gzip
 import json
 import logging
+import math
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +57,7 @@ from specs import HERE
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.config import FilterConfig
+from clearcurate.core import confidence
 from clearcurate.core.confidence import SAMPLED_COMPONENTS
 from clearcurate.core.curation import LENGTH_BANDS, band_of, threshold
 from clearcurate.core.presets import PRESETS, applied
@@ -244,14 +253,104 @@ def preset_choice(sets: dict[str, tuple[list[Record], list[bool], list[str]]], p
                     f"only if it beats the best without by >= {CHANGE_MARGIN}"}
 
 
+LengthRule = Callable[[Sequence[float], Sequence[int], bool], list[float]]
+
+
+def _to_cdf(residuals: np.ndarray) -> list[float]:
+    """Residuals put through the normal CDF at their root-mean-square size, as `_against_length_line` ends."""
+    sd = math.sqrt(float((residuals**2).mean())) if len(residuals) else 0.0
+    if sd <= 1e-12:
+        return [0.5] * len(residuals)
+    return [0.5 * (1.0 + math.erf(e / sd / math.sqrt(2.0))) for e in residuals]
+
+
+def _line_residuals(values: Sequence[float], lengths: Sequence[int], degree: int = 1) -> np.ndarray:
+    x, y = np.log(np.asarray(lengths, float)), np.asarray(values, float)
+    degree = min(degree, len(set(x.tolist())) - 1)
+    return y - (np.polyval(np.polyfit(x, y, degree), x) if degree >= 1 else y.mean())
+
+
+def polynomial(degree: int) -> LengthRule:
+    """A least-squares polynomial of this degree on log(length) instead of a line."""
+    return lambda values, lengths, spread=False: _to_cdf(_line_residuals(values, lengths, degree)) if len(values) else []
+
+
+def running_median(share: float) -> LengthRule:
+    """Each row against the median of the `share` of rows nearest its length: no shape assumed at all."""
+    def rule(values: Sequence[float], lengths: Sequence[int], spread: bool = False) -> list[float]:
+        y, n = np.asarray(values, float), len(values)
+        order, width = np.argsort(lengths, kind="stable"), max(5, int(share * n))
+        fit = np.empty(n)
+        for rank, i in enumerate(order):
+            start = max(0, min(rank - width // 2, n - width))
+            fit[i] = np.median(y[order[start : start + width]])
+        return _to_cdf(y - fit)
+    return rule
+
+
+def shrunk(tokens: int) -> LengthRule:
+    """The line's residual times L / (L + tokens): a per-token rate over few tokens is mostly chance, so a short
+    response is pulled toward its length's expectation, as an empirical-Bayes estimate would."""
+    def rule(values: Sequence[float], lengths: Sequence[int], spread: bool = False) -> list[float]:
+        if not len(values):
+            return []
+        size = np.asarray(lengths, float)
+        return _to_cdf(_line_residuals(values, lengths) * size / (size + tokens))
+    return rule
+
+
+CANDIDATES: dict[str, LengthRule | None] = {
+    "least-squares line (in use)": None, "quadratic": polynomial(2), "cubic": polynomial(3),
+    "running median 10%": running_median(0.1), "running median 20%": running_median(0.2),
+    "shrunk 5 tokens": shrunk(5), "shrunk 10 tokens": shrunk(10), "shrunk 20 tokens": shrunk(20),
+}
+
+
+@contextmanager
+def length_rule(rule: LengthRule | None) -> Iterator[None]:
+    """The pipeline's `confidences` with `rule` in place of its least-squares line (None: the line in use)."""
+    kept = confidence._against_length_line
+    confidence._against_length_line = rule or kept
+    try:
+        yield
+    finally:
+        confidence._against_length_line = kept
+
+
+def candidates(params: dict[str, Any]) -> dict[str, Any]:
+    """Each length rule on every stored free-form set, and whether `decide`'s rule would take it over the line in use."""
+    tokenizer = models.load_tokenizer(HERE / "raw" / "models" / params["model"]["name"])
+    sets = stored_sets(params, tokenizer)
+    measured: dict[str, Any] = {}
+    for name, rule in CANDIDATES.items():
+        with length_rule(rule):
+            measured[name] = {s: measure(recs, noisy, responses, params) for s, (recs, noisy, responses) in sets.items()}
+    in_use = measured["least-squares line (in use)"]
+    verdicts = {}
+    for name, by_set in measured.items():
+        pair = {s: {"noisy": sum(sets[s][1]), "spread off": in_use[s], "spread on": by_set[s]} for s in sets}
+        verdicts[name] = {k.replace("length_spread", "it").replace("(off, on)", "(in use, candidate)").replace("(on)", "(candidate)"): v
+                          for k, v in decide(pair).items()}
+    return {"rule": "decide(): the <= 8-word band's |removed - noisy| shrinks, no noisy set loses more than "
+                    f"{MAX_AUROC_DROP} AUROC, |Spearman(length, confidence)| <= {MAX_SPEARMAN} on the clean sets "
+                    "('off' = the line in use, 'on' = the candidate)",
+            "measured": measured, "verdicts": verdicts}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", action="store_true", help="print the measurements from stored results; run nothing")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--batch-size", type=int, default=None, help="rows per forward pass; changes speed, not results")
+    parser.add_argument("--candidates", action="store_true", help="measure other length rules on the stored sets; run nothing")
     args = parser.parse_args(argv)
     setup_logging()
     params, typed = load_params(args.params, args.batch_size)
+    if args.candidates:
+        found = candidates(params)
+        write_json(HERE / "dev_lengths_candidates.json", found)
+        print(json.dumps(found["verdicts"], indent=1))
+        return 0
     if not args.report:
         score(params, typed)
     measured = report(params)

@@ -41,3 +41,21 @@ def test_spread_keeps_short_correct_answers_out_of_the_removals_and_the_rule_ado
     worse = {**on, "auroc": off["auroc"] - 0.05}  # a fairer split that costs detection is refused
     assert dev_lengths.decide({dev_lengths.NAME: {"noisy": 20, "spread off": off, "spread on": worse}})["adopt length_spread"] is False
     assert dev_lengths.decide({})["adopt length_spread"] is None
+
+
+def test_length_rule_candidates_swap_the_pipelines_line_and_put_it_back():
+    from clearcurate.core import confidence
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    recs, noisy, responses = _rows()
+    kept = confidence._against_length_line
+    in_use = dev_lengths.measure(recs, noisy, responses, params)
+    with dev_lengths.length_rule(dev_lengths.CANDIDATES["least-squares line (in use)"]):
+        assert dev_lengths.measure(recs, noisy, responses, params) == in_use
+    with dev_lengths.length_rule(dev_lengths.shrunk(0)):  # no shrinkage: the line in use
+        assert dev_lengths.measure(recs, noisy, responses, params)["auroc"] == pytest.approx(in_use["auroc"])
+    with dev_lengths.length_rule(dev_lengths.shrunk(20)):  # 3-token rows pulled toward their line: fewer removed
+        shrunk = dev_lengths.measure(recs, noisy, responses, params)
+    assert confidence._against_length_line is kept
+    short = "<= 8 words"
+    assert shrunk["bands (quantile 0.2)"][short]["clean_removed"] < in_use["bands (quantile 0.2)"][short]["clean_removed"]
