@@ -8,6 +8,7 @@ so one run gives, for every smaller budget, which samples it would cut. Prints J
 
     .venv/bin/python benchmarks/scale/stages.py --freeform 300 --keep /tmp/trial     # the trial, kept
     .venv/bin/python benchmarks/scale/correct_budget.py /tmp/trial/local/project --budgets 161 256 384 512
+    .venv/bin/python benchmarks/scale/correct_budget.py /tmp/trial/local/project --temperature 0.7   # other samples
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("project", type=Path, help="a project after `dvc repro correct` (e.g. a kept trial clone)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[161, 256, 384, 512])
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sample at this temperature instead of params.yaml's correct.temperature (other samples)")
     args = parser.parse_args()
     setup_logging()
     project = args.project
     params = load_file(project / "params.yaml")
-    cfg = params.correct
+    cfg = params.correct if args.temperature is None else replace(params.correct, temperature=args.temperature)
     decisions = list(read_jsonl(project / "data" / "curated" / "decisions.jsonl"))
     removed = {r["id"]: r for r in read_jsonl(project / "data" / "filtered" / "removed.jsonl")}
     rows = [removed[d["id"]] for d in decisions]
