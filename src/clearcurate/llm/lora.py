@@ -97,9 +97,7 @@ def micro_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     parts: list[list[int]] = []
     for i in order:
-        if parts and max_tokens and (len(parts[-1]) + 1) * lengths[parts[-1][0]] > max_tokens:
-            parts.append([i])
-        elif parts:
+        if parts and (not max_tokens or (len(parts[-1]) + 1) * lengths[parts[-1][0]] <= max_tokens):
             parts[-1].append(i)
         else:
             parts.append([i])
@@ -107,8 +105,8 @@ def micro_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
 
 
 class _Collator:
-    """Left-pads a batch so every row's response ends at the last position; `max_tokens` > 0 splits it
-    into micro-batches (`micro_batches`), returned as `{"parts": [...]}`.
+    """Left-pads a batch so every row's response ends at the last position, in micro-batches of at most
+    `max_tokens` padded tokens (`micro_batches`; 0: one), returned as `{"parts": [...]}`.
 
     With left padding the loss needs logits only for the last `keep` positions (the longest
     response), so the 49k-vocabulary output layer never runs over prompt tokens; that is most of
@@ -119,11 +117,9 @@ class _Collator:
         self.pad_id = pad_id
         self.max_tokens = max_tokens
 
-    def __call__(self, batch: Sequence[dict[str, list[int]]]) -> dict:
-        if self.max_tokens:
-            parts = micro_batches([len(b["input_ids"]) for b in batch], self.max_tokens)
-            return {"parts": [self.pad([batch[i] for i in part]) for part in parts]}
-        return self.pad(batch)
+    def __call__(self, batch: Sequence[dict[str, list[int]]]) -> dict[str, list[dict[str, torch.Tensor]]]:
+        parts = micro_batches([len(b["input_ids"]) for b in batch], self.max_tokens)
+        return {"parts": [self.pad([batch[i] for i in part]) for part in parts]}
 
     def pad(self, batch: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         """One left-padded tensor batch of `batch`'s rows."""
@@ -162,13 +158,10 @@ def response_loss(model, batch: dict[str, torch.Tensor], targets: int = 0) -> to
     )
     logits = out.logits[:, :-1, :].float()
     labels = batch["labels"][:, -keep + 1 :]
-    if not targets:
-        return torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
-        )
-    return torch.nn.functional.cross_entropy(
+    total = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
-    ) / targets
+    )
+    return total / (targets or int((labels != IGNORE_INDEX).sum()))
 
 
 def release_memory() -> None:
@@ -223,13 +216,8 @@ def train_lora(peft_model, tokenizer, rows: Sequence[Record], cfg: LoraTrainConf
     from clearcurate.llm.models import arithmetic
 
     class _ResponseLossTrainer(Trainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            return response_loss(model, inputs)
-
         def training_step(self, model, inputs, num_items_in_batch=None):
             """Forward and backward one micro-batch at a time (`micro_batches`); the losses sum to the batch's mean."""
-            if "parts" not in inputs:
-                return super().training_step(model, inputs, num_items_in_batch)
             model.train()
             parts = self._prepare_inputs(inputs)["parts"]
             targets = sum(int((p["labels"] != IGNORE_INDEX).sum()) for p in parts)

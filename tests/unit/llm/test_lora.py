@@ -59,7 +59,7 @@ def test_a_response_longer_than_max_length_trains_with_its_prompt_and_no_end_of_
     assert tok.eos_token_id not in labelled  # cut text never teaches the model to stop there
     assert long_response.startswith(tok.decode(labelled).strip())
     rows = [ex, encode_example(tok, "Short?", "Yes.", max_length=64)]
-    batch = _Collator(tok.pad_token_id)(rows)
+    batch = _Collator(tok.pad_token_id).pad(rows)
     with torch.no_grad():
         loss = response_loss(tiny_lm.model, batch)
     assert torch.isfinite(loss)
@@ -73,7 +73,7 @@ def test_the_collator_refuses_a_row_without_a_prompt(tiny_lm):
 
 
 def test_response_loss_equals_full_logit_cross_entropy(tiny_lm):
-    batch = _Collator(tiny_lm.tokenizer.pad_token_id)(
+    batch = _Collator(tiny_lm.tokenizer.pad_token_id).pad(
         [encode_example(tiny_lm.tokenizer, r["prompt"], r["response"], 256) for r in ROWS[:3]]
     )
     with torch.no_grad():
@@ -106,7 +106,7 @@ def test_micro_batches_give_the_whole_batch_gradient(tiny_model_dir):
     base, tok = load(tiny_model_dir)
     rows = [encode_example(tok, r["prompt"] * (1 + i % 3), r["response"], 256) for i, r in enumerate(ROWS)]
     model = attach_lora(base, LoraTrainConfig(lora_r=4, target_modules=("q_proj", "v_proj")))
-    whole = _Collator(tok.pad_token_id)(rows)
+    whole = _Collator(tok.pad_token_id).pad(rows)
     response_loss(model, whole).backward()
     expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     model.zero_grad()
