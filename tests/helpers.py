@@ -155,6 +155,19 @@ def copy_repo(source: Path, dest: Path) -> Path:
     return dest
 
 
+def with_removed_rows(source: Path, dest: Path) -> Path:
+    """A private copy of a pipeline repo whose filter removes rows, run through `correct`: a fixed threshold
+    above all but the highest scores (the tiny model's scores tie at the bottom, so the default removes none)."""
+    repo = copy_repo(source, dest)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    gamma = sorted(r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl"))[-2]
+    params["filter"].update(gamma=gamma, quantile=None)
+    params["validate"]["max_removed_share"] = 0.95
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    run_cmd(["dvc", "repro", "correct"], repo)
+    return repo
+
+
 def local_openai_server(model_dir: Path, model_name: str, api_key: str, **settings):
     """The loopback OpenAI-compatible server over a prepared model: yields (state, base_url), then stops."""
     from clearcurate.llm.hf import LocalLM

@@ -264,7 +264,7 @@ def _to_cdf(residuals: np.ndarray) -> list[float]:
     return [0.5 * (1.0 + math.erf(e / sd / math.sqrt(2.0))) for e in residuals]
 
 
-def _line_residuals(values: Sequence[float], lengths: Sequence[int], degree: int = 1) -> np.ndarray:
+def _poly_residuals(values: Sequence[float], lengths: Sequence[int], degree: int) -> np.ndarray:
     x, y = np.log(np.asarray(lengths, float)), np.asarray(values, float)
     degree = min(degree, len(set(x.tolist())) - 1)
     return y - (np.polyval(np.polyfit(x, y, degree), x) if degree >= 1 else y.mean())
@@ -272,7 +272,7 @@ def _line_residuals(values: Sequence[float], lengths: Sequence[int], degree: int
 
 def polynomial(degree: int) -> LengthRule:
     """A least-squares polynomial of this degree on log(length) instead of a line."""
-    return lambda values, lengths, spread=False: _to_cdf(_line_residuals(values, lengths, degree)) if len(values) else []
+    return lambda values, lengths, spread=False: _to_cdf(_poly_residuals(values, lengths, degree)) if len(values) else []
 
 
 def running_median(share: float) -> LengthRule:
@@ -289,13 +289,14 @@ def running_median(share: float) -> LengthRule:
 
 
 def shrunk(tokens: int) -> LengthRule:
-    """The line's residual times L / (L + tokens): a per-token rate over few tokens is mostly chance, so a short
-    response is pulled toward its length's expectation, as an empirical-Bayes estimate would."""
+    """The pipeline's line residual (`confidence._residuals`) times L / (L + tokens): a per-token rate over few
+    tokens is mostly chance, so a short response is pulled toward its length's expectation, as an
+    empirical-Bayes estimate would."""
     def rule(values: Sequence[float], lengths: Sequence[int], spread: bool = False) -> list[float]:
         if not len(values):
             return []
         size = np.asarray(lengths, float)
-        return _to_cdf(_line_residuals(values, lengths) * size / (size + tokens))
+        return _to_cdf(np.asarray(confidence._residuals(list(np.log(size)), values)) * size / (size + tokens))
     return rule
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from clearcurate.data.reports import remote_loads
-from helpers import SECRETS, command_env, copy_repo, read_lines, run_cmd
+from helpers import SECRETS, command_env, copy_repo, read_lines, run_cmd, with_removed_rows
 
 pytestmark = pytest.mark.pipeline
 
@@ -138,17 +138,11 @@ def test_a_filter_that_would_drop_too_much_stops_with_a_report(repo: Path):
 
 
 def test_another_eta_re_decides_from_cached_evidence_without_model_work(pipeline_run, tmp_path_factory):
-    repo = copy_repo(pipeline_run, tmp_path_factory.mktemp("eta") / "repo")  # its own copy: this test changes params
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    # A threshold above all but the highest scores (the tiny model's tie at the bottom), so rows go to Auto-Correct.
-    gamma = sorted(r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl"))[-2]
-    params["filter"].update(gamma=gamma, quantile=None)
-    params["validate"]["max_removed_share"] = 0.95
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    run_cmd(["dvc", "repro", "correct"], repo)
+    repo = with_removed_rows(pipeline_run, tmp_path_factory.mktemp("eta") / "repo")  # its own copy: this test changes params
     first = json.loads((repo / "metrics/correct.json").read_text())
     assert first["given"] > 0 and first["cached"] == 0  # the model's evidence was computed, and stored
     assert first["eta"] == 0.0  # the test preset's: any differing candidate is accepted
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     params["correct"]["eta"] = 0.5
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     out = run_cmd(["dvc", "repro", "correct"], repo)

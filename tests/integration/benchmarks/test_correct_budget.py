@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-import yaml
-
-from helpers import ROOT, copy_repo, read_lines, run_cmd
+from helpers import ROOT, read_lines, run_cmd, with_removed_rows
 
 
 def test_it_redraws_the_stages_samples_and_counts_the_cut_ones_per_budget(pipeline_run, tmp_path):
-    repo = copy_repo(pipeline_run, tmp_path / "repo")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    # a threshold above all but the highest scores (the tiny model's tie at the bottom), so rows go to Auto-Correct
-    gamma = sorted(r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl"))[-2]
-    params["filter"].update(gamma=gamma, quantile=None)
-    params["validate"]["max_removed_share"] = 0.95
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    run_cmd(["dvc", "repro", "correct"], repo)
+    repo = with_removed_rows(pipeline_run, tmp_path / "repo")
     decisions = read_lines(repo / "data" / "curated" / "decisions.jsonl")
     assert decisions and all(d["samples"] for d in decisions)
     out = run_cmd([sys.executable, str(ROOT / "benchmarks" / "scale" / "correct_budget.py"), str(repo),
