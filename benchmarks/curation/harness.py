@@ -174,7 +174,8 @@ TRAIN_ADDED_AT = {"precision": "fp32"}  # issue 30: training was float32 before 
 # Training settings that change memory and speed, not what a model learns (up to float rounding, as `--batch-size`
 # does for inference): never in a cell's key. The code fingerprint still marks every cell made before they existed.
 TRAIN_SPEED_ONLY = ("max_batch_tokens",)
-CORRECT_ADDED_AT = {"max_new_tokens_cap": 0}  # issue 31: Auto-Correct's budget was fixed before its cap
+CORRECT_ADDED_AT = {"max_new_tokens_cap": 0,  # issue 31: Auto-Correct's budget was fixed before its cap
+                    "top_p": 1.0}  # issue 31: its samples came from the whole distribution before correct.top_p
 # params.yaml as it was when the cells stored before issue 30 were made (877b02a), with the added settings at their old
 # behaviour: `--report-only` finds a set's cells under these when it has none under today's, and marks them stale.
 LEGACY_SETTINGS = HERE / "settings_before_issue30.yaml"

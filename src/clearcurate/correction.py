@@ -133,7 +133,7 @@ def _agreement(lm: ChatLM, rows: Sequence[Record], cfg: CorrectConfig) -> list[R
     # a fixed 32 tokens cut off 57% of the samples on free-form rows, and a cut-off sample cannot be the candidate.
     # A sample's randomness depends on the seed, its index and its prompt only (LocalLM.sample), not on the other rows.
     budgets = correction_budgets(lm, rows, cfg)
-    sampled_rows = lm.sample([lm.chat(r["prompt"]) for r in rows], n=cfg.k, temperature=cfg.temperature,
+    sampled_rows = lm.sample([lm.chat(r["prompt"]) for r in rows], n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                              max_new_tokens=budgets, seed=cfg.seed, given=[r["response"] for r in rows], desc="propose")
     out: list[Record] = []
     for row, sampled, budget in zip(rows, sampled_rows, budgets, strict=True):

@@ -27,6 +27,11 @@ def test_correct_config_rejects_bad_settings():
         CorrectConfig(k=1)
     with pytest.raises(ValueError, match=r"correct\.eta"):
         CorrectConfig(eta=1.5)
+    for top_p in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"correct\.top_p must be in \(0, 1\]"):
+            CorrectConfig(top_p=top_p)
+    with pytest.raises(ValueError, match=r"correct\.temperature"):
+        CorrectConfig(temperature=0.0)
     with pytest.raises(ValueError, match=r"token cap \(16\) is below the floor \(32\)"):
         CorrectConfig(max_new_tokens_cap=16)
 

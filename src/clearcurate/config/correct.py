@@ -16,6 +16,7 @@ class CorrectConfig:
     eta: float = 0.9
     k: int = 5
     temperature: float = 1.0
+    top_p: float = 1.0
     max_new_tokens: int = 32
     max_new_tokens_cap: int = 256
     order: str = "both"
@@ -27,6 +28,8 @@ class CorrectConfig:
             "judge": (self.judge in JUDGES, f"one of {JUDGES}"),
             "order": (self.order in ORDERS, f"one of {ORDERS}"),
             "eta": (0.0 <= self.eta <= 1.0, "in [0, 1]"),
+            "temperature": (self.temperature > 0, "> 0"),
+            "top_p": (0.0 < self.top_p <= 1.0, "in (0, 1]"),
             "k": (self.k >= 2 or self.judge != "agreement", ">= 2 for the agreement judge (agreement of one sample is meaningless)"),
             "max_new_tokens": (self.max_new_tokens >= 1, ">= 1"),
         })

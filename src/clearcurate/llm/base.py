@@ -69,8 +69,9 @@ class ChatLM(Protocol):
         ...
 
     def sample(self, prompts: Sequence[str], n: int = 1, temperature: float = 1.0, max_new_tokens: int | Sequence[int] = 32,
-               seed: int = 0, desc: str = "generate", given: Sequence[str] | None = None) -> list[Sampled]:
-        """`n` continuations per rendered prompt, with log-probabilities (and that of `given` responses)."""
+               seed: int = 0, desc: str = "generate", given: Sequence[str] | None = None, top_p: float = 1.0) -> list[Sampled]:
+        """`n` continuations per rendered prompt, with log-probabilities (and that of `given` responses), drawn
+        from the `top_p` nucleus of the tempered distribution."""
         ...
 
     def greedy(self, prompts: Sequence[str], max_new_tokens: int | Sequence[int] = 32, desc: str = "generate") -> list[str]:

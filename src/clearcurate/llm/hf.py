@@ -74,6 +74,19 @@ def exponential_race(probs: torch.Tensor, generators: Sequence[torch.Generator])
     return (-torch.log(noise) / probs).argmin(dim=-1)
 
 
+def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """`probs` restricted to each row's nucleus: the most likely tokens whose mass first reaches `top_p`,
+    renormalised (Holtzman et al. 2020, arXiv 1904.09751). Pure sampling draws from the whole tail, and a 135M
+    model's unlikely tokens are what turns its free-form samples into text that never ends (issue 31)."""
+    if top_p >= 1.0:
+        return probs
+    ordered, order = probs.sort(dim=-1, descending=True)
+    outside = ordered.cumsum(dim=-1) - ordered >= top_p  # the mass before a token already reaches top_p
+    ordered = ordered.masked_fill(outside, 0.0)
+    kept = torch.zeros_like(probs).scatter(-1, order, ordered)
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
 def adapter_identity(path: str | Path) -> str:
     """A saved adapter's identity, a hash of its config and weights: equal for the same model, wherever it is stored."""
     files = ("adapter_config.json", "adapter_model.safetensors")
@@ -237,8 +250,10 @@ class LocalLM:
         seed: int = 0,
         desc: str = "generate",
         given: Sequence[str] | None = None,
+        top_p: float = 1.0,
     ) -> list[Sampled]:
-        """k = `n` continuations per prompt (temperature 0: greedy, use n=1).
+        """k = `n` continuations per prompt (temperature 0: greedy, use n=1), each token drawn from the
+        tempered distribution's `top_p` nucleus (1: all of it).
 
         `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.core.budget).
         With `given`, also returns log p(given[i] + end-of-turn | prompts[i]). A prompt's samples
@@ -251,7 +266,7 @@ class LocalLM:
             batch_given = [given[i] for i in idx] if given is not None else None
             batch_prompts, batch_budgets = [prompts[i] for i in idx], [budgets[i] for i in idx]
             generators = sequence_generators(batch_prompts, n, seed, self.device) if temperature > 0 else None
-            results = self._sample_batch(batch_prompts, n, temperature, batch_budgets, generators, batch_given)
+            results = self._sample_batch(batch_prompts, n, temperature, batch_budgets, generators, batch_given, top_p)
             for i, result in zip(idx, results):
                 out[i] = result
         return out  # type: ignore[return-value]
@@ -264,6 +279,7 @@ class LocalLM:
         budgets: list[int],
         generators: list[torch.Generator] | None,
         given: list[str] | None,
+        top_p: float = 1.0,
     ) -> list[Sampled]:
         """One batch of `sample`; sequence r * n + j draws from `generators[r * n + j]` (None: greedy)."""
         enc = self._encode(prompts)
@@ -295,7 +311,8 @@ class LocalLM:
         for _ in range(max(budget)):
             logprobs = torch.log_softmax(logits, dim=-1)
             if generators is not None:
-                nxt = exponential_race(torch.softmax(logits / temperature, dim=-1), [generators[row] for row in alive])
+                probs = nucleus(torch.softmax(logits / temperature, dim=-1), top_p)
+                nxt = exponential_race(probs, [generators[row] for row in alive])
             else:
                 nxt = logits.argmax(dim=-1)
             step_lp = logprobs.gather(-1, nxt[:, None]).squeeze(-1).tolist()

@@ -1,7 +1,7 @@
 """A small OpenAI-compatible HTTP server over a local transformers model, for tests and benchmarks.
 
 It implements the subset of the API that `model.backend: openai` uses: chat completions (with
-`n`, `temperature`, `seed`, `logprobs` / `top_logprobs`, token usage), file upload, and
+`n`, `temperature`, `top_p`, `seed`, `logprobs` / `top_logprobs`, token usage), file upload, and
 fine-tuning jobs (a LoRA adapter trained on the uploaded chat file, served as a new model id).
 It can be told to misbehave (429 with Retry-After, 500, a reply slower than the client's
 timeout, malformed JSON: queued faults served to the next chat requests and file uploads in
@@ -103,7 +103,7 @@ def chat_completion(state: ServerState, body: dict[str, Any]) -> dict[str, Any]:
     with state.lock:
         prompt = _render(model, body["messages"])
         sampled = model.sample([prompt], n=n, temperature=temperature, max_new_tokens=max_tokens,
-                               seed=int(body.get("seed") or 0))[0]
+                               seed=int(body.get("seed") or 0), top_p=float(body.get("top_p", 1.0)))[0]
         choices = []
         for index, gen in enumerate(sampled.generations):
             choice: dict[str, Any] = {"index": index, "finish_reason": "stop",

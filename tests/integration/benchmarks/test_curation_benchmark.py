@@ -259,3 +259,22 @@ def test_results_explain_each_unmet_target_from_the_development_measurements():
     assert len(lifted) == len(reasons) - 4
     assert any(r.startswith("**Detection ≥ 0.75 on errors the scorer would make itself") for r in reasons)
     assert len(unmet_reasons(results, dev, freeform, {}, growth)) == len(lifted) - 1  # no natural-error measurements, no such reason
+
+
+def test_a_setting_added_later_leaves_the_stored_cells_keys_alone():
+    """A cell's key names only settings that existed when the stored cells were made (LEGACY_SETTINGS): a
+    setting added since must be left out at the value that reproduces the old behaviour (`*_ADDED_AT`), or
+    every stored cell's key changes and `--report-only` silently loses them (adding `correct.top_p` lost
+    the 31 Filter + Correct cells of 260, and with them the CIs the README quotes)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from harness import CORRECT_ADDED_AT, LEGACY_SETTINGS, keyed, train_config, train_key_values
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    from clearcurate.config import CorrectConfig
+    from clearcurate.correction import evidence_settings
+
+    legacy = yaml.safe_load(LEGACY_SETTINGS.read_text(encoding="utf-8"))
+    correct = keyed(evidence_settings(CorrectConfig(**legacy["correct"], beta=legacy["score"]["beta"])), CORRECT_ADDED_AT)
+    assert set(correct) - {"beta"} <= set(legacy["correct"]), "add the new setting to harness.CORRECT_ADDED_AT"
+    assert set(train_key_values(train_config(legacy["train"]))) <= set(legacy["train"]), "add it to harness.TRAIN_ADDED_AT"

@@ -61,6 +61,13 @@ def test_samples_use_n_in_one_request_and_count_tokens(lm, server):
     assert lm.usage.requests == 2 and lm.usage.prompt_tokens > 0 and lm.usage.completion_tokens > 0
 
 
+def test_top_p_reaches_the_server(lm, server):
+    """A tiny nucleus leaves one token to draw: every sample is the server's greedy answer."""
+    prompt = lm.chat("Name a colour.")
+    out = lm.sample([prompt], n=3, temperature=1.0, max_new_tokens=4, top_p=1e-6)
+    assert {g.text for g in out[0].generations} == set(lm.greedy([prompt], 4))
+
+
 def test_without_n_support_k_requests_are_made(lm, server):
     state, _ = server
     lm.cfg = replace(lm.cfg, n_per_request=False)

@@ -186,3 +186,18 @@ def test_exponential_race_draws_from_the_distribution():
     generators = [torch.Generator().manual_seed(i) for i in range(len(probs))]
     counts = torch.bincount(exponential_race(probs, generators), minlength=4).float() / len(probs)
     torch.testing.assert_close(counts, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.015, rtol=0)
+
+
+def test_nucleus_keeps_the_smallest_set_that_reaches_top_p():
+    from clearcurate.llm.hf import nucleus
+
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.9, 0.03, 0.02]])
+    torch.testing.assert_close(nucleus(probs, 0.8), torch.tensor([[0.625, 0.375, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(nucleus(probs, 0.81)[0], torch.tensor([0.5, 0.3, 0.15, 0.0]) / 0.95)
+    assert nucleus(probs, 1.0) is probs
+
+
+def test_a_tiny_nucleus_samples_the_greedy_answer(tiny_lm):
+    prompts = [tiny_lm.chat(p) for p in PROMPTS]
+    sampled = tiny_lm.sample(prompts, n=2, temperature=1.0, max_new_tokens=6, seed=3, top_p=1e-6)
+    assert [[g.text for g in s.generations] for s in sampled] == [[t, t] for t in tiny_lm.greedy(prompts, max_new_tokens=6)]

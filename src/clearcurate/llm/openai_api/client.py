@@ -217,8 +217,9 @@ class OpenAIChatLM:
         seed: int = 0,
         desc: str = "generate",
         given: Sequence[str] | None = None,
+        top_p: float = 1.0,
     ) -> list[Sampled]:
-        """k = `n` answers per prompt: one request with n=k, or k requests (different seeds).
+        """k = `n` answers per prompt: one request with n=k, or k requests (different seeds); `top_p` is the API's.
 
         `max_new_tokens` is one budget for all prompts or one per prompt (see clearcurate.core.budget).
         """
@@ -228,7 +229,7 @@ class OpenAIChatLM:
             )
         want_lp = self.cfg.top_logprobs > 0
         budgets = per_prompt(max_new_tokens, len(prompts))
-        extra = {"temperature": temperature, "logprobs": want_lp}
+        extra = {"temperature": temperature, "logprobs": want_lp, **({"top_p": top_p} if top_p < 1.0 else {})}
         if self.cfg.n_per_request or n == 1:
             requests = [self._request(p, n=n, seed=seed, max_tokens=b, **extra) for p, b in zip(prompts, budgets)]
         else:
