@@ -36,11 +36,13 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[161, 256, 384, 512])
     parser.add_argument("--temperature", type=float, default=None,
                         help="sample at this temperature instead of params.yaml's correct.temperature (other samples)")
+    parser.add_argument("--top-p", type=float, default=None,
+                        help="sample from this nucleus instead of params.yaml's correct.top_p (other samples)")
     args = parser.parse_args()
     setup_logging()
     project = args.project
     params = load_file(project / "params.yaml")
-    cfg = params.correct if args.temperature is None else replace(params.correct, temperature=args.temperature)
+    cfg = replace(params.correct, **{k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p)) if v is not None})
     decisions = list(read_jsonl(project / "data" / "curated" / "decisions.jsonl"))
     removed = {r["id"]: r for r in read_jsonl(project / "data" / "filtered" / "removed.jsonl")}
     rows = [removed[d["id"]] for d in decisions]
@@ -48,12 +50,13 @@ def main() -> None:
     lm = LocalLM(model, tokenizer, batch_size=params.model.batch_size)
     largest = max(args.budgets)
     log.info("sampling %d removed rows x %d at %d tokens", len(rows), cfg.k, largest)
-    sampled = lm.sample([lm.chat(r["prompt"]) for r in rows], n=cfg.k, temperature=cfg.temperature,
+    sampled = lm.sample([lm.chat(r["prompt"]) for r in rows], n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                         max_new_tokens=largest, seed=cfg.seed, desc="propose")
     tokens = np.array([[g.n_tokens for g in s.generations] for s in sampled])
     same = sum(s.generations[0].text[:40] == d["samples"][0][:40] for s, d in zip(sampled, decisions))
     print(json.dumps({
-        "project": str(project), "rows": len(rows), "samples": int(tokens.size), "k": cfg.k, "temperature": cfg.temperature,
+        "project": str(project), "rows": len(rows), "samples": int(tokens.size), "k": cfg.k,
+        "temperature": cfg.temperature, "top_p": cfg.top_p,
         "stage budgets": sorted({d["budget"] for d in decisions}),
         "first samples that begin as the stage's did": f"{same} of {len(rows)}",
         "finished samples' tokens (50th, 90th, 99th percentile)":
