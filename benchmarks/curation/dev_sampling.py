@@ -74,9 +74,8 @@ def evidence_code() -> str:
     return source_fingerprint((*CORRECTION_MODULES, "clearcurate.llm.lora"))[:16]
 
 
-def free_form_set(name: str, params: dict[str, Any], tokenizer: Any) -> tuple[list[Record], dict[str, Record], set[str]]:
-    """(rows, labels by id, removed ids): removed as the pipeline's filter would, from the stored components."""
-    recs, _, _ = stored_sets(params, tokenizer)[name]
+def free_form_set(name: str, params: dict[str, Any], recs: list[Record]) -> tuple[list[Record], dict[str, Record], set[str]]:
+    """(rows, labels by id, removed ids): removed as the pipeline's filter would, from the set's stored components `recs`."""
     rows, labels = rows_and_labels() if name == SHORT_SET else _dev_rows(name)
     cfg = applied(ScoreConfig(**params["score"]), "free_form")
     conf = {r["id"]: c for r, (c, _) in zip(recs, confidences(recs, cfg, "free_form"), strict=True)}
@@ -97,8 +96,9 @@ def run(params: dict[str, Any], typed: Any, names: list[str]) -> None:
     model_dir = HERE / "raw" / "models" / params["model"]["name"]
     lm = load_lm(typed, model_dir)
     cache = Cache(STORE)
+    stored = stored_sets(params, lm.tokenizer) if set(names) & set(FREE_FORM) else {}  # read once for every set
     for name in names:
-        rows, labels, removed_ids = powered_set() if name == POWERED else free_form_set(name, params, lm.tokenizer)
+        rows, labels, removed_ids = powered_set() if name == POWERED else free_form_set(name, params, stored[name][0])
         removed = [r for r in rows if r["id"] in removed_ids]
         kept = [r for r in rows if r["id"] not in removed_ids]
         spec = next((s for s in [*DEV_SETS, *DEV_SETS_POWERED] if s.name == name), None)

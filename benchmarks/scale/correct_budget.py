@@ -2,13 +2,14 @@
 
 On the 300-row free-form trial, 52 of the 60 removed rows had a sample cut off at its budget (161 tokens,
 the kept responses' 90th percentile: `correction.with_data_floor`). This samples the same rows again as the
-`correct` stage does (the filtered model, `lm.chat` prompts, params.yaml's `correct` k, temperature and
-seed) once at the largest budget asked; a sample's tokens do not depend on its budget (`LocalLM.sample`),
+`correct` stage does (the filtered model, `lm.chat` prompts, params.yaml's `correct` k, temperature, top_p
+and seed) once at the largest budget asked; a sample's tokens do not depend on its budget (`LocalLM.sample`),
 so one run gives, for every smaller budget, which samples it would cut. Prints JSON.
 
     .venv/bin/python benchmarks/scale/stages.py --freeform 300 --keep /tmp/trial     # the trial, kept
     .venv/bin/python benchmarks/scale/correct_budget.py /tmp/trial/local/project --budgets 161 256 384 512
     .venv/bin/python benchmarks/scale/correct_budget.py /tmp/trial/local/project --temperature 0.7   # other samples
+    .venv/bin/python benchmarks/scale/correct_budget.py /tmp/trial/local/project --top-p 0.8   # other samples
 """
 
 from __future__ import annotations
