@@ -162,3 +162,20 @@ def test_no_verdict_is_quoted_beside_a_stale_comparison(page, heading):
     lines = _section(page, heading).replace("−", "-").splitlines()
     quoting = [line for line in lines if set(re.findall(r"\[(?:[\d.]+% CI )?([+-]\d+\.\d+), ([+-]\d+\.\d+)\]", line)) & stale]
     assert all(not re.search(r"\b(better|worse)\b", line) for line in quoting), [q for q in quoting if re.search(r"better|worse", q)]
+
+
+@pytest.mark.parametrize(("page", "heading"), [
+    ("README.md", "## Does curation work? The benchmark"),
+    ("docs/benchmark.md", "## Results"),
+])
+def test_the_stale_share_the_docs_quote_is_the_reports(page, heading):
+    """"stale (260 of 260)" in the prose is results.json's count of stale results and of all results: cells
+    that stop being found (a preset change moves the rows a filter keeps) or a rerun change it, and then the
+    prose must change with it."""
+    import re
+
+    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    codes = [d["code"] for d in results["datasets"].values()]
+    stored = (sum(c["stale"] for c in codes), sum(c["results"] for c in codes))
+    written = {(int(a), int(b)) for a, b in re.findall(r"stale\*{0,2} \((\d+) of (\d+)", _section(page, heading))}
+    assert written == {stored}, (written, stored)
