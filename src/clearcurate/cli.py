@@ -8,7 +8,7 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,15 @@ def _write_noisy(out: Path, labels_path: Path, train: list[Record], test: list[R
     write_jsonl(labels_path, labels)
     noisy = sum(label["noisy"] for label in labels)
     log.info("wrote %d train rows (%d noisy), %d test rows to %s; noise labels to %s", len(train), noisy, len(test), out, labels_path)
+
+
+def _builder_options(parser: argparse.ArgumentParser, config: type, noise_choices: Sequence[str]) -> None:
+    """A noisy-set builder's options: where its labels go, then one option per field of its config."""
+    parser.add_argument("--labels", default=LABELS_DEFAULT,
+                        help=f"noise labels file, kept apart from the data curation reads (default: {LABELS_DEFAULT})")
+    for f in fields(config):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                            **({"choices": noise_choices} if f.name == "noise" else {}))
 
 
 def _make_squad_n(args: argparse.Namespace) -> None:
@@ -150,11 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     squad.add_argument("--source", default=str(SQUAD_SOURCE), help="flat SQuAD v1.1 JSONL, optionally .gz (default: the bundled copy)")
     squad.add_argument("--out", default="data/raw", help="output folder for train.jsonl and test.jsonl")
-    squad.add_argument("--labels", default=LABELS_DEFAULT,
-                     help=f"noise labels file, kept apart from the data curation reads (default: {LABELS_DEFAULT})")
-    for f in fields(SquadNConfig):
-        squad.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                           **({"choices": SQUAD_NOISE} if f.name == "noise" else {}))
+    _builder_options(squad, SquadNConfig, SQUAD_NOISE)
     squad.set_defaults(func=_make_squad_n)
     gsm = sub.add_parser(
         "make-gsm8k-n",
@@ -164,11 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", default=str(SOURCES), help="folder with gsm8k-train.jsonl.gz and gsm8k-test.jsonl.gz (default: the bundled copies)"
     )
     gsm.add_argument("--out", required=True, help="output folder for train.jsonl and test.jsonl")
-    gsm.add_argument("--labels", default=LABELS_DEFAULT,
-                     help=f"noise labels file, kept apart from the data curation reads (default: {LABELS_DEFAULT})")
-    for f in fields(Gsm8kNConfig):
-        gsm.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                         **({"choices": GSM8K_NOISE} if f.name == "noise" else {}))
+    _builder_options(gsm, Gsm8kNConfig, GSM8K_NOISE)
     gsm.set_defaults(func=_make_gsm8k_n)
     diff = sub.add_parser(
         "diff",
