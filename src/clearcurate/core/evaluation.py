@@ -223,8 +223,9 @@ def with_uncertainty(per_question: Mapping[str, Sequence[float]], seed: int = 0)
         out[metric] = _in_units(metric, float(v.mean()))
         out[f"{metric}_ci_low"] = _in_units(metric, float(np.quantile(means, tail)))
         out[f"{metric}_ci_high"] = _in_units(metric, float(np.quantile(means, 1 - tail)))
-        if metric == HELDOUT:
-            out["heldout_perplexity"] = float(np.exp(v.mean()))
+        if metric == HELDOUT:  # exp is monotone, so the loss's percentile interval gives perplexity's exactly
+            for end in ("", "_ci_low", "_ci_high"):
+                out[f"heldout_perplexity{end}"] = float(np.exp(out[f"{HELDOUT}{end}"]))
     return out
 
 

@@ -138,8 +138,11 @@ def test_every_metric_comes_with_n_and_a_ci_and_the_means_are_model_scores():
     scores = with_uncertainty(per_question_scores(texts, qa, nll))
     assert {k: v for k, v in scores.items() if k != "n" and "_ci_" not in k} == pytest.approx(model_scores(texts, qa, nll))
     assert scores["n"] == 40
-    for metric in ("exact_match", "f1", HELDOUT):
+    for metric in ("exact_match", "f1", HELDOUT, "heldout_perplexity"):
         assert scores[f"{metric}_ci_low"] < scores[metric] < scores[f"{metric}_ci_high"]
+    # Perplexity's interval is the loss's, through exp (monotone: the percentile interval carries over exactly).
+    assert [scores[f"heldout_perplexity{e}"] for e in ("_ci_low", "_ci_high")] == pytest.approx(
+        [math.exp(scores[f"{HELDOUT}{e}"]) for e in ("_ci_low", "_ci_high")])
     # Half right on 40 questions: a standard error of 7.9 points, so about 50 +- 15.
     assert scores["exact_match"] == 50.0 and 32 < scores["exact_match_ci_low"] < 38 and 62 < scores["exact_match_ci_high"] < 68
 
