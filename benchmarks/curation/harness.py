@@ -260,7 +260,7 @@ class Bench:
 
     def _score(self, spec: DatasetSpec, scorer: str, train: list[Record]) -> dict[str, Any]:
         log.info("%s: scoring with %s", spec.name, scorer)
-        start = time.perf_counter()
+        start, hits = time.perf_counter(), sum(self.rows_cache.hits.values()) if self.rows_cache else 0
         if scorer in ("clear", "paper"):
             cfg = self.score_config(spec, "crossfit" if scorer == "clear" else "paper")
             records = score_rows(self.lm, train, cfg, get_similarity(cfg.similarity), self.train_cfg,
@@ -272,7 +272,9 @@ class Bench:
         else:
             records = baselines.perplexity_scores(self.lm, train)
             scores = [r["neg_loss" if scorer == "perplexity" else "neg_ifd"] for r in records]
-        return {"scores": scores, "records": records, "seconds": time.perf_counter() - start}
+        # Rows read from the scoring cache (an interrupted run's work) make `seconds` less than the work took.
+        cached = (sum(self.rows_cache.hits.values()) if self.rows_cache else 0) - hits
+        return {"scores": scores, "records": records, "seconds": time.perf_counter() - start, "cache_hits": cached}
 
     # ---- provenance ------------------------------------------------------------------------
     def fetch(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
@@ -535,6 +537,7 @@ def run_dataset(bench: Bench, spec: DatasetSpec, data_root: Path) -> dict[str, A
         detection.append({
             "scorer": s, "auroc": det.get("auroc"), "precision": det["filter_precision"], "recall": det["filter_recall"],
             "seconds": scored[s]["seconds"], "seconds_per_row": scored[s]["seconds"] / len(train), "stale": scored[s]["stale"],
+            "cache_hits": scored[s].get("cache_hits"),  # None: stored before they were counted
             "calls_per_row": calls_per_row(s, clear_cfg, len(scored[s]["records"][0].get("samples", []))) if s == "clear"
             else calls_per_row(s, bench.score_config(spec, "paper")),
         })

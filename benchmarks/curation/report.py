@@ -370,8 +370,9 @@ def detection_table(res: dict[str, Any]) -> list[str]:
     for d in res["detection"]:
         auroc = ("n/a" if d["auroc"] is None else f"{d['auroc']:.3f}") + (" †" if d.get("stale") else "")
         prec, rec = ("n/a" if v is None else f"{v:.2f}" for v in (d["precision"], d["recall"]))
-        # CLEAR under a second: its work came from the scoring cache of an interrupted run, so no time was measured.
-        cached = d["scorer"] == "clear" and d["seconds"] < 1
+        # Work read from the scoring cache (an interrupted run's) was not timed: CLEAR under a second (stored before
+        # cache hits were counted) or any row from the cache.
+        cached = d["scorer"] == "clear" and (d["seconds"] < 1 or bool(d.get("cache_hits")))
         timing = "n/a (cached) | n/a" if cached else f"{d['seconds']:.0f} | {d['seconds_per_row']:.2f}"
         lines.append(f"| {SCORER_LABELS[d['scorer']]} | {auroc} | {prec} | {rec} | {timing} | {d['calls_per_row']} |")
     return lines

@@ -38,6 +38,7 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
     squad = results["datasets"]["squad-n-20"]
     assert [d["scorer"] for d in squad["detection"]] == ["clear", "paper", "rating", "perplexity", "ifd"]
     assert all(d["auroc"] is None or 0.0 <= d["auroc"] <= 1.0 for d in squad["detection"])
+    assert squad["detection"][0]["cache_hits"] == 0  # scored from nothing: its time is the work's
     cells = {m: c[0] for m, c in squad["downstream"].items()}
     assert set(cells) == {"none", "random", "rating", "ifd", "clear_filter", "clear_filter_auto", "clear_correct",
                           "clear_correct_pairwise", "oracle", "oracle_correct"}
@@ -278,3 +279,16 @@ def test_a_setting_added_later_leaves_the_stored_cells_keys_alone():
     correct = keyed(evidence_settings(CorrectConfig(**legacy["correct"], beta=legacy["score"]["beta"])), CORRECT_ADDED_AT)
     assert set(correct) - {"beta"} <= set(legacy["correct"]), "add the new setting to harness.CORRECT_ADDED_AT"
     assert set(train_key_values(train_config(legacy["train"]))) <= set(legacy["train"]), "add it to harness.TRAIN_ADDED_AT"
+
+
+def test_a_scoring_time_with_work_from_the_cache_is_not_reported_as_measured():
+    """An interrupted scoring run resumes from the per-row cache, and then its wall time is only the rest's:
+    the report says n/a instead of a time the work did not take."""
+    from report import detection_table
+
+    entry = {"scorer": "clear", "auroc": 0.9, "precision": 0.7, "recall": 0.7, "seconds": 120.0, "seconds_per_row": 1.2,
+             "calls_per_row": "1 training pass"}
+    timed, resumed, old = (detection_table({"detection": [{**entry, **extra}]})[-1]
+                           for extra in ({"cache_hits": 0}, {"cache_hits": 40}, {"cache_hits": None}))
+    assert "| 120 | 1.20 |" in timed and "| 120 | 1.20 |" in old
+    assert "n/a (cached)" in resumed and "120" not in resumed
