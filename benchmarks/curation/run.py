@@ -23,6 +23,7 @@ fresh test sets `fresh-n`, `fresh-plausible` and `fresh-freeform`.
 
     .venv/bin/python benchmarks/curation/run.py                      # the small part
     .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
+    .venv/bin/python benchmarks/curation/run.py --part fresh-n --methods none random clear_filter clear_correct  # endpoints first
     .venv/bin/python benchmarks/curation/run.py --quick              # small version, minutes
     .venv/bin/python benchmarks/curation/run.py --report-only        # rebuild the report from raw/
 
@@ -37,6 +38,7 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-seeds", type=int, nargs="+", default=None,
                         help="train only these seeds (0-based) of the selected part, e.g. one per parallel process on a GPU "
                              "sharing one --cache; the report then shows only them: rebuild it with --report-only")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help="train only these methods of the selected part (e.g. the primary endpoints' and the random "
+                             "control's before the oracle's, where compute is short); the report still shows all stored work")
     parser.add_argument("--score-only", action="store_true",
                         help="score the selected part's sets with every scorer and train nothing, e.g. before one process "
                              "per seed (--only-seeds) starts on a GPU, so that they do not all score the same rows")
@@ -90,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--only-seeds trains a subset of seeds; --report-only trains nothing (drop one of them)")
     if args.score_only and (args.report_only or args.only_seeds is not None):
         parser.error("--score-only trains no seed and scores: drop --only-seeds / --report-only")
+    if args.methods is not None and (args.report_only or args.score_only):
+        parser.error("--methods picks what to train; --report-only and --score-only train nothing (drop one of them)")
     setup_logging()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a time limit's SIGTERM unwinds like Ctrl-C
     for needed in (args.params, args.data_root / SQUAD_SOURCE.name, args.data_root / GSM8K_TRAIN_SOURCE.name):
@@ -122,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         started, writes = time.perf_counter(), cache.writes
         meta_name = f"{spec.name}/run_meta"
         try:
-            outcome = run_dataset(bench if selected else reader, spec, args.data_root)
+            runner = bench if selected else reader
+            if selected and args.methods is not None:  # train the chosen methods, then report all the set's stored work
+                if unknown := sorted(set(args.methods) - set(spec.methods)):
+                    parser.error(f"--methods: {spec.name} has no {', '.join(unknown)} (its methods: {', '.join(spec.methods)})")
+                run_dataset(bench, replace(spec, methods=tuple(m for m in spec.methods if m in args.methods)), args.data_root)
+                runner = reader
+            outcome = run_dataset(runner, spec, args.data_root)
             if outcome is None and not selected:
                 outcome = run_dataset(legacy, spec, args.data_root)
         finally:  # an interrupted part (Ctrl-C, a time limit's SIGTERM) still records where its finished work ran

@@ -180,6 +180,14 @@ def test_parallel_workers_each_train_their_seeds_into_one_cache(tmp_path):
     assert {k: v for k, v in json.loads(gzip.decompress(archive.read_bytes())).items() if k.startswith("score-")} == {
         k: v for k, v in items.items() if k.startswith("score-")}  # the worker used the scores, it did not redo them
 
+    # --methods trains only those (the primary endpoints' before the oracle's); the report shows all stored work.
+    worker = _run([*common, "--only-seeds", "0", "--methods", "none", "--out", str(tmp_path / "m")])
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert seeds_in("m") == {"none": [0, 1], "clear_filter": [1], "oracle": [1]}
+    for wrong in (["--methods", "nope"], ["--methods", "none", "--report-only"]):
+        clash = _run([*common, *wrong, "--out", str(tmp_path / "x")])
+        assert clash.returncode == 2 and "--methods" in clash.stderr, clash.stderr[-2000:]
+
     def wall_seconds() -> float:
         return json.loads(gzip.decompress(archive.read_bytes()))["run_meta"]["wall_seconds"]
 
