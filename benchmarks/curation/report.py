@@ -72,12 +72,16 @@ def _sum_correction(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def exploratory(said: str, seeds: int) -> str:
     """A comparison other than a primary endpoint: its verdict marked exploratory, and none from too few seeds
     or from a stale cell."""
     if said == STALE:
         return STALE
-    return f"exploratory: {said}" if seeds >= MIN_SEEDS else f"exploratory, {seeds} seeds: no verdict (needs {MIN_SEEDS})"
+    return f"exploratory: {said}" if seeds >= MIN_SEEDS else f"exploratory, {_seeds(seeds)}: no verdict (needs {MIN_SEEDS})"
 
 
 def judged(ok: bool, stale: bool, yes: str = "holds", no: str = "does NOT hold") -> str:
@@ -122,7 +126,7 @@ def primary_lines(results: dict[str, Any]) -> list[str]:
             continue
         d = p["exact_match"]
         said = d["verdict"] if p["seeds"] >= MIN_SEEDS or d["verdict"] == STALE else \
-            f"no verdict ({p['seeds']} seeds, needs {MIN_SEEDS})"
+            f"no verdict ({_seeds(p['seeds'])}, needs {MIN_SEEDS})"
         mark = " †" if p.get("stale") else ""
         lines.append(f"| {name} | {label} | {d['diff']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]{mark} | {p['seeds']} | {said} |")
     return lines
@@ -152,7 +156,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                 p = paired[method][head]
                 f = _fmt(head)
                 out.append(f"{name}: {METHOD_LABELS[method]} vs No curation: {p['diff']:+{f}} {METRIC_LABELS[head]} "
-                           f"[95% CI {p['low']:+{f}}, {p['high']:+{f}}] over {paired[method]['seeds']} seeds -> "
+                           f"[95% CI {p['low']:+{f}}, {p['high']:+{f}}] over {_seeds(paired[method]['seeds'])} -> "
                            f"{exploratory(p['verdict'], paired[method]['seeds'])}.")
         ds = res["downstream"]
         if ds.get("clear_correct") and ds.get("clear_filter"):
@@ -165,7 +169,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             if (vs := res.get("correct_vs_filter")) is not None:
                 d, f = vs[head], _fmt(head)
                 line += (f"; paired Δ {d['diff']:+{f}} {METRIC_LABELS[head]} [95% CI {d['low']:+{f}}, {d['high']:+{f}}] "
-                         f"over {vs['seeds']} seeds: {exploratory(d['verdict'], vs['seeds'])}")
+                         f"over {_seeds(vs['seeds'])}: {exploratory(d['verdict'], vs['seeds'])}")
             out.append(line + ".")
         if "agreement" in res.get("correction", {}):
             c = _sum_correction(res["correction"]["agreement"])
