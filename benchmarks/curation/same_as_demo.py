@@ -2,8 +2,9 @@
 demo's own rows with params.yaml and compare them with the demo's metrics/evaluate.json (issue 29).
 
 The demo's data is squad-n-20's: the benchmark's `none` cell of seed `train.seed` is the demo's `baseline`
-model, and a cell on the demo's kept rows is its `filtered` model. Cells land in the benchmark's cache
-like any other (with today's code fingerprint). Prints JSON and writes `same_as_demo_results.json`.
+model, a cell on the demo's kept rows is its `filtered` model, and one on its curated rows (kept and corrected)
+its `corrected` model. Cells land in the benchmark's cache like any other (with today's code fingerprint).
+Prints JSON and writes `same_as_demo_results.json`.
 
     make demo && .venv/bin/python benchmarks/curation/same_as_demo.py            # about 5 min on 2 CPU cores
 """
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     name = params["model"]["name"]
     bench = Bench(load_lm(typed, args.demo / "models/base"), params, Cache(args.cache / "results" / "full" / name.replace("/", "_")),
                   name, seeds=1)
-    models = {"base": None, "baseline": train, "filtered": read_jsonl(args.demo / "data/filtered/kept.jsonl")}
+    models = {"base": None, "baseline": train, "filtered": read_jsonl(args.demo / "data/filtered/kept.jsonl"),
+              "corrected": read_jsonl(args.demo / "data/curated/train.jsonl")}  # kept rows and Auto-Correct's replacements
     out: dict = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
                             f"Python {platform.python_version()}", "code": bench.code, "models": {}}
     for model, rows in models.items():

@@ -63,3 +63,14 @@ def test_the_full_size_check_refuses_a_checkout_whose_rows_are_not_the_benchmark
         sys.path.remove(str(BENCH))
     with pytest.raises(SystemExit, match="not squad-n-20's"):
         same_as_demo.main(["--demo", str(pipeline_run)])
+
+
+def test_the_docs_quote_the_stored_full_size_check() -> None:
+    """docs/benchmark.md's account of same_as_demo.py (which models are identical, how close the base model is, at
+    which code) is the stored result's, so a rerun that moves it fails here until the prose follows."""
+    stored = json.loads((BENCH / "same_as_demo_results.json").read_text(encoding="utf-8"))
+    text = " ".join((ROOT / "docs" / "benchmark.md").read_text(encoding="utf-8").split())
+    identical = [m for m, v in stored["models"].items() if v["identical"]]
+    assert f"the {', '.join(identical[:-1])} and {identical[-1]} models' metrics" in text
+    close = [v["max_relative_difference"] for v in stored["models"].values() if not v["identical"]]
+    assert close and f"within {max(close):.1e} relative" in text and f"`{stored['code']}`" in text
