@@ -102,6 +102,7 @@ def _stored_numbers(value) -> set[str]:
     ("docs/curation.md", "## Natural errors and how detection grows with the data"),
     ("benchmarks/curation/DEVELOPMENT.md", "## Natural errors by training rows (`dev_growth.py`)"),
     ("README.md", "## Does curation work? The benchmark"),
+    ("docs/benchmark.md", "## Results"),
 ])
 def test_every_auroc_in_the_prose_on_natural_errors_is_a_stored_number(page, heading):
     """The prose on natural errors is checked against the stored results: an AUROC typed by hand, or one
@@ -112,7 +113,7 @@ def test_every_auroc_in_the_prose_on_natural_errors_is_a_stored_number(page, hea
     for name in ("dev_growth_results.json", "dev_natural_results.json", "dev_defects_results.json", "dev_verify_results.json",
                  "dev_freeform_results.json", "results.json"):
         stored |= _stored_numbers(json.loads((ROOT / "benchmarks" / "curation" / name).read_text(encoding="utf-8")))
-    written = set(re.findall(r"(?<![\d.])[01]\.\d{3}(?!\d)", _section(page, heading)))
+    written = set(re.findall(r"(?<![\d.])(?<!± )[01]\.\d{3}(?!\d)", _section(page, heading)))  # not a spread: the test below
     assert written and not written - stored, sorted(written - stored)
 
 
@@ -179,3 +180,52 @@ def test_the_stale_share_the_docs_quote_is_the_reports(page, heading):
     stored = (sum(c["stale"] for c in codes), sum(c["results"] for c in codes))
     written = {(int(a), int(b)) for a, b in re.findall(r"stale\*{0,2} \((\d+) of (\d+)", _section(page, heading))}
     assert written == {stored}, (written, stored)
+
+
+def _stored_spreads_and_differences() -> tuple[set[tuple[str, str]], set[str]]:
+    """Each method's "mean ± sd" over seeds of every test metric, and every stored paired difference, as the prose
+    and RESULTS.md write them: one decimal for percentages (EM points), three for nats."""
+    import numpy as np
+
+    from clearcurate.core.evaluation import HELDOUT
+
+    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    spreads: set[tuple[str, str]] = set()
+    for res in results["datasets"].values():
+        for cells in (res.get("downstream") or {}).values():
+            for metric, d in (("exact_match", 1), ("f1", 1), ("token_f1_vs_reference", 1), (HELDOUT, 3)):
+                if len(values := [c[metric] for c in cells if c.get(metric) is not None]) > 1:
+                    spreads.add((f"{np.mean(values):.{d}f}", f"{np.std(values, ddof=1):.{d}f}"))
+    differences: set[str] = set()
+
+    def walk(value, key: str = "") -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("diff"), float):
+                differences.add(f"{value['diff']:+.{3 if key == HELDOUT else 1}f}")
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(results)
+    return spreads, differences
+
+
+@pytest.mark.parametrize(("page", "heading"), [
+    ("README.md", "## Does curation work? The benchmark"),
+    ("docs/benchmark.md", "## Results"),
+])
+def test_every_spread_and_difference_the_docs_quote_is_a_stored_one(page, heading):
+    """A test score quoted as "40.7 ± 2.2" (a loss as "2.344 ± 0.004") is a method's mean ± sd over its stored seeds,
+    and a signed difference quoted outside a CI ("+8.3 and +5.2") is a stored paired difference: a rerun that moves
+    either fails here. A one-decimal difference can match another stored one by chance (about 3 in 10 of the values
+    within 10 EM points are stored somewhere); the spreads and the CIs (the test above) are matched as pairs."""
+    import re
+
+    spreads, differences = _stored_spreads_and_differences()
+    text = _section(page, heading).replace("−", "-")
+    written = set(re.findall(r"(\d+\.\d+) ± (\d+\.\d+)", text))
+    assert written and not written - spreads, sorted(written - spreads)
+    signed = set(re.findall(r"(?<![\w.])([+-]\d+\.\d+)(?!\d)", re.sub(r"\[[^\]]*\]", "", text)))  # CIs: the test above
+    assert signed and not signed - differences, sorted(signed - differences)
