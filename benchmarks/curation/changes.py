@@ -2,9 +2,9 @@
 
 Issue 29 asks that a rerun's closing note list every number that changed and why. Written by hand over ~270 cells
 that list drifts from the stored numbers; this script makes it from them. For each set it gives the numbers RESULTS.md
-is built from (detection per scorer, the base model, each method's mean over seeds, the paired and primary
-comparisons, Auto-Correct's counts) before and after, with what explains a change: the code fingerprint, whether the
-cells were stale, and the machines that did the work.
+is built from (the thresholds and `quantile: auto`'s estimate, detection per scorer, the base model, each method's
+mean over seeds, the paired and primary comparisons, Auto-Correct's counts) before and after, with what explains a
+change: the code fingerprint, whether the cells were stale, and the machines that did the work.
 
     .venv/bin/python benchmarks/curation/changes.py --before f69e92b            # JSON (a git revision or a file)
     .venv/bin/python benchmarks/curation/changes.py --before f69e92b --markdown  # a table for a closing note
@@ -58,6 +58,11 @@ def _comparison(prefix: str, comparison: dict[str, Any]) -> dict[str, tuple[Numb
 def numbers(res: dict[str, Any]) -> dict[str, tuple[Number, bool]]:
     """One set's reported numbers by name, each with whether the cell behind it is stale."""
     out: dict[str, tuple[Number, bool]] = {}
+    scores_stale = bool(res.get("code", {}).get("scores_stale"))  # thresholds and the auto estimate follow the scores
+    for method, gamma in (res.get("gammas") or {}).items():
+        out[f"gamma {method}"] = (gamma, scores_stale)
+    if res.get("auto_estimated_noise_share") is not None:
+        out["quantile: auto's estimated noisy share"] = (res["auto_estimated_noise_share"], scores_stale)
     for d in res.get("detection", []):
         for field in ("auroc", "precision", "recall"):
             out[f"detection {d['scorer']} {field}"] = (d.get(field), bool(d.get("stale")))

@@ -255,3 +255,23 @@ def test_what_the_docs_say_of_auto_correct_is_stored(page, heading):
                "damaged": {n for pair in re.findall(r"(\d+)-(\d+)% of clean rows", text) for n in pair}}
     assert any(written.values())
     assert all(written[k] <= stored[k] for k in written), {k: sorted(written[k] - stored[k]) for k in written}
+
+
+def test_what_the_docs_say_of_the_auto_threshold_is_stored():
+    """docs/benchmark.md's summary of `quantile: auto` (how many sets it estimates within 10 points of the true noisy
+    share, and the range elsewhere) is counted from results.json's estimates: it said "1 of 9" for a day after a
+    preset change moved GSM8K-N's estimate from 0% to 17%."""
+    import re
+
+    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    estimates = [(round(100 * r["auto_estimated_noise_share"]), round(100 * r["spec"]["noise_rate"]))
+                 for r in results["datasets"].values() if r.get("auto_estimated_noise_share") is not None]
+    close = [e for e, true in estimates if abs(e - true) <= 10]
+    elsewhere = sorted(e for e, true in estimates if abs(e - true) > 10 and e > 0)
+    text = " ".join(_section("docs/benchmark.md", "## Results").split())
+    said = re.search(r"within ±10 points of the true noisy share on (\d+) of (\d+) sets \(([^)]*)\); elsewhere it gives 0% or "
+                     r"(\d+)-(\d+)%", text)
+    assert said, "the sentence on quantile: auto is gone or reworded: update this test with it"
+    assert (int(said[1]), int(said[2])) == (len(close), len(estimates))
+    assert sorted(int(n) for n in re.findall(r": (\d+)%", said[3])) == sorted(close)  # "(GSM8K-N 20%: 17%, ...)"
+    assert (int(said[4]), int(said[5])) == (elsewhere[0], elsewhere[-1])
