@@ -49,3 +49,17 @@ def test_every_preset_weighs_known_components_and_sums_to_one() -> None:
     for name, p in presets.PRESETS.items():
         assert set(p.weights) <= known, name
         assert sum(p.weights.values()) == pytest.approx(1.0), name
+
+
+@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+def test_the_docs_preset_table_is_the_presets(name: str) -> None:
+    """docs/curation.md's table of presets says what presets.py holds (issue 29 found the table giving another
+    free-form weighting than the code): weights in order, length adjustment, likelihood per response or per token."""
+    from helpers import ROOT
+
+    p = presets.PRESETS[name]
+    row = next(line for line in (ROOT / "docs" / "curation.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith(f"| `{name}` |"))
+    weights = " + ".join(f"{w:g} {c}" for c, w in p.weights.items())
+    assert f"| {weights}{', each against the set' if p.length_adjusted else ''}" in row, row
+    assert f"| per {p.likelihood_per}" in row and f"scale {p.likelihood_scale:g} nats" in row, row
