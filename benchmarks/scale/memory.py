@@ -255,12 +255,38 @@ def hardware() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 2**20, 1), "python": platform.python_version()}
 
 
+RESULTS = Path(__file__).resolve().parent / "memory_results.json"  # runs of three versions of the code: docs/scale.md's table
+STEP_NAMES = {"prepare": "`prepare`", "filter": "`filter`", "filter (rerun at quantile 0.3)": "`filter`, rerun at quantile 0.3",
+              "diff --stage filter": "`diff --stage filter`", "diff kept.jsonl": "`diff` of `kept.jsonl`"}
+
+
+def table(results: dict) -> str:
+    """docs/scale.md's table: each step's peak RSS (MB) under the code `before`, `after` and `now`, and the last run's
+    wall time (s) and load average after it. The docs hold it as printed here; a test checks the two agree."""
+    def steps(version: str) -> dict[tuple[int, str], dict]:
+        return {(size["rows"], step["stage"]): step for size in results[version]["sizes"] for step in size["steps"]}
+
+    before, after, now = steps("before"), steps("after"), steps("now")
+    code = {v: results[v]["code"].split()[0] for v in ("before", "after")}
+    lines = [f"| rows | step | RSS {code['before']} | RSS {code['after']} | RSS now | wall now | load now |",
+             "|---|---|---|---|---|---|---|"]
+    for (rows, stage), step in now.items():
+        rss = [f"{old[(rows, stage)]['peak_rss_mb']:,.0f}" if (rows, stage) in old else "not run" for old in (before, after)]
+        lines.append(f"| {rows:,} | {STEP_NAMES[stage]} | {' | '.join(rss)} | {step['peak_rss_mb']:,.0f} | {step['wall_s']:.0f} | "
+                     f"{step['load_after']:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", action="store_true", help=f"print docs/scale.md's table of the stored runs ({RESULTS.name}) and exit")
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--max-rss-gb", type=float, default=8.0, help="kill a stage whose processes grow beyond this, and stop")
     parser.add_argument("--workdir", type=Path, default=None, help="where the projects go (default: a temporary folder, removed after)")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(RESULTS.read_text(encoding="utf-8"))))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     result: dict = {"hardware": hardware(), "sizes": []}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

@@ -108,8 +108,30 @@ def measure(name: str, score, rows: list[Record], folds: Path, work: Path) -> di
             "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in os.getloadavg()]}
 
 
+RESULTS = Path(__file__).resolve().parent / "ray_workers_results.json"  # the run docs/scale.md's table shows
+
+
+def table(results: dict) -> str:
+    """docs/scale.md's table of a stored run: each engine's time and rate, a Ray run's start-up and rate after it,
+    and how free the machine was. The docs hold it as printed here; a test checks the two agree."""
+    lines = ["| run | seconds | rows/s | first block back after | rows/s after it | free cores | load average before / after |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        if r["engine"] == "local":
+            name, first, after = f"local engine, {r['threads']} torch thread{'s' * (r['threads'] > 1)}", "", ""
+        else:
+            name = f"Ray, {r['workers']} worker{'s' * (r['workers'] > 1)} of {r['threads_per_worker']} thread"
+            first, after = f"{r['first_result_s']:.1f} s", f"{r['rows_per_second_after_first_result']:.3f}"
+        rate = f"**{r['rows_per_second']:.3f}**" if r["rows_per_second"] == max(x["rows_per_second"] for x in results["runs"]) else \
+            f"{r['rows_per_second']:.3f}"
+        lines.append(f"| {name} | {r['seconds']:.1f} | {rate} | {first} | {after} | {r['free_cores_before']:.2f} | "
+                     f"{r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", action="store_true", help=f"print docs/scale.md's table of the stored run ({RESULTS.name}) and exit")
     parser.add_argument("--rows", type=int, default=48, help="rows scored by every run")
     parser.add_argument("--data", type=Path, default=Path("data/raw/train.jsonl"), help="rows with id, prompt, response")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="score and train settings")
@@ -117,6 +139,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts to compare")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="local engine torch thread counts to compare")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(RESULTS.read_text(encoding="utf-8"))))
+        return
     setup_logging()
     p = load_file(args.params)
     rows = read_jsonl(args.data)[: args.rows]

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
 
 
@@ -41,3 +43,27 @@ def test_the_docs_stage_table_is_the_stored_runs_table():
     for label, out in stored.items():  # a run on other data than the demo's says so in its label
         data = out["runs"][0]["data"]
         assert data == {"demo": True} or (data.get("dolly_n_dev_pool") and f"{out['runs'][0]['rows']} free-form rows" in label), label
+
+
+@pytest.mark.parametrize(("script", "stored"), [("memory.py", "memory_results.json"), ("ray_workers.py", "ray_workers_results.json")])
+def test_the_docs_memory_and_ray_tables_are_the_stored_runs_tables(script, stored):
+    """docs/scale.md's peak-RSS table and Ray rows/s table are what each script's `--table` prints from its stored
+    JSON, as the stage table above is."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale" / script), "--table"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+    assert doc.split(f"<!-- {script} --table -->\n", 1)[1].split("\n<!-- end -->", 1)[0] == done.stdout.strip()
+    assert json.loads((ROOT / "benchmarks" / "scale" / stored).read_text(encoding="utf-8"))
+
+
+def test_the_ray_scaling_the_docs_state_is_the_stored_runs():
+    """The ratios under the Ray table ("1.77x as many rows/s", "1.81x after the first block", "1.43x", "by 18%")."""
+    out = json.loads((ROOT / "benchmarks" / "scale" / "ray_workers_results.json").read_text(encoding="utf-8"))
+    runs = {r["run"]: r for r in out["runs"]}
+    ray1, ray2, local2 = runs["ray-1-workers"], runs["ray-2-workers"], runs["local-2-threads"]
+    after = ray2["rows_per_second_after_first_result"] / ray1["rows_per_second_after_first_result"]
+    text = " ".join((ROOT / "docs" / "scale.md").read_text(encoding="utf-8").split())
+    assert (f"**2 Ray workers scored {out['ray_2_over_1_workers']:.2f}× as many rows/s as 1** ({after:.2f}× after the first block), "
+            f"against {out['local_2_over_1_threads']:.2f}× for the local engine's 2 threads over 1") in text
+    assert f"beat one two-thread process by {100 * (ray2['rows_per_second'] / local2['rows_per_second'] - 1):.0f}%" in text
