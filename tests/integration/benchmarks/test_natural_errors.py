@@ -181,8 +181,12 @@ def test_the_stale_share_the_docs_quote_is_the_reports(page, heading):
     results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
     codes = [d["code"] for d in results["datasets"].values()]
     stored = (sum(c["stale"] for c in codes), sum(c["results"] for c in codes))
-    written = {(int(a), int(b)) for a, b in re.findall(r"stale\*{0,2} \((\d+) of (\d+)", _section(page, heading))}
+    section = _section(page, heading)
+    written = {(int(a), int(b)) for a, b in re.findall(r"stale\*{0,2} \((\d+) of (\d+)", section)}
     assert written == {stored}, (written, stored)
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+    current = re.findall(r"but (\w+) of 2026-\d\d-\d\d's (?:is|are) stale", section.replace("**", ""))  # "all but ten ... are stale"
+    assert current and all((words.index(n) if n in words else int(n)) == stored[1] - stored[0] for n in current), (current, stored)
 
 
 def _stored_spreads_and_differences() -> tuple[set[tuple[str, str]], set[str]]:
