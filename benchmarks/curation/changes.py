@@ -104,6 +104,11 @@ def _equal(a: Number, b: Number) -> bool:
     return a == b
 
 
+def _made_by(res: dict[str, Any]) -> dict[str, Any]:
+    """What explains a set's numbers: its code fingerprint, how many of its results are stale, and its machines."""
+    return {**{k: res.get("code", {}).get(k) for k in ("fingerprint", "results", "stale")}, "machine": res.get("machine")}
+
+
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Per set: what explains the change (code, staleness, machines) and every number that moved, appeared or went."""
     sets: dict[str, Any] = {}
@@ -116,9 +121,8 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
                  for k in [*a, *(k for k in b if k not in a)] if k not in a or k not in b or not _same(*a[k], *b[k])]
         if not moved:
             continue
-        code = lambda r: {**{k: r.get("code", {}).get(k) for k in ("fingerprint", "results", "stale")}, "machine": r.get("machine")}  # noqa: E731
         sets[name] = {"status": "added" if not old else "removed" if not new else "changed",
-                      "before": code(old) if old else None, "after": code(new) if new else None,
+                      "before": _made_by(old) if old else None, "after": _made_by(new) if new else None,
                       "numbers_changed": len(moved), "numbers": moved}
     return {"sets": sets, "sets_changed": len(sets), "numbers_changed": sum(s["numbers_changed"] for s in sets.values())}
 
