@@ -103,15 +103,27 @@ def _with_intervals(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _by_row(values: Any) -> bool:
+    """A section that is itself a table: several entries of plain numbers (filter's length bands, say). Their keys
+    may differ: DVC leaves out a null (a band without rows has no removed share), which the table shows as NaN."""
+    return (isinstance(values, Mapping) and len(values) > 1
+            and all(isinstance(v, Mapping) and v and not any(isinstance(x, Mapping) for x in v.values()) for v in values.values()))
+
+
 def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
     """`dvc metrics show --json` for a person, within `width` columns: per file, the sections that
-    share their keys (one per model) as one table with a row each, everything else as `key value`
-    lines. DVC's own table puts every key of every file in one row (33 columns, 1,173 characters)."""
+    share their keys (one per model) as one table with a row each, a section made of such entries
+    (`removed_by_length`'s bands) as its own table, everything else as `key value` lines. DVC's own
+    table puts every key of every file in one row (33 columns, 1,173 characters)."""
     import pandas as pd
 
     def pairs(label: str, values: Mapping[str, Any]) -> list[str]:
         text = label + "  ".join(f"{k} {_short(v)}" for k, v in _flat(values))
         return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
+
+    def table(rows: Mapping[str, Mapping[str, Any]], indent: str) -> list[str]:
+        frame = pd.DataFrame.from_dict({n: _with_intervals(dict(_flat(v))) for n, v in rows.items()}, orient="index")
+        return [indent + row for row in frame.to_string(float_format=_short).splitlines()]
 
     lines = []
     for rev, found in shown.items():
@@ -123,7 +135,9 @@ def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
                 lines.append(f"  could not read it: {entry['error'].get('msg', entry['error'])}")
                 continue
             data = entry.get("data", {})
-            sections = {name: _with_intervals(dict(_flat(v))) for name, v in data.items() if isinstance(v, Mapping) and v}
+            tables = {name: v for name, v in data.items() if _by_row(v)}
+            sections = {name: _with_intervals(dict(_flat(v))) for name, v in data.items()
+                        if isinstance(v, Mapping) and v and name not in tables}
             scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
             if scalars:
                 lines += pairs("", scalars)
@@ -134,8 +148,9 @@ def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
                 if len(names) == 1:
                     lines += pairs(f"{names[0]}: ", sections[names[0]])
                     continue
-                table = pd.DataFrame.from_dict({n: sections[n] for n in names}, orient="index")
-                lines += ["  " + row for row in table.to_string(float_format=_short).splitlines()]
+                lines += table({n: data[n] for n in names}, "  ")
+            for name, rows in tables.items():
+                lines += [f"  {name}:", *table(rows, "    ")]
     return "\n".join(lines)
 
 

@@ -243,6 +243,23 @@ def test_metrics_are_one_small_table_per_file_within_100_columns():
     assert "  could not read it: Expecting value" in lines
 
 
+def test_metrics_show_a_section_of_like_entries_as_its_own_table():
+    """filter.json's removals by length band read as a table, one band a row; DVC leaves out a null (a band with no
+    rows has no removed share), so the rows' keys may differ."""
+    from clearcurate.cli import metrics_text
+
+    bands = {"<= 8 words": {"rows": 76, "removed": 6, "removed_share": 0.0789}, "9-40 words": {"rows": 24, "removed": 14,
+             "removed_share": 0.5833}, "> 40 words": {"rows": 0, "removed": 0}}
+    filter_metrics = {"gamma": 0.1387, "kept": 80, "removed_by_length": bands, "defects": {"refusal": 2, "truncated": 1}}
+    lines = metrics_text({"workspace": {"data": {"metrics/filter.json": {"data": filter_metrics}}}}).splitlines()
+    at = lines.index("  removed_by_length:")
+    assert lines[at + 1].split() == ["rows", "removed", "removed_share"]
+    assert [line.split() for line in lines[at + 2:at + 5]] == [
+        ["<=", "8", "words", "76", "6", "0.0789"], ["9-40", "words", "24", "14", "0.5833"], [">", "40", "words", "0", "0", "NaN"]]
+    assert "  defects: refusal 2  truncated 1" in lines  # plain numbers stay one line
+    assert "  gamma 0.1387  kept 80" in lines
+
+
 def test_metrics_without_metrics_files_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"clearcurate metrics: no metrics files found; run it in the project after `dvc repro`"):
