@@ -139,7 +139,8 @@ def _cell(value: Number, stale: bool | None) -> str:
 
 def markdown(found: dict[str, Any]) -> str:
     """The changes as a table per set (stale numbers marked †, as RESULTS.md marks them)."""
-    lines = [f"{found['numbers_changed']} numbers changed in {found['sets_changed']} sets († a stale cell's number)."]
+    n, sets = found["numbers_changed"], found["sets_changed"]
+    lines = [f"{n} number{'s' * (n != 1)} changed in {sets} set{'s' * (sets != 1)} († a stale cell's number)."]
     for name, s in found["sets"].items():
         where = "; ".join(f"{when}: code {c['fingerprint']}, {c['stale']} of {c['results']} stale, {c['machine']}"
                           for when, c in (("before", s["before"]), ("after", s["after"])) if c)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     found = changes(load(args.before), load(args.after))
-    log.info("%d numbers changed in %d sets", found["numbers_changed"], found["sets_changed"])
+    log.info("numbers changed: %d, in sets: %d", found["numbers_changed"], found["sets_changed"])
     sys.stdout.write((markdown(found) if args.markdown else json.dumps(found, indent=1)) + "\n")
     return 0
 
