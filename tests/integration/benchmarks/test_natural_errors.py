@@ -90,14 +90,26 @@ def _section(page: str, heading: str) -> str:
     return body.split("\n## ", 1)[0]
 
 
-def _stored_aurocs(value, path: str = "") -> set[str]:
+def _stored(name: str = "results.json"):
+    return json.loads((ROOT / "benchmarks" / "curation" / name).read_text(encoding="utf-8"))
+
+
+def _nodes(value, path: str = ""):
+    """Every value in a stored result with its key path ("/datasets/x/detection/auroc"), per-question scores left out."""
+    yield path, value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k != "per_question":
+                yield from _nodes(v, f"{path}/{k}")
+    elif isinstance(value, list):
+        for v in value:
+            yield from _nodes(v, path)
+
+
+def _stored_aurocs(value) -> set[str]:
     """Every stored AUROC (a float under a key that names one), to three decimals. Not every float: results.json's
     per-question scores alone hold most three-decimal values, so a typed number would almost always be found."""
-    if isinstance(value, dict):
-        return set().union(*(_stored_aurocs(v, f"{path}/{k}") for k, v in value.items() if k != "per_question")) if value else set()
-    if isinstance(value, list):
-        return set().union(*(_stored_aurocs(v, path) for v in value)) if value else set()
-    return {f"{value:.3f}"} if isinstance(value, float) and "auroc" in path.lower() else set()
+    return {f"{v:.3f}" for path, v in _nodes(value) if isinstance(v, float) and "auroc" in path.lower()}
 
 
 @pytest.mark.parametrize(("page", "heading"), [
@@ -114,7 +126,7 @@ def test_every_auroc_the_docs_quote_is_a_stored_one(page, heading):
     stored = set()
     for name in ("dev_growth_results.json", "dev_natural_results.json", "dev_defects_results.json", "dev_verify_results.json",
                  "dev_freeform_results.json", "dev_lengths_results.json", "results.json"):
-        stored |= _stored_aurocs(json.loads((ROOT / "benchmarks" / "curation" / name).read_text(encoding="utf-8")))
+        stored |= _stored_aurocs(_stored(name))
     # not a spread or a signed difference (the tests below check those)
     written = set(re.findall(r"(?<![\d.+-])(?<!± )[01]\.\d{3}(?!\d)", _section(page, heading).replace("−", "-")))
     assert written and not written - stored, sorted(written - stored)
@@ -122,14 +134,8 @@ def test_every_auroc_the_docs_quote_is_a_stored_one(page, heading):
 
 def _stored_intervals(value) -> set[tuple[str, str]]:
     """Every stored CI (a dict with low and high), as the prose writes it: one decimal (EM points) or three (nats)."""
-    if isinstance(value, list):
-        return set().union(*map(_stored_intervals, value)) if value else set()
-    if not isinstance(value, dict):
-        return set()
-    found = set().union(*map(_stored_intervals, value.values())) if value else set()
-    if isinstance(value.get("low"), float) and isinstance(value.get("high"), float):
-        found |= {(f"{value['low']:+.{d}f}", f"{value['high']:+.{d}f}") for d in (1, 3)}
-    return found
+    return {(f"{v['low']:+.{d}f}", f"{v['high']:+.{d}f}") for _, v in _nodes(value)
+            if isinstance(v, dict) and isinstance(v.get("low"), float) and isinstance(v.get("high"), float) for d in (1, 3)}
 
 
 @pytest.mark.parametrize(("page", "heading"), [
@@ -141,7 +147,7 @@ def test_every_interval_the_docs_quote_is_a_stored_one(page, heading):
     number typed by hand, or left behind when a cell is rerun or the statistics change, fails here."""
     import re
 
-    stored = _stored_intervals(json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8")))
+    stored = _stored_intervals(_stored())
     text = _section(page, heading).replace("−", "-")
     written = set(re.findall(r"\[(?:[\d.]+% CI )?([+-]\d+\.\d+), ([+-]\d+\.\d+)\]", text))
     assert written and not written - stored, sorted(written - stored)
@@ -156,7 +162,7 @@ def test_no_verdict_is_quoted_beside_a_stale_comparison(page, heading):
     prose: a line that quotes a stale comparison's CI says neither "better" nor "worse"."""
     import re
 
-    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    results = _stored()
     stale = set()
     for res in results["datasets"].values():
         for comparison in (*res.get("paired", {}).values(), *res.get("primary", {}).values(), res.get("correct_vs_filter") or {}):
@@ -178,7 +184,7 @@ def test_the_stale_share_the_docs_quote_is_the_reports(page, heading):
     prose must change with it."""
     import re
 
-    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    results = _stored()
     codes = [d["code"] for d in results["datasets"].values()]
     stored = (sum(c["stale"] for c in codes), sum(c["results"] for c in codes))
     section = _section(page, heading)
@@ -196,26 +202,15 @@ def _stored_spreads_and_differences() -> tuple[set[tuple[str, str]], set[str]]:
 
     from clearcurate.core.evaluation import HELDOUT
 
-    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    results = _stored()
     spreads: set[tuple[str, str]] = set()
     for res in results["datasets"].values():
         for cells in (res.get("downstream") or {}).values():
             for metric, d in (("exact_match", 1), ("f1", 1), ("token_f1_vs_reference", 1), (HELDOUT, 3)):
                 if len(values := [c[metric] for c in cells if c.get(metric) is not None]) > 1:
                     spreads.add((f"{np.mean(values):.{d}f}", f"{np.std(values, ddof=1):.{d}f}"))
-    differences: set[str] = set()
-
-    def walk(value, key: str = "") -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("diff"), float):
-                differences.add(f"{value['diff']:+.{3 if key == HELDOUT else 1}f}")
-            for k, v in value.items():
-                walk(v, k)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    walk(results)
+    differences = {f"{v['diff']:+.{3 if path.endswith('/' + HELDOUT) else 1}f}" for path, v in _nodes(results)
+                   if isinstance(v, dict) and isinstance(v.get("diff"), float)}
     return spreads, differences
 
 
@@ -249,7 +244,7 @@ def test_what_the_docs_say_of_auto_correct_is_stored(page, heading):
 
     from report import _sum_correction
 
-    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    results = _stored()
     sums = [_sum_correction(rows) for res in results["datasets"].values() for rows in (res.get("correction") or {}).values() if rows]
     stored = {"replaced": {str(s["replaced"]) for s in sums},
               "precision": {f"{s['correction_precision']:.2f}" for s in sums if s["correction_precision"] is not None},
@@ -270,7 +265,7 @@ def test_what_the_docs_say_of_the_auto_threshold_is_stored():
     preset change moved GSM8K-N's estimate from 0% to 17%."""
     import re
 
-    results = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))
+    results = _stored()
     estimates = [(round(100 * r["auto_estimated_noise_share"]), round(100 * r["spec"]["noise_rate"]))
                  for r in results["datasets"].values() if r.get("auto_estimated_noise_share") is not None]
     close = [e for e, true in estimates if abs(e - true) <= 10]
