@@ -122,7 +122,7 @@ def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
         return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
 
     def table(rows: Mapping[str, Mapping[str, Any]], indent: str) -> list[str]:
-        frame = pd.DataFrame.from_dict({n: _with_intervals(dict(_flat(v))) for n, v in rows.items()}, orient="index")
+        frame = pd.DataFrame.from_dict(dict(rows), orient="index")
         return [indent + row for row in frame.to_string(float_format=_short).splitlines()]
 
     lines = []
@@ -148,9 +148,9 @@ def metrics_text(shown: Mapping[str, Any], width: int = 100) -> str:
                 if len(names) == 1:
                     lines += pairs(f"{names[0]}: ", sections[names[0]])
                     continue
-                lines += table({n: data[n] for n in names}, "  ")
+                lines += table({n: sections[n] for n in names}, "  ")
             for name, rows in tables.items():
-                lines += [f"  {name}:", *table(rows, "    ")]
+                lines += [f"  {name}:", *table({k: _with_intervals(dict(_flat(v))) for k, v in rows.items()}, "    ")]
     return "\n".join(lines)
 
 

@@ -29,15 +29,19 @@ def test_stages_are_timed_one_by_one_in_a_clone_with_rows_built_by_the_cli(tmp_p
     assert (project / "data" / "prepared" / "train.jsonl").exists()  # prepare ran in the clone, not in this checkout
 
 
-def test_the_docs_stage_table_is_the_stored_runs_table():
-    """docs/scale.md's per-stage table of `make demo` is what `stages.py --table` prints from stages_results.json:
-    a number typed by hand, or left behind when the runs are measured again, fails here."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale" / "stages.py"), "--table"],
+def _docs_table_is_printed_by(script: str) -> None:
+    """docs/scale.md's table between `<!-- SCRIPT --table -->` and `<!-- end -->` is what `SCRIPT --table` prints."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale" / script), "--table"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     doc = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
-    shown = doc.split("<!-- stages.py --table -->\n", 1)[1].split("\n<!-- end -->", 1)[0]
-    assert shown == done.stdout.strip()
+    assert doc.split(f"<!-- {script} --table -->\n", 1)[1].split("\n<!-- end -->", 1)[0] == done.stdout.strip()
+
+
+def test_the_docs_stage_table_is_the_stored_runs_table():
+    """docs/scale.md's per-stage table of `make demo` is what `stages.py --table` prints from stages_results.json:
+    a number typed by hand, or left behind when the runs are measured again, fails here."""
+    _docs_table_is_printed_by("stages.py")
     stored = json.loads((ROOT / "benchmarks" / "scale" / "stages_results.json").read_text(encoding="utf-8"))
     assert all(out["machine"]["cpus"] for out in stored.values())
     for label, out in stored.items():  # a run on other data than the demo's says so in its label
@@ -49,11 +53,7 @@ def test_the_docs_stage_table_is_the_stored_runs_table():
 def test_the_docs_memory_and_ray_tables_are_the_stored_runs_tables(script, stored):
     """docs/scale.md's peak-RSS table and Ray rows/s table are what each script's `--table` prints from its stored
     JSON, as the stage table above is."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale" / script), "--table"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    doc = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
-    assert doc.split(f"<!-- {script} --table -->\n", 1)[1].split("\n<!-- end -->", 1)[0] == done.stdout.strip()
+    _docs_table_is_printed_by(script)
     assert json.loads((ROOT / "benchmarks" / "scale" / stored).read_text(encoding="utf-8"))
 
 
