@@ -54,10 +54,47 @@ from clearcurate.data.noisy_data import (
 )
 from clearcurate.llm import models
 from clearcurate.llm.factory import load_lm
+from clearcurate.llm.hf import LocalLM
 from clearcurate.pipeline import setup_logging
 
 log = logging.getLogger("benchmark")
 HERE = Path(__file__).resolve().parent
+
+
+class WorkRecordingCache(Cache):
+    """The results cache, adding the running part's work time to its set's record with every result stored.
+
+    A run killed without a signal Python sees (SIGKILL, as at the end of a session) then loses only the time
+    since its last stored result, not all of its part's: a set computed over several sittings records them all.
+    """
+
+    def __init__(self, root: Path, read_only: bool = False) -> None:
+        super().__init__(root, read_only)
+        self._part: tuple[str, LocalLM] | None = None  # (its run_meta name, the model it runs on)
+        self._since = time.perf_counter()
+        self._stored = False  # whether the running part has stored a result: a part that did no work records none
+
+    def start_part(self, meta_name: str, lm: LocalLM) -> None:
+        self._part, self._since, self._stored = (meta_name, lm), time.perf_counter(), False
+
+    def end_part(self) -> None:
+        """Record the time since the last stored result (work an interruption lost counts too) and stop recording."""
+        if self._part is not None and self._stored:
+            self._record()
+        self._part = None
+
+    def put(self, name: str, value: Any) -> Any:
+        stored = super().put(name, value)
+        if self._part is not None:
+            self._stored = True
+            self._record()
+        return stored
+
+    def _record(self) -> None:
+        assert self._part is not None
+        now = time.perf_counter()
+        record_work(self, self._part[0], now - self._since, self._part[1])  # stored by update(), not put(): no recursion
+        self._since = now
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (1 if args.quick else 3)
     specs = [s for s in plan(args.quick) if args.only is None or s.name in args.only]
     safe_name = model_name.replace("/", "_")
-    cache = Cache(args.cache / "results" / ("quick" if args.quick else "full") / safe_name, read_only=args.report_only)
+    cache = WorkRecordingCache(args.cache / "results" / ("quick" if args.quick else "full") / safe_name, read_only=args.report_only)
     lm = None
     if not args.report_only:  # one model load for the whole run
         model_dir = args.cache / "models" / safe_name
@@ -126,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"datasets": {}}
     for spec in specs:
         selected = not args.report_only and args.part in ("all", spec.part)
-        started, writes = time.perf_counter(), cache.writes
         meta_name = f"{spec.name}/run_meta"
+        if selected:
+            assert lm is not None
+            cache.start_part(meta_name, lm)
         try:
             runner = bench if selected else reader
             if selected and args.methods is not None:  # train the chosen methods, then report all the set's stored work
@@ -138,9 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run_dataset(runner, spec, args.data_root)
             if outcome is None and not selected:
                 outcome = run_dataset(legacy, spec, args.data_root)
-        finally:  # an interrupted part (Ctrl-C, a time limit's SIGTERM) still records where its finished work ran
-            if selected and cache.writes > writes:
-                record_work(cache, meta_name, time.perf_counter() - started, lm)
+        finally:  # an interrupted part (Ctrl-C, a time limit's SIGTERM) records its time since the last result too
+            cache.end_part()
         if outcome is not None:
             run_meta = cache.get(meta_name) or {"wall_seconds": 0.0, "machines": [], "date": "n/a"}
             machines = "; ".join(run_meta["machines"]) or "n/a"

@@ -222,6 +222,42 @@ for i in range(int(sys.argv[3]), int(sys.argv[3]) + 200):
 """
 
 
+def test_a_killed_part_keeps_the_work_time_of_its_stored_results(tmp_path):
+    """A session's end kills the benchmark with SIGKILL, which no handler sees: the time of every result
+    stored before it must already be in the set's record (before, a part recorded its time only when it ended,
+    so a set computed over several sittings lost them), and a rerun that finds all its work done adds nothing."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["max_steps"] = 1
+    params["score"].update(k=2, max_new_tokens_cap=32)
+    params["evaluate"]["max_new_tokens_cap"] = 32
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = [sys.executable, str(SCRIPT), "--quick", "--model", "tiny", "--params", str(tmp_path / "params.yaml"),
+            "--only", "gsm8k-n-20", "--seeds", "3", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    archive = tmp_path / "cache" / "results" / "quick" / "tiny" / "gsm8k-n-20.json.gz"
+
+    def items() -> dict:
+        return json.loads(gzip.decompress(archive.read_bytes())) if archive.exists() else {}
+
+    run = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not any(k.startswith("train-") for k in items()):
+        assert run.poll() is None, run.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    run.kill()  # SIGKILL, mid-part: 3 seeds of every method are far from done after the first model
+    run.wait(60)
+    record = items()["run_meta"]
+    assert record["wall_seconds"] > 0 and record["machines"] and record["date"]
+
+    finished = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)  # resumes, ends normally
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    done = archive.read_bytes()
+    assert json.loads(gzip.decompress(done))["run_meta"]["wall_seconds"] > record["wall_seconds"]
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)  # nothing left to do
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert archive.read_bytes() == done  # no work, no new record (nor a new 'last work' date)
+
+
 def test_cache_workers_sharing_an_archive_lose_nothing(tmp_path):
     """Each put rewrites its set's archive; two processes writing at once (--only-seeds workers)
     must not drop each other's items or counts, and a reader sees every item."""
