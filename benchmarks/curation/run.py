@@ -72,21 +72,20 @@ class WorkRecordingCache(Cache):
         super().__init__(root, read_only)
         self._part: tuple[str, LocalLM] | None = None  # (its run_meta name, the model it runs on)
         self._since = time.perf_counter()
-        self._stored = False  # whether the running part has stored a result: a part that did no work records none
+        self._writes = 0  # `writes` when the part began: a part that stored nothing did no work and records none
 
     def start_part(self, meta_name: str, lm: LocalLM) -> None:
-        self._part, self._since, self._stored = (meta_name, lm), time.perf_counter(), False
+        self._part, self._since, self._writes = (meta_name, lm), time.perf_counter(), self.writes
 
     def end_part(self) -> None:
         """Record the time since the last stored result (work an interruption lost counts too) and stop recording."""
-        if self._part is not None and self._stored:
+        if self._part is not None and self.writes > self._writes:
             self._record()
         self._part = None
 
     def put(self, name: str, value: Any) -> Any:
         stored = super().put(name, value)
         if self._part is not None:
-            self._stored = True
             self._record()
         return stored
 
@@ -95,6 +94,7 @@ class WorkRecordingCache(Cache):
         now = time.perf_counter()
         record_work(self, self._part[0], now - self._since, self._part[1])  # stored by update(), not put(): no recursion
         self._since = now
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
