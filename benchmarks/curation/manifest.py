@@ -41,6 +41,7 @@ from clearcurate.data.noisy_data import SOURCES
 log = logging.getLogger("manifest")
 MANIFEST = HERE / "manifest.json"
 ROOT = HERE.parents[1]
+RETIRED_ROLE = "dev (retired test set)"
 
 # Benchmark sets that were looked at while defaults were chosen: development sets now, not test sets.
 RETIRED = {
@@ -54,6 +55,11 @@ RETIRED = {
        for name in ("dolly-n-20-fresh", "truthfulqa-test-300", "bbm-test-250")},
 }
 FRESH_NOTE = "rows no earlier set and no development set used (specs.earlier_rows)"
+
+
+def recorded() -> dict[str, dict[str, Any]]:
+    """The sets as manifest.json records them (role, note, hashes, dates); empty before it is first written."""
+    return json.loads(MANIFEST.read_text(encoding="utf-8"))["sets"] if MANIFEST.exists() else {}
 
 
 def defaults_fingerprint(params_file: Path = ROOT / "params.yaml") -> str:
@@ -88,7 +94,7 @@ def entries() -> dict[str, tuple[dict[str, Any], Callable[[], dict[str, str]]]]:
         return hashed
 
     for spec in plan(quick=False):
-        role = "dev (retired test set)" if spec.name in RETIRED else "test"
+        role = RETIRED_ROLE if spec.name in RETIRED else "test"
         note = RETIRED.get(spec.name) or (FRESH_NOTE if spec.fresh else "")
         rows = f"{spec.n_train} train, {spec.n_test} test" if spec.n_test else f"{spec.n_train} (detection only)"
         noise = f"{spec.noise_rate:.0%} {spec.noise or ('natural' if spec.kind in NATURAL_KINDS else 'default')}"
@@ -150,17 +156,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="record that these test sets' numbers were read today, under today's defaults")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    recorded = json.loads(MANIFEST.read_text(encoding="utf-8"))["sets"] if MANIFEST.exists() else {}
+    stored = recorded()
     sets, wrong = {}, []
     for name, (meta, hashed) in entries().items():
         hashes = hashed()
-        previous = recorded.get(name, {})
+        previous = stored.get(name, {})
         if args.check and previous.get("hash") != hashes:
             wrong.append(f"{name}: manifest {previous.get('hash')}, rebuilt {hashes}")
         frozen = previous.get("frozen") if previous.get("hash") == hashes else date.today().isoformat()
         sets[name] = {**meta, "hash": hashes, "frozen": frozen, **({"read": previous["read"]} if "read" in previous else {})}
     if args.check:
-        missing = sorted(set(recorded) - set(sets))
+        missing = sorted(set(stored) - set(sets))
         for line in wrong + [f"{name}: in manifest.json, no longer built" for name in missing]:
             log.error(line)
         return 1 if wrong or missing else 0

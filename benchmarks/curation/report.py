@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from manifest import RETIRED_ROLE
 from report_natural import defect_lines, growth_lines, weights_text
 from specs import FIXED_QUANTILE, HEADLINE, LOWER_IS_BETTER, MIN_SEEDS, NATURAL_KINDS, PERCENT, PRIMARY, PRIMARY_LEVEL, STALE
 
@@ -89,22 +90,35 @@ def judged(ok: bool, stale: bool, yes: str = "holds", no: str = "does NOT hold")
     return STALE if stale else (yes if ok else no)
 
 
+def is_retired(res: dict[str, Any]) -> bool:
+    """A retired test set (manifest.json): development data now, kept in the report as it was measured, never
+    evidence about unseen data: no target, verdict or headline comes from it and no part recomputes it."""
+    return res.get("role") == RETIRED_ROLE
+
+
+def _stale(codes: dict[str, dict[str, Any]]) -> tuple[int, int, str]:
+    """Stale results, all results, and "set s of n, ..." for the sets that hold a stale one."""
+    per_set = ", ".join(f"{n} {c['stale']} of {c['results']}" for n, c in codes.items() if c["stale"])
+    return sum(c["stale"] for c in codes.values()), sum(c["results"] for c in codes.values()), per_set
+
+
 def code_lines(results: dict[str, Any]) -> list[str]:
-    """What code made the numbers: how many stored results are stale, per set."""
+    """What code made the numbers: how many stored results are stale, per set, the test sets' apart from the retired ones'."""
     sets = results["datasets"]
-    stale = {n: r["code"] for n, r in sets.items() if r.get("code", {}).get("stale")}
     fingerprint = next(iter(sets.values()))["code"]["fingerprint"] if sets else "n/a"
-    total = sum(r["code"]["results"] for r in sets.values())
+    test, retired = (_stale({n: r["code"] for n, r in sets.items() if is_retired(r) == old}) for old in (False, True))
     lines = ["", "## Which code made these numbers", "",
              f"Every stored result records the fingerprint of the code that ran it (`benchmarks/curation/harness.py` and its "
              f"import closure with `clearcurate.llm.factory`'s, `clearcurate.provenance`); today's is `{fingerprint}`. A result "
              "of other code, or of the settings before issue 30 (`settings_before_issue30.yaml`), is *stale*: its "
-             "numbers are shown, marked †, but no verdict or headline is drawn from it, and a run of its part recomputes it."]
-    if not stale:
-        return [*lines, "", f"All {total} results are today's code's."]
-    return [*lines, "", f"Stale: {sum(c['stale'] for c in stale.values())} of {total} results "
-            "(" + ", ".join(f"{n} {c['stale']} of {c['results']}" for n, c in stale.items()) + ").",
-            "Results stored before cells recorded their code (before issue 29) count as stale."]
+             "numbers are shown, marked †, but no verdict or headline is drawn from it, and a run of its part recomputes it "
+             "(a retired test set's only when `--only` names it).", "",
+             f"Stale: {test[0]} of the test sets' {test[1]} results ({test[2]})." if test[0]
+             else f"All {test[1]} results of the test sets are today's code's."]
+    if retired[1]:
+        lines.append(f"The retired test sets, listed last, hold {retired[1]} more results, {retired[0]} of them stale"
+                     + (f" ({retired[2]})" if retired[0] else "") + ": kept as they were measured, for the record.")
+    return [*lines, "Results stored before cells recorded their code (before issue 29) count as stale."]
 
 
 def primary_lines(results: dict[str, Any]) -> list[str]:
@@ -136,6 +150,8 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     """Issue 11's targets, checked mechanically against the numbers in this report."""
     out = []
     for name, res in results["datasets"].items():
+        if is_retired(res):
+            continue
         det = detection_aurocs(res)
         stale_score = {d["scorer"]: bool(d.get("stale")) for d in res["detection"]}
         if "clear" in det and "ifd" in det:
@@ -201,7 +217,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results["datasets"])
+    names = [n for n, r in results["datasets"].items() if not is_retired(r)] or list(results["datasets"])
     fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 7), squeeze=False)
     for col, name in enumerate(names):
         res = results["datasets"][name]
@@ -382,12 +398,20 @@ def detection_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def heading(name: str, res: dict[str, Any]) -> list[str]:
+    """A set's heading (one level down under "Retired test sets") and its role in manifest.json, with why."""
+    level = "###" if is_retired(res) else "##"
+    role = [f"*{'Retired test set' if is_retired(res) else res['role'].capitalize()}: {res['role_note']}.*", ""] \
+        if res.get("role_note") else []
+    return ["", f"{level} {name}", "", *role]
+
+
 def natural_section(name: str, res: dict[str, Any]) -> list[str]:
     """A detection-only set of natural errors: who wrote the wrong answers, and each score's detection of them."""
     spec = res["spec"]
     source = {"truthfulqa": "TruthfulQA answers people judged true or false (false ones written by GPT-3-family models)",
               "bbm": "BIG-Bench-Mistake chain-of-thought traces (PaLM 2) with a wrong step people marked"}[spec["kind"]]
-    return ["", f"## {name}", "",
+    return [*heading(name, res),
             f"{spec['n_train']} rows ({spec['noise_rate']:.0%} wrong), {source}, from the test half of the questions "
             f"(`natural_sets.part_of`), which no development script reads. Detection only. Work done on: {res.get('machine', 'n/a')}. "
             f"γ fixed = {res['gammas']['clear_filter']:.3f}.", "",
@@ -400,6 +424,7 @@ def report(results: dict[str, Any], out: Path) -> None:
     write_json(out / "results.json", results)
     plot(results, out / "results.png")
     meta = results["meta"]
+    retired = [n for n, r in results["datasets"].items() if is_retired(r)]
     lines = [
         "# Curation benchmark results",
         "",
@@ -429,11 +454,12 @@ def report(results: dict[str, Any], out: Path) -> None:
             "seeds, same questions) with a 95% bootstrap CI that resamples seeds and test questions; the verdict is "
             "'better' or 'worse' only when the CI excludes 0, and is given only from "
             f"{MIN_SEEDS} or more seeds and from results of today's code. Settings were chosen on development sets "
-            "(`benchmarks/curation/dev.py`, `dev_freeform.py`), with two exceptions that make two of these sets development "
-            "sets too: squad-n-20 holds the same rows as the demo, on which `filter.quantile`, `score.fold_epochs` and "
-            "`score.likelihood_scale` were chosen, and the free-form preset was adopted in a commit that reported dolly-n-20's "
-            "AUROC. Their numbers describe sets the defaults were tuned on, not unseen data. "
-            "CLEAR's confidences are combined from its stored per-row "
+            "(`benchmarks/curation/dev.py`, `dev_freeform.py`); `manifest.json` gives every set's role. A test set on which "
+            "a default was chosen, or whose numbers were read before a default changed, is retired: it becomes a development "
+            "set and a fresh one replaces it. "
+            + (f"The {len(retired)} retired sets ({', '.join(retired)}) are listed last, each with why: their numbers "
+               "describe data the defaults may have been tuned on, not unseen data. " if retired else "")
+            + "CLEAR's confidences are combined from its stored per-row "
             "components by the current code (`clearcurate.scoring.confidences`), so a preset chosen on development sets "
             "applies without rescoring; its wall time and model calls are those of the run that stored the components."
         ),
@@ -446,11 +472,12 @@ def report(results: dict[str, Any], out: Path) -> None:
         "## Targets",
         "",
         *[f"- {v}" for v in verdicts(results)],
+        *(["", f"No target is checked on a retired test set ({', '.join(retired)})."] if retired else []),
     ]
     dev, freeform, natural = (json.loads(path.read_text()) if path.exists() else {}
                               for path in (HERE / f"dev_{name}results.json" for name in ("", "freeform_", "natural_")))
     # An unmet target is a verdict: only sets whose results are all today's code's are explained.
-    fresh = {"datasets": {n: r for n, r in results["datasets"].items() if not r["code"]["stale"]}}
+    fresh = {"datasets": {n: r for n, r in results["datasets"].items() if not r["code"]["stale"] and not is_retired(r)}}
     growth, defects = (json.loads(path.read_text()) if path.exists() else {}
                        for path in (HERE / "dev_growth_results.json", HERE / "dev_defects_results.json"))
     if reasons := unmet_reasons(fresh, dev, freeform, natural, growth.get(meta["model"])):
@@ -462,7 +489,12 @@ def report(results: dict[str, Any], out: Path) -> None:
     lines += growth_lines(growth, meta["model"]) + defect_lines(defects)
     if meta.get("missing"):
         lines += ["", f"Not run yet: {', '.join(meta['missing'])}. Rerun the command: finished work in raw/ is reused."]
-    for name, res in results["datasets"].items():
+    ordered = sorted(results["datasets"].items(), key=lambda item: is_retired(item[1]))  # test sets first, in plan order
+    for name, res in ordered:
+        if name == (retired or [None])[0]:
+            lines += ["", "## Retired test sets", "",
+                      "Development data now (`manifest.json`): shown as they were measured, stale or not, for the record. "
+                      "No target, verdict or headline is drawn from them, and no part recomputes them."]
         spec = res["spec"]
         if not spec["methods"]:
             lines += natural_section(name, res)
@@ -479,9 +511,7 @@ def report(results: dict[str, Any], out: Path) -> None:
         if pending := [f"{METHOD_LABELS[m]} ({n} of {planned} seeds)" for m, n in trained.items() if n < planned and not n]:
             seeds += f"; not trained yet: {', '.join(pending)}"
         lines += [
-            "",
-            f"## {name}",
-            "",
+            *heading(name, res),
             f"{spec['n_train']} training rows ({spec['noise_rate']:.0%} noisy, {spec['noise'] or 'default'} noise), "
             f"{spec['n_test']} clean test rows, {steps} training steps of batch {meta['train']['batch_size']}, "
             f"{seeds}. Work done on: {where}. "
@@ -512,7 +542,8 @@ def report(results: dict[str, Any], out: Path) -> None:
             if not cells:
                 continue
             paired = res["paired"].get(method)
-            said = exploratory(paired[head]["verdict"], paired["seeds"]) if paired else "-"
+            said = "-" if not paired else "retired set: no verdict" if is_retired(res) else \
+                exploratory(paired[head]["verdict"], paired["seeds"])
             mark = " †" if any(c.get("stale") for c in cells) else ""
             row = (f"| {METHOD_LABELS[method]}{mark} | {cells[0]['rows']} | {cells[0]['removed']} ({cells[0]['removed_noisy']}) | "
                    f"{cols(head, cells, paired)} {said} |"

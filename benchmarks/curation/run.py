@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import LEGACY_SETTINGS, Bench, Cache, load_params, record_work, run_dataset
+from manifest import RETIRED_ROLE, recorded
 from report import report
 from specs import FREEFORM, FRESH, NATURAL, POWERED, plan
 
@@ -161,8 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python benchmarks/curation/run.py", *[a for a in given if a != "--report-only"]])
     results: dict[str, Any] = {"datasets": {}}
+    # The full sets' roles (manifest.json): a retired test set is development data now, so its numbers are kept as they
+    # were measured and no part spends compute on it unless --only names it.
+    roles = {} if args.quick else recorded()
     for spec in specs:
         selected = not args.report_only and args.part in ("all", spec.part)
+        role = roles.get(spec.name, {})
+        if selected and role.get("role") == RETIRED_ROLE and spec.name not in (args.only or ()):
+            log.info("%s is a retired test set (development data now; manifest.json): reported from its stored work, "
+                     "not recomputed (--only %s recomputes it)", spec.name, spec.name)
+            selected = False
         meta_name = f"{spec.name}/run_meta"
         if selected:
             assert lm is not None
@@ -184,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             machines = "; ".join(run_meta["machines"]) or "n/a"
             outcome["machine"] = f"{machines} (last work {run_meta['date']}, {run_meta['wall_seconds'] / 60:.0f} min)"
             outcome["wall_seconds"] = run_meta["wall_seconds"]
+            if role:
+                outcome["role"], outcome["role_note"] = role["role"], role["note"]
             results["datasets"][spec.name] = outcome
         if not results["datasets"]:
             continue

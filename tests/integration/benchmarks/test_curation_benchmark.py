@@ -336,3 +336,14 @@ def test_a_scoring_time_with_work_from_the_cache_is_not_reported_as_measured():
                            for extra in ({"cache_hits": 0}, {"cache_hits": 40}, {"cache_hits": None}))
     assert "| 120 | 1.20 |" in timed and "| 120 | 1.20 |" in old
     assert "n/a (cached)" in resumed and "120" not in resumed
+
+
+def test_a_part_recomputes_no_retired_test_set(tmp_path):
+    """A retired test set is development data now (manifest.json): its part scores and trains nothing for it and
+    says how to recompute it anyway. Both of part `natural`'s sets are retired."""
+    done = _run(["--model", "tiny", "--part", "natural", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    for name in ("truthfulqa-test-300", "bbm-test-250"):
+        assert f"{name} is a retired test set" in log and f"--only {name} recomputes it" in log
+    assert not list((tmp_path / "cache").rglob("*.json.gz")) and not (tmp_path / "cache" / "score-cache" / "tiny").exists()

@@ -179,20 +179,26 @@ def test_no_verdict_is_quoted_beside_a_stale_comparison(page, heading):
     ("docs/benchmark.md", "## Results"),
 ])
 def test_the_stale_share_the_docs_quote_is_the_reports(page, heading):
-    """"stale (260 of 260)" in the prose is results.json's count of stale results and of all results: cells
-    that stop being found (a preset change moves the rows a filter keeps) or a rerun change it, and then the
-    prose must change with it."""
+    """"stale (260 of 260)" in the prose is results.json's count of the test sets' stale results and of all their
+    results, and "N earlier test sets are retired" the count of retired ones: cells that stop being found (a
+    preset change moves the rows a filter keeps), a rerun or a retirement change them, and then the prose must
+    change with it."""
     import re
 
-    results = _stored()
-    codes = [d["code"] for d in results["datasets"].values()]
+    from manifest import RETIRED_ROLE
+
+    datasets = _stored()["datasets"].values()
+    codes = [d["code"] for d in datasets if d.get("role") != RETIRED_ROLE]
     stored = (sum(c["stale"] for c in codes), sum(c["results"] for c in codes))
-    section = _section(page, heading)
-    written = {(int(a), int(b)) for a, b in re.findall(r"stale\*{0,2} \((\d+) of (\d+)", section)}
+    section = " ".join(_section(page, heading).replace("**", "").split())
+    written = {(int(a), int(b)) for a, b in re.findall(r"stale \((\d+) of (\d+)", section)}
     assert written == {stored}, (written, stored)
     words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
-    current = re.findall(r"but (\w+) of 2026-\d\d-\d\d's (?:is|are) stale", section.replace("**", ""))  # "all but ten ... are stale"
-    assert current and all((words.index(n) if n in words else int(n)) == stored[1] - stored[0] for n in current), (current, stored)
+    number = lambda n: words.index(n.lower()) if n.lower() in words else int(n)  # noqa: E731
+    current = re.findall(r"but (\w+) of 2026-\d\d-\d\d's (?:is|are) stale", section)  # "all but ten ... are stale"
+    assert current and all(number(n) == stored[1] - stored[0] for n in current), (current, stored)
+    retired = re.findall(r"(\w+) earlier test sets are retired", section)
+    assert retired and all(number(n) == sum(d.get("role") == RETIRED_ROLE for d in datasets) for n in retired), retired
 
 
 def _stored_spreads_and_differences() -> tuple[set[tuple[str, str]], set[str]]:
