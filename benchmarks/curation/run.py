@@ -21,7 +21,7 @@ is written from them after every dataset. The work comes in parts (`--part`), ea
 one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible`, `freeform`, `natural`, and the
 fresh test sets `fresh-n`, `fresh-plausible` and `fresh-freeform`.
 
-    .venv/bin/python benchmarks/curation/run.py                      # the small part
+    .venv/bin/python benchmarks/curation/run.py --only squad-n-40    # a retired set of the small part: only when named
     .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
     .venv/bin/python benchmarks/curation/run.py --part fresh-n --methods none random clear_filter clear_correct  # endpoints first
     .venv/bin/python benchmarks/curation/run.py --quick              # small version, minutes
