@@ -88,7 +88,7 @@ def test_quick_benchmark_reports_every_method_and_resumes(tmp_path):
 
     # Every result knows its code: today's here, so none is stale and verdicts are given.
     assert all(d["code"] == {**d["code"], "stale": 0} and d["code"]["results"] > 0 for d in results["datasets"].values())
-    assert "All " in report and "results are today's code's" in report
+    assert "All " in report and "results of the test sets are today's code's" in report
     # The same results read by other code (one changed file beside run.py): every one stale, no verdict from any.
     other = tmp_path / "other-code" / "benchmarks" / "curation"  # where the bundled sources are ../../data/sources
     shutil.copytree(SCRIPT.parent, other, ignore=shutil.ignore_patterns("raw", "results.*", "*.md"))
