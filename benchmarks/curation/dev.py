@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import Cache, load_params, spec_train_config, train_config
+from cells import load_params, spec_train_config, train_config
+from harness import Cache
 from sklearn.metrics import roc_auc_score
 from specs import HERE, DatasetSpec, gsm8k_config, plan, squad_config
 

@@ -19,9 +19,9 @@ import time
 from typing import Any
 
 import torch
+from cells import train_config
 from dev import dev_cli
 from dev_freeform import SETS, rows_of
-from harness import train_config
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from specs import HERE

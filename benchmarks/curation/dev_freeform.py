@@ -26,8 +26,9 @@ from typing import Any
 
 import baselines
 import numpy as np
+from cells import train_config
 from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, grid, score_key
-from harness import Cache, train_config
+from harness import Cache
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cells import load_params, train_config
 from dev import grid
-from harness import Cache, load_params, train_config
+from harness import Cache
 from natural_sets import NaturalSpec, build
 from sklearn.metrics import roc_auc_score
 from specs import HERE

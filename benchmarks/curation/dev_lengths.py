@@ -44,12 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cells import load_params, train_config
 from dev import grid
 from dev_freeform import rows_of, variants, with_base
 from dev_growth import CHANGE_MARGIN, KEEP, score_config
 from dev_growth import _auroc as auroc
 from dev_growth import _read as read_compact
-from harness import Cache, load_params, train_config
+from harness import Cache
 from natural_sets import NaturalSpec, build
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from scipy.stats import spearmanr

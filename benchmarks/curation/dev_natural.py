@@ -30,8 +30,9 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cells import train_config
 from dev import DEV_SETS, dev_cli, dev_rows, score_key
-from harness import Cache, train_config
+from harness import Cache
 from sklearn.metrics import roc_auc_score
 from specs import HERE
 

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cells import load_params, spec_train_config, train_config
 from dev import DEV_SETS, DEV_SETS_POWERED, dev_rows
 from dev_lengths import NAME as SHORT_SET
 from dev_lengths import _dev_rows, rows_and_labels, stored_sets
-from harness import Cache, load_params, spec_train_config, train_config
+from harness import Cache
 from specs import HERE
 
 from clearcurate.cache import source_fingerprint

@@ -108,7 +108,7 @@ def code_lines(results: dict[str, Any]) -> list[str]:
     fingerprint = next(iter(sets.values()))["code"]["fingerprint"] if sets else "n/a"
     test, retired = (_stale({n: r["code"] for n, r in sets.items() if is_retired(r) == old}) for old in (False, True))
     lines = ["", "## Which code made these numbers", "",
-             f"Every stored result records the fingerprint of the code that ran it (`benchmarks/curation/harness.py` and its "
+             f"Every stored result records the fingerprint of the code that ran it (`benchmarks/curation/cells.py` and its "
              f"import closure with `clearcurate.llm.factory`'s, `clearcurate.provenance`); today's is `{fingerprint}`. A result "
              "of other code, or of the settings before issue 30 (`settings_before_issue30.yaml`), is *stale*: its "
              "numbers are shown, marked †, but no verdict or headline is drawn from it, and a run of its part recomputes it "

@@ -42,7 +42,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import LEGACY_SETTINGS, Bench, Cache, load_params, record_work, run_dataset
+from cells import LEGACY_SETTINGS, Bench, load_params
+from harness import Cache, record_work, run_dataset
 from manifest import RETIRED_ROLE, recorded
 from report import report
 from specs import FREEFORM, FRESH, NATURAL, POWERED, plan

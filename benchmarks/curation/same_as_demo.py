@@ -18,7 +18,8 @@ import platform
 import sys
 from pathlib import Path
 
-from harness import HERE, Bench, Cache, load_params
+from cells import Bench, load_params
+from harness import HERE, Cache
 from specs import build, plan
 
 from clearcurate.core.records import read_jsonl, write_json

@@ -313,7 +313,7 @@ def test_a_setting_added_later_leaves_the_stored_cells_keys_alone():
     the 31 Filter + Correct cells of 260, and with them the CIs the README quotes)."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        from harness import CORRECT_ADDED_AT, LEGACY_SETTINGS, keyed, train_config, train_key_values
+        from cells import CORRECT_ADDED_AT, LEGACY_SETTINGS, keyed, train_config, train_key_values
     finally:
         sys.path.remove(str(SCRIPT.parent))
     from clearcurate.config import CorrectConfig
@@ -321,8 +321,8 @@ def test_a_setting_added_later_leaves_the_stored_cells_keys_alone():
 
     legacy = yaml.safe_load(LEGACY_SETTINGS.read_text(encoding="utf-8"))
     correct = keyed(evidence_settings(CorrectConfig(**legacy["correct"], beta=legacy["score"]["beta"])), CORRECT_ADDED_AT)
-    assert set(correct) - {"beta"} <= set(legacy["correct"]), "add the new setting to harness.CORRECT_ADDED_AT"
-    assert set(train_key_values(train_config(legacy["train"]))) <= set(legacy["train"]), "add it to harness.TRAIN_ADDED_AT"
+    assert set(correct) - {"beta"} <= set(legacy["correct"]), "add the new setting to cells.CORRECT_ADDED_AT"
+    assert set(train_key_values(train_config(legacy["train"]))) <= set(legacy["train"]), "add it to cells.TRAIN_ADDED_AT"
 
 
 def test_a_scoring_time_with_work_from_the_cache_is_not_reported_as_measured():
@@ -347,3 +347,19 @@ def test_a_part_recomputes_no_retired_test_set(tmp_path):
     for name in ("truthfulqa-test-300", "bbm-test-250"):
         assert f"{name} is a retired test set" in log and f"--only {name} recomputes it" in log
     assert not list((tmp_path / "cache").rglob("*.json.gz")) and not (tmp_path / "cache" / "score-cache" / "tiny").exists()
+
+
+def test_a_cells_code_is_what_computes_it_not_which_rows_or_how_they_are_summarised():
+    """The fingerprint stored with every cell covers the code that turns (rows, settings) into a result:
+    scoring, correction, training, evaluation. Not the sets' builders, the filter's row choice or the report:
+    a cell's key names its rows, so editing those must not mark every stored cell stale (it did before)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from cells import current_code
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    files = set(current_code()[1])
+    assert {"curation/cells.py", "curation/baselines.py", "clearcurate/scoring/crossfit.py", "clearcurate/correction.py",
+            "clearcurate/llm/lora.py", "clearcurate/answers.py", "clearcurate/core/evaluation.py"} <= files
+    assert not files & {"curation/harness.py", "curation/specs.py", "curation/natural_sets.py", "curation/noisy_freeform.py",
+                        "curation/run.py", "curation/report.py", "clearcurate/data/noisy_data.py"}

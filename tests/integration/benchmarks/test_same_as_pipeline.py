@@ -19,21 +19,22 @@ BENCH = ROOT / "benchmarks" / "curation"
 
 
 @pytest.fixture(scope="module")
-def harness():
+def bench_modules():
     sys.path.insert(0, str(BENCH))
     try:
+        import cells
         import harness
         import specs
     finally:
         sys.path.remove(str(BENCH))
-    return harness, specs
+    return cells, harness, specs
 
 
-def test_a_benchmark_cell_on_the_pipelines_rows_gives_its_metrics(pipeline_run: Path, harness, tmp_path: Path) -> None:
-    harness, specs = harness
-    params, typed = harness.load_params(pipeline_run / "params.yaml")
+def test_a_benchmark_cell_on_the_pipelines_rows_gives_its_metrics(pipeline_run: Path, bench_modules, tmp_path: Path) -> None:
+    cells_mod, harness, specs = bench_modules
+    params, typed = cells_mod.load_params(pipeline_run / "params.yaml")
     lm = load_lm(typed, pipeline_run / "models" / "base")
-    bench = harness.Bench(lm, params, harness.Cache(tmp_path / "cache"), params["model"]["name"], seeds=1)
+    bench = cells_mod.Bench(lm, params, harness.Cache(tmp_path / "cache"), params["model"]["name"], seeds=1)
     test = read_jsonl(pipeline_run / "data/prepared/test.jsonl")
     spec = specs.DatasetSpec("pipeline-rows", "squad", 0.0, 0, len(test), typed.evaluate.max_new_tokens, ("none",))
     metrics = json.loads((pipeline_run / "metrics/evaluate.json").read_text())
@@ -54,7 +55,7 @@ def test_a_benchmark_cell_on_the_pipelines_rows_gives_its_metrics(pipeline_run: 
     assert other["heldout_nll_per_token"] != metrics["filtered"]["heldout_nll_per_token"]
 
 
-def test_the_full_size_check_refuses_a_checkout_whose_rows_are_not_the_benchmarks(pipeline_run: Path, harness) -> None:
+def test_the_full_size_check_refuses_a_checkout_whose_rows_are_not_the_benchmarks(pipeline_run: Path, bench_modules) -> None:
     """same_as_demo.py compares only like with like: the test pipeline's 12 rows are not squad-n-20's."""
     sys.path.insert(0, str(BENCH))
     try:
