@@ -52,8 +52,10 @@ RETIRED = {
     **{name: "its numbers were read before the primary endpoints were named (issue 29); "
              f"{name}-fresh replaces it" for name in ("squad-n-20-1k", "squad-plausible-20-1k")},
     **{name: "its numbers were read (2026-12-04) before train.lora_dropout, train.precision and correct.max_new_tokens_cap "
-             "changed (issues 30 and 31, chosen on the demo, a development set); a fresh set is still to be drawn"
-       for name in ("dolly-n-20-fresh", "truthfulqa-test-300", "bbm-test-250")},
+             f"changed (issues 30 and 31, chosen on the demo, a development set); {then}"
+       for name, then in (("dolly-n-20-fresh", "dolly-n-20-fresh-2 replaces it"),
+                          ("truthfulqa-test-300", "truthfulqa-test-300-fresh-2 replaces it"),
+                          ("bbm-test-250", "no BBM set can replace it: it holds 250 of the 253 rows the test half gives"))},
     **{name: f"its numbers were in RESULTS.md from {first} on, before defaults changed (train.precision and train.lora_dropout "
              "in issue 30, the free-form preset and correct.max_new_tokens_cap in issue 31, 2026-12-04); no fresh set "
              "replaces it yet"
@@ -101,7 +103,7 @@ def entries() -> dict[str, tuple[dict[str, Any], Callable[[], dict[str, str]]]]:
 
     for spec in plan(quick=False):
         role = RETIRED_ROLE if spec.name in RETIRED else "test"
-        note = RETIRED.get(spec.name) or (FRESH_NOTE if spec.fresh else "")
+        note = RETIRED.get(spec.name) or (FRESH_NOTE + "".join(f", nor {name}" for name in spec.avoids) if spec.fresh else "")
         rows = f"{spec.n_train} train, {spec.n_test} test" if spec.n_test else f"{spec.n_train} (detection only)"
         noise = f"{spec.noise_rate:.0%} {spec.noise or ('natural' if spec.kind in NATURAL_KINDS else 'default')}"
         note = note or ("drawn from the test half of the questions (natural_sets.part_of)" if spec.kind in NATURAL_KINDS else "")

@@ -29,7 +29,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +86,10 @@ def _key(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def candidates(kind: str, part: str) -> dict[str, list[Record]]:
+def candidates(kind: str, part: str, exclude_ids: Set[str] = frozenset()) -> dict[str, list[Record]]:
     """Every usable row of a source's part, grouped by question (the group also names the task), each
-    with its label: `noisy` and, for the record, who wrote it."""
+    with its label: `noisy` and, for the record, who wrote it; less the rows whose id is in `exclude_ids`
+    (a set drawn again, on rows an earlier set never used)."""
     groups: dict[str, list[Record]] = {}
     if kind == "truthfulqa":
         seen: set[tuple[str, str]] = set()
@@ -113,17 +114,20 @@ def candidates(kind: str, part: str) -> dict[str, list[Record]]:
                 groups.setdefault(f"{task}:{r['input']}", []).append({
                     "prompt": prompt, "response": "\n".join(r["steps"]), "task": task, "noisy": wrong,
                     "writer": "model", "mistake_index": r["mistake_index"]})
-    return groups
+    if not exclude_ids:
+        return groups
+    left = {q: [r for r in rows if content_id(r["prompt"], r["response"]) not in exclude_ids] for q, rows in groups.items()}
+    return {q: rows for q, rows in left.items() if rows}
 
 
-def build(spec: NaturalSpec) -> tuple[list[Record], dict[str, Record]]:
+def build(spec: NaturalSpec, exclude_ids: Set[str] = frozenset()) -> tuple[list[Record], dict[str, Record]]:
     """The set's rows (`id`, `prompt`, `response`, `task`, TruthfulQA's `category`) and their labels by id.
 
     Per task, `noise_rate` of the rows are noisy. Questions are taken in a seeded order, in rounds:
     each round gives every question at most one more row, so a set uses as many questions as it can.
     Raises when the part has too few rows of either label.
     """
-    groups = candidates(spec.kind, spec.part)
+    groups = candidates(spec.kind, spec.part, exclude_ids)
     rng = random.Random(f"{spec.name}:{spec.seed}")
     by_task: dict[str, list[str]] = {}
     for question in sorted(groups):

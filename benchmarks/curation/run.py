@@ -19,7 +19,7 @@ its set's archive under raw/results/ (one compressed JSON file per set), so an i
 resumes where it stopped, and the committed archives are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
 is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
 one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible`, `freeform`, `natural`, and the
-fresh test sets `fresh-n`, `fresh-plausible` and `fresh-freeform`.
+fresh test sets `fresh-n`, `fresh-plausible` and `fresh-freeform`, and those drawn again: `fresh-freeform-2`, `natural-fresh-2`.
 
     .venv/bin/python benchmarks/curation/run.py --only squad-n-40    # a retired set of the small part: only when named
     .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
@@ -46,7 +46,7 @@ from cells import LEGACY_SETTINGS, Bench, load_params
 from harness import Cache, record_work, run_dataset
 from manifest import RETIRED_ROLE, recorded
 from report import report
-from specs import FREEFORM, FRESH, NATURAL, POWERED, plan
+from specs import FREEFORM, FRESH, FRESH_AGAIN, NATURAL, POWERED, plan
 
 from clearcurate.cache import ScoreCache, model_fingerprint
 from clearcurate.data.noisy_data import (
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass (default: params.yaml's model.batch_size; e.g. 32 on a GPU); "
                         "changes speed, not results")
-    parts = sorted({p.part for p in (*POWERED, FREEFORM, *NATURAL, *FRESH)})
+    parts = sorted({p.part for p in (*POWERED, FREEFORM, *NATURAL, *FRESH, *FRESH_AGAIN)})
     parser.add_argument("--part", default="small", choices=("small", *parts, "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
                              "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N; "

@@ -49,6 +49,7 @@ class DatasetSpec:
     part: str = "small"  # powered sets run as their own part (--part), so each part fits a time budget
     fold_by: str = ""  # crossfit folds by this row field instead of params.yaml's (prompt: several answers per prompt)
     fresh: bool = False  # drawn from rows no earlier set and no development set used (`earlier_rows`)
+    avoids: tuple[str, ...] = ()  # fresh sets whose rows this one avoids too (a fresh set drawn after them)
 
 
 def plan(quick: bool) -> list[DatasetSpec]:
@@ -72,6 +73,7 @@ def plan(quick: bool) -> list[DatasetSpec]:
         FREEFORM,
         *NATURAL,
         *FRESH,
+        *FRESH_AGAIN,
     ]
 
 
@@ -126,6 +128,17 @@ NATURAL = [
 ]
 NATURAL_KINDS = ("truthfulqa", "bbm")
 
+# Drawn again (issue 29) for the fresh test sets that were retired: dolly-n-20-fresh and truthfulqa-test-300 had
+# their numbers read before train.lora_dropout, train.precision and correct.max_new_tokens_cap changed. These
+# avoid every row of the sets before them as well. TruthfulQA's test half has 406 questions, so this set asks
+# them again with other answers (5,469 rows there); BBM's test half holds 253 rows at 20% wrong, all but 3 in
+# bbm-test-250, so it cannot be drawn again. Their numbers are not to be read before issue 31's free-form
+# defaults are final (a change after that would retire them too).
+FRESH_AGAIN = [
+    replace(FRESH[-1], name="dolly-n-20-fresh-2", part="fresh-freeform-2", avoids=("dolly-n-20-fresh",)),
+    replace(NATURAL[0], name="truthfulqa-test-300-fresh-2", part="natural-fresh-2", fresh=True, avoids=("truthfulqa-test-300",)),
+]
+
 # The downstream number each kind is judged by, and whether lower is better.
 HEADLINE = {"squad": "exact_match", "gsm8k": "exact_match", "dolly": HELDOUT}
 LOWER_IS_BETTER = {HELDOUT}
@@ -135,10 +148,13 @@ PERCENT = {"exact_match", "f1", "token_f1_vs_reference"}  # 0-1 per question, re
 
 def build(spec: DatasetSpec, data_root: Path) -> tuple[list[Record], list[Record], dict[str, Record]]:
     """Train rows, clean test rows and noise labels (by id), built by the library's seeded builders."""
+    avoided = {r["id"] for name in spec.avoids for r in _rows_of(name, data_root)}
     if spec.kind in NATURAL_KINDS:
-        rows, labels = natural_sets.build(NaturalSpec(spec.name, spec.kind, spec.n_train, spec.noise_rate, part="test"))
+        natural = NaturalSpec(spec.name, spec.kind, spec.n_train, spec.noise_rate, part="test")
+        rows, labels = natural_sets.build(natural, avoided)
         return rows, [], labels
     titles, used = earlier_rows(spec.kind, data_root) if spec.fresh else (None, frozenset())
+    used = used | avoided
     if spec.kind == "squad":
         cfg = squad_config(spec)
         train, test, labels = build_squad_n(data_root / SQUAD_SOURCE.name, cfg, titles, used)
@@ -149,6 +165,13 @@ def build(spec: DatasetSpec, data_root: Path) -> tuple[list[Record], list[Record
         cfg_g = gsm8k_config(spec)
         train, test, labels = build_gsm8k_n(data_root / GSM8K_TRAIN_SOURCE.name, data_root / GSM8K_TEST_SOURCE.name, cfg_g)
     return train, test, {label["id"]: label for label in labels}
+
+
+def _rows_of(name: str, data_root: Path) -> list[Record]:
+    """Every train and test row of the benchmark set called `name`."""
+    spec = next(s for s in plan(quick=False) if s.name == name)
+    train, test, _ = build(spec, data_root)
+    return [*train, *test]
 
 
 def earlier_rows(kind: str, data_root: Path) -> tuple[set[str] | None, set[str]]:

@@ -61,3 +61,27 @@ def test_the_defaults_fingerprint_moves_with_a_default_and_not_with_the_batch_si
     assert fingerprint("filter", "quantile", 0.3) != base
     monkeypatch.setattr(manifest.presets, "FLUENCY_SCALE", 2.0)
     assert manifest.defaults_fingerprint(ROOT / "params.yaml") != base
+
+
+def test_a_set_drawn_again_shares_no_row_with_any_set_of_its_kind_before_it():
+    """A retired fresh set's replacement (`specs.FRESH_AGAIN`) avoids the rows of every earlier set of its kind,
+    the retired fresh one included; and every retired test set names what replaced it, or why nothing can."""
+    import specs
+
+    from clearcurate.data.noisy_data import SOURCES
+
+    every = specs.plan(quick=False)
+    assert specs.FRESH_AGAIN and all(s in every for s in specs.FRESH_AGAIN)
+    for again in specs.FRESH_AGAIN:
+        earlier = [s for s in every[: every.index(again)] if s.kind == again.kind]
+        assert again.fresh and set(again.avoids) <= {s.name for s in earlier}
+        train, test, _ = specs.build(again, SOURCES)
+        mine = {r["id"] for r in (*train, *test)}
+        assert len(mine) == again.n_train + again.n_test
+        for other in earlier:
+            o_train, o_test, _ = specs.build(other, SOURCES)
+            assert not mine & {r["id"] for r in (*o_train, *o_test)}, (again.name, other.name)
+        assert MANIFEST[again.name]["role"] == "test"
+    for name, why in manifest.RETIRED.items():
+        if name.endswith("-fresh") or name.endswith("-test-300") or name.endswith("-test-250"):
+            assert "replaces it" in why or "can replace it" in why, name
