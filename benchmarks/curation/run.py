@@ -18,8 +18,9 @@ Every result (a scorer on a dataset, a model trained on a curated set with a see
 its set's archive under raw/results/ (one compressed JSON file per set), so an interrupted run
 resumes where it stopped, and the committed archives are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
 is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
-one sitting: `small` (every 100-row set), `powered-n`, `powered-plausible`, `freeform`, `natural`, and the
-fresh test sets `fresh-n`, `fresh-plausible` and `fresh-freeform`, and those drawn again: `fresh-freeform-2`, `natural-fresh-2`.
+one sitting. The test sets' parts: `fresh-n`, `fresh-plausible`, `fresh-freeform-2` and `natural-fresh-2`. The
+other parts hold only retired test sets (manifest.json), which a part recomputes only when `--only` names them:
+`small` (the 100-row sets), `powered-n`, `powered-plausible`, `freeform`, `natural` and `fresh-freeform`.
 
     .venv/bin/python benchmarks/curation/run.py --only squad-n-40    # a retired set of the small part: only when named
     .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
@@ -117,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = sorted({p.part for p in (*POWERED, FREEFORM, *NATURAL, *FRESH, *FRESH_AGAIN)})
     parser.add_argument("--part", default="small", choices=("small", *parts, "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
-                             "small = every 100-row set; powered-* = one 1,000-row set, 5 seeds; freeform = Dolly-N; "
-                             "natural = the natural-error test sets, detection only; fresh-* = a fresh test set (default: small)")
+                             "fresh-* and natural-fresh-2 = a test set; small = the 100-row sets; powered-* = one 1,000-row set, 5 seeds; "
+                             "freeform = Dolly-N; natural = the first natural-error sets, detection only; a part skips its "
+                             "retired sets unless --only names them (default: small)")
     parser.add_argument("--only-seeds", type=int, nargs="+", default=None,
                         help="train only these seeds (0-based) of the selected part, e.g. one per parallel process on a GPU "
                              "sharing one --cache; the report then shows only them: rebuild it with --report-only")
