@@ -23,7 +23,7 @@ other parts hold only retired test sets (manifest.json), which a part recomputes
 `small` (the 100-row sets), `powered-n`, `powered-plausible`, `freeform`, `natural` and `fresh-freeform`.
 
     .venv/bin/python benchmarks/curation/run.py --only squad-n-40    # a retired set of the small part: only when named
-    .venv/bin/python benchmarks/curation/run.py --part powered-n --batch-size 32   # a powered part, on a GPU
+    .venv/bin/python benchmarks/curation/run.py --part fresh-n --batch-size 32     # a test set's part, on a GPU
     .venv/bin/python benchmarks/curation/run.py --part fresh-n --methods none random clear_filter clear_correct  # endpoints first
     .venv/bin/python benchmarks/curation/run.py --quick              # small version, minutes
     .venv/bin/python benchmarks/curation/run.py --report-only        # rebuild the report from raw/
