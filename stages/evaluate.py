@@ -61,8 +61,7 @@ def main() -> None:
     with sessions.trained_model(p, "evaluate", args.base) as session:
         lm = session.lm
         rows = test_rows(lm, test, cfg.max_new_tokens, cfg.max_new_tokens_cap)
-        short_answer = all(r.get("answers") for r in test)
-        if not short_answer:
+        if not all(r.get("answers") for r in test):
             log.info("test rows without `answers`: free-form metrics (token F1 with the reference, held-out loss), not exact match")
         with_loss = lm.supports_logprobs
         if not with_loss:
@@ -110,7 +109,9 @@ def main() -> None:
         metrics["correction"] = correction_scores(read_jsonl(args.decisions), labels)
         log.info("Auto-Correct against the noise labels: %s", metrics["correction"])
     write_json(args.metrics, {**metrics, **usage})
-    headline = "f1" if short_answer else "token_f1_vs_reference"  # what the plot draws, named in every row
+    # What the plot draws, named in every row: F1 with answers, exact match alone for final numbers (GSM8K-style
+    # references give no F1), else token F1 with the reference.
+    headline = next(m for m in ("f1", "exact_match", "token_f1_vs_reference") if m in metrics[BASE])
     write_json(
         args.scores,
         [{"model": m, "metric": headline, "score": metrics[m][headline], **metrics[m]} for m in (BASE, *MODELS)],

@@ -153,3 +153,19 @@ def test_another_eta_re_decides_from_cached_evidence_without_model_work(pipeline
     decisions = read_lines(repo / "data/curated/decisions.jsonl")
     assert all((d["outcome"] == "corrected") == (d["reason"].endswith("> eta 0.5")) for d in decisions)
     assert all(d["confidence"] > 0.5 for d in decisions if d["outcome"] == "corrected")
+
+
+def test_worked_solution_test_rows_get_final_number_exact_match(repo: Path, tmp_path: Path):
+    """GSM8K-style test rows (answers ending in `#### <number>`) are scored by their final number, which gives exact
+    match and no F1; `evaluate` names that metric in test_scores.json (it stopped with KeyError 'f1' before)."""
+    work = copy_repo(repo, tmp_path / "repo")
+    test = read_lines(work / "data/prepared/test.jsonl")
+    for i, row in enumerate(test):
+        row["response"] = row["answers"][0] = f"{i} + 1 = {i + 1}\n#### {i + 1}"
+    (work / "data/prepared/test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test), encoding="utf-8")
+    run_cmd(["dvc", "repro", "--single-item", "evaluate"], work)
+    metrics = json.loads((work / "metrics/evaluate.json").read_text())
+    assert all("exact_match" in metrics[m] and "f1" not in metrics[m] for m in ("base", "baseline", "filtered", "corrected"))
+    scores = json.loads((work / "metrics/test_scores.json").read_text())
+    assert [s["metric"] for s in scores] == ["exact_match"] * 4
+    assert [s["score"] for s in scores] == [metrics[s["model"]]["exact_match"] for s in scores]
