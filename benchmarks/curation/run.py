@@ -1,6 +1,6 @@
 """Does curation work? CLEAR against the alternatives a user would try, on data with known noise.
 
-Reproduces the CLEAR paper's setup at CPU scale: SQuAD-N and GSM8K-N (0%, 20% and 40% noise),
+Reproduces the CLEAR paper's setup at CPU scale: SQuAD-N (0%, 20% and 40% noise) and GSM8K-N (20%),
 plus plausible errors (another answer span of the paragraph; a worked solution with one step
 altered), one base model for everything, and every curated set fine-tuned with the same LoRA
 budget over several seeds. Detection scores: CLEAR (the pipeline's default crossfit recipe), the
@@ -19,13 +19,14 @@ its set's archive under raw/results/ (one compressed JSON file per set), so an i
 resumes where it stopped, and the committed archives are the evidence behind the report. The report (RESULTS.md, results.json, results.png)
 is written from them after every dataset. The work comes in parts (`--part`), each sized to fit
 one sitting. The test sets' parts: `fresh-n`, `fresh-plausible`, `fresh-freeform-2` and `natural-fresh-2`. The
-other parts hold only retired test sets (manifest.json), which a part recomputes only when `--only` names them:
-`small` (the 100-row sets), `powered-n`, `powered-plausible`, `freeform`, `natural` and `fresh-freeform`.
+other parts hold only retired test sets (manifest.json), which only `--only` recomputes (it runs the sets it names,
+whatever `--part` says): `small` (the 100-row sets), `powered-n`, `powered-plausible`, `freeform`, `natural` and
+`fresh-freeform`. Every run's report shows every set's stored work.
 
-    .venv/bin/python benchmarks/curation/run.py --only squad-n-40    # a retired set of the small part: only when named
+    .venv/bin/python benchmarks/curation/run.py --only squad-n-40    # a retired set: recomputed only when named
     .venv/bin/python benchmarks/curation/run.py --part fresh-n --batch-size 32     # a test set's part, on a GPU
     .venv/bin/python benchmarks/curation/run.py --part fresh-n --methods none random clear_filter clear_correct  # endpoints first
-    .venv/bin/python benchmarks/curation/run.py --quick              # small version, minutes
+    .venv/bin/python benchmarks/curation/run.py --quick              # small version, minutes (report in raw/results/quick/report)
     .venv/bin/python benchmarks/curation/run.py --report-only        # rebuild the report from raw/
 
 On a GPU machine with no network, `airgap.py` carries the packages and the model there and `gpu_run.sh`
@@ -101,13 +102,23 @@ class WorkRecordingCache(Cache):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small datasets, one seed: minutes instead of hours")
+    parser.add_argument("--quick", action="store_true",
+                        help="small datasets, one seed: minutes instead of hours; its report goes to CACHE/results/quick/report, "
+                             "not over the committed one, unless --out says otherwise")
     parser.add_argument("--model", default=None, help="model.name to benchmark (default: params.yaml's)")
-    parser.add_argument("--seeds", type=int, default=None, help="training seeds per cell (default 3; 1 with --quick)")
-    parser.add_argument("--only", nargs="*", default=None, help="dataset names to run (default: all in the plan)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="training seeds per cell (default 3; 1 with --quick); sets that fix their own count "
+                             "(the powered and fresh ones: 5) ignore it")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="dataset names to run, whatever --part says (default: every set of the part); the report "
+                             "still shows every set's stored work. With no names: convert the model, run nothing")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="pipeline params: the settings benchmarked")
-    parser.add_argument("--data-root", type=Path, default=SOURCES, help="folder with the bundled sources (default: data/sources)")
-    parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.json and results.png go")
+    parser.add_argument("--data-root", type=Path, default=SOURCES,
+                        help="folder with the bundled SQuAD, GSM8K and Dolly sources (default: data/sources; "
+                             "the natural-error sets always read the repository's)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where RESULTS.md, results.json and results.png go (default: benchmarks/curation, the committed "
+                             "report; with --quick, CACHE/results/quick/report)")
     parser.add_argument("--cache", type=Path, default=HERE / "raw",
                         help="raw results of finished work (results/, one archive per set, committed for the full run), "
                              "the converted model (models/) and per-row scoring work "
@@ -118,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = sorted({p.part for p in (*POWERED, FREEFORM, *NATURAL, *FRESH, *FRESH_AGAIN)})
     parser.add_argument("--part", default="small", choices=("small", *parts, "all"),
                         help="which part to run (each fits a budget; the others are reported from finished work): "
-                             "fresh-* and natural-fresh-2 = a test set; small = the 100-row sets; powered-* = one 1,000-row set, 5 seeds; "
+                             "fresh-n, fresh-plausible, fresh-freeform-2 and natural-fresh-2 = a test set; small = the 100-row sets; "
+                             "powered-* = one 1,000-row set, 5 seeds; "
                              "freeform = Dolly-N; natural = the first natural-error sets, detection only; a part skips its "
                              "retired sets unless --only names them (default: small)")
     parser.add_argument("--only-seeds", type=int, nargs="+", default=None,
@@ -146,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     params, typed = load_params(args.params, args.batch_size)
     model_name = args.model or params["model"]["name"]
     seeds = args.seeds or (1 if args.quick else 3)
-    specs = [s for s in plan(args.quick) if args.only is None or s.name in args.only]
+    specs = plan(args.quick)  # every set is reported; --part and --only pick which are computed
+    if args.only and (unknown := sorted(set(args.only) - {s.name for s in specs})):
+        parser.error(f"--only: no set named {', '.join(unknown)} in the {'quick ' if args.quick else ''}plan "
+                     f"(its sets: {', '.join(s.name for s in specs)})")
+    out = args.out or (args.cache / "results" / "quick" / "report" if args.quick else HERE)
     safe_name = model_name.replace("/", "_")
     cache = WorkRecordingCache(args.cache / "results" / ("quick" if args.quick else "full") / safe_name, read_only=args.report_only)
     lm = None
@@ -155,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (model_dir / "config.json").exists():
             models.convert_to_safetensors(model_name, model_dir, seed=int(params["model"].get("seed", 0)))
         lm = load_lm(typed, model_dir)
+        if args.only == []:
+            log.info("--only with no names: the model is converted (%s), nothing run", model_dir)
+            return 0
     rows_cache = None if args.report_only else ScoreCache(args.cache / "score-cache" / safe_name)
     model_id = "" if args.report_only else model_fingerprint(args.cache / "models" / safe_name)
     bench = Bench(lm, params, cache, model_name, seeds, rows_cache, model_id, () if args.score_only else args.only_seeds)
@@ -169,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     # were measured and no part spends compute on it unless --only names it.
     roles = {} if args.quick else recorded()
     for spec in specs:
-        selected = not args.report_only and args.part in ("all", spec.part)
+        selected = not args.report_only and (spec.name in args.only if args.only is not None else args.part in ("all", spec.part))
         role = roles.get(spec.name, {})
         if selected and role.get("role") == RETIRED_ROLE and spec.name not in (args.only or ()):
             log.info("%s is a retired test set (development data now; manifest.json): reported from its stored work, "
@@ -206,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             "model": model_name, "seeds": seeds, "train": params["train"], "eta": bench.correct_cfg.eta,
             "judge": bench.correct_cfg.judge, "missing": [s.name for s in specs if s.name not in results["datasets"]],
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        report(results, args.out)
-        log.info("%s done; report written to %s", spec.name, args.out / "RESULTS.md")
+        out.mkdir(parents=True, exist_ok=True)
+        report(results, out)
+        log.info("%s done; report written to %s", spec.name, out / "RESULTS.md")
     return 0
 
 

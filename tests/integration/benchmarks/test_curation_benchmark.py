@@ -215,6 +215,20 @@ def test_parallel_workers_each_train_their_seeds_into_one_cache(tmp_path):
     assert clash.returncode == 2 and "--only-seeds" in clash.stderr
     clash = _run([*common, "--only-seeds", "0", "--score-only", "--out", str(tmp_path / "x")])
     assert clash.returncode == 2 and "--score-only" in clash.stderr
+    clash = _run([*common, "--only", "gsm8k-n-2O", "--out", str(tmp_path / "x")])  # a typo: an error, not a silent no-op
+    assert clash.returncode == 2 and "no set named gsm8k-n-2O" in clash.stderr, clash.stderr[-2000:]
+
+    # --only computes the sets it names, and the report keeps every other set's stored work (it used to hold the named
+    # sets alone, written over the committed report).
+    other = _run([*common, "--only", "truthfulqa-test-300", "--score-only", "--out", str(tmp_path / "n")])
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert {"gsm8k-n-20", "truthfulqa-test-300"} <= set(json.loads((tmp_path / "n" / "results.json").read_text())["datasets"])
+    # Without --out, a quick run's report goes beside its cache, never over the committed one.
+    committed = (ROOT / "benchmarks" / "curation" / "RESULTS.md").read_bytes()
+    rebuilt = _run([*common, "--report-only"])
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert "2 seeds." in (tmp_path / "cache" / "results" / "quick" / "report" / "RESULTS.md").read_text()
+    assert (ROOT / "benchmarks" / "curation" / "RESULTS.md").read_bytes() == committed
 
 
 PUT_ITEMS = """
