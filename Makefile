@@ -57,5 +57,5 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_WORKERS) tests/unit
 
-clean-outputs:
-	rm -rf data/prepared data/scored data/filtered data/curated models metrics reports
+clean-outputs:  # every pipeline output (metrics/ and plots/ are committed: `make demo` or git restores them)
+	rm -rf data/prepared data/scored data/filtered data/curated models metrics plots reports

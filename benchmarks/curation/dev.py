@@ -31,6 +31,7 @@ from harness import Cache
 from sklearn.metrics import roc_auc_score
 from specs import HERE, DatasetSpec, gsm8k_config, plan, squad_config
 
+from clearcurate.config.params import Params
 from clearcurate.core import confidence as cf
 from clearcurate.core.curation import FilterConfig, auto_statistic, redecide, split_by_threshold, threshold
 from clearcurate.core.evaluation import correction_scores, same_answer
@@ -341,8 +342,8 @@ def judge_table(decisions: list[Record], labels: dict[str, Record]) -> dict[str,
     return table
 
 
-def dev_cli(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any], Cache, Path]:
-    """The development scripts' shared command line: (args, params, the store under raw/dev, the model folder)."""
+def dev_cli(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any], Params, Cache, Path]:
+    """The development scripts' shared command line: (args, params, the typed params, the store under raw/dev, the model folder)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", action="store_true", help="print the measurements from stored results; run nothing")
     parser.add_argument("--only", nargs="*", default=None, help="dev set names (default: all)")

@@ -9,7 +9,7 @@ long responses at about 128 tokens), so every flagged row was read and judged by
 any check was changed after reading it; the verdicts are in `dev_defects_labels.json`
 (`defect`: the row has the defect the check names; `fine`: a false flag), and precision is
 defects / flagged. A flag without a verdict is reported as unread, never counted as right. It also counts what the
-long-row rule of training (`training.fit_lengths`) does to each set's rows at `train.max_length`.
+long-row rule of training (`clearcurate.llm.lora.fit_lengths`) does to each set's rows at `train.max_length`.
 
 With `--alpaca FILE[:FIRST]` (rows of the original Alpaca data's `alpaca_data.json`; CC BY-NC, so
 they stay out of this repository) it also checks 1,000 Alpaca rows per file, reporting each flagged
@@ -113,7 +113,7 @@ def measure(sets: dict[str, list[Record]], labels: dict[str, str], show: bool) -
 
 
 def long_rows(sets: dict[str, list[Record]], max_length: int) -> dict[str, Any]:
-    """What the long-row rule (`training.fit_lengths`) does to each set's rows at `max_length`: how many do
+    """What the long-row rule (`clearcurate.llm.lora.fit_lengths`) does to each set's rows at `max_length`: how many do
     not fit, how many lose their response's tail (the rule), how many a quarantine of long rows would
     drop, and how many the old rule (cut the prompt from the left) would have trained without any prompt."""
     from clearcurate.llm import models

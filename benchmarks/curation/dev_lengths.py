@@ -20,7 +20,7 @@ drops by at most 0.02, and |Spearman| on the clean sets stays <= 0.2; amended af
 loss of more than 0.02 on any one set too (`decide`). The `free_form` weights: dev_freeform.py's rule
 with this set added to the sets it is chosen on (`preset_choice`).
 
-    .venv/bin/python benchmarks/curation/dev_lengths.py            # score the set (resumable; ~30 min on 2 cores)
+    .venv/bin/python benchmarks/curation/dev_lengths.py            # score the set (resumable; about 11 minutes on 2 cores)
     .venv/bin/python benchmarks/curation/dev_lengths.py --report   # the numbers, also to dev_lengths_results.json
     .venv/bin/python benchmarks/curation/dev_lengths.py --candidates   # other length rules, to dev_lengths_candidates.json
 

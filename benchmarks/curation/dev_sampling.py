@@ -19,7 +19,7 @@ most 5% of the free-form sets' removed rows (the issue's target), or, if none re
 fewest such rows provided it at least halves them; and only if, pooled over the sets with a clean answer,
 it damages no more clean rows than `top_p: 1` does. Otherwise the default stays 1.
 
-    .venv/bin/python benchmarks/curation/dev_sampling.py           # run (about 50 minutes on 2 cores; resumable)
+    .venv/bin/python benchmarks/curation/dev_sampling.py           # run (about 35 minutes on 2 cores; resumable)
     .venv/bin/python benchmarks/curation/dev_sampling.py --report  # the numbers, also to dev_sampling_results.json
     .venv/bin/python benchmarks/curation/dev_sampling.py --table   # DEVELOPMENT.md's table, from that file
 """

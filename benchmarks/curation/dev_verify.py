@@ -135,7 +135,7 @@ def report(params: dict[str, Any], cache: Any, tokenizer: Any) -> dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
-    _, params, _, cache, model_dir = dev_cli(__doc__, [*(argv or []), "--report"])
+    _, params, _, cache, model_dir = dev_cli(__doc__, [*(sys.argv[1:] if argv is None else argv), "--report"])
     _, tokenizer = models.load(model_dir)
     measured = report(params, cache, tokenizer)
     write_json(HERE / "dev_verify_results.json", measured)

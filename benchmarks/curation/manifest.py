@@ -1,5 +1,6 @@
 """Every data set the benchmark and the development scripts use, with its role, where its rows come
-from and a hash of them: `manifest.json`.
+from and a hash of them: `manifest.json`. (dev_natural.py's two sets are the exception: their wrong answers
+were written by the model and are stored with its measurements in raw/dev, not rebuilt from the sources.)
 
 A test set is one no default was chosen on. Its numbers may be read once a change is final; a test
 set whose numbers were read before a change to a default is retired (it becomes a development set)
@@ -10,7 +11,7 @@ every set and fails when one no longer gives its recorded rows (a builder change
 
     .venv/bin/python benchmarks/curation/manifest.py           # write manifest.json (keeps each set's frozen date)
     .venv/bin/python benchmarks/curation/manifest.py --check   # rebuild every set, compare with manifest.json
-    .venv/bin/python benchmarks/curation/manifest.py --read dolly-n-20-fresh   # its numbers were read today
+    .venv/bin/python benchmarks/curation/manifest.py --read dolly-n-20-fresh-2   # its numbers were read today
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import dev
 import dev_freeform
 import dev_growth
+import dev_lengths
 import natural_sets
 from pydantic import TypeAdapter
 from specs import HERE, NATURAL_KINDS, build, plan
@@ -122,6 +124,11 @@ def entries() -> dict[str, tuple[dict[str, Any], Callable[[], dict[str, str]]]]:
         out[ns.name] = ({"role": "dev", "used_by": "dev_growth.py", "source": _source(ns.kind), "rows": f"{ns.n_rows} train",
                          "noise": f"{ns.noise_rate:.0%} natural", "note": "questions of the development half (natural_sets.part_of)"},
                         lambda ns=ns: {"train": rows_hash(natural_sets.build(ns)[0])})
+    out[dev_lengths.NAME] = ({"role": "dev", "used_by": "dev_lengths.py, dev_sampling.py", "source": _source("dolly"),
+                              "rows": f"{dev_lengths.SET.n_train} train", "noise": f"{dev_lengths.SET.noise_rate:.0%} default",
+                              "note": f"Dolly rows from the development pool, {dev_lengths.SET.short_rows} of them short answers; used "
+                                      "since 2026-12-04 (558c9dc), recorded here 2026-12-06"},
+                             lambda: {"train": rows_hash(dev_lengths.rows_and_labels()[0])})
     for kind in natural_sets.KINDS:
         name = f"{kind}-test-part"
         drawn = [s.name for s in plan(quick=False) if s.kind == kind]
@@ -161,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="rebuild every set and compare with manifest.json; write nothing")
     parser.add_argument("--read", nargs="+", default=[], metavar="SET",
-                        help="record that these test sets' numbers were read today, under today's defaults")
+                        help="record that these test sets' numbers were read today, under today's defaults "
+                             "(the first reading stays: a set read before is left as it was)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     stored = recorded()
