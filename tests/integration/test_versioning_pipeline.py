@@ -123,6 +123,7 @@ def test_diff_of_two_real_commits_is_exact(history):
 @pytest.mark.pipeline
 def test_stage_diff_lists_rows_that_flipped_between_two_filter_runs(history):
     kept_a, kept_b = set(history["before"]["data/filtered/kept.jsonl"]), set(history["after"]["data/filtered/kept.jsonl"])
+    assert kept_a - kept_b, "the stricter filter should remove rows: nothing to list otherwise"
     out = _diff_json(history["repo"], history["a"], history["b"], "--stage", "filter")
     assert {i for i, (x, y) in out["flipped"].items()} == kept_a ^ kept_b
     assert all(x == "kept" and y == "removed" for x, y in out["flipped"].values())  # stricter filter only removes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import sys
 
 import pytest
@@ -135,7 +137,11 @@ def test_fewshot_examples_barely_move_when_rows_are_added():
 
 def test_keys_and_fingerprints_are_stable(tiny_model_dir, tmp_path):
     assert digest({"b": 1, "a": [1, 2]}) == digest({"a": [1, 2], "b": 1}) != digest({"a": [2, 1], "b": 1})
-    assert model_fingerprint(tiny_model_dir) == model_fingerprint(tiny_model_dir)
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")  # another path and other mtimes: the same model
+    assert model_fingerprint(copy) == model_fingerprint(tiny_model_dir)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "rope_theta": 1.0}))  # other config, same weights
+    assert model_fingerprint(copy) != model_fingerprint(tiny_model_dir)
     (tmp_path / "model.safetensors").write_bytes(b"other weights")
     assert model_fingerprint(tmp_path) != model_fingerprint(tiny_model_dir)
 

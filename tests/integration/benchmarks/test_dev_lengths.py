@@ -10,7 +10,7 @@ import yaml
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
-dev_lengths = pytest.importorskip("dev_lengths")
+import dev_lengths
 
 
 def _rows() -> tuple[list[dict], list[bool], list[str]]:

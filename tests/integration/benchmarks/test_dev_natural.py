@@ -9,7 +9,7 @@ import pytest
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
-dev_natural = pytest.importorskip("dev_natural")
+import dev_natural
 
 
 def test_report_scores_each_component_and_preset_against_the_labels():

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
-dev_sampling = pytest.importorskip("dev_sampling")
+import dev_sampling
+
 SETS = (*dev_sampling.FREE_FORM, dev_sampling.POWERED)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import pytest
 
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
-dev = pytest.importorskip("dev")
+import dev
 
 
 def _decisions(kind: str, n: int, conf: float, new: str, old: str) -> list[dict]:

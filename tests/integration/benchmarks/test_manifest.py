@@ -42,6 +42,11 @@ def test_no_default_changed_since_a_test_sets_numbers_were_read():
     for name, s in MANIFEST.items():  # a retired set keeps its read record: it was read under other defaults
         assert not (name in manifest.RETIRED and s["role"].startswith("test")), f"{name} is retired but still a test set"
     read = {n: s["read"] for n, s in MANIFEST.items() if s["role"].startswith("test") and "read" in s}
+    assert read, "no test set is recorded as read: the check below would pass vacuously"
+    # A test set whose numbers the report publishes has been read: it must say so, or this check would skip it.
+    reported = json.loads((ROOT / "benchmarks" / "curation" / "results.json").read_text(encoding="utf-8"))["datasets"]
+    unread = sorted(n for n, d in reported.items() if d.get("role", "").startswith("test") and n not in read)
+    assert not unread, f"{unread}: in results.json but not recorded as read (manifest.py --read NAME)"
     for name, when in read.items():
         assert when["defaults"] == today, (
             f"a default changed after {name}'s numbers were read on {when['date']}: retire it (manifest.RETIRED) "

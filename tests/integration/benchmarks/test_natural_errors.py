@@ -13,7 +13,7 @@ import yaml
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "curation"))
-natural_sets = pytest.importorskip("natural_sets")
+import natural_sets
 
 
 @pytest.mark.parametrize("kind", natural_sets.KINDS)
@@ -48,7 +48,8 @@ def test_a_set_larger_than_its_part_is_an_error():
 
 
 def test_the_growth_script_scores_a_set_with_the_pipelines_code_and_reports_it(tiny_model_dir, tiny_lm, tmp_path):
-    dev_growth = pytest.importorskip("dev_growth")
+    import dev_growth
+
     from clearcurate.cache import model_fingerprint
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
@@ -74,7 +75,7 @@ def test_the_growth_script_scores_a_set_with_the_pipelines_code_and_reports_it(t
 
 def test_every_flag_on_the_bundled_development_rows_was_read():
     """A changed check that flags new rows fails here until a person has read and judged them (dev_defects_labels.json)."""
-    dev_defects = pytest.importorskip("dev_defects")
+    import dev_defects
     labels = json.loads(dev_defects.LABELS.read_text(encoding="utf-8"))
     measured = dev_defects.measure(dev_defects.clean_sets(), {k: v["verdict"] for k, v in labels.items()}, show=False)
     unread = {name: {c: v.get("unread", 0) for c, v in m["by_check"].items() if v.get("unread")}

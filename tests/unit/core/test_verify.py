@@ -50,7 +50,16 @@ def test_written_calculations_are_checked(text, expected):
 )
 def test_what_is_not_plain_arithmetic_is_skipped_not_guessed(text):
     steps = arithmetic_steps(text)
+    assert [s.left for s in steps] == _CHECKED.get(text, []), steps  # skipped, or only the plain calculation
     assert all(s.holds for s in steps), steps
+
+
+# The cases above where a plain calculation remains, and the one left side that is checked.
+_CHECKED = {
+    "He scored 46 - 4 = 42, then + 2 = 44.": ["46 - 4"],
+    "Week 1 + Week 2 = 35 + 35 = 70 hours": ["35 + 35"],
+    "D1 = 322 D3 = 2 * 322 = 644": ["2 * 322"],
+}
 
 
 def test_no_calculation_gives_no_verdict():

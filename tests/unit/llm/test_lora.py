@@ -124,13 +124,17 @@ def test_micro_batches_give_the_whole_batch_gradient(tiny_model_dir):
 def test_training_in_micro_batches_follows_the_same_losses(tiny_model_dir):
     from clearcurate.llm.models import load
 
-    histories = []
+    histories, forwards = [], []
     for max_tokens in (0, 40):
         model, tok = load(tiny_model_dir)
+        calls = [0]
+        model.register_forward_hook(lambda *_, calls=calls: calls.__setitem__(0, calls[0] + 1))
         cfg = LoraTrainConfig(max_steps=4, batch_size=3, learning_rate=5e-3, precision="fp32", max_batch_tokens=max_tokens)
         result = train_lora(attach_lora(model, cfg), tok, ROWS, cfg)
         histories.append([h["loss"] for h in result.history if "loss" in h])
+        forwards.append(calls[0])
     assert len(histories[0]) == 4
+    assert forwards[1] > forwards[0] >= 4  # 40 tokens a pass did split the batches (else both ran the same path)
     assert histories[0] == pytest.approx(histories[1], rel=1e-4)
 
 

@@ -11,9 +11,9 @@ from clearcurate.llm.openai_api import letter_probs, parse_letter
 
 
 def test_strict_letter_parser_accepts_only_unambiguous_answers():
-    for text in ("A", "(B)", "answer: (C)", "answer: A.", " b ", "explanation: it says so, answer: (A)"):
-        assert parse_letter(text, "ABC") in "ABC"
-    assert parse_letter("answer: (C)", "ABC") == "C" and parse_letter(" b ", "ABC") == "B"
+    for text, letter in (("A", "A"), ("(B)", "B"), ("answer: (C)", "C"), ("answer: A.", "A"), (" b ", "B"),
+                         ("explanation: it says so, answer: (A)", "A"), ("answer: B\nbecause answer: B", "B")):
+        assert parse_letter(text, "ABC") == letter, text
     for text in ("", "A dog is an animal", "answer: A or answer: B", "D", "I think so"):
         assert parse_letter(text, "ABC") is None
 
