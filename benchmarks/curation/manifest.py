@@ -127,7 +127,7 @@ def entries() -> dict[str, tuple[dict[str, Any], Callable[[], dict[str, str]]]]:
     out[dev_lengths.NAME] = ({"role": "dev", "used_by": "dev_lengths.py, dev_sampling.py", "source": _source("dolly"),
                               "rows": f"{dev_lengths.SET.n_train} train", "noise": f"{dev_lengths.SET.noise_rate:.0%} default",
                               "note": f"Dolly rows from the development pool, {dev_lengths.SET.short_rows} of them short answers; used "
-                                      "since 2026-12-04 (558c9dc), recorded here 2026-12-06"},
+                                      "since 2026-12-04 (558c9dc)"},
                              lambda: {"train": rows_hash(dev_lengths.rows_and_labels()[0])})
     for kind in natural_sets.KINDS:
         name = f"{kind}-test-part"
