@@ -41,6 +41,7 @@ from clearcurate.core.evaluation import (
 from clearcurate.core.outcomes import Outcome
 from clearcurate.core.records import Record
 from clearcurate.llm.hf import LocalLM
+from clearcurate.llm.models import native_bf16
 from clearcurate.scoring import ScoreConfig, likelihood
 from clearcurate.scoring.similarity import get_similarity
 
@@ -398,8 +399,9 @@ def record_work(cache: Cache, meta_name: str, seconds: float, lm: LocalLM) -> No
     is lost; their times add up (process time, more than the wall time of parallel work)."""
     import torch
 
+    # Whether bf16 is native says which arithmetic `train.precision: auto` trained in: bf16 and fp32 give other numbers.
     machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-               f"Python {platform.python_version()}, model on {_device_name(lm)}")
+               f"Python {platform.python_version()}, model on {_device_name(lm)}, native bf16 {'yes' if native_bf16(lm.device) else 'no'}")
 
     def add(previous: dict[str, Any] | None) -> dict[str, Any]:
         previous = previous or {"wall_seconds": 0.0, "machines": []}
