@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from helpers import build_pipeline_repo
+from helpers import build_pipeline_repo, stopping_tiny_model
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # the worker's subprocesses (dvc stages, servers) inherit it
@@ -52,6 +52,16 @@ def tiny_lm(tiny_model_dir):
 
     model, tokenizer = load(tiny_model_dir)
     return LocalLM(model, tokenizer, batch_size=3, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def stopping_lm(tmp_path_factory):
+    """A tiny model that ends its answers after a few tokens (helpers.stopping_tiny_model), where `tiny_lm` never does."""
+    from clearcurate.llm.hf import LocalLM
+    from clearcurate.llm.models import load
+
+    model_dir = _shared(tmp_path_factory, "stopping-model", lambda folder: stopping_tiny_model(folder / "model"))
+    return LocalLM(*load(model_dir), batch_size=3, show_progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -64,19 +64,61 @@ def assert_same_records(got: list[dict], expected: list[dict], tol: float = 1e-6
                 assert g[key] == value, (e.get("id"), key, g[key], value)
 
 
+# The words `stopping_tiny_model` favours, and the logit each gets over the rest of the vocabulary (about 49k tokens
+# near 0): the end of the answer about 0.2 a step, " Paris" the greedy choice, so sampled answers finish in a few tokens.
+STOPPING_BIAS = {"<|im_end|>": 10.8, " Paris": 11.0, " yes": 10.5, " blue": 10.0, " seven": 9.5}
+
+
+def stopping_tiny_model(out: Path) -> Path:
+    """The `tiny` model made to end its answers: a model directory at `out` for `model.name`.
+
+    The random `tiny` model spreads its probability over the whole vocabulary, so it never ends a sample within a
+    test's budget: every Auto-Correct sample is cut off (nothing can be corrected) and every row's score ties.
+    Here every input embedding gets a constant first coordinate (0.2, ten times the others' spread), which the final
+    norm turns into a near-constant feature (about 4.2), and an untied output layer reads it as a bias on
+    STOPPING_BIAS's tokens. Answers then end after a few tokens, share words (so samples can agree), and a row's
+    likelihood falls with its response's length (so the long off-span answers of the demo's noisy rows score low).
+    """
+    import tempfile
+
+    import torch
+
+    from clearcurate.llm.models import convert_to_safetensors, load
+
+    if (out / "config.json").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        model, tokenizer = load(convert_to_safetensors("tiny", Path(tmp) / "tiny", seed=0))
+    head = torch.nn.Parameter(model.get_input_embeddings().weight.detach().clone())
+    with torch.no_grad():
+        model.get_input_embeddings().weight[:, 0] = 0.2
+        head[:, 0] = 0.0
+        for text, logit in STOPPING_BIAS.items():
+            (token,) = tokenizer.encode(text, add_special_tokens=False)
+            head[token, 0] = logit / 4.2
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = head
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def build_pipeline_repo(
     work: Path,
     params_update: Callable[[dict], None] | None = None,
     write_data: Callable[[Path], None] | None = None,
     **env: str,
 ) -> Path:
-    """A git + DVC repo of the real pipeline on 12 rows with the `tiny` model, after a full `dvc repro`.
+    """A git + DVC repo of the real pipeline on 12 rows with a tiny model that ends its answers
+    (`stopping_tiny_model`, kept beside `work`), after a full `dvc repro`.
 
-    The raw data includes rows without ids, a bad JSON line and a conflicting duplicate.
-    `params_update` edits the test params before the run (e.g. another backend); `write_data`
+    The raw data includes rows without ids, a bad JSON line, a conflicting duplicate and two of the demo's
+    noisy rows. `params_update` edits the test params before the run (e.g. another backend); `write_data`
     writes other data into the repo instead (its params then say where).
     """
     work.mkdir(parents=True, exist_ok=True)
+    model = stopping_tiny_model(work.parent / f"{work.name}-model")
     for name in ("dvc.yaml", "stages", "src"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
@@ -87,7 +129,7 @@ def build_pipeline_repo(
     else:
         _write_demo_rows(work)
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["model"].update(name="tiny", batch_size=4)
+    params["model"].update(name=str(model), batch_size=4)
     params["score"].update(k=2, max_new_tokens=4, max_new_tokens_cap=8)
     params["train"].update(batch_size=4, max_length=256)
     params["correct"].update(max_new_tokens=4, eta=0.0)  # eta 0: any differing candidate is accepted
@@ -104,10 +146,11 @@ def build_pipeline_repo(
 
 
 def _write_demo_rows(work: Path) -> None:
-    """12 demo rows (with the faults above), 4 test rows and the demo's noise labels."""
+    """12 demo rows (with the faults above; the last two are noisy), 4 test rows and the demo's noise labels."""
     raw = work / "data" / "raw"
     raw.mkdir(parents=True)
-    train = read_lines(ROOT / "data/raw/train.jsonl")[:12]
+    demo = read_lines(ROOT / "data/raw/train.jsonl")
+    train = [*demo[:10], demo[13], demo[17]]  # rows 13 and 17: off-span answers (data/labels/noise_labels.jsonl)
     for row in train[:3]:
         del row["id"]  # rows without an id get a content-hash id
     bad_lines = ["{not json", json.dumps({**train[5], "response": "a different answer"})]  # line 13, 14
@@ -156,8 +199,8 @@ def copy_repo(source: Path, dest: Path) -> Path:
 
 
 def with_removed_rows(source: Path, dest: Path) -> Path:
-    """A private copy of a pipeline repo whose filter removes rows, run through `correct`: a fixed threshold
-    above all but the highest scores (the tiny model's scores tie at the bottom, so the default removes none)."""
+    """A private copy of a pipeline repo whose filter removes all but the best-scored rows, run through `correct`:
+    a fixed threshold at the second-highest score, so Auto-Correct decides more rows than the default's 20%."""
     repo = copy_repo(source, dest)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     gamma = sorted(r["confidence"] for r in read_lines(repo / "data/scored/train.jsonl"))[-2]

@@ -73,13 +73,17 @@ def test_every_row_has_exactly_one_outcome(repo: Path):
     # Every row Auto-Correct saw has its decision and evidence; the metrics count them.
     decisions = read_lines(repo / "data/curated/decisions.jsonl")
     removed = {r["id"] for r in read_lines(repo / "data/filtered/removed.jsonl")}
+    assert 0 < len(removed) <= 3  # the lowest-scored 20% of 12 rows
     assert {d["id"] for d in decisions} == removed
     assert all(len(d["samples"]) == 5 and 0.0 <= d["agreement"] <= 1.0 for d in decisions)
     correct = json.loads((repo / "metrics/correct.json").read_text())
     assert correct["judge"] == "agreement" and correct["given"] == len(removed) and correct["corrected"] == len(changes)
+    assert changes and all(c["new"] != c["old"] for c in changes)  # eta 0: a finished, differing sample replaces
     labelled = json.loads((repo / "metrics/evaluate.json").read_text())["correction"]
     known = {r["id"] for r in read_lines(repo / "data/labels/noise_labels.jsonl")}  # rows given content-hash ids have none
     assert labelled["given"] == len(removed & known) and labelled["replaced"] == len({c["id"] for c in changes} & known)
+    noisy = {r["id"] for r in read_lines(repo / "data/labels/noise_labels.jsonl") if r["noisy"]}
+    assert labelled["given_noisy"] == len(removed & noisy) >= 1  # a long off-span answer is among the lowest-scored
 
 
 def test_metrics_show_prints_the_comparison(repo: Path):

@@ -53,7 +53,7 @@ def history(pipeline_run, tmp_path_factory, s3_endpoint):
     The team's S3 remote is configured from the first commit, as a team sets it up: DVC reads
     (and pushes) a commit's data through the remote that commit's config names. The second
     commit is a DVC experiment (`dvc exp run -S ...`), applied and committed as the README says.
-    The stricter gamma is taken from the first run's scores: the random tiny model ties many rows
+    The stricter gamma is taken from the first run's scores: the tiny model's scores can tie
     (saturated components), and a stricter quantile of tied scores can equal the first one.
     """
     repo = copy_repo(pipeline_run, tmp_path_factory.mktemp("team") / "repo")
@@ -170,11 +170,29 @@ def test_push_wipe_pull_round_trip_through_s3_and_a_second_clone(history, tmp_pa
 
 
 @pytest.mark.pipeline
-def test_plots_diff_renders_every_plot_for_two_commits(history, tmp_path):
-    run_cmd(["dvc", "plots", "diff", history["a"], history["b"], "-o", str(tmp_path / "plots")], history["repo"])
+def test_plots_diff_draws_each_commits_own_data(history, tmp_path):
+    repo, revs = history["repo"], {history["a"]: history["before"], history["b"]: history["after"]}
+    run_cmd(["dvc", "plots", "diff", *revs, "-o", str(tmp_path / "plots")], repo)
     html = (tmp_path / "plots" / "index.html").read_text()
     for title in ("Confidence by outcome", "Curation outcomes", "Test score by model"):
         assert title in html
+    # What the page draws, per plot and commit: each commit's outcome counts, its rows in the confidence
+    # histogram, its four models' scores (the stricter second commit removed more, so the two differ).
+    shown = json.loads(run_cmd(["dvc", "plots", "diff", *revs, "--json"], repo, stdout_only=True))["data"]
+
+    def values(title: str) -> list[dict]:
+        (plot,) = next(v for k, v in shown.items() if k.startswith(title))
+        return plot["content"]["data"]["values"]
+
+    drawn = {rev: {v["outcome"]: v["rows"] for v in values("Curation outcomes") if v["rev"] == rev} for rev in revs}
+    for rev, snapshot in revs.items():
+        counts = Counter(o["outcome"] for o in snapshot["data/curated/outcomes.jsonl"].values())
+        assert drawn[rev] == {o: counts.get(o, 0) for o in ("kept", "corrected", "removed", "quarantined")}
+        binned = [v for v in values("Confidence by outcome") if v["rev"] == rev and v["field"] == "kept"]
+        assert sum(v["kept"] + v["corrected"] + v["removed"] for v in binned) == len(snapshot["data/filtered/kept.jsonl"]) + len(
+            snapshot["data/filtered/removed.jsonl"])
+        assert sorted(v["model"] for v in values("Test score by model") if v["rev"] == rev) == ["base", "baseline", "corrected", "filtered"]
+    assert drawn[history["a"]] != drawn[history["b"]]
 
 
 @pytest.mark.pipeline

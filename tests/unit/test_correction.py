@@ -36,12 +36,24 @@ def test_correct_config_rejects_bad_settings():
         CorrectConfig(max_new_tokens_cap=16)
 
 
+def _with_adapter(lm):
+    """`lm` as the filtered model: with a LoRA adapter, taken off again after the test."""
+    adapted = attach_lora(lm.model, LoraTrainConfig(lora_r=2))
+    lm.model = adapted
+    yield lm
+    lm.model = adapted.unload()
+
+
 @pytest.fixture
 def filtered_lm(tiny_lm):
-    adapted = attach_lora(tiny_lm.model, LoraTrainConfig(lora_r=2))
-    tiny_lm.model = adapted
-    yield tiny_lm
-    tiny_lm.model = adapted.unload()
+    """The random tiny model: it never ends an answer within these budgets."""
+    yield from _with_adapter(tiny_lm)
+
+
+@pytest.fixture
+def filtered_stopping_lm(stopping_lm):
+    """A tiny model whose answers end after a few tokens: samples complete, agree and replace."""
+    yield from _with_adapter(stopping_lm)
 
 
 def test_pairwise_judge_asks_both_orders_or_a_fixed_slot(filtered_lm):
@@ -59,18 +71,26 @@ def test_pairwise_judge_asks_both_orders_or_a_fixed_slot(filtered_lm):
         assert both["judge_preference"] == pytest.approx((a["judge_preference"] + b["judge_preference"]) / 2, abs=1e-5)
 
 
-def test_agreement_judge_decides_from_the_filtered_models_samples(filtered_lm):
+def test_agreement_judge_decides_from_the_filtered_models_samples(filtered_stopping_lm):
+    lm = filtered_stopping_lm
     cfg = CorrectConfig(judge="agreement", k=4, max_new_tokens=4, eta=0.0)
-    out = correct_rows(filtered_lm, ROWS, cfg)
-    assert out == correct_rows(filtered_lm, ROWS, cfg)  # per-row seeds: reproducible
-    assert out[1:] == correct_rows(filtered_lm, ROWS[1:], cfg)  # and independent of the other rows
+    out = correct_rows(lm, ROWS, cfg)
+    assert out == correct_rows(lm, ROWS, cfg)  # per-row seeds: reproducible
+    assert out[1:] == correct_rows(lm, ROWS[1:], cfg)  # and independent of the other rows
     for d, row in zip(out, ROWS):
         assert len(d["samples"]) == 4 and 0.0 <= d["agreement"] <= 1.0
         assert d["confidence"] == pytest.approx(d["agreement"] * d["likelihood_preference"])
+        assert d["reason"]
         if d["outcome"] == Outcome.CORRECTED:  # eta 0: any differing agreed answer replaces
-            assert d["new"] in d["samples"] and d["new"] != row["response"]
+            assert d["new"] in d["samples"] and d["new"] != row["response"] and d["confidence"] > 0.0
+            assert d["reason"].startswith("candidate preferred with confidence")
         else:
-            assert d["reason"]
+            assert d["new"] == row["response"]
+    assert any(d["outcome"] == Outcome.CORRECTED for d in out)  # the replacing branch ran
+    assert sum(d["truncated_samples"] for d in out) < 4 * len(out)  # samples ended within their budgets
+    strict = correct_rows(lm, ROWS, CorrectConfig(judge="agreement", k=4, max_new_tokens=4, eta=0.99))
+    assert all(d["outcome"] == Outcome.REMOVED for d in strict)  # the same evidence, refused above eta
+    assert [d["confidence"] for d in strict] == [d["confidence"] for d in out]
 
 
 @pytest.mark.parametrize("judge", ["pairwise", "agreement"])
@@ -103,10 +123,9 @@ def test_agreement_budgets_follow_each_removed_responses_length(filtered_lm):
     n_short = filtered_lm.token_counts([ROWS[0]["response"]])[0]
     assert [d["budget"] for d in out] == [token_budget(n_short, 4, 64), 64] and out[0]["budget"] > 4
     assert n_long * 1.5 + 8 > 64  # the long row hits the cap
-    for d in out:
-        assert 0 <= d["truncated_samples"] <= 3
-        if d["truncated_samples"] == 3:  # nothing complete: the reason says so, not "agrees with the original"
-            assert d["outcome"] == Outcome.REMOVED and d["reason"].startswith("no complete sample")
+    for d in out:  # the random model never ends an answer: nothing complete, and the reason says so
+        assert d["truncated_samples"] == 3
+        assert d["outcome"] == Outcome.REMOVED and d["reason"].startswith("no complete sample")
     fixed = correct_rows(filtered_lm, [ROWS[0], long_row], CorrectConfig(judge="agreement", k=3, max_new_tokens=4,
                                                                             max_new_tokens_cap=0, eta=0.0))
     assert [d["budget"] for d in fixed] == [4, 4]
