@@ -10,7 +10,8 @@ share, and each judge's replacements, correction precision and damage over a ran
 
     .venv/bin/python benchmarks/curation/dev.py             # score and correct every dev set (resumable)
     .venv/bin/python benchmarks/curation/dev.py --only dev-squad-n-20-1k dev-squad-plausible-20-1k --batch-size 32  # on a GPU
-    .venv/bin/python benchmarks/curation/dev.py --report    # the numbers (also to dev_results.json), from stored results
+    .venv/bin/python benchmarks/curation/dev.py --report --params benchmarks/curation/settings_before_issue30.yaml
+        # the numbers (also to dev_results.json) from stored results, which were made with those settings
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cells import load_params, spec_train_config, train_config
+from cells import LEGACY_SETTINGS, load_params, spec_train_config, train_config, train_key_values
 from harness import Cache
 from sklearn.metrics import roc_auc_score
 from specs import HERE, DatasetSpec, gsm8k_config, plan, squad_config
@@ -120,11 +122,13 @@ def score_key(cache: Cache, rows: list[Record], score_cfg: ScoreConfig, train_cf
     """The stored scores' key. The relevance scale is left out: it only maps stored log-probabilities
     to [0, 1], and the report recomputes that mapping for every scale it compares (so is the length
     scale, whether the likelihood is per token, and what `scoring.stored_settings` leaves out). A token cap
-    of 0 (a fixed sample budget) is left out too: the sets scored before the cap existed used a fixed one."""
+    of 0 (a fixed sample budget) is left out too: the sets scored before the cap existed used a fixed one. The
+    training settings are named as the benchmark's cells name them (`cells.train_key_values`): a setting added
+    since (`train.precision`, `train.max_batch_tokens`) at its old behaviour leaves the key as it was."""
     recomputed = ("relevance_scale", "length_scale", "likelihood_per")
     raw = {k: v for k, v in stored_settings(asdict(score_cfg)).items()
            if k not in recomputed and not (k == "max_new_tokens_cap" and v == 0)}
-    return cache.key(rows, raw, asdict(train_cfg))
+    return cache.key(rows, raw, train_key_values(train_cfg))
 
 
 def run(spec: DatasetSpec, lm: Any, params: dict[str, Any], cache: Cache) -> None:
@@ -174,8 +178,18 @@ def correction_key(
     conf = {r["id"]: r["confidence"] for r in scored}
     _, removed_ids = split_by_threshold(conf, threshold(list(conf.values()), FilterConfig(quantile=0.2)).gamma)
     removed = set(removed_ids)
-    ckey = cache.key(key, [r["id"] for r in rows if r["id"] in removed], asdict(spec_train_config(spec, train_cfg)), spec.max_new_tokens)
+    budget = train_key_values(spec_train_config(spec, train_cfg))
+    ckey = cache.key(key, [r["id"] for r in rows if r["id"] in removed], budget, spec.max_new_tokens)
     return removed, ckey
+
+
+def refuse_other_settings(names: Sequence[str], script: str) -> None:
+    """Stop a `--report` that would miss these sets' stored results (their keys follow the score and train settings of
+    the params they were made with): a report without them would overwrite the committed evidence with less."""
+    if names:
+        raise SystemExit(f"{', '.join(names)}: stored results were made with other score or train settings than these params; "
+                         f"rescore ({script} without --report) or report with the settings they were made with: the stored "
+                         f"development results were made with --params {LEGACY_SETTINGS.relative_to(HERE.parents[1])}")
 
 
 def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, Any]:
@@ -184,12 +198,14 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
     labelled_powered: dict[str, tuple[list[int], list[Record]]] = {}
     responses: dict[str, list[str]] = {}  # per set, in row order (the sets share row ids)
     train_cfg = train_config(params["train"])
+    missing: list[str] = []
     for spec in DEV_SETS + DEV_SETS_POWERED:
         rows, labels = dev_rows(spec)
         score_cfg = ScoreConfig(**{**params["score"], "max_new_tokens": spec.max_new_tokens})
         key = score_key(cache, rows, score_cfg, train_cfg)
         scored = cache.get(f"{spec.name}/score-{key}")
         if scored is None:
+            missing += [spec.name] if cache.entries(spec.name) else []
             continue
         responses[spec.name] = [r["response"] for r in rows]
         res: dict[str, Any] = {"rows": len(rows), "noisy": sum(label["noisy"] for label in labels.values())}
@@ -212,6 +228,7 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
         out[spec.name] = res
         if 0 < sum(y) < len(y):
             (labelled if spec in DEV_SETS else labelled_powered)[spec.name] = (y, scored)
+    refuse_other_settings(missing, "dev.py")
     out["weight_selection"] = select_weights(labelled)
     # At the powered scale: would those sets change the choice, and what is the best any weighting reaches on each alone?
     out["weight_selection_with_powered"] = select_weights(labelled | labelled_powered)
@@ -347,7 +364,8 @@ def dev_cli(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, dict[
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", action="store_true", help="print the measurements from stored results; run nothing")
     parser.add_argument("--only", nargs="*", default=None, help="dev set names (default: all)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help=f"params file (the stored development results were made with {LEGACY_SETTINGS.name}: pass it with --report)")
     parser.add_argument("--batch-size", type=int, default=None, help="rows per forward pass; changes speed, not results")
     args = parser.parse_args(argv)
     setup_logging()

@@ -12,7 +12,8 @@ Dolly-N. Every row comes from the development pools (`noisy_freeform.pool_of`, G
 questions no benchmark trains on), never from a benchmark's rows.
 
     .venv/bin/python benchmarks/curation/dev_freeform.py            # score (resumable)
-    .venv/bin/python benchmarks/curation/dev_freeform.py --report   # the numbers, also to dev_freeform_results.json
+    .venv/bin/python benchmarks/curation/dev_freeform.py --report --params benchmarks/curation/settings_before_issue30.yaml
+        # the numbers, also to dev_freeform_results.json, from stored results: they were scored with those settings
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import baselines
 import numpy as np
 from cells import train_config
-from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, grid, score_key
+from dev import DEV_SETS, SCORED_WITH, dev_cli, dev_rows, grid, refuse_other_settings, score_key
 from harness import Cache
 from noisy_freeform import DOLLY_SOURCE, DollyNConfig, build_dolly_n
 from scipy.stats import spearmanr
@@ -279,12 +280,7 @@ def report(params: dict[str, Any], cache: Cache, tokenizer: Any) -> dict[str, An
     |Spearman(length, confidence)| <= 0.2 on both clean free-form sets, the best worst-case AUROC over the
     noisy sets where some component reaches 0.6 (the others carry no signal to weigh)."""
     sets = labelled_sets(params, cache)
-    if stale := [spec.name for spec in SETS if spec.name not in sets and cache.entries(spec.name)]:
-        # Their keys follow params.yaml's score and train settings: a report from none of them would
-        # overwrite the evidence with an empty one.
-        raise SystemExit(f"{', '.join(stale)}: stored scores were made with other score or train settings than "
-                         "these params; rescore (dev_freeform.py without --report) or report "
-                         "with the params they were made with")
+    refuse_other_settings([spec.name for spec in SETS if spec.name not in sets and cache.entries(spec.name)], "dev_freeform.py")
     out: dict[str, Any] = {"sets": {}}
     train_cfg = train_config(params["train"])
     for spec in SETS:  # the budget comparison: fixed against length-aware, stored components as they were

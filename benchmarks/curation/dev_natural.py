@@ -18,7 +18,9 @@ to `dev_natural_results.json`): each component's AUROC, each preset's confidence
 check included), and how many rows the arithmetic check flags.
 
     .venv/bin/python benchmarks/curation/dev_natural.py            # write and score (about 20 min on 2 cores; resumable)
-    .venv/bin/python benchmarks/curation/dev_natural.py --report   # the numbers, from stored results
+    .venv/bin/python benchmarks/curation/dev_natural.py --report --params benchmarks/curation/settings_before_issue30.yaml
+        # the numbers, from stored results: they were written and scored with those settings (today's train settings
+        # key other answers and scores, which a run without --report would make)
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ import json
 import logging
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from cells import train_config
-from dev import DEV_SETS, dev_cli, dev_rows, score_key
+from cells import train_config, train_key_values
+from dev import DEV_SETS, dev_cli, dev_rows, refuse_other_settings, score_key
 from harness import Cache
 from sklearn.metrics import roc_auc_score
 from specs import HERE
@@ -117,10 +119,11 @@ def natural_set(name: str, cache: Cache, params: dict[str, Any], lm: Any | None)
     """The rows (noisy ones answered by the model) and their labels; the answers are written once and stored."""
     rows, labels = dev_rows(source(name))
     writer, train_cfg = SETS[name], train_config(params["train"])
-    how = [SHOTS, writer.draws, TEMPERATURE, writer.max_tokens, *([asdict(train_cfg)] if writer.tuned else [])]
+    how = [SHOTS, writer.draws, TEMPERATURE, writer.max_tokens, *([train_key_values(train_cfg)] if writer.tuned else [])]
     key = f"{name}/written-{cache.key(rows, params['model']['name'], *how)}"
     answers = cache.get(key) if lm is None else cache.fetch(key, lambda: written(lm, rows, labels, writer, train_cfg))
     if answers is None:
+        refuse_other_settings([name] if cache.entries(name) else [], "dev_natural.py")
         raise SystemExit(f"{name}: no stored answers; run without --report first")
     labels = {i: {**label, "noisy": i in answers} for i, label in labels.items()}
     return [{**r, "response": answers.get(r["id"], r["response"])} for r in rows], labels
@@ -157,6 +160,7 @@ def measure(name: str, cache: Cache, params: dict[str, Any], lm: Any | None) -> 
     else:
         scored = cache.fetch(key, lambda: score_rows(lm, rows, cfg, get_similarity(cfg.similarity), train_cfg))
     if scored is None:
+        refuse_other_settings([name] if cache.entries(name) else [], "dev_natural.py")
         raise SystemExit(f"{name}: no stored scores; run without --report first")
     return report(rows, labels, scored, params, source(name).max_new_tokens)
 
